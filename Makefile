@@ -1,0 +1,31 @@
+# optoloop: `make demo` runs the main job, `make test` passes the tests.
+# Both install what is missing first (scripts/deps.sh).
+
+GO      ?= go
+BIN     := bin/optoloop
+DEMO    := demo-out
+
+.PHONY: all deps build test vet demo bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/optoloop
+
+vet: deps
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -race -timeout 14m ./...
+
+demo: build
+	scripts/demo.sh $(BIN) $(DEMO)
+
+bench: build
+	scripts/bench.sh $(BIN)
+
+clean:
+	rm -rf bin $(DEMO)
