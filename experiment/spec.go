@@ -1,0 +1,348 @@
+// Package experiment defines the experiment file: which lines to compare, how much random-light
+// data to collect per line, how to train each line's ensemble, how to evaluate it against no
+// light and random light, and an optional cross-evaluation. Both the Raft coordinator and the
+// single-process runner read it through Parse.
+//
+// The file is YAML. Unknown fields, wrong types and bad values are refused with the path of the
+// field named (for example "collect.hours_per_line: -1 must be > 0"). A field that is omitted
+// takes its value from the reference protocol (Default).
+package experiment
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+)
+
+// Spec is one experiment. Every field maps to the YAML key in its tag.
+type Spec struct {
+	// Name identifies the experiment in the run folder and the coordinator: 1-63 characters of
+	// [a-z0-9-], starting with a letter or digit. Required.
+	Name string `yaml:"name" json:"name"`
+	// Seed is the root of every random draw of the experiment (animals, light schedules,
+	// network initialisation, minibatches). Default 1.
+	Seed uint64 `yaml:"seed" json:"seed"`
+	// Lines are the transgenic line codes to compare (for example "301", "446", "73"): 1-32
+	// characters of [A-Za-z0-9_.-], unique. Required, at least one.
+	Lines []string `yaml:"lines" json:"lines"`
+	// ArenasPerLine is how many arenas (plates) run each line at the same time: a hint for the
+	// single-process runner and for sizing a cluster. Default 4, at most 1000.
+	ArenasPerLine int `yaml:"arenas_per_line" json:"arenas_per_line"`
+	// Collect is the random-light data collection phase.
+	Collect Collect `yaml:"collect" json:"collect"`
+	// Train is the training phase: one ensemble per line.
+	Train Train `yaml:"train" json:"train"`
+	// Evaluate is the evaluation phase: agent, no light and random light per line.
+	Evaluate Evaluate `yaml:"evaluate" json:"evaluate"`
+	// CrossEvaluate, when present, runs the agents of each of its lines on animals of each of
+	// its lines. Optional.
+	CrossEvaluate *CrossEvaluate `yaml:"cross_evaluate,omitempty" json:"cross_evaluate,omitempty"`
+	// Policy bounds how stale the parameters a worker acts on may be.
+	Policy Policy `yaml:"policy" json:"policy"`
+}
+
+// Collect configures the random-light data collection, one new animal per episode.
+type Collect struct {
+	// HoursPerLine is how many hours of random-light episodes to record per line (> 0, at
+	// most 1000). Default 5 (the reference).
+	HoursPerLine float64 `yaml:"hours_per_line" json:"hours_per_line"`
+	// EpisodeSeconds is the length of one collection episode in seconds (> 0, at most 86400).
+	// Default 1200 (20 min).
+	EpisodeSeconds float64 `yaml:"episode_seconds" json:"episode_seconds"`
+	// LightProbability is the probability that the light goes on for the next 3 frames,
+	// decided every 3 frames (0 < p < 1). Default 0.1.
+	LightProbability float64 `yaml:"light_probability" json:"light_probability"`
+}
+
+// Train configures each line's ensemble of discrete soft actor-critic agents.
+type Train struct {
+	// EnsembleSize is the number of agents per line (1-1000). Default 20.
+	EnsembleSize int `yaml:"ensemble_size" json:"ensemble_size"`
+	// Updates is the number of gradient updates per agent (1-100,000,000). Default 100000.
+	Updates int `yaml:"updates" json:"updates"`
+	// BatchSize is the minibatch size (1-65536). Default 64.
+	BatchSize int `yaml:"batch_size" json:"batch_size"`
+	// CheckpointEvery is the number of updates between checkpoints and parameter versions
+	// (1..updates). Default 5000.
+	CheckpointEvery int `yaml:"checkpoint_every" json:"checkpoint_every"`
+}
+
+// Evaluate configures the comparison of the agent with no light and random light.
+type Evaluate struct {
+	// EpisodesPerCondition is the number of episodes per line and condition (agent, none,
+	// random), the targets taken in turn (1-10000). Default 10.
+	EpisodesPerCondition int `yaml:"episodes_per_condition" json:"episodes_per_condition"`
+	// EpisodeSeconds is the length of one evaluation episode in seconds (> 0, at most 86400).
+	// Default 600.
+	EpisodeSeconds float64 `yaml:"episode_seconds" json:"episode_seconds"`
+	// TargetDistanceCM is the distance of the target from the plate centre in cm (> 0, at
+	// most 2, the plate radius). Default 1.5.
+	TargetDistanceCM float64 `yaml:"target_distance_cm" json:"target_distance_cm"`
+	// Targets are the directions of the target from the plate centre, taken in turn: any of
+	// up, down, left, right (image coordinates: up is -y), unique. Default all four.
+	Targets []string `yaml:"targets" json:"targets"`
+}
+
+// CrossEvaluate runs agents of line A on animals of line B for every pair of its lines.
+type CrossEvaluate struct {
+	// Lines are the lines whose agents and animals are crossed; each must be one of the
+	// experiment's lines (it needs a trained ensemble), unique, at least two.
+	Lines []string `yaml:"lines" json:"lines"`
+	// Episodes is the number of episodes per (agent line, animal line) pair (1-10000).
+	// Default 10.
+	Episodes int `yaml:"episodes" json:"episodes"`
+}
+
+// Policy bounds the parameters that workers act on.
+type Policy struct {
+	// MaxStaleness is how many parameter versions older than the newest a worker may act on
+	// (0 = only the newest; at most 1000). Default 2.
+	MaxStaleness int `yaml:"max_staleness" json:"max_staleness"`
+}
+
+// Default returns the reference protocol (DESIGN.md section 1) with no name and no lines.
+func Default() Spec {
+	return Spec{
+		Seed:          1,
+		ArenasPerLine: 4,
+		Collect:       Collect{HoursPerLine: 5, EpisodeSeconds: 1200, LightProbability: 0.1},
+		Train:         Train{EnsembleSize: 20, Updates: 100000, BatchSize: 64, CheckpointEvery: 5000},
+		Evaluate: Evaluate{
+			EpisodesPerCondition: 10,
+			EpisodeSeconds:       600,
+			TargetDistanceCM:     1.5,
+			Targets:              []string{"up", "down", "left", "right"},
+		},
+		Policy: Policy{MaxStaleness: 2},
+	}
+}
+
+// DefaultCrossEpisodes is the number of cross-evaluation episodes per pair when the
+// cross_evaluate section omits episodes.
+const DefaultCrossEpisodes = 10
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	lineRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$`)
+)
+
+// ErrUnknownLine is wrapped by ValidateLines when a line is not in the catalogue.
+var ErrUnknownLine = errors.New("unknown line")
+
+// FieldError is a bad value, naming the field's path in the file.
+type FieldError struct {
+	// Path is the field's path, dot separated, with list indices: "evaluate.targets[2]".
+	Path string
+	// Msg says what is wrong with it.
+	Msg string
+	// Err is the underlying error, if any.
+	Err error
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+
+// Unwrap returns the underlying error.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(path, format string, args ...any) error {
+	return &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ValidLineCode reports whether code is syntactically a line code.
+func ValidLineCode(code string) bool { return lineRE.MatchString(code) }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+func checkFloat(path string, v, lo, hi float64, loOpen bool) error {
+	if !finite(v) {
+		return fieldErr(path, "%v must be a finite number", v)
+	}
+	if loOpen && v <= lo {
+		return fieldErr(path, "%v must be > %v", v, lo)
+	}
+	if !loOpen && v < lo {
+		return fieldErr(path, "%v must be >= %v", v, lo)
+	}
+	if v > hi {
+		return fieldErr(path, "%v must be <= %v", v, hi)
+	}
+	return nil
+}
+
+func checkInt(path string, v, lo, hi int) error {
+	if v < lo {
+		return fieldErr(path, "%d must be >= %d", v, lo)
+	}
+	if v > hi {
+		return fieldErr(path, "%d must be <= %d", v, hi)
+	}
+	return nil
+}
+
+func checkLines(path string, lines []string, min int) error {
+	if len(lines) < min {
+		return fieldErr(path, "needs at least %d line(s), got %d", min, len(lines))
+	}
+	if len(lines) > 1000 {
+		return fieldErr(path, "at most 1000 lines, got %d", len(lines))
+	}
+	seen := make(map[string]bool, len(lines))
+	for i, l := range lines {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if !lineRE.MatchString(l) {
+			return fieldErr(p, "%q is not a line code (1-32 characters of [A-Za-z0-9_.-])", l)
+		}
+		if seen[l] {
+			return fieldErr(p, "%q appears twice", l)
+		}
+		seen[l] = true
+	}
+	return nil
+}
+
+// Validate reports the first bad field of s, naming its path. It checks line syntax only;
+// ValidateLines checks lines against a catalogue.
+func (s Spec) Validate() error {
+	if s.Name == "" {
+		return fieldErr("name", "required")
+	}
+	if !nameRE.MatchString(s.Name) {
+		return fieldErr("name", "%q must be 1-63 characters of [a-z0-9-] starting with a letter or digit", s.Name)
+	}
+	if err := checkLines("lines", s.Lines, 1); err != nil {
+		return err
+	}
+	if err := checkInt("arenas_per_line", s.ArenasPerLine, 1, 1000); err != nil {
+		return err
+	}
+	c := s.Collect
+	if err := checkFloat("collect.hours_per_line", c.HoursPerLine, 0, 1000, true); err != nil {
+		return err
+	}
+	if err := checkFloat("collect.episode_seconds", c.EpisodeSeconds, 0, 86400, true); err != nil {
+		return err
+	}
+	if !finite(c.LightProbability) || c.LightProbability <= 0 || c.LightProbability >= 1 {
+		return fieldErr("collect.light_probability", "%v must be > 0 and < 1", c.LightProbability)
+	}
+	if n := c.HoursPerLine * 3600 / c.EpisodeSeconds; n > 1e6 {
+		return fieldErr("collect.hours_per_line", "%v h in %v s episodes is %.0f episodes per line, more than 1000000", c.HoursPerLine, c.EpisodeSeconds, n)
+	}
+	t := s.Train
+	if err := checkInt("train.ensemble_size", t.EnsembleSize, 1, 1000); err != nil {
+		return err
+	}
+	if err := checkInt("train.updates", t.Updates, 1, 100_000_000); err != nil {
+		return err
+	}
+	if err := checkInt("train.batch_size", t.BatchSize, 1, 65536); err != nil {
+		return err
+	}
+	if err := checkInt("train.checkpoint_every", t.CheckpointEvery, 1, t.Updates); err != nil {
+		return err
+	}
+	e := s.Evaluate
+	if err := checkInt("evaluate.episodes_per_condition", e.EpisodesPerCondition, 1, 10000); err != nil {
+		return err
+	}
+	if err := checkFloat("evaluate.episode_seconds", e.EpisodeSeconds, 0, 86400, true); err != nil {
+		return err
+	}
+	if err := checkFloat("evaluate.target_distance_cm", e.TargetDistanceCM, 0, 2, true); err != nil {
+		return err
+	}
+	if len(e.Targets) == 0 {
+		return fieldErr("evaluate.targets", "needs at least one target")
+	}
+	seen := map[string]bool{}
+	for i, name := range e.Targets {
+		p := fmt.Sprintf("evaluate.targets[%d]", i)
+		if _, _, ok := direction(name); !ok {
+			return fieldErr(p, "%q must be one of up, down, left, right", name)
+		}
+		if seen[name] {
+			return fieldErr(p, "%q appears twice", name)
+		}
+		seen[name] = true
+	}
+	if ce := s.CrossEvaluate; ce != nil {
+		if err := checkLines("cross_evaluate.lines", ce.Lines, 2); err != nil {
+			return err
+		}
+		own := map[string]bool{}
+		for _, l := range s.Lines {
+			own[l] = true
+		}
+		for i, l := range ce.Lines {
+			if !own[l] {
+				return fieldErr(fmt.Sprintf("cross_evaluate.lines[%d]", i), "%q is not one of lines (its agents must be trained)", l)
+			}
+		}
+		if err := checkInt("cross_evaluate.episodes", ce.Episodes, 1, 10000); err != nil {
+			return err
+		}
+	}
+	if err := checkInt("policy.max_staleness", s.Policy.MaxStaleness, 0, 1000); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ValidateLines reports the first line of s (in lines, then cross_evaluate.lines) for which
+// known returns false; the error wraps ErrUnknownLine. A nil known accepts every line.
+func (s Spec) ValidateLines(known func(code string) bool) error {
+	if known == nil {
+		return nil
+	}
+	for i, l := range s.Lines {
+		if !known(l) {
+			return &FieldError{Path: fmt.Sprintf("lines[%d]", i), Msg: fmt.Sprintf("%q is not in the lines catalogue", l), Err: ErrUnknownLine}
+		}
+	}
+	if s.CrossEvaluate != nil {
+		for i, l := range s.CrossEvaluate.Lines {
+			if !known(l) {
+				return &FieldError{Path: fmt.Sprintf("cross_evaluate.lines[%d]", i), Msg: fmt.Sprintf("%q is not in the lines catalogue", l), Err: ErrUnknownLine}
+			}
+		}
+	}
+	return nil
+}
+
+// CollectEpisodesPerLine is the number of collection episodes per line:
+// ceil(hours_per_line * 3600 / episode_seconds).
+func (s Spec) CollectEpisodesPerLine() int {
+	return int(math.Ceil(s.Collect.HoursPerLine*3600/s.Collect.EpisodeSeconds - 1e-9))
+}
+
+// CrossLines returns the cross-evaluation lines, or nil when there is no cross-evaluation.
+func (s Spec) CrossLines() []string {
+	if s.CrossEvaluate == nil {
+		return nil
+	}
+	return s.CrossEvaluate.Lines
+}
+
+// Target returns the i-th evaluation target (taken in turn through Targets) as its name and
+// its offset from the plate centre in cm, in image coordinates (x right, y down).
+func (s Spec) Target(i int) (name string, xCM, yCM float64) {
+	name = s.Evaluate.Targets[i%len(s.Evaluate.Targets)]
+	dx, dy, _ := direction(name)
+	d := s.Evaluate.TargetDistanceCM
+	return name, dx * d, dy * d
+}
+
+func direction(name string) (dx, dy float64, ok bool) {
+	switch name {
+	case "up":
+		return 0, -1, true
+	case "down":
+		return 0, 1, true
+	case "left":
+		return -1, 0, true
+	case "right":
+		return 1, 0, true
+	}
+	return 0, 0, false
+}
