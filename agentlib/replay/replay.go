@@ -1,0 +1,251 @@
+// Package replay stores the per-frame records of episodes and samples training transitions
+// (s, a, r, s') from them.
+//
+// A transition is a window of obs.Frames+1 consecutive records of one episode, frames t-14..t+1:
+// s is the observation of frames t-14..t, s' that of frames t-13..t+1, a is the light chosen
+// after observing frame t (Record.Light of frame t, which acted on frame t+1), and r is
+// obs.Reward from the position of frame t to that of frame t+1. A window that would cross an
+// episode boundary or contains a frame whose tracking was lost is never sampled.
+//
+// The target of a sampled window: without augmentation it is the target recorded with frame t
+// (Record.TargetX, TargetY). With augmentation (the default, for random-light data that has no
+// meaningful target), the base target is the worm's position at frame t; the virtual target is
+// that position plus an independent uniform shift in [-MaxShift, MaxShift] in x and in y, and
+// the whole window (s and s': positions about the virtual target, and every body and head
+// angle) is rotated by one uniform angle in [0, 2 pi). The reward is computed from the shifted,
+// unrotated positions; rotation about the target does not change distances to it.
+package replay
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/optoloop/optoloop/agentlib/obs"
+)
+
+// ErrEmpty is returned by Sample when the replay holds no sampleable window.
+var ErrEmpty = errors.New("replay: no sampleable window (empty replay or no 16 consecutive tracked frames)")
+
+// Record is one camera frame of one episode.
+type Record struct {
+	// T is the time of the frame in seconds since the episode started.
+	T float64 `json:"t"`
+	// X, Y is the worm's centre in reference pixels (540 px/cm), image coordinates.
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+	// Body and Head are the body and head angles in radians, atan2(dy, dx) in image coordinates.
+	Body float64 `json:"body"`
+	Head float64 `json:"head"`
+	// OK is false when tracking failed on this frame; X, Y, Body and Head are then meaningless.
+	OK bool `json:"ok"`
+	// Light is the action chosen after observing this frame (a_t): it acts on frame t+1.
+	Light bool `json:"light"`
+	// Episode identifies the episode; records of one episode are appended in time order.
+	Episode string `json:"episode"`
+	// PolicyVersion is the parameter version of the policy that chose Light (0: not a learnt
+	// policy, e.g. random light).
+	PolicyVersion uint64 `json:"policy_version"`
+	// TargetX, TargetY is the episode's target in reference pixels (meaningless for random-light
+	// collection episodes).
+	TargetX float64 `json:"target_x"`
+	TargetY float64 `json:"target_y"`
+}
+
+// Batch is a minibatch of transitions. S and S2 are N x obs.Size row-major.
+type Batch struct {
+	N  int
+	S  []float32 // observations s
+	A  []int     // actions: 0 light off, 1 light on
+	R  []float32 // rewards
+	S2 []float32 // next observations s'
+}
+
+// NewBatch returns a batch with room for n transitions. It panics if n < 1.
+func NewBatch(n int) *Batch {
+	if n < 1 {
+		panic("replay: batch size must be positive")
+	}
+	return &Batch{N: n, S: make([]float32, n*obs.Size), A: make([]int, n), R: make([]float32, n), S2: make([]float32, n*obs.Size)}
+}
+
+// Replay is a store of records that samples transitions. Implementations are safe for
+// concurrent use. The in-process implementation is Memory; a Redis-backed one lives with the
+// cluster code.
+type Replay interface {
+	// Append adds records. Records of one episode must come in strictly increasing time; a bad
+	// record fails the whole call and changes nothing.
+	Append(recs ...Record) error
+	// Len returns the number of records held.
+	Len() int
+	// Windows returns the number of sampleable windows.
+	Windows() int
+	// Sample fills dst with dst.N transitions drawn uniformly (with replacement) from the
+	// sampleable windows using rng. It returns ErrEmpty if there is none.
+	Sample(rng *rand.Rand, dst *Batch) error
+}
+
+// Config configures sampling.
+type Config struct {
+	// Augment turns on the rotation and shift augmentation (see the package documentation).
+	// Default true.
+	Augment bool
+	// MaxShift is the largest shift of the virtual target from the worm's position at frame t,
+	// in reference pixels, in each of x and y. Default 900 (1.667 cm). Used when Augment.
+	MaxShift float64
+	// Rotate rotates each sampled window by a uniform random angle. Default true. Used when
+	// Augment.
+	Rotate bool
+}
+
+// DefaultConfig returns the reference augmentation: shifts up to +-900 px and random rotation.
+func DefaultConfig() Config { return Config{Augment: true, MaxShift: 900, Rotate: true} }
+
+// Validate reports the first unusable field.
+func (c Config) Validate() error {
+	if c.Augment && (!(c.MaxShift >= 0) || math.IsInf(c.MaxShift, 0)) {
+		return fmt.Errorf("replay: max shift %v must be finite and non-negative", c.MaxShift)
+	}
+	return nil
+}
+
+type window struct{ track, start int32 }
+
+type track struct {
+	id   string
+	recs []Record
+	run  int // tracked frames at the end of recs
+}
+
+// Memory is the in-process Replay. The zero value is not usable; call NewMemory.
+type Memory struct {
+	cfg     Config
+	mu      sync.RWMutex
+	index   map[string]int
+	tracks  []*track
+	windows []window
+	n       int
+}
+
+var _ Replay = (*Memory)(nil)
+
+// NewMemory returns an empty in-process replay.
+func NewMemory(cfg Config) (*Memory, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Memory{cfg: cfg, index: map[string]int{}}, nil
+}
+
+func finite(v ...float64) bool {
+	for _, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// Append implements Replay.
+func (m *Memory) Append(recs ...Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last := map[string]float64{}
+	for i, r := range recs {
+		if r.Episode == "" {
+			return fmt.Errorf("replay: record %d has no episode id", i)
+		}
+		if !finite(r.T, r.TargetX, r.TargetY) || (r.OK && !finite(r.X, r.Y, r.Body, r.Head)) {
+			return fmt.Errorf("replay: record %d of episode %q has a non-finite value", i, r.Episode)
+		}
+		prev, seen := last[r.Episode]
+		if !seen {
+			if ti, ok := m.index[r.Episode]; ok {
+				tr := m.tracks[ti]
+				prev, seen = tr.recs[len(tr.recs)-1].T, true
+			}
+		}
+		if seen && !(r.T > prev) {
+			return fmt.Errorf("replay: record %d of episode %q at t=%v does not follow t=%v", i, r.Episode, r.T, prev)
+		}
+		last[r.Episode] = r.T
+	}
+	for _, r := range recs {
+		ti, ok := m.index[r.Episode]
+		if !ok {
+			ti = len(m.tracks)
+			m.index[r.Episode] = ti
+			m.tracks = append(m.tracks, &track{id: r.Episode})
+		}
+		tr := m.tracks[ti]
+		tr.recs = append(tr.recs, r)
+		if r.OK {
+			tr.run++
+		} else {
+			tr.run = 0
+		}
+		if tr.run >= obs.Frames+1 {
+			m.windows = append(m.windows, window{track: int32(ti), start: int32(len(tr.recs) - obs.Frames - 1)})
+		}
+		m.n++
+	}
+	return nil
+}
+
+// Len implements Replay.
+func (m *Memory) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.n
+}
+
+// Windows implements Replay.
+func (m *Memory) Windows() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.windows)
+}
+
+// Episodes returns the number of episodes held.
+func (m *Memory) Episodes() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.tracks)
+}
+
+// Sample implements Replay. It allocates nothing.
+func (m *Memory) Sample(rng *rand.Rand, dst *Batch) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if len(m.windows) == 0 {
+		return ErrEmpty
+	}
+	var poses [obs.Frames + 1]obs.Pose
+	for k := 0; k < dst.N; k++ {
+		w := m.windows[rng.IntN(len(m.windows))]
+		recs := m.tracks[w.track].recs[w.start : int(w.start)+obs.Frames+1]
+		for i, r := range recs {
+			poses[i] = obs.Pose{X: r.X, Y: r.Y, Body: r.Body, Head: r.Head}
+		}
+		now := recs[obs.Frames-1]
+		tx, ty, theta := now.TargetX, now.TargetY, 0.0
+		if m.cfg.Augment {
+			tx = now.X + (2*rng.Float64()-1)*m.cfg.MaxShift
+			ty = now.Y + (2*rng.Float64()-1)*m.cfg.MaxShift
+			if m.cfg.Rotate {
+				theta = 2 * math.Pi * rng.Float64()
+			}
+		}
+		next := poses[obs.Frames]
+		obs.Encode(dst.S[k*obs.Size:(k+1)*obs.Size], poses[:obs.Frames], tx, ty, theta)
+		obs.Encode(dst.S2[k*obs.Size:(k+1)*obs.Size], poses[1:], tx, ty, theta)
+		dst.A[k] = 0
+		if now.Light {
+			dst.A[k] = 1
+		}
+		dst.R[k] = float32(obs.Reward(now.X, now.Y, next.X, next.Y, tx, ty))
+	}
+	return nil
+}

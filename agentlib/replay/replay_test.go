@@ -1,0 +1,192 @@
+package replay
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/optoloop/optoloop/agentlib/obs"
+)
+
+// track returns n records of episode ep; frame i is at x = base+i (so positions identify
+// frames), lost where lost[i].
+func mkTrack(ep string, base float64, n int, lost map[int]bool) []Record {
+	var out []Record
+	for i := range n {
+		out = append(out, Record{T: float64(i) / 3, X: base + float64(i), Y: 2 * base, Body: 0.1, Head: 0.2,
+			OK: !lost[i], Light: i%4 == 0, Episode: ep})
+	}
+	return out
+}
+
+func TestWindowsNeverCrossEpisodesOrLostFrames(t *testing.T) {
+	m, err := NewMemory(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mkTrack("a", 1000, 40, map[int]bool{20: true}) // windows: starts 0..4 (frames 0-19) and 21..24 (21-39)
+	b := mkTrack("b", 5000, 17, nil)                    // windows: starts 0, 1
+	// Interleave the two episodes in chunks, as workers' streams would.
+	chunks := [][]Record{a[:10], b[:5], a[10:30], b[5:], a[30:]}
+	for _, c := range chunks {
+		if err := m.Append(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := m.Windows(), 5+4+2; got != want {
+		t.Fatalf("windows %d, want %d", got, want)
+	}
+	if m.Len() != 57 || m.Episodes() != 2 {
+		t.Fatalf("len %d episodes %d", m.Len(), m.Episodes())
+	}
+	valid := map[string]bool{}
+	for s := 0; s <= 4; s++ {
+		valid[fmt.Sprint(1000+s)] = true
+	}
+	for s := 21; s <= 24; s++ {
+		valid[fmt.Sprint(1000+s)] = true
+	}
+	valid["5000"], valid["5001"] = true, true
+	rng := rand.New(rand.NewPCG(1, 2))
+	batch := NewBatch(64)
+	seen := map[int]bool{}
+	for range 20 {
+		if err := m.Sample(rng, batch); err != nil {
+			t.Fatal(err)
+		}
+		for k := range batch.N {
+			s := batch.S[k*obs.Size : (k+1)*obs.Size]
+			s2 := batch.S2[k*obs.Size : (k+1)*obs.Size]
+			// Without augmentation the target is the recorded one, (0, 0): the first frame's
+			// relative x is its absolute x, which names the track and the window start.
+			first := int(math.Round(float64(s[4*obs.Frames]) * obs.PosScale))
+			if !valid[fmt.Sprint(first)] {
+				t.Fatalf("sampled window starting at x %v is not valid", first)
+			}
+			seen[first] = true
+			base := 1000
+			if first >= 5000 {
+				base = 5000
+			}
+			for i := 0; i+1 < obs.Frames; i++ {
+				if s2[4*obs.Frames+i] != s[4*obs.Frames+i+1] {
+					t.Fatal("s' is not s shifted by one frame")
+				}
+			}
+			xt := float64(first + obs.Frames - 1)
+			want := obs.Reward(xt, float64(2*base), xt+1, float64(2*base), 0, 0)
+			if math.Abs(float64(batch.R[k])-want) > 1e-6 {
+				t.Fatalf("reward %v, want %v (1 px farther)", batch.R[k], want)
+			}
+			// a_t is the light of frame t = start + 14.
+			start := first - base
+			if want := (start+obs.Frames-1)%4 == 0; (batch.A[k] == 1) != want {
+				t.Fatalf("action %d for window start %d", batch.A[k], start)
+			}
+		}
+	}
+	if len(seen) < 5 {
+		t.Fatalf("only %d distinct windows sampled", len(seen))
+	}
+}
+
+func TestEmptyAndBadInput(t *testing.T) {
+	m, _ := NewMemory(DefaultConfig())
+	rng := rand.New(rand.NewPCG(1, 1))
+	if err := m.Sample(rng, NewBatch(4)); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("empty replay: %v, want ErrEmpty", err)
+	}
+	// 15 frames are not enough for a window with its next frame.
+	if err := m.Append(mkTrack("x", 0, 15, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sample(rng, NewBatch(4)); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("15 frames: %v, want ErrEmpty", err)
+	}
+	bad := []struct {
+		name string
+		recs []Record
+	}{
+		{"no episode", []Record{{T: 100, OK: true}}},
+		{"time goes back", []Record{{T: 100, OK: true, Episode: "y"}, {T: 99, OK: true, Episode: "y"}}},
+		{"time repeats across calls", []Record{{T: 0, OK: true, Episode: "x"}}},
+		{"NaN position", []Record{{T: 1, OK: true, Episode: "z", X: math.NaN()}}},
+	}
+	for _, c := range bad {
+		if err := m.Append(c.recs...); err == nil {
+			t.Errorf("%s: no error", c.name)
+		}
+		if m.Len() != 15 || m.Episodes() != 1 {
+			t.Fatalf("%s: a failed append changed the replay (len %d)", c.name, m.Len())
+		}
+	}
+	if _, err := NewMemory(Config{Augment: true, MaxShift: -1}); err == nil {
+		t.Fatal("negative shift accepted")
+	}
+}
+
+func TestAugmentationRecomputesRewardAndRotates(t *testing.T) {
+	m, _ := NewMemory(DefaultConfig())
+	// A worm moving right at 10 px per frame with body angle 0.
+	var recs []Record
+	for i := range 100 {
+		recs = append(recs, Record{T: float64(i), X: 10 * float64(i), Y: 0, OK: true, Episode: "e", TargetX: 1e5})
+	}
+	if err := m.Append(recs...); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	b := NewBatch(2000)
+	if err := m.Sample(rng, b); err != nil {
+		t.Fatal(err)
+	}
+	var maxD, sumSin, sumCos, sumAbsSin float64
+	for k := range b.N {
+		s := b.S[k*obs.Size:]
+		s2 := b.S2[k*obs.Size:]
+		last := obs.Frames - 1
+		dx0, dy0 := float64(s[4*obs.Frames+last])*900, float64(s[5*obs.Frames+last])*900
+		dx1, dy1 := float64(s2[4*obs.Frames+last])*900, float64(s2[5*obs.Frames+last])*900
+		want := obs.Reward(dx0, dy0, dx1, dy1, 0, 0)
+		if math.Abs(float64(b.R[k])-want) > 1e-4 {
+			t.Fatalf("sample %d: reward %v, recomputed from the observation %v", k, b.R[k], want)
+		}
+		maxD = max(maxD, math.Hypot(dx0, dy0))
+		// The body angle is rotated like the positions: the step direction (s' minus s of the
+		// last frame) must still point along the body angle.
+		body := math.Atan2(float64(s[last]), float64(s[obs.Frames+last]))
+		step := math.Atan2(dy1-dy0, dx1-dx0)
+		if d := math.Remainder(body-step, 2*math.Pi); math.Abs(d) > 1e-3 {
+			t.Fatalf("sample %d: body angle %v but the worm moves along %v", k, body, step)
+		}
+		sumSin += float64(s[last])
+		sumCos += float64(s[obs.Frames+last])
+		sumAbsSin += math.Abs(float64(s[last]))
+	}
+	if maxD > 900*math.Sqrt2+1e-3 || maxD < 900 {
+		t.Fatalf("largest target distance %v, want shifts up to 900 px per axis", maxD)
+	}
+	if n := float64(b.N); math.Abs(sumSin/n) > 0.1 || math.Abs(sumCos/n) > 0.1 || sumAbsSin/n < 0.5 {
+		t.Fatalf("rotations not uniform: mean sin %v, mean cos %v", sumSin/n, sumCos/n)
+	}
+}
+
+func BenchmarkSample64(b *testing.B) {
+	m, _ := NewMemory(DefaultConfig())
+	for e := range 20 {
+		if err := m.Append(mkTrack(fmt.Sprint(e), 0, 3600, nil)...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	batch := NewBatch(64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := m.Sample(rng, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*64/b.Elapsed().Seconds(), "transitions/s")
+}
