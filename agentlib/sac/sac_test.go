@@ -1,0 +1,272 @@
+package sac
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/optoloop/optoloop/agentlib/nn"
+	"github.com/optoloop/optoloop/agentlib/replay"
+)
+
+func randomBatch(seed uint64, n, size int) *replay.Batch {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	b := replay.NewBatch(n)
+	for i := range b.S {
+		b.S[i] = float32(rng.NormFloat64())
+		b.S2[i] = float32(rng.NormFloat64())
+	}
+	for i := range b.A {
+		b.A[i] = rng.IntN(2)
+		b.R[i] = float32(rng.NormFloat64() * 0.5)
+	}
+	return b
+}
+
+func newAgent(t testing.TB, cfg Config, seed uint64) *Agent {
+	a, err := New(cfg, rand.New(rand.NewPCG(seed, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func pattern(m *nn.MLP, ws *nn.Workspace) string {
+	var b []byte
+	for l := 0; l+1 < m.Layers(); l++ {
+		for _, v := range ws.Hidden(l) {
+			b = append(b, map[bool]byte{true: '1', false: '0'}[v > 0])
+		}
+	}
+	return string(b)
+}
+
+// fdCheck compares grads[i] with central finite differences of loss() over a random subset of
+// the parameters, skipping steps that cross a ReLU kink (kink() changes).
+func fdCheck(t *testing.T, name string, params, grads []float32, loss func() float64, kink func() string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(5, 5))
+	const eps = 1e-3
+	base := kink()
+	checked, nonzero := 0, 0
+	for k := 0; k < 300; k++ {
+		i := rng.IntN(len(params))
+		old := params[i]
+		params[i] = old + eps
+		lp := loss()
+		kp := kink()
+		params[i] = old - eps
+		lm := loss()
+		km := kink()
+		params[i] = old
+		if kp != base || km != base {
+			continue
+		}
+		checked++
+		num := (lp - lm) / (2 * eps)
+		an := float64(grads[i])
+		if an != 0 {
+			nonzero++
+		}
+		if math.Abs(num-an) > 1e-4+2e-2*math.Abs(num) {
+			t.Errorf("%s: parameter %d: analytic %.6g, finite differences %.6g", name, i, an, num)
+		}
+	}
+	if checked < 200 || nonzero < 50 {
+		t.Fatalf("%s: only %d entries checked (%d non-zero)", name, checked, nonzero)
+	}
+}
+
+func TestGradientsMatchFiniteDifferences(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.BatchSize = 16
+	a := newAgent(t, cfg, 1)
+	b := randomBatch(2, cfg.BatchSize, cfg.ObsSize)
+	// Move away from the initial point so that the targets, Q values and policy are not trivial.
+	for range 30 {
+		a.Update(b)
+	}
+	b = randomBatch(3, cfg.BatchSize, cfg.ObsSize)
+	a.gradients(b)
+	alpha := a.Alpha()
+
+	fdCheck(t, "critic 1", a.Q1.Params, a.Q1.Grads, func() float64 { l1, _, _ := a.criticLoss(b); return l1 },
+		func() string { return pattern(a.Q1, a.wsQ1) })
+	a.gradients(b)
+	fdCheck(t, "critic 2", a.Q2.Params, a.Q2.Grads, func() float64 { _, l2, _ := a.criticLoss(b); return l2 },
+		func() string { return pattern(a.Q2, a.wsQ2) })
+	a.gradients(b) // restores minQ at the unperturbed critics
+	fdCheck(t, "actor", a.Actor.Params, a.Actor.Grads, func() float64 { l, _ := a.actorLoss(b, alpha); return l },
+		func() string { return pattern(a.Actor, a.wsA) })
+
+	// Temperature: the loss is linear in log alpha with the entropy held fixed.
+	a.gradients(b)
+	la := float64(a.logAlpha[0])
+	_, ent := a.actorLoss(b, alpha)
+	const eps = 1e-3
+	lp, _ := a.alphaLoss(la+eps, ent)
+	lm, _ := a.alphaLoss(la-eps, ent)
+	if num, an := (lp-lm)/(2*eps), float64(a.gLogAlpha[0]); math.Abs(num-an) > 1e-6 || an == 0 {
+		t.Fatalf("temperature: analytic %v, finite differences %v", an, num)
+	}
+	if want := ent - cfg.TargetEntropy(); math.Abs(float64(a.gLogAlpha[0])-want) > 1e-6 {
+		t.Fatalf("temperature gradient %v, want entropy - target = %v", a.gLogAlpha[0], want)
+	}
+}
+
+func TestDeterministicForASeed(t *testing.T) {
+	cfg := DefaultConfig()
+	x, y, z := newAgent(t, cfg, 7), newAgent(t, cfg, 7), newAgent(t, cfg, 8)
+	for i := range 40 {
+		b := randomBatch(uint64(i), cfg.BatchSize, cfg.ObsSize)
+		x.Update(b)
+		y.Update(b)
+		z.Update(b)
+	}
+	for i := range x.Actor.Params {
+		if x.Actor.Params[i] != y.Actor.Params[i] || x.Q2.Params[i] != y.Q2.Params[i] {
+			t.Fatal("same seed and batches gave different parameters")
+		}
+	}
+	if x.Actor.Params[0] == z.Actor.Params[0] {
+		t.Fatal("different seeds gave the same parameters")
+	}
+}
+
+func TestTargetCriticsMoveEveryTargetEveryUpdates(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.TargetEvery = 3
+	a := newAgent(t, cfg, 3)
+	init := append([]float32(nil), a.Q1T.Params...)
+	for i := range a.Q1.Params {
+		if a.Q1.Params[i] != init[i] {
+			t.Fatal("target critic does not start as a copy of the critic")
+		}
+	}
+	b := randomBatch(1, cfg.BatchSize, cfg.ObsSize)
+	a.Update(b)
+	a.Update(b)
+	for i := range init {
+		if a.Q1T.Params[i] != init[i] {
+			t.Fatal("target moved before TargetEvery updates")
+		}
+	}
+	a.Update(b)
+	for i := range init {
+		want := init[i]*(1-0.005) + a.Q1.Params[i]*0.005
+		if math.Abs(float64(a.Q1T.Params[i]-want)) > 1e-6 {
+			t.Fatalf("target param %d: %v, want %v", i, a.Q1T.Params[i], want)
+		}
+	}
+	cfg.IndependentTargetInit = true
+	ind := newAgent(t, cfg, 3)
+	if ind.Q1T.Params[0] == ind.Q1.Params[0] {
+		t.Fatal("IndependentTargetInit copied the critic")
+	}
+}
+
+func TestCheckpointRoundTrip(t *testing.T) {
+	cfg := DefaultConfig()
+	a := newAgent(t, cfg, 1)
+	for i := range 10 {
+		a.Update(randomBatch(uint64(i), cfg.BatchSize, cfg.ObsSize))
+	}
+	data, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newAgent(t, cfg, 2)
+	if err := b.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	for i := 10; i < 20; i++ {
+		batch := randomBatch(uint64(i), cfg.BatchSize, cfg.ObsSize)
+		sa, sb := a.Update(batch), b.Update(batch)
+		if sa != sb {
+			t.Fatalf("update %d: stats differ after restore: %+v vs %+v", i, sa, sb)
+		}
+	}
+	for i := range a.Actor.Params {
+		if a.Actor.Params[i] != b.Actor.Params[i] || a.Q1T.Params[i] != b.Q1T.Params[i] {
+			t.Fatal("restored agent diverged")
+		}
+	}
+	if b.Updates() != 20 {
+		t.Fatalf("updates %d, want 20", b.Updates())
+	}
+
+	before := append([]float32(nil), b.Actor.Params...)
+	corrupt := append([]byte(nil), data...)
+	corrupt[100] ^= 1
+	other := DefaultConfig()
+	other.Hidden = []int{32, 32}
+	small := newAgent(t, other, 1)
+	smallData, _ := small.MarshalBinary()
+	for name, d := range map[string][]byte{
+		"corrupted": corrupt, "truncated": data[:len(data)/2], "empty": nil, "other sizes": smallData,
+	} {
+		if err := b.UnmarshalBinary(d); !errors.Is(err, ErrCheckpoint) {
+			t.Errorf("%s: %v, want ErrCheckpoint", name, err)
+		}
+	}
+	for i := range before {
+		if before[i] != b.Actor.Params[i] {
+			t.Fatal("a failed restore changed the agent")
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]func(*Config){
+		"gamma 1":          func(c *Config) { c.Gamma = 1 },
+		"tau 0":            func(c *Config) { c.Tau = 0 },
+		"no hidden":        func(c *Config) { c.Hidden = nil },
+		"one action":       func(c *Config) { c.Actions = 1 },
+		"lr NaN":           func(c *Config) { c.ActorLR = math.NaN() },
+		"batch 0":          func(c *Config) { c.BatchSize = 0 },
+		"target every 0":   func(c *Config) { c.TargetEvery = 0 },
+		"entropy ratio 2":  func(c *Config) { c.TargetEntropyRatio = 2 },
+		"negative decay":   func(c *Config) { c.WeightDecay = -1 },
+		"zero width layer": func(c *Config) { c.Hidden = []int{64, 0} },
+	}
+	for name, f := range bad {
+		c := DefaultConfig()
+		f(&c)
+		if c.Validate() == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if _, err := New(c, rand.New(rand.NewPCG(1, 1))); err == nil {
+			t.Errorf("%s: New accepted", name)
+		}
+	}
+	d := DefaultConfig()
+	if d.Gamma != 0.99 || d.Tau != 0.005 || d.TargetEvery != 500 || d.BatchSize != 64 || d.ActorLR != 1e-3 ||
+		d.CriticLR != 1e-3 || d.AlphaLR != 1e-3 || math.Abs(d.TargetEntropy()-0.98*math.Log(2)) > 1e-12 ||
+		len(d.Hidden) != 2 || d.Hidden[0] != 64 || d.Hidden[1] != 64 || d.ObsSize != 90 || d.Actions != 2 {
+		t.Fatalf("defaults differ from the reference: %+v", d)
+	}
+}
+
+func TestUpdateAllocatesNothing(t *testing.T) {
+	cfg := DefaultConfig()
+	a := newAgent(t, cfg, 1)
+	b := randomBatch(1, cfg.BatchSize, cfg.ObsSize)
+	if allocs := testing.AllocsPerRun(20, func() { a.Update(b) }); allocs != 0 {
+		t.Fatalf("Update allocates %v times", allocs)
+	}
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	cfg := DefaultConfig()
+	a := newAgent(b, cfg, 1)
+	batch := randomBatch(1, cfg.BatchSize, cfg.ObsSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		a.Update(batch)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+}
