@@ -1,0 +1,122 @@
+package sim
+
+import (
+	"math"
+
+	"github.com/optoloop/optoloop/arenas"
+)
+
+// PoseOf computes a pose from a midline (pixels, head first) and the full body width at each
+// point (pixels): the centre is the length-weighted centroid of the midline, the body angle the
+// direction of the line fitted through all midline points (principal axis) oriented from the
+// tail half toward the head half, the head angle the direction from the point at 10 % of the
+// length to the head tip, and Coiled is set when two parts of the body at least three body
+// widths apart along the midline cross or touch. The pose is marked OK with confidence 1; Speed
+// is left 0. PoseOf panics when the midline has fewer than 2 points or widths has another length.
+func PoseOf(mid [][2]float64, widths []float64) arenas.Pose {
+	n := len(mid)
+	if n < 2 || len(widths) != n {
+		panic("sim: PoseOf needs at least 2 midline points and one width per point")
+	}
+	var sx, sy, sw float64
+	seg := make([]float64, n) // cumulative arc length
+	for i := 1; i < n; i++ {
+		l := math.Hypot(mid[i][0]-mid[i-1][0], mid[i][1]-mid[i-1][1])
+		seg[i] = seg[i-1] + l
+		sx += l * (mid[i][0] + mid[i-1][0]) / 2
+		sy += l * (mid[i][1] + mid[i-1][1]) / 2
+		sw += l
+	}
+	cx, cy := mid[0][0], mid[0][1]
+	if sw > 0 {
+		cx, cy = sx/sw, sy/sw
+	}
+	// Principal axis of the points.
+	var mx, my float64
+	for _, p := range mid {
+		mx += p[0]
+		my += p[1]
+	}
+	mx /= float64(n)
+	my /= float64(n)
+	var cxx, cyy, cxy float64
+	for _, p := range mid {
+		dx, dy := p[0]-mx, p[1]-my
+		cxx += dx * dx
+		cyy += dy * dy
+		cxy += dx * dy
+	}
+	ang := 0.5 * math.Atan2(2*cxy, cxx-cyy)
+	ux, uy := math.Cos(ang), math.Sin(ang)
+	var fx, fy, bx, by float64
+	h := n / 2
+	for i, p := range mid {
+		if i < h {
+			fx += p[0]
+			fy += p[1]
+		} else {
+			bx += p[0]
+			by += p[1]
+		}
+	}
+	fx, fy = fx/float64(h), fy/float64(h)
+	bx, by = bx/float64(n-h), by/float64(n-h)
+	if (fx-bx)*ux+(fy-by)*uy < 0 {
+		ang += math.Pi
+	}
+	ang = math.Atan2(math.Sin(ang), math.Cos(ang))
+	// Head direction over the front 10 % of the length.
+	total := seg[n-1]
+	k := 1
+	for k < n-1 && seg[k] < 0.1*total {
+		k++
+	}
+	headAng := math.Atan2(mid[0][1]-mid[k][1], mid[0][0]-mid[k][0])
+	maxW := 0.0
+	for _, w := range widths {
+		maxW = math.Max(maxW, w)
+	}
+	return arenas.Pose{
+		OK:         true,
+		Confidence: 1,
+		X:          cx,
+		Y:          cy,
+		Head:       mid[0],
+		Tail:       mid[n-1],
+		BodyAngle:  ang,
+		HeadAngle:  headAng,
+		Coiled:     coiled(mid, seg, maxW),
+		Midline:    mid,
+	}
+}
+
+// coiled reports whether parts of the midline at least 3 widths apart along it cross or come
+// within one width of each other.
+func coiled(mid [][2]float64, arc []float64, width float64) bool {
+	n := len(mid)
+	gap := 3 * width
+	for i := 0; i < n-1; i++ {
+		for j := i + 2; j < n-1; j++ {
+			if arc[j]-arc[i+1] < gap {
+				continue
+			}
+			if segmentsCross(mid[i], mid[i+1], mid[j], mid[j+1]) {
+				return true
+			}
+			dx, dy := mid[i][0]-mid[j][0], mid[i][1]-mid[j][1]
+			if dx*dx+dy*dy < width*width {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func segmentsCross(a, b, c, d [2]float64) bool {
+	cross := func(o, p, q [2]float64) float64 {
+		return (p[0]-o[0])*(q[1]-o[1]) - (p[1]-o[1])*(q[0]-o[0])
+	}
+	d1, d2 := cross(c, d, a), cross(c, d, b)
+	d3, d4 := cross(a, b, c), cross(a, b, d)
+	return ((d1 > 0 && d2 < 0) || (d1 < 0 && d2 > 0)) && ((d3 > 0 && d4 < 0) || (d3 < 0 && d4 > 0))
+}
