@@ -1,0 +1,159 @@
+package track
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"math"
+
+	"github.com/optoloop/optoloop/arenas"
+)
+
+// ErrNoBackground is returned by CommitBackground when no frame was added.
+var ErrNoBackground = errors.New("track: no background frames")
+
+// background is the per-pixel running mean of the empty plate.
+type background struct {
+	w, h   int
+	mean   []float32
+	stripe int
+}
+
+// builder accumulates the background before an episode: a running mean per pixel that leaves
+// out the passing worm. A value much darker than the brightest value seen so far at that
+// pixel is worm and is skipped; a value much brighter than every earlier one means the earlier
+// ones were worm, and the mean restarts from it.
+type builder struct {
+	w, h   int
+	bright []uint8
+	sum    []float32
+	count  []uint16
+	frames int
+}
+
+// builderTolerance is how much darker than the brightest value a pixel may be and still count
+// as background (grey levels). The worm darkens the agar by far more; noise by far less.
+const builderTolerance = 14
+
+// StartBackground begins building a new background; the tracker keeps using the previous one
+// (or none) until CommitBackground.
+func (t *Tracker) StartBackground() {
+	t.build = nil
+}
+
+// AddBackground adds a frame (taken with the light off) to the background being built.
+func (t *Tracker) AddBackground(f arenas.Frame) error {
+	if f.Width <= 0 || f.Height <= 0 || len(f.Pix) < f.Width*f.Height || f.Width > 1<<15 || f.Height > 1<<15 {
+		return fmt.Errorf("track: background frame %dx%d with %d bytes", f.Width, f.Height, len(f.Pix))
+	}
+	b := t.build
+	if b == nil {
+		n := f.Width * f.Height
+		b = &builder{w: f.Width, h: f.Height, bright: make([]uint8, n), sum: make([]float32, n), count: make([]uint16, n)}
+		t.build = b
+	}
+	if f.Width != b.w || f.Height != b.h {
+		return fmt.Errorf("track: background frame %dx%d after frames of %dx%d", f.Width, f.Height, b.w, b.h)
+	}
+	if b.frames >= math.MaxUint16 {
+		return fmt.Errorf("track: more than %d background frames", math.MaxUint16)
+	}
+	for i, v := range f.Pix[:b.w*b.h] {
+		br := b.bright[i]
+		switch {
+		case b.count[i] == 0 || int(v) > int(br)+builderTolerance:
+			b.bright[i], b.sum[i], b.count[i] = v, float32(v), 1
+		case int(v)+builderTolerance < int(br):
+			// darker than the plate here: the worm (or a shadow) passing
+		default:
+			b.sum[i] += float32(v)
+			b.count[i]++
+			if v > br {
+				b.bright[i] = v
+			}
+		}
+	}
+	b.frames++
+	return nil
+}
+
+// CommitBackground makes the background built since StartBackground the tracker's background.
+func (t *Tracker) CommitBackground() error {
+	b := t.build
+	if b == nil || b.frames == 0 {
+		return ErrNoBackground
+	}
+	bg := &background{w: b.w, h: b.h, mean: make([]float32, b.w*b.h)}
+	for i := range bg.mean {
+		bg.mean[i] = b.sum[i] / float32(b.count[i])
+	}
+	t.bg = bg
+	t.build = nil
+	return nil
+}
+
+// SetBackground sets the background directly from an image of the empty plate.
+func (t *Tracker) SetBackground(f arenas.Frame) error {
+	t.StartBackground()
+	if err := t.AddBackground(f); err != nil {
+		return err
+	}
+	return t.CommitBackground()
+}
+
+// HasBackground reports whether the tracker subtracts a background.
+func (t *Tracker) HasBackground() bool { return t.bg != nil }
+
+// diff writes max(0, background - frame) over roi into out (stride roi.Dx()).
+func (bg *background) diff(out []uint8, f arenas.Frame, roi image.Rectangle) {
+	w := roi.Dx()
+	for y := range roi.Dy() {
+		off := (roi.Min.Y+y)*f.Width + roi.Min.X
+		src := f.Pix[off : off+w]
+		mean := bg.mean[off : off+w]
+		dst := out[y*w : (y+1)*w]
+		for x, v := range src {
+			d := mean[x] - float32(v)
+			switch {
+			case d <= 0:
+				dst[x] = 0
+			case d >= 255:
+				dst[x] = 255
+			default:
+				dst[x] = uint8(d + 0.5)
+			}
+		}
+	}
+}
+
+// refresh blends one stripe of rows of a light-off frame into the background, leaving out the
+// worm's rectangle (grown by a margin) and any pixel that differs from the background by more
+// than the builder's tolerance.
+func (bg *background) refresh(f arenas.Frame, worm image.Rectangle, cfg Config) {
+	if cfg.RefreshRate == 0 {
+		return
+	}
+	rows := (bg.h + cfg.RefreshStripes - 1) / cfg.RefreshStripes
+	y0 := bg.stripe * rows
+	y1 := min(bg.h, y0+rows)
+	bg.stripe = (bg.stripe + 1) % cfg.RefreshStripes
+	m := int(math.Ceil(cfg.BodyLength / 4))
+	if !worm.Empty() {
+		worm = image.Rect(worm.Min.X-m, worm.Min.Y-m, worm.Max.X+m, worm.Max.Y+m)
+	}
+	a := float32(cfg.RefreshRate)
+	for y := y0; y < y1; y++ {
+		row := f.Pix[y*bg.w : (y+1)*bg.w]
+		mean := bg.mean[y*bg.w : (y+1)*bg.w]
+		for x, v := range row {
+			if y >= worm.Min.Y && y < worm.Max.Y && x >= worm.Min.X && x < worm.Max.X {
+				continue
+			}
+			d := float32(v) - mean[x]
+			if d > builderTolerance || d < -builderTolerance {
+				continue
+			}
+			mean[x] += a * d
+		}
+	}
+}

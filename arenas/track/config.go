@@ -1,0 +1,156 @@
+package track
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/optoloop/optoloop/arenas"
+)
+
+// Confident is the confidence from which a pose counts as confident: a pose is to be trusted
+// for control when OK is set and Confidence >= Confident. Poses whose head/tail identity is not
+// settled yet, and doubtful shapes, stay below it.
+const Confident = 0.5
+
+// Config sets up a Tracker. Lengths are in pixels of the frame, grey levels are 8-bit values.
+// DefaultConfig derives every size from the calibration's scale.
+type Config struct {
+	// Calibration is the camera and plate tracked: scale, plate mask and frame period.
+	Calibration arenas.Calibration
+
+	// BodyLength is the expected worm length in pixels (default 1 mm at the calibration's
+	// scale). Area, length and width bounds, the search region and the local background
+	// kernel derive from it.
+	BodyLength float64
+	// MidlinePoints is the number of points of the ordered midline, head first (default 49).
+	MidlinePoints int
+
+	// MinContrast is the smallest darkening (grey levels below the background) that can be
+	// worm; the detection threshold is the larger of it and NoiseK noise deviations.
+	MinContrast float64
+	// NoiseK is the detection threshold in robust noise deviations of the difference image.
+	NoiseK float64
+	// MinAreaRatio, MaxAreaRatio bound a plausible worm's area relative to the expected
+	// area (BodyLength x BodyLength/10 x 0.8).
+	MinAreaRatio, MaxAreaRatio float64
+	// MinLengthRatio, MaxLengthRatio bound a plausible uncoiled midline's length relative to
+	// the reference length (BodyLength, refined by the lengths measured on confident frames
+	// when RefineLength is set). A shorter midline means the worm is curled up on itself.
+	MinLengthRatio, MaxLengthRatio float64
+	// RefineLength makes the reference length follow the lengths measured on confident frames
+	// (within [0.7, 1.4] x BodyLength).
+	RefineLength bool
+	// PlateMask restricts the search to the calibration's plate circle.
+	PlateMask bool
+
+	// ROIScale is the half-size of the search region around the last known centre, in body
+	// lengths. The whole frame is searched only when the worm was lost.
+	ROIScale float64
+
+	// SwapAfter is how long the worm must move against its head direction (faster than
+	// SpeedFloor) before head and tail are swapped (the reference's ~10 s rule).
+	SwapAfter time.Duration
+	// SpeedFloor, in pixels per second, is the axial speed below which the worm counts as
+	// still for the head/tail rules.
+	SpeedFloor float64
+	// SettleDistance is how far, in body lengths, the worm must move along its body after an
+	// acquisition (first frame or after a loss) for the head/tail identity to settle by the
+	// direction of motion. Until then poses stay below Confident.
+	SettleDistance float64
+	// RequireSettled keeps poses below Confident until the head/tail identity has been
+	// settled by the worm's motion. Still images, where motion is unknown, turn it off: their
+	// confidence then speaks for the shape only, and the head/tail order is arbitrary.
+	RequireSettled bool
+	// ReacquireAfter is how long the worm may be lost before head/tail identity must settle
+	// again by motion (shorter losses keep continuity with the last pose).
+	ReacquireAfter time.Duration
+
+	// QuantizeDeg rounds the body and head angles to multiples of this many degrees (the
+	// reference used 30); 0 keeps full precision.
+	QuantizeDeg float64
+
+	// BackgroundFrames is the number of light-off frames averaged into the background before
+	// an episode (used by Observer.Prepare).
+	BackgroundFrames int
+	// RefreshRate is the weight of a new light-off frame in the running-mean refresh of the
+	// background (0 disables the refresh). RefreshStripes splits the frame into horizontal
+	// stripes of which one is refreshed per frame, so the cost per frame stays small.
+	RefreshRate    float64
+	RefreshStripes int
+}
+
+// DefaultConfig returns the reference tracker for cal: a worm of 1 mm, 49 midline points,
+// a 10 s swap rule above 0.05 mm/s, a plate mask and a background of 30 light-off frames.
+func DefaultConfig(cal arenas.Calibration) Config {
+	mm := cal.PxPerCM / 10
+	return Config{
+		Calibration:      cal,
+		BodyLength:       mm,
+		MidlinePoints:    49,
+		MinContrast:      12,
+		NoiseK:           5,
+		MinAreaRatio:     0.2,
+		MaxAreaRatio:     3,
+		MinLengthRatio:   0.72,
+		MaxLengthRatio:   1.6,
+		RefineLength:     true,
+		PlateMask:        true,
+		ROIScale:         1.4,
+		SwapAfter:        10 * time.Second,
+		SpeedFloor:       0.05 * mm,
+		SettleDistance:   0.2,
+		RequireSettled:   true,
+		ReacquireAfter:   time.Second,
+		BackgroundFrames: 30,
+		RefreshRate:      0.05,
+		RefreshStripes:   16,
+	}
+}
+
+// Validate reports the first field that makes c unusable.
+func (c Config) Validate() error {
+	if err := c.Calibration.Validate(); err != nil {
+		return fmt.Errorf("track: %w", err)
+	}
+	pos := func(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
+	switch {
+	case !pos(c.BodyLength) || c.BodyLength < 8 || c.BodyLength > 4000:
+		return fmt.Errorf("track: body length %v px must be in [8, 4000]", c.BodyLength)
+	case c.MidlinePoints < 5 || c.MidlinePoints > 1000:
+		return fmt.Errorf("track: midline points %d must be in [5, 1000]", c.MidlinePoints)
+	case !(c.MinContrast >= 1 && c.MinContrast <= 200):
+		return fmt.Errorf("track: min contrast %v must be in [1, 200]", c.MinContrast)
+	case !(c.NoiseK >= 0 && c.NoiseK <= 50):
+		return fmt.Errorf("track: noise k %v must be in [0, 50]", c.NoiseK)
+	case !pos(c.MinAreaRatio) || !(c.MaxAreaRatio > c.MinAreaRatio) || math.IsInf(c.MaxAreaRatio, 0):
+		return fmt.Errorf("track: area ratios [%v, %v] must be positive and ordered", c.MinAreaRatio, c.MaxAreaRatio)
+	case !pos(c.MinLengthRatio) || !(c.MaxLengthRatio > c.MinLengthRatio) || math.IsInf(c.MaxLengthRatio, 0):
+		return fmt.Errorf("track: length ratios [%v, %v] must be positive and ordered", c.MinLengthRatio, c.MaxLengthRatio)
+	case !(c.ROIScale >= 1 && c.ROIScale <= 20):
+		return fmt.Errorf("track: roi scale %v must be in [1, 20] body lengths", c.ROIScale)
+	case c.SwapAfter <= 0:
+		return fmt.Errorf("track: swap after %v must be positive", c.SwapAfter)
+	case !(c.SpeedFloor >= 0) || math.IsInf(c.SpeedFloor, 0):
+		return fmt.Errorf("track: speed floor %v must be non-negative", c.SpeedFloor)
+	case !(c.SettleDistance >= 0 && c.SettleDistance <= 5):
+		return fmt.Errorf("track: settle distance %v must be in [0, 5] body lengths", c.SettleDistance)
+	case c.ReacquireAfter < 0:
+		return fmt.Errorf("track: reacquire after %v must not be negative", c.ReacquireAfter)
+	case !(c.QuantizeDeg >= 0 && c.QuantizeDeg <= 180):
+		return fmt.Errorf("track: quantize %v deg must be in [0, 180]", c.QuantizeDeg)
+	case c.BackgroundFrames < 1 || c.BackgroundFrames > 10000:
+		return fmt.Errorf("track: background frames %d must be in [1, 10000]", c.BackgroundFrames)
+	case !(c.RefreshRate >= 0 && c.RefreshRate <= 1):
+		return fmt.Errorf("track: refresh rate %v must be in [0, 1]", c.RefreshRate)
+	case c.RefreshStripes < 1 || c.RefreshStripes > 4096:
+		return fmt.Errorf("track: refresh stripes %d must be in [1, 4096]", c.RefreshStripes)
+	}
+	return nil
+}
+
+// expectedWidth is the nominal body width in pixels (a tenth of the length).
+func (c Config) expectedWidth() float64 { return c.BodyLength / 10 }
+
+// expectedArea is the nominal worm area in pixels.
+func (c Config) expectedArea() float64 { return 0.8 * c.BodyLength * c.expectedWidth() }

@@ -1,0 +1,111 @@
+package track
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// identity keeps track of which end of the worm is the head.
+//
+// Between consecutive frames the orientation that moves the end points least is kept
+// (continuity). After an acquisition (the first frame, or a loss longer than ReacquireAfter)
+// the identity is not settled: the worm must first move SettleDistance body lengths along its
+// body, and the end it moved towards becomes the head (worms crawl forwards most of the
+// time). Once settled, if the worm keeps moving towards its tail faster than SpeedFloor for
+// SwapAfter (the reference's 10 s rule), head and tail are swapped.
+type identity struct {
+	have       bool
+	head, tail [2]float64
+	centre     [2]float64
+	at         time.Time
+	lastGood   time.Time
+	consec     bool // the previous frame was tracked
+	settled    bool
+	settleAcc  float64
+	backFor    time.Duration
+	speed      float64
+	swaps      int
+}
+
+// lostAt records a frame at now without a midline.
+func (id *identity) lostAt(now time.Time) {
+	id.consec = false
+	id.speed = 0
+}
+
+// orient returns mid (and its widths) head first, updating the identity state.
+func (id *identity) orient(mid [][2]float64, widths []float64, now time.Time, cfg Config, refLen float64) ([][2]float64, []float64) {
+	n := len(mid)
+	flip := func() {
+		slices.Reverse(mid)
+		slices.Reverse(widths)
+	}
+	dist := func(a, b [2]float64) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }
+	gap := now.Sub(id.lastGood)
+	continuous := id.have && gap <= cfg.ReacquireAfter
+	if id.have {
+		same := dist(mid[0], id.head) + dist(mid[n-1], id.tail)
+		swapped := dist(mid[0], id.tail) + dist(mid[n-1], id.head)
+		if swapped < same {
+			flip()
+		}
+		if math.Min(same, swapped) > 0.5*refLen || math.Abs(same-swapped) < 0.1*refLen {
+			// The ends moved too far, or both assignments fit as well: continuity says nothing.
+			continuous = false
+		}
+	}
+	if !continuous {
+		id.settled = false
+		id.settleAcc = 0
+		id.backFor = 0
+	}
+	cx, cy := centre(mid)
+	id.speed = 0
+	if id.have && id.consec && continuous {
+		dt := now.Sub(id.at)
+		dx, dy := cx-id.centre[0], cy-id.centre[1]
+		if dt > 0 {
+			id.speed = math.Hypot(dx, dy) / dt.Seconds()
+		}
+		// Axial motion along the body's middle, tail -> head.
+		a, b := mid[max(0, n/2-n/8)], mid[min(n-1, n/2+n/8)]
+		tx, ty := a[0]-b[0], a[1]-b[1]
+		if l := math.Hypot(tx, ty); l > 0 {
+			axial := (dx*tx + dy*ty) / l
+			if !id.settled {
+				id.settleAcc += axial
+				switch {
+				case id.settleAcc >= cfg.SettleDistance*refLen:
+					id.settled = true
+				case id.settleAcc <= -cfg.SettleDistance*refLen:
+					flip()
+					id.settled = true
+				}
+				if id.settled {
+					id.backFor = 0
+				}
+			} else if dt > 0 {
+				v := axial / dt.Seconds()
+				switch {
+				case v < -cfg.SpeedFloor:
+					id.backFor += dt
+					if id.backFor >= cfg.SwapAfter {
+						flip()
+						id.swaps++
+						id.backFor = 0
+					}
+				case v > cfg.SpeedFloor:
+					id.backFor = 0
+				}
+			}
+		}
+	}
+	id.have = true
+	id.head, id.tail = mid[0], mid[n-1]
+	id.centre = [2]float64{cx, cy}
+	id.at = now
+	id.lastGood = now
+	id.consec = true
+	return mid, widths
+}

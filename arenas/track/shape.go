@@ -1,0 +1,304 @@
+package track
+
+import (
+	"image"
+	"math"
+	"sort"
+	"time"
+
+	"gocv.io/x/gocv"
+)
+
+// shape measures the chosen blob: refined mask, holes, skeleton, midline, widths, coil checks,
+// head/tail identity and the pose. labels and blur cover the region roi (stride w).
+func (t *Tracker) shape(c candidate, labels []uint16, blur []uint8, w int, roi image.Rectangle, thr float64, now time.Time) Result {
+	// Refined threshold: half the blob's typical darkening, so the mask's edge sits where the
+	// body covers half a pixel.
+	clear(t.histo[:])
+	cnt := 0
+	for y := c.y; y < c.y+c.h; y++ {
+		for x := c.x; x < c.x+c.w; x++ {
+			i := y*w + x
+			if int(labels[i]) == c.label {
+				t.histo[blur[i]]++
+				cnt++
+			}
+		}
+	}
+	med := float64(histQuantile(&t.histo, cnt, 0.5))
+	thr2 := math.Max(thr, 0.5*med)
+
+	// Blob bitmap with a 1-pixel empty border: (bx, by) = (x - c.x + 1, y - c.y + 1).
+	b := &t.blob
+	b.reset(c.w+2, c.h+2)
+	for y := c.y; y < c.y+c.h; y++ {
+		for x := c.x; x < c.x+c.w; x++ {
+			i := y*w + x
+			if int(labels[i]) == c.label && float64(blur[i]) >= thr2 {
+				b.pix[(y-c.y+1)*b.w+(x-c.x+1)] = 1
+			}
+		}
+	}
+	t.keepLargest(b)
+	area := b.count()
+	ox, oy := float64(roi.Min.X+c.x-1), float64(roi.Min.Y+c.y-1) // bitmap -> frame offset
+	if float64(area) < t.cfg.MinAreaRatio*t.cfg.expectedArea() {
+		return t.lost(now, NoWorm)
+	}
+	// Centroid of the blob, reported when the worm is coiled.
+	var sx, sy float64
+	for y := range b.h {
+		for x := range b.w {
+			if b.pix[y*b.w+x] != 0 {
+				sx += float64(x)
+				sy += float64(y)
+			}
+		}
+	}
+	cx, cy := sx/float64(area)+ox, sy/float64(area)+oy
+
+	wExp := t.cfg.expectedWidth()
+	minHole := max(4, int(0.6*wExp*wExp))
+	hole := t.geo.fillHoles(b, minHole)
+	area = b.count()
+	t.geo.thin(b)
+	path, info := t.geo.longestPath(t.scratch[0])
+	t.scratch[0] = path
+	if len(path) < 2 {
+		return t.coiled(now, cx, cy, area)
+	}
+	meanW := float64(area) / math.Max(1, polyLength(path))
+	half := max(1, int(math.Round(meanW/2)))
+	sm := smoothPath(t.scratch[1], path, half)
+	t.scratch[1] = sm
+	ext := extendEnds(append(t.scratch[2][:0], sm...), b, math.Max(2, 1.5*meanW), 1.5*meanW+2)
+	t.scratch[2] = ext
+	length := polyLength(ext)
+	res := Result{Length: length, Area: area}
+	res.X, res.Y = cx, cy
+
+	ratio := length / t.refLen
+	coiledShape := hole > 0 || ratio < t.cfg.MinLengthRatio
+	// A blob much wider than its midline explains is a worm lying on itself.
+	meanW = float64(area) / math.Max(1, length)
+	fat := meanW > 2.2*wExp && meanW > 2.2*t.typicalWidth()
+	if coiledShape || fat {
+		return t.coiled(now, cx, cy, area)
+	}
+
+	n := t.cfg.MidlinePoints
+	mid := resample(nil, ext, n)
+	for i := range mid {
+		mid[i][0] += ox
+		mid[i][1] += oy
+	}
+	res.Widths = t.widths(b, mid, ox, oy)
+
+	conf := 1.0
+	switch {
+	case ratio > t.cfg.MaxLengthRatio:
+		conf = 0.2
+	case ratio > 1.25:
+		conf *= 1 - 0.7*(ratio-1.25)/(t.cfg.MaxLengthRatio-1.25)
+	case ratio < 0.85:
+		conf *= 1 - 0.6*(0.85-ratio)/(0.85-t.cfg.MinLengthRatio)
+	}
+	branch := float64(info.branchPix) / t.refLen
+	if branch > 0.1 {
+		conf *= math.Max(0.2, 1-(branch-0.1)*3)
+	}
+	// Weak contrast relative to the detection threshold is doubtful.
+	if med < 2*thr {
+		conf *= math.Max(0.3, med/(2*thr))
+	}
+
+	mid, res.Widths = t.id.orient(mid, res.Widths, now, t.cfg, t.refLen)
+	res.Settled = t.id.settled
+	if !res.Settled && t.cfg.RequireSettled {
+		conf = math.Min(conf, 0.45)
+	}
+	res.OK = true
+	res.Status = Found
+	res.Confidence = conf
+	res.Midline = mid
+	res.Head, res.Tail = mid[0], mid[n-1]
+	res.X, res.Y = centre(mid)
+	res.BodyAngle = bodyAngle(mid)
+	k := max(1, int(math.Round(0.1*float64(n-1))))
+	res.HeadAngle = math.Atan2(mid[0][1]-mid[k][1], mid[0][0]-mid[k][0])
+	if q := t.cfg.QuantizeDeg; q > 0 {
+		res.BodyAngle = quantize(res.BodyAngle, q)
+		res.HeadAngle = quantize(res.HeadAngle, q)
+	}
+	res.Speed = t.id.speed
+	if conf >= Confident && t.cfg.RefineLength {
+		t.refLen += 0.05 * (length - t.refLen)
+		t.refLen = math.Min(1.4*t.cfg.BodyLength, math.Max(0.7*t.cfg.BodyLength, t.refLen))
+	}
+	t.haveLast, t.lastSeen, t.lastC = true, now, [2]float64{res.X, res.Y}
+	return res
+}
+
+// typicalWidth is the body width implied by the reference length and expected area.
+func (t *Tracker) typicalWidth() float64 { return t.cfg.expectedArea() / t.refLen / 0.8 }
+
+// coiled records a worm lying on itself: its centre is known, its midline is not.
+func (t *Tracker) coiled(now time.Time, cx, cy float64, area int) Result {
+	t.id.lostAt(now)
+	t.haveLast, t.lastSeen, t.lastC = true, now, [2]float64{cx, cy}
+	r := Result{Status: Coiled, Area: area}
+	r.X, r.Y = cx, cy
+	r.Coiled = true
+	r.Confidence = 0.1
+	return r
+}
+
+// keepLargest keeps the largest 8-connected component of b.
+func (t *Tracker) keepLargest(b *bitmap) {
+	g := &t.geo
+	n := b.w * b.h
+	if cap(g.mark) < n {
+		g.mark = make([]int32, n)
+	}
+	g.mark = g.mark[:n]
+	clear(g.mark)
+	bestLabel, bestSize := int32(0), 0
+	label := int32(0)
+	for i := range n {
+		if b.pix[i] == 0 || g.mark[i] != 0 {
+			continue
+		}
+		label++
+		g.queue = append(g.queue[:0], int32(i))
+		g.mark[i] = label
+		for k := 0; k < len(g.queue); k++ {
+			j := int(g.queue[k])
+			x, y := j%b.w, j/b.w
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					nx, ny := x+dx, y+dy
+					if !b.at(nx, ny) {
+						continue
+					}
+					q := ny*b.w + nx
+					if g.mark[q] == 0 {
+						g.mark[q] = label
+						g.queue = append(g.queue, int32(q))
+					}
+				}
+			}
+		}
+		if len(g.queue) > bestSize {
+			bestSize, bestLabel = len(g.queue), label
+		}
+	}
+	for i := range n {
+		if g.mark[i] != bestLabel {
+			b.pix[i] = 0
+		}
+	}
+}
+
+// widths measures the body width at each midline point from the distance transform of b.
+func (t *Tracker) widths(b *bitmap, mid [][2]float64, ox, oy float64) []float64 {
+	m := &t.mats
+	ensure(&m.blob, b.h, b.w, gocv.MatTypeCV8U)
+	px, err := m.blob.DataPtrUint8()
+	if err != nil {
+		return nil
+	}
+	for i, v := range b.pix {
+		px[i] = v * 255
+	}
+	gocv.DistanceTransform(m.blob, &m.dist, &m.distLabels, gocv.DistL2, gocv.DistanceMask5, gocv.DistanceLabelCComp)
+	d, err := m.dist.DataPtrFloat32()
+	if err != nil || len(d) != b.w*b.h {
+		return nil
+	}
+	out := make([]float64, len(mid))
+	for i, p := range mid {
+		x := int(math.Round(p[0] - ox))
+		y := int(math.Round(p[1] - oy))
+		if x < 0 || y < 0 || x >= b.w || y >= b.h {
+			continue
+		}
+		// Largest distance within one pixel: the midline point may sit off the ridge.
+		best := float32(0)
+		for dy := -1; dy <= 1; dy++ {
+			for dx := -1; dx <= 1; dx++ {
+				nx, ny := x+dx, y+dy
+				if nx >= 0 && ny >= 0 && nx < b.w && ny < b.h && d[ny*b.w+nx] > best {
+					best = d[ny*b.w+nx]
+				}
+			}
+		}
+		out[i] = math.Max(0, 2*float64(best)-1)
+	}
+	return out
+}
+
+// centre is the mean of the midline points.
+func centre(mid [][2]float64) (float64, float64) {
+	var sx, sy float64
+	for _, p := range mid {
+		sx += p[0]
+		sy += p[1]
+	}
+	n := float64(len(mid))
+	return sx / n, sy / n
+}
+
+// bodyAngle is the direction of the principal axis of the midline points, pointing from the
+// tail half to the head half.
+func bodyAngle(mid [][2]float64) float64 {
+	mx, my := centre(mid)
+	var sxx, syy, sxy float64
+	for _, p := range mid {
+		dx, dy := p[0]-mx, p[1]-my
+		sxx += dx * dx
+		syy += dy * dy
+		sxy += dx * dy
+	}
+	a := 0.5 * math.Atan2(2*sxy, sxx-syy)
+	ux, uy := math.Cos(a), math.Sin(a)
+	n := len(mid)
+	var hx, hy float64
+	for i := range n / 2 {
+		hx += mid[i][0] - mid[n-1-i][0]
+		hy += mid[i][1] - mid[n-1-i][1]
+	}
+	if ux*hx+uy*hy < 0 {
+		ux, uy = -ux, -uy
+	}
+	return math.Atan2(uy, ux)
+}
+
+// quantize rounds angle a (radians) to a multiple of q degrees, in (-pi, pi].
+func quantize(a, q float64) float64 {
+	d := math.Round(a*180/math.Pi/q) * q
+	return wrap(d * math.Pi / 180)
+}
+
+// wrap maps a into (-pi, pi].
+func wrap(a float64) float64 {
+	a = math.Mod(a, 2*math.Pi)
+	if a <= -math.Pi {
+		a += 2 * math.Pi
+	} else if a > math.Pi {
+		a -= 2 * math.Pi
+	}
+	return a
+}
+
+// median of v (v is reordered).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	sort.Float64s(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}

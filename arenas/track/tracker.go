@@ -1,0 +1,425 @@
+package track
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"math"
+	"sort"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/optoloop/optoloop/arenas"
+)
+
+// Status says what a Tracker made of a frame.
+type Status int
+
+const (
+	// Found: a worm was found and its midline measured.
+	Found Status = iota
+	// NoWorm: nothing worm-like in the frame (blank, saturated, empty plate).
+	NoWorm
+	// TwoWorms: more than one worm-like blob; the pose is not trusted.
+	TwoWorms
+	// Coiled: the worm touches or crosses itself; the centre is known, the midline is not.
+	Coiled
+	// BadFrame: the frame cannot be tracked (no pixels, wrong size for the background).
+	BadFrame
+)
+
+func (s Status) String() string {
+	switch s {
+	case Found:
+		return "found"
+	case NoWorm:
+		return "no worm"
+	case TwoWorms:
+		return "two worms"
+	case Coiled:
+		return "coiled"
+	case BadFrame:
+		return "bad frame"
+	}
+	return fmt.Sprintf("status(%d)", int(s))
+}
+
+// Result is one frame's tracking result: the pose plus what the tracker measured on the way.
+type Result struct {
+	arenas.Pose
+	Status Status
+	// Widths is the body width in pixels at each midline point, head first (nil when the
+	// midline is unknown).
+	Widths []float64
+	// Length is the midline's length in pixels and Area the blob's area in pixels.
+	Length float64
+	Area   int
+	// Settled reports whether the head/tail identity has been confirmed by the worm's motion.
+	Settled bool
+}
+
+// Tracker turns frames of one arena into poses. It keeps per-arena state: the background,
+// the last pose (continuity of head and tail, search region) and reusable OpenCV buffers.
+// A Tracker is not safe for concurrent use; Close releases its buffers.
+type Tracker struct {
+	cfg Config
+	log *slog.Logger
+
+	bg       *background
+	build    *builder
+	geo      geometry
+	mats     mats
+	refLen   float64
+	id       identity
+	closed   bool
+	diffBuf  []uint8
+	blob     bitmap
+	scratch  [4][][2]float64
+	histo    [256]int
+	lastSeen time.Time
+	haveLast bool
+	lastC    [2]float64
+}
+
+// mats are the OpenCV buffers a Tracker reuses from frame to frame.
+type mats struct {
+	src, closed, diff, blur, bin, labels, stats, cents, kernel, blob, dist, distLabels gocv.Mat
+}
+
+func (m *mats) all() []*gocv.Mat {
+	return []*gocv.Mat{&m.src, &m.closed, &m.diff, &m.blur, &m.bin, &m.labels, &m.stats, &m.cents, &m.kernel, &m.blob, &m.dist, &m.distLabels}
+}
+
+// New returns a Tracker without a background: it segments each frame against a local
+// background estimate (a grey closing that erases thin dark things), as for still images.
+// SetBackground or BuildBackground switch it to background subtraction.
+func New(cfg Config, log *slog.Logger) (*Tracker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &Tracker{cfg: cfg, log: log, refLen: cfg.BodyLength}
+	for _, m := range t.mats.all() {
+		*m = gocv.NewMat()
+	}
+	k := 2*int(math.Ceil(1.5*cfg.expectedWidth())) + 1
+	k = max(k, 5)
+	t.mats.kernel.Close()
+	t.mats.kernel = gocv.GetStructuringElement(gocv.MorphEllipse, image.Pt(k, k))
+	return t, nil
+}
+
+// Config returns the tracker's configuration.
+func (t *Tracker) Config() Config { return t.cfg }
+
+// Close releases the tracker's OpenCV buffers. Close is idempotent.
+func (t *Tracker) Close() error {
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	var errs []error
+	for _, m := range t.mats.all() {
+		if err := m.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reset forgets the worm: the next frame is searched in full and head/tail identity starts
+// afresh. The background is kept.
+func (t *Tracker) Reset() {
+	t.id = identity{}
+	t.haveLast = false
+}
+
+// ensure makes m a rows x cols matrix of type typ, reallocating only when it differs.
+func ensure(m *gocv.Mat, rows, cols int, typ gocv.MatType) {
+	if m.Rows() == rows && m.Cols() == cols && m.Type() == typ {
+		return
+	}
+	m.Close()
+	*m = gocv.NewMatWithSize(rows, cols, typ)
+}
+
+// timestamp is the frame's time, or its sequence number times the frame period when the
+// frame carries no time.
+func (t *Tracker) timestamp(f arenas.Frame) time.Time {
+	if !f.Time.IsZero() {
+		return f.Time
+	}
+	return time.Unix(0, 0).Add(time.Duration(f.Seq) * t.cfg.Calibration.FramePeriod)
+}
+
+// Track finds the worm in f and returns its pose. It never panics on bad frames: they yield a
+// result with OK false and a Status saying why.
+func (t *Tracker) Track(f arenas.Frame) Result {
+	if t.closed {
+		return Result{Status: BadFrame}
+	}
+	now := t.timestamp(f)
+	if f.Width <= 0 || f.Height <= 0 || len(f.Pix) < f.Width*f.Height || f.Width > 1<<15 || f.Height > 1<<15 {
+		return t.lost(now, BadFrame)
+	}
+	if t.bg != nil && (f.Width != t.bg.w || f.Height != t.bg.h) {
+		return t.lost(now, BadFrame)
+	}
+	res, where := t.search(f, now)
+	if t.bg != nil && !f.Light.On {
+		t.bg.refresh(f, where, t.cfg)
+	}
+	return res
+}
+
+// lost records a frame without a usable worm.
+func (t *Tracker) lost(now time.Time, s Status) Result {
+	t.id.lostAt(now)
+	return Result{Status: s}
+}
+
+// search runs the segmentation in the region around the last known centre, widening to the
+// whole frame when the worm is not found there. It returns the result and the rectangle the
+// worm occupies (empty when not found), which the background refresh leaves out.
+func (t *Tracker) search(f arenas.Frame, now time.Time) (Result, image.Rectangle) {
+	full := image.Rect(0, 0, f.Width, f.Height)
+	if t.usePlate(f) {
+		c := t.cfg.Calibration
+		r := c.PlateRadius
+		full = full.Intersect(image.Rect(int(c.CenterX-r), int(c.CenterY-r), int(math.Ceil(c.CenterX+r))+1, int(math.Ceil(c.CenterY+r))+1))
+	}
+	var rois []image.Rectangle
+	recent := t.haveLast && now.Sub(t.lastSeen) <= 10*t.cfg.SwapAfter
+	if recent {
+		h := int(math.Ceil(t.cfg.ROIScale * t.refLen))
+		cx, cy := int(t.lastC[0]), int(t.lastC[1])
+		roi := image.Rect(cx-h, cy-h, cx+h+1, cy+h+1).Intersect(full)
+		if !roi.Empty() && roi != full {
+			rois = append(rois, roi)
+			big := image.Rect(cx-2*h, cy-2*h, cx+2*h+1, cy+2*h+1).Intersect(full)
+			if big != roi && big != full {
+				rois = append(rois, big)
+			}
+		}
+	}
+	rois = append(rois, full)
+	var res Result
+	var where image.Rectangle
+	for i, roi := range rois {
+		var edge bool
+		res, where, edge = t.segment(f, roi, now)
+		last := i == len(rois)-1
+		if last || (res.Status != NoWorm && !edge) {
+			break
+		}
+	}
+	return res, where
+}
+
+// usePlate reports whether the plate mask applies to f (the frame has the calibrated size).
+func (t *Tracker) usePlate(f arenas.Frame) bool {
+	c := t.cfg.Calibration
+	return t.cfg.PlateMask && f.Width == c.Width && f.Height == c.Height
+}
+
+// candidate is a connected dark blob of the detection mask.
+type candidate struct {
+	label      int
+	area       int
+	x, y, w, h int
+}
+
+// segment looks for the worm in roi. edge reports that the chosen blob touches the region's
+// border (the worm may extend beyond it).
+func (t *Tracker) segment(f arenas.Frame, roi image.Rectangle, now time.Time) (Result, image.Rectangle, bool) {
+	w, h := roi.Dx(), roi.Dy()
+	if w < 3 || h < 3 {
+		return t.lost(now, NoWorm), image.Rectangle{}, false
+	}
+	if !t.diffImage(f, roi) {
+		return t.lost(now, NoWorm), image.Rectangle{}, false
+	}
+	m := &t.mats
+	gocv.GaussianBlur(m.diff, &m.blur, image.Pt(3, 3), 0, 0, gocv.BorderReplicate)
+	blur, err := m.blur.DataPtrUint8()
+	if err != nil {
+		return t.lost(now, BadFrame), image.Rectangle{}, false
+	}
+	thr := t.detectionThreshold(blur)
+	gocv.Threshold(m.blur, &m.bin, float32(thr)-0.5, 255, gocv.ThresholdBinary)
+	n := gocv.ConnectedComponentsWithStatsWithParams(m.bin, &m.labels, &m.stats, &m.cents, 8, gocv.MatTypeCV16U, gocv.CCL_DEFAULT)
+	expA := t.cfg.expectedArea()
+	minA := t.cfg.MinAreaRatio * expA
+	maxA := t.cfg.MaxAreaRatio * expA * 1.5
+	maxSide := 1.6 * t.cfg.BodyLength * t.cfg.MaxLengthRatio
+	var cands []candidate
+	for l := 1; l < n; l++ {
+		c := candidate{
+			label: l,
+			x:     int(m.stats.GetIntAt(l, int(gocv.CC_STAT_LEFT))),
+			y:     int(m.stats.GetIntAt(l, int(gocv.CC_STAT_TOP))),
+			w:     int(m.stats.GetIntAt(l, int(gocv.CC_STAT_WIDTH))),
+			h:     int(m.stats.GetIntAt(l, int(gocv.CC_STAT_HEIGHT))),
+			area:  int(m.stats.GetIntAt(l, int(gocv.CC_STAT_AREA))),
+		}
+		t.log.Debug("blob", "area", c.area, "w", c.w, "h", c.h, "thr", thr)
+		if float64(c.area) < minA || float64(c.area) > maxA || float64(max(c.w, c.h)) > maxSide {
+			continue
+		}
+		cands = append(cands, c)
+	}
+	if len(cands) == 0 {
+		return t.lost(now, NoWorm), image.Rectangle{}, false
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].area > cands[j].area })
+	best := cands[0]
+	edge := best.x == 0 || best.y == 0 || best.x+best.w == w || best.y+best.h == h
+	where := image.Rect(roi.Min.X+best.x, roi.Min.Y+best.y, roi.Min.X+best.x+best.w, roi.Min.Y+best.y+best.h)
+	if len(cands) > 1 && t.wormLike(cands[1], best) {
+		r := t.lost(now, TwoWorms)
+		return r, where, edge
+	}
+	labels, err := m.labels.DataPtrUint16()
+	if err != nil {
+		return t.lost(now, BadFrame), image.Rectangle{}, false
+	}
+	res := t.shape(best, labels, blur, w, roi, thr, now)
+	return res, where, edge
+}
+
+// wormLike reports whether the second blob c could be another worm next to the best one:
+// comparable area and an elongated extent.
+func (t *Tracker) wormLike(c, best candidate) bool {
+	return float64(c.area) >= 0.5*float64(best.area) &&
+		float64(c.area) >= 2*t.cfg.MinAreaRatio*t.cfg.expectedArea() &&
+		float64(max(c.w, c.h)) >= 0.45*t.refLen
+}
+
+// diffImage fills t.mats.diff with how much darker than the background each pixel of roi is
+// (0 outside the plate mask). Without a background the local background is a grey closing
+// of the region.
+func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
+	m := &t.mats
+	w, h := roi.Dx(), roi.Dy()
+	ensure(&m.diff, h, w, gocv.MatTypeCV8U)
+	diff, err := m.diff.DataPtrUint8()
+	if err != nil {
+		return false
+	}
+	if t.bg != nil {
+		t.bg.diff(diff, f, roi)
+	} else {
+		ensure(&m.src, h, w, gocv.MatTypeCV8U)
+		src, err := m.src.DataPtrUint8()
+		if err != nil {
+			return false
+		}
+		zeros := 0
+		for y := range h {
+			row := f.Pix[(roi.Min.Y+y)*f.Width+roi.Min.X : (roi.Min.Y+y)*f.Width+roi.Max.X]
+			copy(src[y*w:(y+1)*w], row)
+		}
+		for _, v := range src {
+			if v == 0 {
+				zeros++
+			}
+		}
+		// Regions masked to black (recordings that blank everything but a box around the
+		// worm) are filled with the typical grey so the closing sees no dark frame there.
+		masked := zeros > len(src)/50
+		if masked {
+			clear(t.histo[:])
+			valid := 0
+			for _, v := range src {
+				if v != 0 {
+					t.histo[v]++
+					valid++
+				}
+			}
+			if valid == 0 {
+				return false
+			}
+			med := histQuantile(&t.histo, valid, 0.5)
+			for i, v := range src {
+				if v == 0 {
+					src[i] = uint8(med)
+				}
+			}
+		}
+		gocv.MorphologyExWithParams(m.src, &m.closed, gocv.MorphClose, m.kernel, 1, gocv.BorderReplicate)
+		gocv.Subtract(m.closed, m.src, &m.diff)
+		diff, err = m.diff.DataPtrUint8()
+		if err != nil {
+			return false
+		}
+		if masked {
+			// Keep the masked pixels and a small band around them out of the worm.
+			t.maskZeros(f, roi, diff)
+		}
+	}
+	if t.usePlate(f) {
+		c := t.cfg.Calibration
+		r2 := c.PlateRadius * c.PlateRadius
+		for y := range h {
+			dy := float64(roi.Min.Y+y) - c.CenterY
+			for x := range w {
+				dx := float64(roi.Min.X+x) - c.CenterX
+				if dx*dx+dy*dy > r2 {
+					diff[y*w+x] = 0
+				}
+			}
+		}
+	}
+	return true
+}
+
+// maskZeros clears diff where the frame is exactly black (masked out).
+func (t *Tracker) maskZeros(f arenas.Frame, roi image.Rectangle, diff []uint8) {
+	w := roi.Dx()
+	for y := range roi.Dy() {
+		row := f.Pix[(roi.Min.Y+y)*f.Width+roi.Min.X : (roi.Min.Y+y)*f.Width+roi.Max.X]
+		for x, v := range row {
+			if v == 0 {
+				diff[y*w+x] = 0
+			}
+		}
+	}
+}
+
+// histQuantile returns the grey level at quantile q of a histogram holding n values.
+func histQuantile(h *[256]int, n int, q float64) int {
+	target := int(q * float64(n))
+	acc := 0
+	for v, c := range h {
+		acc += c
+		if acc > target {
+			return v
+		}
+	}
+	return 255
+}
+
+// detectionThreshold is the darkening above which a pixel may be worm: MinContrast or NoiseK
+// robust deviations of the difference image above its median, whichever is larger.
+func (t *Tracker) detectionThreshold(diff []uint8) float64 {
+	clear(t.histo[:])
+	step := 1
+	if len(diff) > 1<<16 {
+		step = 7
+	}
+	n := 0
+	for i := 0; i < len(diff); i += step {
+		t.histo[diff[i]]++
+		n++
+	}
+	med := histQuantile(&t.histo, n, 0.5)
+	// Deviation from the lower half: the worm may cover a good part of a cropped image and
+	// sits in the upper tail.
+	lo := histQuantile(&t.histo, n, 0.2)
+	sigma := math.Max(0.5, float64(med-lo)/0.8416)
+	return math.Max(t.cfg.MinContrast, float64(med)+t.cfg.NoiseK*sigma)
+}
