@@ -91,4 +91,3 @@ func TestWormposeSample(t *testing.T) {
 		t.Errorf("flagged %.1f%% of the unlabelled frames, want >= 40%%", 100*flagShare)
 	}
 }
-
