@@ -1,0 +1,316 @@
+package coordinator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CommandType names a replicated command.
+type CommandType string
+
+// The commands of the replicated log. Every command carries the leader's time; the FSM never
+// reads a clock.
+const (
+	CmdSubmit          CommandType = "submit"
+	CmdRegisterWorker  CommandType = "register_worker"
+	CmdRegisterLearner CommandType = "register_learner"
+	CmdLease           CommandType = "lease"
+	CmdHeartbeat       CommandType = "heartbeat"
+	CmdReport          CommandType = "report"
+	CmdFail            CommandType = "fail"
+	CmdTick            CommandType = "tick"
+	CmdSetNode         CommandType = "set_node"
+	CmdRemoveNode      CommandType = "remove_node"
+)
+
+// Limits on command contents.
+const (
+	MaxCommandBytes = 2 << 20
+	MaxOutputBytes  = 64 << 10
+	MaxIDLength     = 128
+	MaxReasonLength = 1024
+	MaxMetrics      = 64
+)
+
+// Command is one entry of the replicated log: a type, the leader's time, an optional
+// idempotency key, and exactly the payload that matches the type.
+type Command struct {
+	Type CommandType `json:"type"`
+	// Time is the leader's clock when it proposed the command; the FSM's notion of now is the
+	// largest Time applied so far.
+	Time time.Time `json:"time"`
+	// Key is the client's idempotency key: a second command with the same key (within
+	// IdempotencyWindow of the first) returns the first one's response and changes nothing.
+	Key string `json:"key,omitempty"`
+
+	Submit          *SubmitCmd          `json:"submit,omitempty"`
+	RegisterWorker  *RegisterWorkerCmd  `json:"register_worker,omitempty"`
+	RegisterLearner *RegisterLearnerCmd `json:"register_learner,omitempty"`
+	Lease           *LeaseCmd           `json:"lease,omitempty"`
+	Heartbeat       *HeartbeatCmd       `json:"heartbeat,omitempty"`
+	Report          *ReportCmd          `json:"report,omitempty"`
+	Fail            *FailCmd            `json:"fail,omitempty"`
+	SetNode         *NodeInfo           `json:"set_node,omitempty"`
+	RemoveNode      *RemoveNodeCmd      `json:"remove_node,omitempty"`
+}
+
+// SubmitCmd submits an experiment file (YAML). The leader checks it before proposing; the FSM
+// parses it again, so what is replicated is the file itself.
+type SubmitCmd struct {
+	Spec        string `json:"spec"`
+	MaxAttempts int    `json:"max_attempts"`
+}
+
+// RegisterWorkerCmd registers (or re-registers) a worker.
+type RegisterWorkerCmd struct {
+	ID           string          `json:"id"`
+	ArenaID      string          `json:"arena_id"`
+	Line         string          `json:"line"`
+	Calibration  json.RawMessage `json:"calibration,omitempty"`
+	Capabilities []string        `json:"capabilities,omitempty"`
+}
+
+// RegisterLearnerCmd registers (or re-registers) a learner.
+type RegisterLearnerCmd struct {
+	ID           string   `json:"id"`
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// LeaseCmd asks for one item for Holder: an episode of the holder's line (workers) or a
+// training task (learners).
+type LeaseCmd struct {
+	Holder string        `json:"holder"`
+	Type   ItemType      `json:"type"`
+	TTL    time.Duration `json:"ttl"`
+}
+
+// HeartbeatCmd renews the lease (ItemID, Token) for TTL from now. With no ItemID it only
+// records that the holder is alive.
+type HeartbeatCmd struct {
+	Holder string        `json:"holder"`
+	ItemID string        `json:"item_id,omitempty"`
+	Token  uint64        `json:"token,omitempty"`
+	TTL    time.Duration `json:"ttl"`
+}
+
+// ReportCmd reports the item done under lease Token.
+type ReportCmd struct {
+	Holder        string             `json:"holder"`
+	ItemID        string             `json:"item_id"`
+	Token         uint64             `json:"token"`
+	Metrics       map[string]float64 `json:"metrics,omitempty"`
+	PolicyVersion uint64             `json:"policy_version,omitempty"`
+	Output        json.RawMessage    `json:"output,omitempty"`
+}
+
+// FailCmd reports that the attempt under lease Token failed.
+type FailCmd struct {
+	Holder string `json:"holder"`
+	ItemID string `json:"item_id"`
+	Token  uint64 `json:"token"`
+	Reason string `json:"reason"`
+}
+
+// RemoveNodeCmd forgets a node's addresses (after it left the Raft configuration).
+type RemoveNodeCmd struct {
+	ID string `json:"id"`
+}
+
+// ErrBadCommand is wrapped by DecodeCommand for every malformed command.
+var ErrBadCommand = errors.New("bad command")
+
+// EncodeCommand returns the log entry for c.
+func EncodeCommand(c Command) ([]byte, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(c)
+}
+
+// DecodeCommand parses and checks a log entry. Unknown fields, a payload that does not match
+// the type, missing or oversized fields are refused with an error wrapping ErrBadCommand.
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	if len(b) > MaxCommandBytes {
+		return c, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Command{}, fmt.Errorf("%w: %w", ErrBadCommand, err)
+	}
+	if dec.More() {
+		return Command{}, fmt.Errorf("%w: trailing data", ErrBadCommand)
+	}
+	if err := c.validate(); err != nil {
+		return Command{}, err
+	}
+	return c, nil
+}
+
+func badf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadCommand, fmt.Sprintf(format, args...))
+}
+
+func checkID(what, id string) error {
+	if id == "" {
+		return badf("%s is required", what)
+	}
+	if len(id) > MaxIDLength {
+		return badf("%s longer than %d bytes", what, MaxIDLength)
+	}
+	return nil
+}
+
+func checkTTL(ttl time.Duration) error {
+	if ttl <= 0 || ttl > 24*time.Hour {
+		return badf("ttl %v must be in (0, 24h]", ttl)
+	}
+	return nil
+}
+
+func (c Command) validate() error {
+	if c.Time.IsZero() {
+		return badf("time is required")
+	}
+	if len(c.Key) > MaxIDLength {
+		return badf("key longer than %d bytes", MaxIDLength)
+	}
+	n := 0
+	for _, set := range []bool{c.Submit != nil, c.RegisterWorker != nil, c.RegisterLearner != nil, c.Lease != nil,
+		c.Heartbeat != nil, c.Report != nil, c.Fail != nil, c.SetNode != nil, c.RemoveNode != nil} {
+		if set {
+			n++
+		}
+	}
+	want := 1
+	if c.Type == CmdTick {
+		want = 0
+	}
+	if n != want {
+		return badf("%s command with %d payloads", c.Type, n)
+	}
+	switch c.Type {
+	case CmdTick:
+		return nil
+	case CmdSubmit:
+		if c.Submit == nil {
+			break
+		}
+		if c.Submit.Spec == "" {
+			return badf("submit: spec is required")
+		}
+		if c.Submit.MaxAttempts < 1 || c.Submit.MaxAttempts > 1000 {
+			return badf("submit: max_attempts %d must be in 1..1000", c.Submit.MaxAttempts)
+		}
+		return nil
+	case CmdRegisterWorker:
+		if c.RegisterWorker == nil {
+			break
+		}
+		w := c.RegisterWorker
+		if err := checkID("worker id", w.ID); err != nil {
+			return err
+		}
+		if err := checkID("arena id", w.ArenaID); err != nil {
+			return err
+		}
+		if err := checkID("line", w.Line); err != nil {
+			return err
+		}
+		if len(w.Calibration) > MaxOutputBytes || len(w.Capabilities) > 64 {
+			return badf("worker registration too large")
+		}
+		return nil
+	case CmdRegisterLearner:
+		if c.RegisterLearner == nil {
+			break
+		}
+		if len(c.RegisterLearner.Capabilities) > 64 {
+			return badf("learner registration too large")
+		}
+		return checkID("learner id", c.RegisterLearner.ID)
+	case CmdLease:
+		if c.Lease == nil {
+			break
+		}
+		if err := checkID("holder", c.Lease.Holder); err != nil {
+			return err
+		}
+		if c.Lease.Type != TypeEpisode && c.Lease.Type != TypeTrain {
+			return badf("lease: type %q must be episode or train", c.Lease.Type)
+		}
+		return checkTTL(c.Lease.TTL)
+	case CmdHeartbeat:
+		if c.Heartbeat == nil {
+			break
+		}
+		if err := checkID("holder", c.Heartbeat.Holder); err != nil {
+			return err
+		}
+		if len(c.Heartbeat.ItemID) > MaxIDLength {
+			return badf("item id too long")
+		}
+		return checkTTL(c.Heartbeat.TTL)
+	case CmdReport:
+		if c.Report == nil {
+			break
+		}
+		r := c.Report
+		if err := checkID("holder", r.Holder); err != nil {
+			return err
+		}
+		if err := checkID("item id", r.ItemID); err != nil {
+			return err
+		}
+		if r.Token == 0 {
+			return badf("report: token is required")
+		}
+		if len(r.Metrics) > MaxMetrics {
+			return badf("report: more than %d metrics", MaxMetrics)
+		}
+		if len(r.Output) > MaxOutputBytes {
+			return badf("report: output larger than %d bytes", MaxOutputBytes)
+		}
+		return nil
+	case CmdFail:
+		if c.Fail == nil {
+			break
+		}
+		if err := checkID("holder", c.Fail.Holder); err != nil {
+			return err
+		}
+		if err := checkID("item id", c.Fail.ItemID); err != nil {
+			return err
+		}
+		if c.Fail.Token == 0 {
+			return badf("fail: token is required")
+		}
+		if len(c.Fail.Reason) > MaxReasonLength {
+			return badf("fail: reason longer than %d bytes", MaxReasonLength)
+		}
+		return nil
+	case CmdSetNode:
+		if c.SetNode == nil {
+			break
+		}
+		if err := checkID("node id", c.SetNode.ID); err != nil {
+			return err
+		}
+		if err := checkID("raft address", c.SetNode.RaftAddr); err != nil {
+			return err
+		}
+		return checkID("http address", c.SetNode.HTTPAddr)
+	case CmdRemoveNode:
+		if c.RemoveNode == nil {
+			break
+		}
+		return checkID("node id", c.RemoveNode.ID)
+	default:
+		return badf("unknown command type %q", c.Type)
+	}
+	return badf("%s command without its payload", c.Type)
+}

@@ -1,0 +1,400 @@
+package coordinator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// fsmHarness applies commands to an FSM directly, numbering log entries.
+type fsmHarness struct {
+	t     *testing.T
+	f     *FSM
+	index uint64
+	now   time.Time
+}
+
+func newFSMHarness(t *testing.T) *fsmHarness {
+	return &fsmHarness{t: t, f: NewFSM(), now: t0}
+}
+
+func (h *fsmHarness) apply(c Command) *Response {
+	h.t.Helper()
+	if c.Time.IsZero() {
+		c.Time = h.now
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.index++
+	r := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: b})
+	return r.(*Response)
+}
+
+func (h *fsmHarness) ok(c Command) *Response {
+	h.t.Helper()
+	r := h.apply(c)
+	if err := r.Err(); err != nil {
+		h.t.Fatalf("%s: %v", c.Type, err)
+	}
+	return r
+}
+
+const tinySpec = `name: tiny
+lines: ["301", "446"]
+collect: {hours_per_line: 0.1, episode_seconds: 180}
+train: {ensemble_size: 2, updates: 10, checkpoint_every: 5}
+evaluate: {episodes_per_condition: 2}
+cross_evaluate: {lines: ["301", "446"], episodes: 1}
+`
+
+func (h *fsmHarness) submit(spec string) string {
+	h.t.Helper()
+	return h.ok(Command{Type: CmdSubmit, Submit: &SubmitCmd{Spec: spec, MaxAttempts: 3}}).ExperimentID
+}
+
+func (h *fsmHarness) worker(id, line string) {
+	h.t.Helper()
+	h.ok(Command{Type: CmdRegisterWorker, RegisterWorker: &RegisterWorkerCmd{ID: id, ArenaID: "arena-" + id, Line: line}})
+}
+
+func (h *fsmHarness) lease(holder string, t ItemType) *Item {
+	h.t.Helper()
+	return h.ok(Command{Type: CmdLease, Lease: &LeaseCmd{Holder: holder, Type: t, TTL: time.Minute}}).Item
+}
+
+func (h *fsmHarness) report(holder string, it *Item, metrics map[string]float64, version uint64) *Response {
+	h.t.Helper()
+	return h.apply(Command{Type: CmdReport, Report: &ReportCmd{Holder: holder, ItemID: it.ID, Token: it.Token, Metrics: metrics, PolicyVersion: version}})
+}
+
+// drain leases and reports every item a holder can get.
+func (h *fsmHarness) drain(holder string, t ItemType, metrics map[string]float64, version uint64) []*Item {
+	h.t.Helper()
+	var done []*Item
+	for {
+		it := h.lease(holder, t)
+		if it == nil {
+			return done
+		}
+		if err := h.report(holder, it, metrics, version).Err(); err != nil {
+			h.t.Fatal(err)
+		}
+		done = append(done, it)
+	}
+}
+
+func TestFSMPhases(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.submit(tinySpec)
+	h.worker("w301", "301")
+	h.worker("w446", "446")
+	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &RegisterLearnerCmd{ID: "l1"}})
+
+	// collect: ceil(0.1 h / 180 s) = 2 per line, leased only by the line's worker.
+	if got := h.drain("w301", TypeEpisode, nil, 0); len(got) != 2 || got[0].Kind != KindCollect || got[0].Line != "301" || got[0].LightProbability != 0.1 || got[0].Seconds != 180 {
+		t.Fatalf("collect 301: %+v", got)
+	}
+	if it := h.lease("l1", TypeTrain); it != nil {
+		t.Fatalf("training task leased before collect finished: %+v", it)
+	}
+	h.drain("w446", TypeEpisode, nil, 0)
+	exp, _, _ := h.f.Experiment(id)
+	if exp.Phase != PhaseTrain {
+		t.Fatalf("phase %s, want train", exp.Phase)
+	}
+	tasks := h.drain("l1", TypeTrain, nil, 42)
+	if len(tasks) != 2 || tasks[0].EnsembleSize != 2 || tasks[0].Updates != 10 {
+		t.Fatalf("tasks: %+v", tasks)
+	}
+	// evaluate: agent episodes carry the policy version; random ones wait for the agent's.
+	var agent, none int
+	for {
+		it := h.lease("w301", TypeEpisode)
+		if it == nil {
+			break
+		}
+		switch it.Kind {
+		case KindEvaluateAgent:
+			agent++
+			if it.PolicyVersion != 42 || it.AgentLine != "301" || it.MaxStaleness != 2 || it.Target == nil {
+				t.Fatalf("agent episode: %+v", it)
+			}
+		case KindEvaluateNone:
+			none++
+		case KindEvaluateRandom:
+			if agent != 2 {
+				t.Fatalf("random episode before the agent episodes ended")
+			}
+			if it.LightProbability != 0.25 {
+				t.Fatalf("random rate %v, want the agent's mean light fraction 0.25", it.LightProbability)
+			}
+		}
+		lf := 0.2
+		if agent == 2 {
+			lf = 0.3
+		}
+		if err := h.report("w301", it, map[string]float64{"light_fraction": lf}, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if agent != 2 || none != 2 {
+		t.Fatalf("agent %d none %d, want 2 and 2", agent, none)
+	}
+	h.drain("w446", TypeEpisode, map[string]float64{"light_fraction": 0.1}, 0)
+	exp, items, _ := h.f.Experiment(id)
+	if exp.Phase != PhaseCrossEvaluate || exp.RandomRates["301"] != 0.25 {
+		t.Fatalf("experiment %+v", exp)
+	}
+	h.drain("w301", TypeEpisode, nil, 0)
+	h.drain("w446", TypeEpisode, nil, 0)
+	exp, items, _ = h.f.Experiment(id)
+	if exp.State != ExperimentDone || exp.Phase != PhaseDone {
+		t.Fatalf("experiment not done: %+v", exp)
+	}
+	// 4 collect + 2 train + 2 lines x 3 conditions x 2 + 4 cross = 22.
+	if len(items) != 22 {
+		t.Fatalf("%d items, want 22", len(items))
+	}
+	for _, it := range items {
+		if it.State != StateDone {
+			t.Fatalf("item %s %s", it.ID, it.State)
+		}
+	}
+}
+
+func TestFSMLeaseRules(t *testing.T) {
+	h := newFSMHarness(t)
+	h.submit(tinySpec)
+	h.worker("a", "301")
+	h.worker("b", "301")
+	it := h.lease("a", TypeEpisode)
+	again := h.lease("a", TypeEpisode)
+	if again.ID != it.ID || again.Token != it.Token {
+		t.Fatalf("second lease of a holder returned %s/%d, want its held %s/%d", again.ID, again.Token, it.ID, it.Token)
+	}
+	before, _ := h.f.StateDigest()
+	cases := []struct {
+		name string
+		cmd  ReportCmd
+		want error
+	}{
+		{"wrong token", ReportCmd{Holder: "a", ItemID: it.ID, Token: it.Token + 100}, ErrStaleLease},
+		{"wrong holder", ReportCmd{Holder: "b", ItemID: it.ID, Token: it.Token}, ErrStaleLease},
+		{"unknown item", ReportCmd{Holder: "a", ItemID: "nope", Token: it.Token}, ErrNotFound},
+	}
+	for _, c := range cases {
+		r := h.apply(Command{Type: CmdReport, Report: &c.cmd})
+		if !errors.Is(r.Err(), c.want) {
+			t.Errorf("%s: %v, want %v", c.name, r.Err(), c.want)
+		}
+	}
+	after, _ := h.f.StateDigest()
+	if !bytes.Equal(withoutStats(t, before), withoutStats(t, after)) {
+		t.Fatalf("refused reports changed the state")
+	}
+	// Expiry: the lease ends, another worker gets the item, the old holder's report is refused.
+	h.now = h.now.Add(2 * time.Minute)
+	h.ok(Command{Type: CmdTick})
+	got, _ := h.f.Item(it.ID)
+	if got.State != StatePending || len(got.Failures) != 1 || !strings.Contains(got.Failures[0], "expired") {
+		t.Fatalf("after expiry: %+v", got)
+	}
+	var second *Item
+	for second == nil || second.ID != it.ID {
+		second = h.lease("b", TypeEpisode)
+		if second.ID != it.ID {
+			h.report("b", second, nil, 0)
+		}
+	}
+	if r := h.report("a", it, nil, 0); !errors.Is(r.Err(), ErrStaleLease) {
+		t.Fatalf("late report of the expired lease: %v", r.Err())
+	}
+	if r := h.report("b", second, nil, 0); r.Err() != nil {
+		t.Fatal(r.Err())
+	}
+	if r := h.report("b", second, nil, 0); !errors.Is(r.Err(), ErrDuplicate) {
+		t.Fatalf("duplicate report: %v", r.Err())
+	}
+	if s := h.f.Stats(); s.ReportsAccepted != 2 {
+		t.Fatalf("accepted %d reports, want 2", s.ReportsAccepted)
+	}
+	// An idempotency key replays the first response and changes nothing.
+	h.worker("c", "446")
+	w := Command{Type: CmdLease, Key: "k1", Lease: &LeaseCmd{Holder: "c", Type: TypeEpisode, TTL: time.Minute}}
+	r1 := h.ok(w)
+	r2 := h.ok(w)
+	if r1.Item == nil || r2.Item.Token != r1.Item.Token || r2.Index != r1.Index {
+		t.Fatalf("replayed lease differs: %+v vs %+v", r1, r2)
+	}
+	if s := h.f.Stats(); s.LeasesGranted != 4 || s.Replayed != 1 {
+		t.Fatalf("stats %+v: want 4 leases granted (a, b twice, c) and 1 replay", s)
+	}
+}
+
+func withoutStats(t *testing.T, b []byte) []byte {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "stats")
+	delete(m, "now")
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func TestFSMMaxAttemptsAndTrainFailure(t *testing.T) {
+	h := newFSMHarness(t)
+	spec := "name: one\nlines: [\"301\"]\ncollect: {hours_per_line: 0.05, episode_seconds: 180}\ntrain: {updates: 10, checkpoint_every: 5}\n"
+	id := h.submit(spec)
+	h.worker("w", "301")
+	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &RegisterLearnerCmd{ID: "l"}})
+	var last *Item
+	for i := range 3 {
+		it := h.lease("w", TypeEpisode)
+		if it.Attempts != i+1 {
+			t.Fatalf("attempt %d, want %d", it.Attempts, i+1)
+		}
+		h.ok(Command{Type: CmdFail, Fail: &FailCmd{Holder: "w", ItemID: it.ID, Token: it.Token, Reason: fmt.Sprintf("camera stopped %d", i)}})
+		last = it
+	}
+	got, _ := h.f.Item(last.ID)
+	if got.State != StateFailed || len(got.Failures) != 3 || !strings.Contains(got.Failures[2], "camera stopped 2") {
+		t.Fatalf("after 3 failures: %+v", got)
+	}
+	// The collect phase ends with the failed episode; train opens. A training task failing 3
+	// times fails the experiment.
+	for range 3 {
+		it := h.lease("l", TypeTrain)
+		if it == nil {
+			t.Fatal("no training task")
+		}
+		h.ok(Command{Type: CmdFail, Fail: &FailCmd{Holder: "l", ItemID: it.ID, Token: it.Token, Reason: "nan loss"}})
+	}
+	exp, _, _ := h.f.Experiment(id)
+	if exp.State != ExperimentFailed || !strings.Contains(exp.Reason, "training task") {
+		t.Fatalf("experiment %+v", exp)
+	}
+}
+
+func TestFSMSnapshotRoundTrip(t *testing.T) {
+	h := newFSMHarness(t)
+	h.submit(tinySpec)
+	h.worker("w", "301")
+	h.worker("v", "446")
+	it := h.lease("w", TypeEpisode)
+	h.report("w", it, map[string]float64{"closest_cm": 1}, 0)
+	h.lease("w", TypeEpisode)
+	h.ok(Command{Type: CmdLease, Key: "key", Lease: &LeaseCmd{Holder: "v", Type: TypeEpisode, TTL: time.Second}})
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	g := &fsmHarness{t: t, f: NewFSM(), index: h.index, now: h.now}
+	if err := g.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := h.f.StateDigest()
+	b, _ := g.f.StateDigest()
+	if !bytes.Equal(a, b) {
+		t.Fatalf("restored state differs")
+	}
+	// Both continue identically: same leases, same expiries, same idempotent replay.
+	for _, x := range []*fsmHarness{h, g} {
+		x.now = x.now.Add(2 * time.Second)
+		x.worker("u", "446")
+		x.lease("u", TypeEpisode)
+		x.ok(Command{Type: CmdLease, Key: "key", Lease: &LeaseCmd{Holder: "v", Type: TypeEpisode, TTL: time.Second}})
+	}
+	a, _ = h.f.StateDigest()
+	b, _ = g.f.StateDigest()
+	if !bytes.Equal(a, b) {
+		t.Fatalf("states diverged after restore:\n%s\n%s", a, b)
+	}
+}
+
+type memSink struct{ bytes.Buffer }
+
+func (s *memSink) ID() string    { return "mem" }
+func (s *memSink) Cancel() error { return nil }
+func (s *memSink) Close() error  { return nil }
+
+func TestDecodeCommandRejects(t *testing.T) {
+	cases := []struct{ name, json string }{
+		{"empty", ``},
+		{"not json", `{`},
+		{"unknown field", `{"type":"tick","time":"2026-01-01T00:00:00Z","bogus":1}`},
+		{"no time", `{"type":"tick"}`},
+		{"unknown type", `{"type":"explode","time":"2026-01-01T00:00:00Z"}`},
+		{"missing payload", `{"type":"lease","time":"2026-01-01T00:00:00Z"}`},
+		{"wrong payload", `{"type":"lease","time":"2026-01-01T00:00:00Z","fail":{"holder":"a","item_id":"x","token":1}}`},
+		{"two payloads", `{"type":"tick","time":"2026-01-01T00:00:00Z","remove_node":{"id":"a"}}`},
+		{"bad ttl", `{"type":"lease","time":"2026-01-01T00:00:00Z","lease":{"holder":"a","type":"episode","ttl":-1}}`},
+		{"bad item type", `{"type":"lease","time":"2026-01-01T00:00:00Z","lease":{"holder":"a","type":"x","ttl":1}}`},
+		{"no token", `{"type":"report","time":"2026-01-01T00:00:00Z","report":{"holder":"a","item_id":"x"}}`},
+		{"trailing", `{"type":"tick","time":"2026-01-01T00:00:00Z"} {}`},
+	}
+	for _, c := range cases {
+		if _, err := DecodeCommand([]byte(c.json)); !errors.Is(err, ErrBadCommand) {
+			t.Errorf("%s: err = %v, want ErrBadCommand", c.name, err)
+		}
+	}
+	h := newFSMHarness(t)
+	before, _ := h.f.StateDigest()
+	h.index++
+	r := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: []byte(`{"type":"submit","time":"2026-01-01T00:00:00Z","submit":{"spec":"name: x\nlines: [\"3 01\"]\n","max_attempts":1}}`)}).(*Response)
+	if !errors.Is(r.Err(), ErrBadRequest) || !strings.Contains(r.Error, "lines[0]") {
+		t.Fatalf("bad spec: %v", r.Err())
+	}
+	after, _ := h.f.StateDigest()
+	if !bytes.Equal(withoutStats(t, before), withoutStats(t, after)) {
+		t.Fatal("refused submit changed the state")
+	}
+}
+
+func FuzzDecodeCommand(f *testing.F) {
+	f.Add([]byte(`{"type":"tick","time":"2026-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{"type":"lease","time":"2026-01-01T00:00:00Z","lease":{"holder":"w","type":"episode","ttl":60000000000}}`))
+	f.Add([]byte(`{"type":"report","time":"2026-01-01T00:00:00Z","report":{"holder":"w","item_id":"tiny-1.0","token":3,"metrics":{"closest_cm":1}}}`))
+	f.Add([]byte(`{"type":"fail","time":"2026-01-01T00:00:00Z","fail":{"holder":"w","item_id":"tiny-1.0","token":3,"reason":"x"}}`))
+	f.Add([]byte(`{"type":"register_worker","time":"2026-01-01T00:00:00Z","register_worker":{"id":"w","arena_id":"a","line":"301"}}`))
+	f.Add([]byte(`{"type":"heartbeat","time":"2026-01-01T00:00:00Z","key":"k","heartbeat":{"holder":"w","item_id":"tiny-1.0","token":3,"ttl":5}}`))
+	f.Add([]byte(`{"type":"set_node","time":"2026-01-01T00:00:00Z","set_node":{"id":"n","raft_addr":"a","http_addr":"b"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := DecodeCommand(data)
+		// Apply it to a state with work in progress: it must never panic, and a command that
+		// decodes must re-encode to one that decodes the same.
+		h := newFSMHarness(t)
+		h.submit(tinySpec)
+		h.worker("w", "301")
+		h.lease("w", TypeEpisode)
+		h.index++
+		if r, ok := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: data}).(*Response); !ok || r == nil {
+			t.Fatal("apply returned no response")
+		}
+		if err != nil {
+			return
+		}
+		b, err := EncodeCommand(c)
+		if err != nil {
+			t.Fatalf("decoded command does not encode: %v", err)
+		}
+		if _, err := DecodeCommand(b); err != nil {
+			t.Fatalf("re-encoded command does not decode: %v", err)
+		}
+	})
+}
