@@ -136,4 +136,3 @@ func (cc crossCells) Plot(c draw.Canvas, p *plot.Plot) {
 		}
 	}
 }
-

@@ -191,4 +191,3 @@ func (b boxesPlotter) Plot(c draw.Canvas, p *plot.Plot) {
 		}
 	}
 }
-
