@@ -9,6 +9,9 @@ import (
 	"gocv.io/x/gocv"
 )
 
+// refineFrac is the share of the blob's median darkening at which its edge is drawn.
+const refineFrac = 0.3
+
 // shape measures the chosen blob: refined mask, holes, skeleton, midline, widths, coil checks,
 // head/tail identity and the pose. labels and blur cover the region roi (stride w).
 func (t *Tracker) shape(c candidate, labels []uint16, blur []uint8, w int, roi image.Rectangle, thr float64, now time.Time) Result {
@@ -26,7 +29,7 @@ func (t *Tracker) shape(c candidate, labels []uint16, blur []uint8, w int, roi i
 		}
 	}
 	med := float64(histQuantile(&t.histo, cnt, 0.5))
-	thr2 := math.Max(thr, 0.5*med)
+	thr2 := math.Max(thr, refineFrac*med)
 
 	// Blob bitmap with a 1-pixel empty border: (bx, by) = (x - c.x + 1, y - c.y + 1).
 	b := &t.blob
@@ -88,6 +91,7 @@ func (t *Tracker) shape(c candidate, labels []uint16, blur []uint8, w int, roi i
 
 	n := t.cfg.MidlinePoints
 	mid := resample(nil, ext, n)
+	mid = t.refineMidline(mid, blur, w, roi.Dy(), float64(c.x-1), float64(c.y-1), thr2, meanW)
 	for i := range mid {
 		mid[i][0] += ox
 		mid[i][1] += oy
@@ -301,4 +305,53 @@ func median(v []float64) float64 {
 		return v[n/2]
 	}
 	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// refineMidline moves each midline point (bitmap coordinates; the bitmap's origin is at
+// (bx, by) in the region) across the body to the darkness-weighted centre of the body's cross
+// section, which puts the midline between pixels. It then smooths lightly and resamples.
+func (t *Tracker) refineMidline(mid [][2]float64, img []uint8, w, h int, bx, by, thr, width float64) [][2]float64 {
+	n := len(mid)
+	sample := func(x, y float64) float64 {
+		x, y = x+bx, y+by
+		x0, y0 := math.Floor(x), math.Floor(y)
+		ix, iy := int(x0), int(y0)
+		if ix < 0 || iy < 0 || ix+1 >= w || iy+1 >= h {
+			return 0
+		}
+		fx, fy := x-x0, y-y0
+		i := iy*w + ix
+		v00, v10, v01, v11 := float64(img[i]), float64(img[i+1]), float64(img[i+w]), float64(img[i+w+1])
+		return (v00*(1-fx)+v10*fx)*(1-fy) + (v01*(1-fx)+v11*fx)*fy
+	}
+	reach := math.Max(1.5, width)
+	floor := 0.5 * thr
+	out := t.scratch[3][:0]
+	out = append(out, mid...)
+	for i := range n {
+		a, b := mid[max(0, i-1)], mid[min(n-1, i+1)]
+		tx, ty := b[0]-a[0], b[1]-a[1]
+		l := math.Hypot(tx, ty)
+		if l == 0 {
+			continue
+		}
+		nx, ny := -ty/l, tx/l
+		var sw, so float64
+		for o := -reach; o <= reach; o += 0.5 {
+			v := sample(mid[i][0]+o*nx, mid[i][1]+o*ny) - floor
+			if v > 0 {
+				sw += v
+				so += v * o
+			}
+		}
+		if sw > 0 {
+			off := so / sw
+			off = math.Max(-0.5*reach, math.Min(0.5*reach, off))
+			out[i] = [2]float64{mid[i][0] + off*nx, mid[i][1] + off*ny}
+		}
+	}
+	t.scratch[3] = out
+	sm := smoothPath(t.scratch[1], out, 1)
+	t.scratch[1] = sm
+	return resample(mid[:0], sm, n)
 }

@@ -1,0 +1,129 @@
+package track
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/optoloop/optoloop/arenas"
+	"github.com/optoloop/optoloop/arenas/sim"
+)
+
+// TestSimulatedFramesAgainstTruth tracks rendered frames of several lines (random light as in
+// the reference's data collection, reversals and omega turns included) and compares every
+// pose with the simulator's true pose.
+func TestSimulatedFramesAgainstTruth(t *testing.T) {
+	cat, err := sim.DefaultCatalogue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const framesPerLine = 240
+	lines := []struct {
+		code string
+		seed uint64
+	}{{"446", 11}, {"301", 12}, {"352", 13}, {"73", 14}}
+	var centreErr, headErr, tailErr, bodyErr, headAngErr []float64
+	var total, confident, idRight, truthCoiled, coiledConfident, reversalFrames, omegaFrames, revConf int
+	ctx := context.Background()
+	for _, l := range lines {
+		line, err := cat.Line(l.code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := sim.DefaultConfig(line)
+		cfg.Seed = l.seed
+		a, err := sim.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tcfg := DefaultConfig(a.Calibration())
+		tcfg.BackgroundFrames = 10
+		obs, err := NewObserver(a, tcfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := obs.Prepare(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(l.seed, 99))
+		for i := range framesPerLine {
+			if i%3 == 0 {
+				if err := a.SetLight(ctx, arenas.Light{On: rng.Float64() < 0.1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, p, err := obs.NextPose(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			truth := a.Pose()
+			st := a.Model().State()
+			total++
+			if st == sim.Reversal {
+				reversalFrames++
+			}
+			if st == sim.Omega {
+				omegaFrames++
+			}
+			conf := p.OK && p.Confidence >= Confident
+			if truth.Coiled {
+				truthCoiled++
+				if conf {
+					coiledConfident++
+				}
+				continue
+			}
+			if !conf {
+				continue
+			}
+			confident++
+			if st == sim.Reversal {
+				revConf++
+			}
+			centreErr = append(centreErr, math.Hypot(p.X-truth.X, p.Y-truth.Y))
+			headErr = append(headErr, dist(p.Head, truth.Head))
+			tailErr = append(tailErr, dist(p.Tail, truth.Tail))
+			if dist(p.Head, truth.Head) < dist(p.Head, truth.Tail) {
+				idRight++
+			}
+			bodyErr = append(bodyErr, math.Abs(wrap(p.BodyAngle-truth.BodyAngle))*180/math.Pi)
+			headAngErr = append(headAngErr, math.Abs(wrap(p.HeadAngle-truth.HeadAngle))*180/math.Pi)
+		}
+		t.Logf("line %s: %d reversals, %d omega turns so far", l.code, a.Model().Reversals(), a.Model().Omegas())
+		obs.Close()
+		a.Close()
+	}
+	mc, mh, mb, ma := median(centreErr), median(headErr), median(bodyErr), median(headAngErr)
+	idShare := float64(idRight) / float64(confident)
+	confShare := float64(confident) / float64(total-truthCoiled)
+	t.Logf("frames %d (reversal %d, omega %d, truly coiled %d of which confident %d); confident %d (%.1f%% of uncoiled, %d in reversals)",
+		total, reversalFrames, omegaFrames, truthCoiled, coiledConfident, confident, 100*confShare, revConf)
+	t.Logf("median tail error %.2f px", median(tailErr))
+	t.Logf("median errors: centre %.2f px, head %.2f px, body angle %.2f deg, head angle %.2f deg; identity right %.2f%%",
+		mc, mh, mb, ma, 100*idShare)
+	checks := []struct {
+		name      string
+		got, want float64
+	}{
+		{"median centre error (px)", mc, 2},
+		{"median head error (px)", mh, 4},
+		{"median body angle error (deg)", mb, 10},
+		{"median head angle error (deg)", ma, 10},
+	}
+	for _, c := range checks {
+		if !(c.got < c.want) {
+			t.Errorf("%s = %.2f, want < %v", c.name, c.got, c.want)
+		}
+	}
+	if idShare < 0.97 {
+		t.Errorf("head/tail identity right in %.1f%% of confident frames, want >= 97%%", 100*idShare)
+	}
+	// The test must see the hard cases and cannot pass by never being confident.
+	if confShare < 0.8 {
+		t.Errorf("confident in %.1f%% of the uncoiled frames, want >= 80%%", 100*confShare)
+	}
+	if reversalFrames < 20 || omegaFrames < 10 || revConf < 10 {
+		t.Errorf("only %d reversal frames (%d confident) and %d omega frames: the test needs both", reversalFrames, revConf, omegaFrames)
+	}
+}
