@@ -1,0 +1,284 @@
+// Package worker runs the closed loop of one arena: frame -> pose (tracker) -> 15-frame
+// observation relative to the episode's target -> action (a learnt policy or a fixed schedule)
+// -> light -> per-frame record to the replay -> episode metrics.
+//
+// The worker defines the interfaces it consumes (Observer, Policy, Sink); track.Observer,
+// policy.Ensemble and replay.Memory satisfy them. The light goes off on every exit path of an
+// episode: normal end, error, context cancellation and a panic in the policy.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/optoloop/optoloop/agentlib/obs"
+	"github.com/optoloop/optoloop/agentlib/replay"
+	"github.com/optoloop/optoloop/arenas"
+	"github.com/optoloop/optoloop/episode"
+)
+
+// ReferencePxPerCM is the camera scale the agents' observations are expressed in: positions are
+// converted from an arena's pixels to reference pixels before they reach the observation and
+// the replay, so an agent trained on one rig acts on another.
+const ReferencePxPerCM = 540
+
+// ErrPolicyPanic is returned (wrapped) when the policy panicked; the light is off by then.
+var ErrPolicyPanic = errors.New("policy panicked")
+
+// Observer turns the arena's next frame into the worm's pose (track.Observer).
+type Observer interface {
+	// Prepare readies the observer for a new episode (light off, background, forget the worm).
+	Prepare(ctx context.Context) error
+	// NextPose waits for the next frame and returns it with the pose.
+	NextPose(ctx context.Context) (arenas.Frame, arenas.Pose, error)
+}
+
+// Policy chooses the light from an observation (policy.Ensemble). Act returns 1 for light on,
+// 0 for off.
+type Policy interface {
+	Act(o []float32) int
+}
+
+// Sink receives the per-frame records of episodes (the replay).
+type Sink interface {
+	Append(recs ...replay.Record) error
+}
+
+// Episode says what one episode does.
+type Episode struct {
+	// ID names the episode in the replay and the results.
+	ID string
+	// Seconds is the episode's length on the arena's clock; the episode runs
+	// round(Seconds / frame period) control steps.
+	Seconds float64
+	// TargetCM is the target's offset from the plate centre in cm, image axes.
+	TargetCM [2]float64
+	// Exactly one of Schedule (a fixed light sequence: none, always, random) and Policy.
+	Schedule *episode.Schedule
+	Policy   Policy
+	// PolicyVersion is recorded with every frame the policy decided (0 for schedules).
+	PolicyVersion uint64
+	// MinConfidence is the tracking confidence below which a frame counts as lost (default
+	// 0.5 when zero).
+	MinConfidence float64
+}
+
+// Result is what an episode measured.
+type Result struct {
+	Metrics episode.Metrics
+	// Frames is the number of control steps run; Lost how many of them had no usable pose.
+	Frames int
+	Lost   int
+	// LightOn is the number of steps whose chosen action was light on.
+	LightOn int
+	// Records are the per-frame records in reference pixels, as sent to the sink.
+	Records []replay.Record
+	// TargetPx is the target in the arena's pixels.
+	TargetPx [2]float64
+}
+
+// LostFraction is the share of steps without a usable pose.
+func (r *Result) LostFraction() float64 {
+	if r.Frames == 0 {
+		return 0
+	}
+	return float64(r.Lost) / float64(r.Frames)
+}
+
+// ChosenLightFraction is the share of steps whose chosen action was light on.
+func (r *Result) ChosenLightFraction() float64 {
+	if r.Frames == 0 {
+		return 0
+	}
+	return float64(r.LightOn) / float64(r.Frames)
+}
+
+// Config configures a Worker.
+type Config struct {
+	// ChunkFrames is how many records are sent to the sink at once (default 90: 30 s at 3 Hz).
+	ChunkFrames int
+	// LightOffTimeout bounds the final light-off command when the episode's context has ended
+	// (default 2 s).
+	LightOffTimeout time.Duration
+	// Logger (default: discard).
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{ChunkFrames: 90, LightOffTimeout: 2 * time.Second}
+}
+
+// Validate reports the first unusable field.
+func (c Config) Validate() error {
+	if c.ChunkFrames < 1 {
+		return fmt.Errorf("worker: chunk_frames %d must be >= 1", c.ChunkFrames)
+	}
+	if c.LightOffTimeout <= 0 {
+		return fmt.Errorf("worker: light_off_timeout %v must be positive", c.LightOffTimeout)
+	}
+	return nil
+}
+
+// Worker runs episodes on one arena. It is used by one goroutine at a time.
+type Worker struct {
+	cfg   Config
+	arena arenas.Arena
+	obs   Observer
+	sink  Sink
+	log   *slog.Logger
+	build *obs.Builder
+	o     []float32
+}
+
+// New returns a worker for arena a, seen through observer o, sending records to sink (nil: no
+// records are kept outside the Result).
+func New(cfg Config, a arenas.Arena, o Observer, sink Sink) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if a == nil || o == nil {
+		return nil, errors.New("worker: nil arena or observer")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{cfg: cfg, arena: a, obs: o, sink: sink, log: log, build: obs.NewBuilder(0, 0), o: make([]float32, obs.Size)}, nil
+}
+
+// RunEpisode runs one episode to its end and returns what it measured. On error the light is
+// off and the Result holds what was measured until then.
+func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err error) {
+	if (ep.Schedule == nil) == (ep.Policy == nil) {
+		return res, fmt.Errorf("worker: episode %q needs exactly one of a schedule and a policy", ep.ID)
+	}
+	cal := w.arena.Calibration()
+	if !(ep.Seconds > 0) || math.IsInf(ep.Seconds, 0) {
+		return res, fmt.Errorf("worker: episode %q: seconds %v must be positive", ep.ID, ep.Seconds)
+	}
+	steps := int(math.Round(ep.Seconds / cal.FramePeriod.Seconds()))
+	if steps < 1 {
+		return res, fmt.Errorf("worker: episode %q: %v s is shorter than one frame", ep.ID, ep.Seconds)
+	}
+	minConf := ep.MinConfidence
+	if minConf == 0 {
+		minConf = 0.5
+	}
+	tx := cal.CenterX + ep.TargetCM[0]*cal.PxPerCM
+	ty := cal.CenterY + ep.TargetCM[1]*cal.PxPerCM
+	if math.Hypot(tx-cal.CenterX, ty-cal.CenterY) > cal.PlateRadius {
+		return res, fmt.Errorf("worker: episode %q: target (%g, %g) cm lies outside the plate", ep.ID, ep.TargetCM[0], ep.TargetCM[1])
+	}
+	res.TargetPx = [2]float64{tx, ty}
+	toRef := ReferencePxPerCM / cal.PxPerCM
+	w.build.Reset(tx*toRef, ty*toRef)
+	acc, err := episode.NewAccumulator(cal.PxPerCM)
+	if err != nil {
+		return res, err
+	}
+
+	// The light goes off on every exit path, with a context of its own since ctx may be done.
+	defer func() {
+		offCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.LightOffTimeout)
+		defer cancel()
+		if lerr := w.arena.SetLight(offCtx, arenas.Light{}); lerr != nil && !errors.Is(lerr, arenas.ErrClosed) {
+			w.log.Error("light off failed", "episode", ep.ID, "err", lerr)
+			err = errors.Join(err, fmt.Errorf("worker: light off: %w", lerr))
+		}
+	}()
+
+	if err := w.obs.Prepare(ctx); err != nil {
+		return res, fmt.Errorf("worker: episode %q: prepare: %w", ep.ID, err)
+	}
+	res.Records = make([]replay.Record, 0, steps)
+	flushed := 0
+	flush := func() error {
+		if w.sink == nil || flushed == len(res.Records) {
+			return nil
+		}
+		if err := w.sink.Append(res.Records[flushed:]...); err != nil {
+			return fmt.Errorf("worker: episode %q: replay: %w", ep.ID, err)
+		}
+		flushed = len(res.Records)
+		return nil
+	}
+	var t0 time.Time
+	for i := 0; i < steps; i++ {
+		frame, pose, err := w.obs.NextPose(ctx)
+		if err != nil {
+			return res, fmt.Errorf("worker: episode %q: frame %d: %w", ep.ID, i, err)
+		}
+		if i == 0 {
+			t0 = frame.Time
+		}
+		t := frame.Time.Sub(t0).Seconds()
+		ok := pose.OK && pose.Confidence >= minConf && !math.IsNaN(pose.X) && !math.IsNaN(pose.Y)
+		rec := replay.Record{
+			T: t, OK: ok, Episode: ep.ID,
+			TargetX: tx * toRef, TargetY: ty * toRef,
+		}
+		if ok {
+			rec.X, rec.Y, rec.Body, rec.Head = pose.X*toRef, pose.Y*toRef, pose.BodyAngle, pose.HeadAngle
+			w.build.Push(obs.Pose{X: rec.X, Y: rec.Y, Body: rec.Body, Head: rec.Head}, true)
+			if err := acc.Add(episode.Record{T: t, X: pose.X, Y: pose.Y, TargetX: tx, TargetY: ty, Light: frame.Light.On}); err != nil {
+				return res, fmt.Errorf("worker: episode %q: frame %d: %w", ep.ID, i, err)
+			}
+		} else {
+			res.Lost++
+		}
+		on, err := w.decide(ep, ok)
+		if err != nil {
+			return res, err
+		}
+		if err := w.arena.SetLight(ctx, arenas.Light{On: on}); err != nil {
+			return res, fmt.Errorf("worker: episode %q: light: %w", ep.ID, err)
+		}
+		rec.Light = on
+		if on {
+			res.LightOn++
+		}
+		if ep.Policy != nil {
+			rec.PolicyVersion = ep.PolicyVersion
+		}
+		res.Records = append(res.Records, rec)
+		res.Frames++
+		if len(res.Records)-flushed >= w.cfg.ChunkFrames {
+			if err := flush(); err != nil {
+				return res, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return res, err
+	}
+	m, err := acc.Metrics()
+	if err != nil {
+		return res, fmt.Errorf("worker: episode %q: no tracked frame: %w", ep.ID, err)
+	}
+	res.Metrics = m
+	return res, nil
+}
+
+// decide returns the light for the current step. A schedule advances on every step; a lost
+// frame switches the light off whatever the schedule or the policy says.
+func (w *Worker) decide(ep Episode, ok bool) (on bool, err error) {
+	if ep.Schedule != nil {
+		on = ep.Schedule.Next()
+		return on && ok, nil
+	}
+	if !ok || !w.build.Observation(w.o) {
+		return false, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			on = false
+			err = fmt.Errorf("worker: episode %q: %w: %v", ep.ID, ErrPolicyPanic, r)
+		}
+	}()
+	return ep.Policy.Act(w.o) == 1, nil
+}

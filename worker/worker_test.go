@@ -1,0 +1,295 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"testing"
+
+	"github.com/optoloop/optoloop/agentlib/obs"
+	"github.com/optoloop/optoloop/agentlib/replay"
+	"github.com/optoloop/optoloop/arenas"
+	"github.com/optoloop/optoloop/arenas/sim"
+	"github.com/optoloop/optoloop/arenas/track"
+	"github.com/optoloop/optoloop/episode"
+)
+
+func openSim(t *testing.T, line string, seed uint64, render bool) (*sim.Arena, *track.Observer) {
+	t.Helper()
+	cat, err := sim.DefaultCatalogue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := cat.Line(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := sim.DefaultConfig(l)
+	cfg.Seed = seed
+	cfg.NoRender = !render
+	a, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	o, err := track.NewObserver(a, track.DefaultConfig(a.Calibration()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return a, o
+}
+
+func schedule(t *testing.T, s string, seed uint64) *episode.Schedule {
+	t.Helper()
+	p, err := episode.ParsePolicy(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Schedule(seed)
+}
+
+// policyFunc adapts a function to Policy.
+type policyFunc func(o []float32) int
+
+func (f policyFunc) Act(o []float32) int { return f(o) }
+
+func TestRunEpisodeRecordsAndMetrics(t *testing.T) {
+	for _, render := range []bool{false, true} {
+		name := "no render"
+		seconds := 120.0
+		if render {
+			name, seconds = "rendered and tracked", 20
+		}
+		t.Run(name, func(t *testing.T) {
+			a, o := openSim(t, "446", 7, render)
+			mem, err := replay.NewMemory(replay.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := DefaultConfig()
+			cfg.ChunkFrames = 7
+			w, err := New(cfg, a, o, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := w.RunEpisode(context.Background(), Episode{
+				ID: "e1", Seconds: seconds, TargetCM: [2]float64{0, -1.5}, Schedule: schedule(t, "random:0.3", 1),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := int(seconds * 3)
+			if res.Frames != want || len(res.Records) != want {
+				t.Fatalf("ran %d steps with %d records, want %d", res.Frames, len(res.Records), want)
+			}
+			if mem.Len() != want {
+				t.Fatalf("replay holds %d records, want %d (chunks must all be flushed)", mem.Len(), want)
+			}
+			if a.LightState().On {
+				t.Fatal("light on after the episode")
+			}
+			if res.LightOn == 0 || res.LightOn == res.Frames {
+				t.Fatalf("random:0.3 lit %d of %d steps", res.LightOn, res.Frames)
+			}
+			// The tracker needs a few frames to settle head and tail before it is confident.
+			if res.Lost > 8 {
+				t.Fatalf("lost %d of %d frames", res.Lost, res.Frames)
+			}
+			cal := a.Calibration()
+			if res.TargetPx != [2]float64{cal.CenterX, cal.CenterY - 1.5*cal.PxPerCM} {
+				t.Fatalf("target %v px", res.TargetPx)
+			}
+			// The closest approach is what the records say.
+			closest := 1e9
+			for i, r := range res.Records {
+				if r.Episode != "e1" || (i > 0 && r.T <= res.Records[i-1].T) {
+					t.Fatalf("record %d: %+v", i, r)
+				}
+				if r.OK {
+					d := dist(r.X, r.Y, r.TargetX, r.TargetY) / ReferencePxPerCM
+					closest = min(closest, d)
+				}
+			}
+			if diff := closest - res.Metrics.ClosestCM; diff > 1e-9 || diff < -1e-9 {
+				t.Fatalf("closest approach %v cm, records say %v", res.Metrics.ClosestCM, closest)
+			}
+		})
+	}
+}
+
+func TestPolicySeesObservationAndVersionIsRecorded(t *testing.T) {
+	a, o := openSim(t, "73", 3, false)
+	w, err := New(DefaultConfig(), a, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	pol := policyFunc(func(ob []float32) int {
+		calls++
+		if len(ob) != obs.Size {
+			t.Fatalf("observation of %d numbers", len(ob))
+		}
+		// Light on when the worm is left of the target: a state-dependent policy.
+		if ob[4*obs.Frames+obs.Frames-1] < 0 {
+			return 1
+		}
+		return 0
+	})
+	res, err := w.RunEpisode(context.Background(), Episode{ID: "p", Seconds: 30, TargetCM: [2]float64{1.5, 0}, Policy: pol, PolicyVersion: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != res.Frames-res.Lost {
+		t.Fatalf("policy called %d times for %d tracked steps", calls, res.Frames-res.Lost)
+	}
+	for _, r := range res.Records {
+		if r.OK && r.PolicyVersion != 42 {
+			t.Fatalf("record without the policy version: %+v", r)
+		}
+		if r.OK && r.Light != (r.X < r.TargetX) {
+			t.Fatalf("light %v with worm at x=%v, target x=%v", r.Light, r.X, r.TargetX)
+		}
+	}
+}
+
+func TestLightOffOnEveryExitPath(t *testing.T) {
+	tests := []struct {
+		name    string
+		policy  func(cancel context.CancelFunc, step *int) Policy
+		wantErr func(error) bool
+	}{
+		{
+			name: "policy panics",
+			policy: func(_ context.CancelFunc, step *int) Policy {
+				return policyFunc(func([]float32) int {
+					*step++
+					if *step == 20 {
+						panic("boom")
+					}
+					return 1
+				})
+			},
+			wantErr: func(err error) bool { return errors.Is(err, ErrPolicyPanic) },
+		},
+		{
+			name: "context cancelled",
+			policy: func(cancel context.CancelFunc, step *int) Policy {
+				return policyFunc(func([]float32) int {
+					*step++
+					if *step == 20 {
+						cancel()
+					}
+					return 1
+				})
+			},
+			wantErr: func(err error) bool { return errors.Is(err, context.Canceled) },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, o := openSim(t, "446", 5, false)
+			w, err := New(DefaultConfig(), a, o, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			step := 0
+			_, err = w.RunEpisode(ctx, Episode{ID: "x", Seconds: 60, Policy: tt.policy(cancel, &step)})
+			if !tt.wantErr(err) {
+				t.Fatalf("error %v", err)
+			}
+			if a.LightState().On {
+				t.Fatal("light left on")
+			}
+		})
+	}
+}
+
+// lossy wraps an observer and reports frames [from, to) as lost.
+type lossy struct {
+	Observer
+	i, from, to int
+}
+
+func (l *lossy) NextPose(ctx context.Context) (arenas.Frame, arenas.Pose, error) {
+	f, p, err := l.Observer.NextPose(ctx)
+	if l.i >= l.from && l.i < l.to {
+		p = arenas.Pose{}
+	}
+	l.i++
+	return f, p, err
+}
+
+func TestLostFramesSwitchLightOffAndHoldObservation(t *testing.T) {
+	a, o := openSim(t, "446", 9, false)
+	lo := &lossy{Observer: o, from: 30, to: 40}
+	w, err := New(DefaultConfig(), a, lo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen [][]float32
+	pol := policyFunc(func(ob []float32) int {
+		seen = append(seen, append([]float32(nil), ob...))
+		return 1
+	})
+	res, err := w.RunEpisode(context.Background(), Episode{ID: "l", Seconds: 20, Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Lost != 10 {
+		t.Fatalf("lost %d frames, want 10", res.Lost)
+	}
+	for i, r := range res.Records {
+		lost := i >= 30 && i < 40
+		if r.OK == lost {
+			t.Fatalf("record %d ok=%v", i, r.OK)
+		}
+		if lost && r.Light {
+			t.Fatalf("light on during lost frame %d", i)
+		}
+		if !lost && !r.Light {
+			t.Fatalf("light off on tracked frame %d under an always-on policy", i)
+		}
+	}
+	if len(seen) != 50 {
+		t.Fatalf("policy consulted %d times, want 50 tracked steps", len(seen))
+	}
+}
+
+func TestRunEpisodeRejectsBadEpisodes(t *testing.T) {
+	a, o := openSim(t, "446", 1, false)
+	w, err := New(DefaultConfig(), a, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	always := schedule(t, "always", 1)
+	pol := policyFunc(func([]float32) int { return 1 })
+	tests := []struct {
+		name string
+		ep   Episode
+	}{
+		{"neither schedule nor policy", Episode{ID: "a", Seconds: 10}},
+		{"both schedule and policy", Episode{ID: "b", Seconds: 10, Schedule: always, Policy: pol}},
+		{"negative seconds", Episode{ID: "c", Seconds: -1, Schedule: always}},
+		{"target outside the plate", Episode{ID: "d", Seconds: 10, Schedule: always, TargetCM: [2]float64{3, 0}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := w.RunEpisode(context.Background(), tt.ep); err == nil {
+				t.Fatal("accepted")
+			}
+			if a.LightState().On {
+				t.Fatal("light switched on by a refused episode")
+			}
+		})
+	}
+}
+
+func dist(x0, y0, x1, y1 float64) float64 {
+	dx, dy := x1-x0, y1-y0
+	return math.Hypot(dx, dy)
+}
