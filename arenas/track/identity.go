@@ -35,7 +35,10 @@ func (id *identity) lostAt(now time.Time) {
 }
 
 // orient returns mid (and its widths) head first, updating the identity state.
-func (id *identity) orient(mid [][2]float64, widths []float64, now time.Time, cfg Config, refLen float64) ([][2]float64, []float64) {
+//
+// blob is the centroid of the worm's pixels, which measures the motion: it hardly moves when
+// the thin tail tip shows in one frame and not in the next, unlike the midline's ends.
+func (id *identity) orient(mid [][2]float64, widths []float64, blob [2]float64, now time.Time, cfg Config, refLen float64) ([][2]float64, []float64) {
 	n := len(mid)
 	flip := func() {
 		slices.Reverse(mid)
@@ -60,7 +63,7 @@ func (id *identity) orient(mid [][2]float64, widths []float64, now time.Time, cf
 		id.settleAcc = 0
 		id.backFor = 0
 	}
-	cx, cy := centre(mid)
+	cx, cy := blob[0], blob[1]
 	id.speed = 0
 	if id.have && id.consec && continuous {
 		dt := now.Sub(id.at)

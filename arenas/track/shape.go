@@ -116,7 +116,7 @@ func (t *Tracker) shape(c candidate, labels []uint16, blur []uint8, w int, roi i
 		conf *= math.Max(0.3, med/(2*thr))
 	}
 
-	mid, res.Widths = t.id.orient(mid, res.Widths, now, t.cfg, t.refLen)
+	mid, res.Widths = t.id.orient(mid, res.Widths, [2]float64{cx, cy}, now, t.cfg, t.refLen)
 	res.Settled = t.id.settled
 	if !res.Settled && t.cfg.RequireSettled {
 		conf = math.Min(conf, 0.45)

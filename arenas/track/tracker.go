@@ -318,24 +318,26 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 		if err != nil {
 			return false
 		}
-		zeros := 0
 		for y := range h {
-			row := f.Pix[(roi.Min.Y+y)*f.Width+roi.Min.X : (roi.Min.Y+y)*f.Width+roi.Max.X]
-			copy(src[y*w:(y+1)*w], row)
+			off := (roi.Min.Y+y)*f.Width + roi.Min.X
+			copy(src[y*w:(y+1)*w], f.Pix[off:off+w])
 		}
+		dark := 0
 		for _, v := range src {
-			if v == 0 {
-				zeros++
+			if v <= maskedLevel {
+				dark++
 			}
 		}
-		// Regions masked to black (recordings that blank everything but a box around the
-		// worm) are filled with the typical grey so the closing sees no dark frame there.
-		masked := zeros > len(src)/50
+		// Recordings that blank everything but the worm and a margin around it (tierpsy's
+		// masked videos) have a large near-black area: those pixels are filled with the bright
+		// background level of the rest so that the closing sees no dark surround, and are
+		// kept out of the worm afterwards.
+		masked := dark > len(src)/5
 		if masked {
 			clear(t.histo[:])
 			valid := 0
 			for _, v := range src {
-				if v != 0 {
+				if v > maskedLevel {
 					t.histo[v]++
 					valid++
 				}
@@ -343,10 +345,10 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 			if valid == 0 {
 				return false
 			}
-			med := histQuantile(&t.histo, valid, 0.5)
+			fill := uint8(histQuantile(&t.histo, valid, 0.9))
 			for i, v := range src {
-				if v == 0 {
-					src[i] = uint8(med)
+				if v <= maskedLevel {
+					src[i] = fill
 				}
 			}
 		}
@@ -357,8 +359,7 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 			return false
 		}
 		if masked {
-			// Keep the masked pixels and a small band around them out of the worm.
-			t.maskZeros(f, roi, diff)
+			t.maskDark(f, roi, diff)
 		}
 	}
 	if t.usePlate(f) {
@@ -377,13 +378,16 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 	return true
 }
 
-// maskZeros clears diff where the frame is exactly black (masked out).
-func (t *Tracker) maskZeros(f arenas.Frame, roi image.Rectangle, diff []uint8) {
+// maskedLevel is the grey level up to which a pixel of a masked recording counts as masked.
+const maskedLevel = 12
+
+// maskDark clears diff where the frame is masked (near black).
+func (t *Tracker) maskDark(f arenas.Frame, roi image.Rectangle, diff []uint8) {
 	w := roi.Dx()
 	for y := range roi.Dy() {
 		row := f.Pix[(roi.Min.Y+y)*f.Width+roi.Min.X : (roi.Min.Y+y)*f.Width+roi.Max.X]
 		for x, v := range row {
-			if v == 0 {
+			if v <= maskedLevel {
 				diff[y*w+x] = 0
 			}
 		}
