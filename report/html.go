@@ -1,0 +1,281 @@
+package report
+
+import (
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/optoloop/optoloop/charts"
+	"github.com/optoloop/optoloop/results"
+)
+
+// setting is one experiment setting: a dotted key path and its value.
+type setting struct{ Key, Value string }
+
+// flattenYAML lists the scalar settings of an experiment file with their key paths; sequences of
+// scalars are joined with commas.
+func flattenYAML(b []byte) ([]setting, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	var out []setting
+	var walk func(prefix string, n *yaml.Node)
+	walk = func(prefix string, n *yaml.Node) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(prefix, c)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i].Value
+				if prefix != "" {
+					k = prefix + "." + k
+				}
+				walk(k, n.Content[i+1])
+			}
+		case yaml.SequenceNode:
+			var vals []string
+			scalars := true
+			for _, c := range n.Content {
+				if c.Kind != yaml.ScalarNode {
+					scalars = false
+					break
+				}
+				vals = append(vals, c.Value)
+			}
+			if scalars {
+				out = append(out, setting{prefix, strings.Join(vals, ", ")})
+				return
+			}
+			for i, c := range n.Content {
+				walk(fmt.Sprintf("%s[%d]", prefix, i), c)
+			}
+		case yaml.ScalarNode:
+			out = append(out, setting{prefix, n.Value})
+		case yaml.AliasNode:
+			if n.Alias != nil {
+				walk(prefix, n.Alias)
+			}
+		}
+	}
+	walk("", &doc)
+	return out, nil
+}
+
+// row is one line of the per-line table.
+type row struct {
+	Line                        string
+	N                           [3]string
+	Closest                     [3]string
+	PNone, PRandom              string
+	RandomRate, LightFraction   string
+	Members, Updates, Transfers string
+	Source                      string
+}
+
+func meanSD(xs []float64) string {
+	m, sd, n := results.Summarize(xs)
+	switch n {
+	case 0:
+		return "–"
+	case 1:
+		return fmt.Sprintf("%.2f", m)
+	}
+	return fmt.Sprintf("%.2f ± %.2f", m, sd)
+}
+
+func num(v float64, prec int) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.*f", prec, v)
+}
+
+func pString(p float64) string {
+	if math.IsNaN(p) {
+		return "–"
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(charts.FormatP(p), "p = "), "p ")
+}
+
+// rows builds the per-line table from report.json where it has the line, else from episodes.
+func (r *run) rows() []row {
+	var out []row
+	for _, l := range r.order {
+		rw := row{Line: l}
+		groups, ps := r.closestGroups(l)
+		for i, g := range groups {
+			rw.N[i] = fmt.Sprint(len(g.Values))
+			rw.Closest[i] = meanSD(g.Values)
+		}
+		rw.PNone, rw.PRandom = pString(ps[0].P), pString(ps[1].P)
+		rw.RandomRate, rw.LightFraction, rw.Members, rw.Updates, rw.Transfers = "–", "–", "–", "–", "–"
+		if lr := r.lineResult(l); lr != nil {
+			rw.Source = "report.json"
+			rw.RandomRate = num(lr.RandomRate, 3)
+			rw.LightFraction = num(lr.AgentLightFraction, 3)
+			if lr.Members > 0 {
+				rw.Members = fmt.Sprint(lr.Members)
+			}
+			if lr.Updates > 0 {
+				rw.Updates = fmt.Sprint(lr.Updates)
+			}
+			if lr.TransitionsUsed > 0 {
+				rw.Transfers = fmt.Sprint(lr.TransitionsUsed)
+			}
+		} else {
+			rw.Source = "episode files"
+			var lf []float64
+			for _, e := range r.byLine[l][results.Agent] {
+				lf = append(lf, e.LightFraction)
+			}
+			if m, _, n := results.Summarize(lf); n > 0 {
+				rw.LightFraction = num(m, 3)
+			}
+			if eps := r.byLine[l][results.Random]; len(eps) > 0 {
+				rw.RandomRate = num(eps[0].LightProbability, 3)
+			}
+		}
+		out = append(out, rw)
+	}
+	return out
+}
+
+// figView is a figure as the template shows it.
+type figView struct {
+	Figure
+	// Src is the img element's src attribute. Base64 needs no escaping inside a quoted
+	// attribute, so it is written as is (html/template would escape every '+').
+	Src template.HTMLAttr
+}
+
+type lineView struct {
+	Line    string
+	Figures []figView
+}
+
+type page struct {
+	Title     string
+	Generated string
+	Status    string
+	Dir       string
+	Missing   []string
+	Problems  []string
+	Settings  []setting
+	YAML      string
+	Rows      []row
+	Overall   []figView
+	Lines     []lineView
+	NFigures  int
+}
+
+func (r *run) writeHTML(w io.Writer, figs []Figure) error {
+	p := page{Dir: r.Dir, Missing: r.missing, Problems: r.problems, Generated: time.Now().UTC().Format(time.RFC3339)}
+	name := filepath.Base(filepath.Clean(r.Dir))
+	switch {
+	case r.Report == nil:
+		p.Status = "no report.json: the experiment is still running, or it failed before writing its results"
+	case r.Report.Finished.IsZero():
+		name = r.Report.Name
+		p.Status = fmt.Sprintf("started %s, not finished", r.Report.Started.UTC().Format(time.RFC3339))
+	default:
+		name = r.Report.Name
+		p.Status = fmt.Sprintf("started %s, finished %s (%s)", r.Report.Started.UTC().Format(time.RFC3339), r.Report.Finished.UTC().Format(time.RFC3339), r.Report.Finished.Sub(r.Report.Started).Round(time.Second))
+	}
+	p.Title = "optoloop experiment " + name
+	if r.Experiment != nil {
+		p.YAML = string(r.Experiment)
+		s, err := flattenYAML(r.Experiment)
+		if err != nil {
+			p.Problems = append(p.Problems, fmt.Sprintf("%s: %v (shown as text)", results.ExperimentFile, err))
+		}
+		p.Settings = s
+	}
+	p.Rows = r.rows()
+	byLine := map[string][]figView{}
+	for _, f := range figs {
+		v := figView{Figure: f}
+		if f.PNG != nil {
+			v.Src = template.HTMLAttr(`src="data:image/png;base64,` + base64.StdEncoding.EncodeToString(f.PNG) + `"`)
+			p.NFigures++
+		}
+		if f.Line == "" {
+			p.Overall = append(p.Overall, v)
+		} else {
+			byLine[f.Line] = append(byLine[f.Line], v)
+		}
+	}
+	for _, l := range r.order {
+		p.Lines = append(p.Lines, lineView{Line: l, Figures: byLine[l]})
+	}
+	if err := pageTemplate().Execute(w, p); err != nil {
+		return fmt.Errorf("report: html: %w", err)
+	}
+	return nil
+}
+
+func pageTemplate() *template.Template {
+	return template.Must(template.New("report").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{{.Title}}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f3f3f3; }
+td.k, th.k { text-align: left; }
+figure { margin: 1em 0 2em; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #555; max-width: 900px; }
+.missing { background: #fff6e0; border: 1px solid #e8c46a; padding: 0.5em 1em; }
+.problems { background: #fdecec; border: 1px solid #e59a9a; padding: 0.5em 1em; }
+.failed { color: #a00; }
+pre { background: #f7f7f7; padding: 0.7em; overflow-x: auto; }
+</style>
+</head>
+<body>
+<h1>{{.Title}}</h1>
+<p id="status">{{.Status}}.<br>Run folder: <code>{{.Dir}}</code>. Report generated {{.Generated}}; {{.NFigures}} figures.</p>
+{{if .Missing}}<div class="missing" id="missing"><h2>Missing parts</h2><ul>
+{{range .Missing}}<li>{{.}}</li>
+{{end}}</ul></div>{{end}}
+{{if .Problems}}<div class="problems" id="problems"><h2>Parts that could not be read</h2><ul>
+{{range .Problems}}<li>{{.}}</li>
+{{end}}</ul></div>{{end}}
+<h2 id="settings">Experiment settings</h2>
+{{if .Settings}}<table><tr><th class="k">setting</th><th class="k">value</th></tr>
+{{range .Settings}}<tr><td class="k">{{.Key}}</td><td class="k">{{.Value}}</td></tr>
+{{end}}</table>{{end}}
+{{if .YAML}}<details><summary>experiment.yaml</summary><pre>{{.YAML}}</pre></details>{{else}}<p>No experiment.yaml in the run folder.</p>{{end}}
+<h2 id="lines">Results per line</h2>
+{{if .Rows}}<table id="line-table">
+<tr><th class="k" rowspan="2">line</th><th colspan="3">episodes</th><th colspan="3">closest approach, cm (mean ± SD)</th><th colspan="2">p (Mann-Whitney U)</th><th rowspan="2">random rate</th><th rowspan="2">agent light fraction</th><th rowspan="2">members</th><th rowspan="2">updates</th><th rowspan="2">transitions</th><th class="k" rowspan="2">from</th></tr>
+<tr><th>agent</th><th>none</th><th>random</th><th>agent</th><th>none</th><th>random</th><th>agent vs none</th><th>agent vs random</th></tr>
+{{range .Rows}}<tr><td class="k">{{.Line}}</td>{{range .N}}<td>{{.}}</td>{{end}}{{range .Closest}}<td>{{.}}</td>{{end}}<td>{{.PNone}}</td><td>{{.PRandom}}</td><td>{{.RandomRate}}</td><td>{{.LightFraction}}</td><td>{{.Members}}</td><td>{{.Updates}}</td><td>{{.Transfers}}</td><td class="k">{{.Source}}</td></tr>
+{{end}}</table>{{else}}<p>No line has results yet.</p>{{end}}
+{{range .Overall}}{{template "fig" .}}{{end}}
+{{range .Lines}}<section id="line-{{.Line}}">
+<h2>Line {{.Line}}</h2>
+{{if .Figures}}{{range .Figures}}{{template "fig" .}}{{end}}{{else}}<p>No figures for this line yet.</p>{{end}}
+</section>
+{{end}}
+</body>
+</html>
+{{define "fig"}}<figure id="fig-{{.ID}}" data-kind="{{.Kind}}">
+<h3>{{.Title}}</h3>
+{{if .Src}}<img {{.Src}} alt="{{.Title}}">{{else}}<p class="failed">This figure could not be drawn: {{.Err}}</p>{{end}}
+<figcaption>{{.Caption}}</figcaption>
+</figure>
+{{end}}`))
+}

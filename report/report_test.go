@@ -1,0 +1,235 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"image/png"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/optoloop/optoloop/results"
+)
+
+// figureRE matches a figure of the report with its image.
+var figureRE = regexp.MustCompile(`<figure id="fig-([^"]+)" data-kind="([^"]*)">\s*<h3>[^<]*</h3>\s*(?:<img src="data:image/png;base64,([^"]+)"|<p class="failed">)`)
+
+// figuresIn returns the figures of an HTML report by id, checking that every image decodes.
+func figuresIn(t *testing.T, html []byte) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, m := range figureRE.FindAllSubmatch(html, -1) {
+		id := string(m[1])
+		if out[id] {
+			t.Errorf("figure %s twice", id)
+		}
+		if len(m[3]) == 0 {
+			t.Errorf("figure %s has no image", id)
+			out[id] = false
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(string(m[3]))
+		if err != nil {
+			t.Fatalf("figure %s: %v", id, err)
+		}
+		img, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("figure %s: %v", id, err)
+		}
+		if img.Bounds().Dx() < 100 || img.Bounds().Dy() < 100 {
+			t.Errorf("figure %s is %v", id, img.Bounds())
+		}
+		out[id] = true
+	}
+	return out
+}
+
+func expectedFigures(lines []string, cross bool) []string {
+	var ids []string
+	for _, l := range lines {
+		p := "line-" + l + "-"
+		ids = append(ids, p+KindClosest, p+KindSurvival, p+KindCurves, p+KindPolicyMap)
+		for _, c := range []string{"agent", "none", "random"} {
+			ids = append(ids, p+KindTrajectory+"-"+c, p+KindOverlay+"-"+c)
+		}
+	}
+	ids = append(ids, KindEffectSizes)
+	if cross {
+		ids = append(ids, KindCross)
+	}
+	return ids
+}
+
+func TestFullRunHasEveryFigure(t *testing.T) {
+	dir := t.TempDir()
+	s := synth{lines: []string{"301", "446"}, episodes: 4, frames: 300, members: 3, curvePts: 5, cross: []string{"301", "446"}, report: true, experiment: true, maps: true, saveEns: true}
+	s.write(t, dir)
+	path, err := Write(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path != filepath.Join(dir, FileName) {
+		t.Errorf("path %s", path)
+	}
+	html, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	figs := figuresIn(t, html)
+	want := expectedFigures(s.lines, true)
+	for _, id := range want {
+		if !figs[id] {
+			t.Errorf("figure %s missing from the report", id)
+		}
+	}
+	if len(figs) != len(want) {
+		t.Errorf("%d figures, want %d", len(figs), len(want))
+	}
+	h := string(html)
+	for _, sub := range []string{
+		`<td class="k">evaluate.episodes_per_condition</td><td class="k">4</td>`,
+		`<td class="k">lines</td><td class="k">301, 446</td>`,
+		`id="line-table"`, `<td class="k">301</td>`, `<td class="k">446</td>`, "report.json</td>",
+		"optoloop experiment synth", "finished 2026-11-26T21:30:00Z",
+	} {
+		if !strings.Contains(h, sub) {
+			t.Errorf("report lacks %q", sub)
+		}
+	}
+	if strings.Contains(h, `id="missing"`) || strings.Contains(h, `id="problems"`) {
+		t.Errorf("complete run reported missing parts or problems")
+	}
+	// The table shows report.json's means.
+	run, err := results.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := run.Report.Lines[0].Conditions["agent"].ClosestCM
+	if !strings.Contains(h, "<td>"+meanSD(agent)+"</td>") {
+		t.Errorf("line 301's agent mean %s not in the table", meanSD(agent))
+	}
+}
+
+func TestEmptyRunFolder(t *testing.T) {
+	dir := t.TempDir()
+	rep, err := Build(context.Background(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Figures) != 0 {
+		t.Errorf("%d figures from an empty folder", len(rep.Figures))
+	}
+	h := string(rep.HTML)
+	for _, part := range []string{"experiment.yaml", "report.json", "episodes/", "lines/"} {
+		if !strings.Contains(h, "<li>"+part+"</li>") {
+			t.Errorf("missing part %q not named", part)
+		}
+	}
+	if !strings.Contains(h, "still running, or it failed") || !strings.Contains(h, "No line has results yet") {
+		t.Error("empty report does not say the experiment has no results")
+	}
+}
+
+func TestPartialRunFolder(t *testing.T) {
+	// A running experiment: the experiment file, line 301's agent episodes and a curves file cut
+	// short by the learner; no report.json, no policy map, no ensemble.
+	dir := t.TempDir()
+	s := synth{lines: []string{"301"}, episodes: 3, frames: 200, members: 2, curvePts: 3, experiment: true}
+	s.write(t, dir)
+	for _, c := range []string{"none", "random"} {
+		ms, _ := filepath.Glob(filepath.Join(dir, "episodes", "301-"+c+"-*.json"))
+		for _, m := range ms {
+			os.Remove(m)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lines", "301", "curves.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"member":0,"update":20`)
+	f.Close()
+
+	rep, err := Build(context.Background(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	figs := figuresIn(t, rep.HTML)
+	for _, id := range []string{"line-301-closest", "line-301-survival", "line-301-trajectories-agent", "line-301-overlay-agent", "line-301-curves", "effect-sizes"} {
+		if !figs[id] {
+			t.Errorf("figure %s missing", id)
+		}
+	}
+	for _, id := range []string{"line-301-policy-map", "line-301-trajectories-none", "cross"} {
+		if figs[id] {
+			t.Errorf("figure %s drawn without data", id)
+		}
+	}
+	h := string(rep.HTML)
+	for _, part := range []string{"report.json", "lines/301/policy_map.json", "lines/301/ensemble/", "none episodes of line 301", "random episodes of line 301"} {
+		if !strings.Contains(h, "<li>"+part+"</li>") {
+			t.Errorf("missing part %q not named", part)
+		}
+	}
+	if strings.Contains(h, "<li>experiment.yaml</li>") || strings.Contains(h, "lines/301/curves.jsonl</li>") {
+		t.Error("a part that exists is named missing")
+	}
+	if !strings.Contains(h, "episode files</td>") {
+		t.Error("table does not say its numbers come from episode files")
+	}
+}
+
+func TestCorruptFilesAreNamed(t *testing.T) {
+	dir := t.TempDir()
+	s := synth{lines: []string{"73"}, episodes: 2, frames: 100, members: 1, curvePts: 2, report: true, experiment: true, maps: true}
+	s.write(t, dir)
+	os.WriteFile(filepath.Join(dir, "episodes", "zz-broken.json"), []byte("{not json"), 0o644)
+	os.WriteFile(filepath.Join(dir, "lines", "73", "policy_map.json"), []byte("[1,2"), 0o644)
+	os.WriteFile(filepath.Join(dir, "lines", "73", "curves.jsonl"), []byte("{\"member\":0}\ngarbage\n{\"member\":1}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "experiment.yaml"), []byte("name: [unclosed\n"), 0o644)
+	rep, err := Build(context.Background(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	probs := strings.Join(rep.Problems, "\n")
+	for _, name := range []string{"zz-broken.json", "lines/73/policy_map.json", "lines/73/curves.jsonl"} {
+		if !strings.Contains(probs, name) {
+			t.Errorf("problem with %s not reported: %q", name, probs)
+		}
+	}
+	h := string(rep.HTML)
+	if !strings.Contains(h, `id="problems"`) || !strings.Contains(h, "experiment.yaml: ") {
+		t.Error("problems not shown in the report")
+	}
+	figs := figuresIn(t, rep.HTML)
+	if !figs["line-73-closest"] || !figs["line-73-trajectories-agent"] {
+		t.Errorf("good parts dropped along with the bad: %v", figs)
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, nil, 0o644)
+	if _, err := Write(context.Background(), file); err == nil {
+		t.Error("a file accepted as run folder")
+	}
+	if _, err := Write(context.Background(), filepath.Join(dir, "absent")); err == nil {
+		t.Error("absent folder accepted")
+	}
+	run := t.TempDir()
+	synth{lines: []string{"301"}, episodes: 2, frames: 50, report: true}.write(t, run)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Build(ctx, run, DefaultConfig()); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled build: %v", err)
+	}
+	cfg := DefaultConfig()
+	cfg.Resamples = 5
+	if _, err := Build(context.Background(), run, cfg); err == nil {
+		t.Error("5 resamples accepted")
+	}
+}
