@@ -171,7 +171,7 @@ func (s synth) write(t testing.TB, dir string) {
 			for p := 1; p <= s.curvePts; p++ {
 				for m := range s.members {
 					u := int64(p * 500)
-					enc.Encode(learner.CurvePoint{Member: m, Update: u, Q1Loss: math.Exp(-float64(u)/2e4) + 0.01*float64(m), Q2Loss: math.Exp(-float64(u)/2e4),
+					enc.Encode(learner.CurvePoint{Member: m, Update: u, Q1Loss: math.Exp(-float64(u)/2e4) + 0.01*float64(m), Q2Loss: math.Exp(-float64(u) / 2e4),
 						Entropy: 0.69 - float64(u)/3e5, Alpha: 1 / (1 + float64(u)/1e4), MeanQ: float64(u) / 1e4})
 				}
 			}
