@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -344,4 +345,39 @@ func (c *Catalogue) Line(code string) (Line, error) {
 		codes[i] = l.Code
 	}
 	return Line{}, fmt.Errorf("%w %q (catalogue has %s)", ErrUnknownLine, code, strings.Join(codes, ", "))
+}
+
+// LoadCatalogue returns the embedded catalogue merged with the user's file at path, when path
+// is not empty: the file's lines replace embedded lines with the same code and add the others.
+// The file must be a valid catalogue on its own.
+func LoadCatalogue(path string) (*Catalogue, error) {
+	c, err := DefaultCatalogue()
+	if err != nil || path == "" {
+		return c, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("lines file: %w", err)
+	}
+	user, err := ParseCatalogue(data)
+	if err != nil {
+		return nil, fmt.Errorf("lines file %s: %w", path, err)
+	}
+	c.Merge(user)
+	return c, nil
+}
+
+// Merge adds other's lines to c, replacing lines with the same code.
+func (c *Catalogue) Merge(other *Catalogue) {
+	for _, l := range other.Lines {
+		replaced := false
+		for i := range c.Lines {
+			if c.Lines[i].Code == l.Code {
+				c.Lines[i], replaced = l, true
+			}
+		}
+		if !replaced {
+			c.Lines = append(c.Lines, l)
+		}
+	}
 }

@@ -47,10 +47,17 @@ type Behaviour struct {
 	// PausesPerMin and PauseS: spontaneous pauses.
 	PausesPerMin float64
 	PauseS       float64
-	// BiasRadMM is the stationary SD of the slowly drifting turning bias (path curvature, rad/mm);
-	// BiasTauS its correlation time.
-	BiasRadMM float64
-	BiasTauS  float64
+	// BiasRadMM is the mean of an animal's persistent turning bias (path curvature, rad/mm, to
+	// the animal's ventral side; log-normal across animals with SD of the log BiasAnimalSD), the
+	// looping of area-restricted search. BiasDriftRadMM is the SD of the slow drift around it,
+	// BiasTauS the drift's correlation time.
+	BiasRadMM      float64
+	BiasAnimalSD   float64
+	BiasDriftRadMM float64
+	BiasTauS       float64
+	// BiasRecoverS is the time constant with which the turning bias comes back after a light
+	// response has erased it (Response.BiasReset).
+	BiasRecoverS float64
 	// HeadingNoise is the heading diffusion per square root of mm travelled (rad/sqrt(mm)).
 	HeadingNoise float64
 	// EdgeZoneMM is the distance from the plate edge within which the worm turns away from it.
@@ -71,7 +78,7 @@ func DefaultBehaviour() Behaviour {
 		Points:            50,
 		WavelengthBL:      0.65,
 		HeadSwingDeg:      40,
-		ForwardSpeedMMs:   0.2,
+		ForwardSpeedMMs:   0.24,
 		ReversalSpeedMMs:  0.3,
 		SpeedSD:           0.12,
 		ReversalsPerMin:   2,
@@ -86,9 +93,12 @@ func DefaultBehaviour() Behaviour {
 		TurnS:             1.5,
 		PausesPerMin:      0.6,
 		PauseS:            2.5,
-		BiasRadMM:         0.6,
-		BiasTauS:          20,
-		HeadingNoise:      0.3,
+		BiasRadMM:         2.2,
+		BiasAnimalSD:      0.3,
+		BiasDriftRadMM:    1,
+		BiasTauS:          60,
+		BiasRecoverS:      75,
+		HeadingNoise:      0.2,
 		EdgeZoneMM:        0.5,
 		FatigueMax:        0.3,
 		FatigueTauS:       3600,
@@ -106,7 +116,7 @@ func (b Behaviour) Validate() error {
 		{"wavelength_bl", b.WavelengthBL}, {"forward_speed_mm_s", b.ForwardSpeedMMs},
 		{"reversal_speed_mm_s", b.ReversalSpeedMMs}, {"reversal_s", b.ReversalS},
 		{"omega_s", b.OmegaS}, {"turn_s", b.TurnS}, {"pause_s", b.PauseS},
-		{"bias_tau_s", b.BiasTauS}, {"edge_zone_mm", b.EdgeZoneMM}, {"fatigue_tau_s", b.FatigueTauS},
+		{"bias_tau_s", b.BiasTauS}, {"bias_recover_s", b.BiasRecoverS}, {"edge_zone_mm", b.EdgeZoneMM}, {"fatigue_tau_s", b.FatigueTauS},
 		{"step_s", b.StepS},
 	}
 	for _, p := range pos {
@@ -121,7 +131,8 @@ func (b Behaviour) Validate() error {
 		{"head_swing_deg", b.HeadSwingDeg}, {"speed_sd", b.SpeedSD}, {"reversals_per_min", b.ReversalsPerMin},
 		{"reversal_rate_sd", b.ReversalRateSD}, {"reversal_spread_log", b.ReversalSpreadLog},
 		{"omega_deg", b.OmegaDeg}, {"turns_per_min", b.TurnsPerMin}, {"turn_deg", b.TurnDeg},
-		{"pauses_per_min", b.PausesPerMin}, {"bias_rad_mm", b.BiasRadMM}, {"heading_noise", b.HeadingNoise},
+		{"pauses_per_min", b.PausesPerMin}, {"bias_rad_mm", b.BiasRadMM},
+		{"bias_animal_sd", b.BiasAnimalSD}, {"bias_drift_rad_mm", b.BiasDriftRadMM}, {"heading_noise", b.HeadingNoise},
 	}
 	for _, p := range nonneg {
 		if !(p.v >= 0) || math.IsInf(p.v, 0) {
@@ -178,7 +189,8 @@ type animal struct {
 	headSwing          float64 // rad
 	gain               float64 // light responsiveness
 	ventral            float64 // +1 or -1: the side omega turns bend to
-	biasSD, headingSD  float64
+	biasMean, biasSD   float64 // persistent curvature (signed) and drift SD, rad/mm
+	headingSD          float64
 	age                float64 // seconds on plates so far (tiring)
 	reversalMedian     float64
 	reversalSpreadLog  float64
@@ -201,7 +213,9 @@ type Model struct {
 	left      float64 // seconds left in the current reversal, omega or pause
 	theta     float64 // leader's direction of travel (centre line of the wave)
 	phase     float64 // body wave phase at the leading tip
-	bias      float64 // turning bias, rad/mm
+	bias      float64 // turning bias, rad/mm: biasGain*(animal's mean + drift)
+	drift     float64 // slow drift of the turning bias around the animal's mean
+	biasGain  float64 // 0-1: how much of the bias is present (light may erase it)
 	turnRate  float64 // shallow turn drive, rad/s
 	turnLeft  float64
 	omegaRate float64
@@ -269,7 +283,8 @@ func (m *Model) NewAnimal(x, y, heading float64) {
 		turnRate:          b.TurnsPerMin / 60 * ln(0.3),
 		pauseRate:         b.PausesPerMin / 60 * ln(0.3),
 		headSwing:         b.HeadSwingDeg * math.Pi / 180 * clip(1+0.1*r.NormFloat64(), 0.75, 1.25),
-		biasSD:            b.BiasRadMM * ln(0.25),
+		biasMean:          b.BiasRadMM * ln(b.BiasAnimalSD),
+		biasSD:            b.BiasDriftRadMM,
 		headingSD:         b.HeadingNoise,
 		reversalMedian:    b.ReversalS,
 		reversalSpreadLog: b.ReversalSpreadLog,
@@ -281,6 +296,7 @@ func (m *Model) NewAnimal(x, y, heading float64) {
 	if r.IntN(2) == 0 {
 		a.ventral = -1
 	}
+	a.biasMean *= a.ventral
 	if r.Float64() < m.resp.WeakFraction {
 		a.gain = 0.3 * r.Float64()
 	} else {
@@ -304,7 +320,9 @@ func (m *Model) resetEpisode(x, y, heading float64) {
 	m.st, m.left = Forward, 0
 	m.theta = heading
 	m.phase = 2 * math.Pi * m.rng.Float64()
-	m.bias = m.an.biasSD * m.rng.NormFloat64()
+	m.drift = m.an.biasSD * m.rng.NormFloat64()
+	m.biasGain = 1
+	m.bias = m.an.biasMean + m.drift
 	m.turnRate, m.turnLeft, m.omegaRate = 0, 0, 0
 	m.effect, m.responding, m.habit = 0, false, 1
 	m.t, m.reversals, m.omegas, m.odometer = 0, 0, 0, 0
@@ -341,7 +359,9 @@ func (m *Model) Advance(seconds float64, light bool) {
 		m.step(dt, light)
 	}
 	// Slow processes, once per call.
-	m.bias = m.bias*math.Pow(m.biasA, dt*float64(n)/m.beh.StepS) + m.an.biasSD*math.Sqrt(1-math.Pow(m.biasA, 2*dt*float64(n)/m.beh.StepS))*m.rng.NormFloat64()
+	a := math.Pow(m.biasA, dt*float64(n)/m.beh.StepS)
+	m.drift = m.drift*a + m.an.biasSD*math.Sqrt(1-a*a)*m.rng.NormFloat64()
+	m.bias = m.biasGain * (m.an.biasMean + m.drift)
 	m.updateFatigue()
 }
 
@@ -374,9 +394,13 @@ func (m *Model) step(dt float64, light bool) {
 			m.startReversal()
 		}
 	}
-	if r.BiasReset > 0 && e > 0 {
-		m.bias -= m.bias * math.Min(1, r.BiasReset*e*dt)
+	if m.biasGain < 1 {
+		m.biasGain += (1 - m.biasGain) * dt / m.beh.BiasRecoverS
 	}
+	if r.BiasReset > 0 && e > 0 {
+		m.biasGain -= m.biasGain * math.Min(1, r.BiasReset*e*dt)
+	}
+	m.bias = m.biasGain * (m.an.biasMean + m.drift)
 	speedF := m.factor(r.SpeedFactor, e) * m.fatigueNow
 	swing := m.an.headSwing * m.factor(r.HeadSwingFactor, e)
 	m.t += dt

@@ -13,6 +13,9 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newLinesCmd(),
+		newSimCmd(),
+		newExperimentCmd(),
 	)
 	return root
 }
