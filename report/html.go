@@ -232,7 +232,8 @@ func pageTemplate() *template.Template {
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; font-variant-numeric: tabular-nums; font-size: 0.9em; }
+td { white-space: nowrap; }
 th { background: #f3f3f3; }
 td.k, th.k { text-align: left; }
 figure { margin: 1em 0 2em; }

@@ -16,6 +16,8 @@ func newRootCmd() *cobra.Command {
 		newLinesCmd(),
 		newSimCmd(),
 		newExperimentCmd(),
+		newReportCmd(),
+		newPolicyMapCmd(),
 	)
 	return root
 }
