@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/optoloop/optoloop/arenas/sim"
+	"github.com/optoloop/optoloop/experiment"
+	"github.com/optoloop/optoloop/results"
+	"github.com/optoloop/optoloop/runner"
+	"github.com/spf13/cobra"
+)
+
+func newExperimentCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "experiment",
+		Short: "Run whole experiments in one process",
+	}
+	cmd.AddCommand(newExperimentRunCmd())
+	return cmd
+}
+
+type experimentRunOptions struct {
+	out       string
+	linesFile string
+	noRender  bool
+	parallel  int
+	verbose   bool
+}
+
+func newExperimentRunCmd() *cobra.Command {
+	var o experimentRunOptions
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Collect, train, evaluate and cross-evaluate an experiment on simulated arenas, with no servers",
+		Long: "run reads an experiment file (see experiments/README.md), runs its phases on simulated arenas in\n" +
+			"this process (collect random-light data, train each line's ensemble, evaluate the agent against no\n" +
+			"light and random light at the agent's measured on-rate, cross-evaluate) and writes a run folder\n" +
+			"with report.json, the ensembles, learning curves, policy maps and per-episode tracks. It prints a\n" +
+			"table of the results.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExperiment(cmd, args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.out, "out", "", "run folder (default runs/<name>-<time>)")
+	f.StringVar(&o.linesFile, "lines-file", "", "YAML or JSON catalogue merged over the embedded one")
+	f.BoolVar(&o.noRender, "no-render", false, "act on the simulator's own pose instead of rendering and tracking frames (fast)")
+	f.IntVar(&o.parallel, "parallel", 0, "arenas run at once (default: number of CPUs)")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every episode")
+	return cmd
+}
+
+func runExperiment(cmd *cobra.Command, path string, o experimentRunOptions) error {
+	cat, err := sim.LoadCatalogue(o.linesFile)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("experiment file: %w", err)
+	}
+	known := func(code string) bool { _, err := cat.Line(code); return err == nil }
+	spec, err := experiment.ParseWith(data, experiment.Options{KnownLine: known})
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	dir := o.out
+	if dir == "" {
+		dir = filepath.Join("runs", fmt.Sprintf("%s-%s", spec.Name, time.Now().UTC().Format("20060102-150405")))
+	}
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	r, err := runner.New(runner.Config{
+		Spec: spec, SpecYAML: data, Dir: dir, Catalogue: cat,
+		NoRender: o.noRender, Parallel: o.parallel, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("run folder", "dir", dir)
+	rep, err := r.Run(cmd.Context())
+	if err != nil {
+		return fmt.Errorf("experiment %s failed (partial results in %s): %w", spec.Name, dir, err)
+	}
+	if err := printReportTable(cmd.OutOrStdout(), rep); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "\nrun folder: %s\n", dir)
+	return err
+}
+
+// printReportTable prints the per-line comparison and the cross-evaluation.
+func printReportTable(w io.Writer, rep *results.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LINE\tAGENT cm\tNO LIGHT cm\tRANDOM cm\tRANDOM RATE\tp(agent<>none)\tp(agent<>random)\tN")
+	for _, l := range rep.Lines {
+		a, n, r := l.Conditions[results.Agent], l.Conditions[results.None], l.Conditions[results.Random]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t%d\n", l.Line, meanSD(a), meanSD(n), meanSD(r),
+			l.RandomRate, pval(l.PAgentVsNone), pval(l.PAgentVsRandom), a.N)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if rep.Cross == nil {
+		return nil
+	}
+	fmt.Fprintln(w, "\ncross-evaluation: mean closest approach (cm), rows: animal line, columns: agent line")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "ANIMAL\\AGENT\t%s\n", strings.Join(rep.Cross.Agents, "\t"))
+	for i, animal := range rep.Cross.Animals {
+		cells := make([]string, len(rep.Cross.ClosestCM[i]))
+		for j, v := range rep.Cross.ClosestCM[i] {
+			cells[j] = fmt.Sprintf("%.2f", v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", animal, strings.Join(cells, "\t"))
+	}
+	return tw.Flush()
+}
+
+func meanSD(c results.Condition) string {
+	if c.N == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f ± %.2f", c.MeanClosest, c.SDClosest)
+}
+
+func pval(p float64) string {
+	if math.IsNaN(p) {
+		return "-"
+	}
+	if p < 0.001 {
+		return fmt.Sprintf("%.1e", p)
+	}
+	return fmt.Sprintf("%.3f", p)
+}
