@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -578,5 +580,75 @@ light:
 	}
 	if _, err := LoadConfig(filepath.Join(t.TempDir(), "none.yaml")); err == nil {
 		t.Fatal("missing config file accepted")
+	}
+}
+
+// TestCameraStalls plays a video through a FIFO whose writer stops half-way without closing
+// it, as a camera that hangs: NextFrame gives up after FrameTimeout with ErrCamera and the
+// light goes off.
+func TestCameraStalls(t *testing.T) {
+	dir := t.TempDir()
+	video := filepath.Join(dir, "plate.avi")
+	writeVideo(t, video, testCal(), 40, 1, false)
+	data, err := os.ReadFile(video)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "camera")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	release := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0) // blocks until the camera opens it
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		if _, err := f.Write(data[:len(data)/2]); err != nil {
+			t.Error(err)
+			return
+		}
+		<-release
+	}()
+	var once sync.Once
+	unstick := func() { once.Do(func() { close(release) }) } // the writer closes the FIFO
+	defer unstick()
+
+	path := gpioFile(t)
+	cfg := fileRig(fifo, gpioLED(path))
+	cfg.Camera.Mode = ModeStream
+	cfg.Camera.FrameTimeout = Duration(time.Second)
+	a := mustOpen(t, cfg)
+	defer a.Close()
+	ctx := context.Background()
+	if err := a.SetLight(ctx, arenas.Light{On: true}); err != nil {
+		t.Fatal(err)
+	}
+	frames := 0
+	for ; frames < 40; frames++ {
+		if _, err = a.NextFrame(ctx); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrCamera) || !strings.Contains(err.Error(), "within 1s") {
+		t.Fatalf("after %d frames: %v, want ErrCamera for no frame within 1s", frames, err)
+	}
+	if frames == 0 || frames >= 40 {
+		t.Fatalf("%d frames before the stall, want some but not all", frames)
+	}
+	if gpioState(t, path).On || a.Light().On {
+		t.Fatal("light on after the camera stalled")
+	}
+	if err := a.SetLight(ctx, arenas.Light{On: true}); !errors.Is(err, ErrCamera) {
+		t.Fatalf("SetLight(on) after the stall: %v, want ErrCamera", err)
+	}
+	unstick()
+	<-writerDone // the stuck read ends with the FIFO
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
