@@ -136,13 +136,22 @@ func (m *MLP) mustMatch(o *MLP) {
 	}
 }
 
+// narrowOut is the output width below which a layer is computed through a transposed copy of its
+// weights: the row-by-row kernels of gonum are slow on very short rows.
+const narrowOut = 16
+
 // Workspace holds the activations of one batch for Forward and Backward. A workspace belongs to
 // one MLP shape and one batch size; it is not safe for concurrent use.
 type Workspace struct {
 	n     int
 	x     []float32   // the input of the last Forward (aliased, not copied)
+	ldx   int         // its stride
 	acts  [][]float32 // acts[l] = output of layer l (post-ReLU for hidden layers), n x sizes[l+1]
 	delta [][]float32 // delta[l] = dLoss/d(pre-activation of layer l), n x sizes[l+1]
+	wt    [][]float32 // transposed weights (sizes[l+1] x sizes[l])
+	gwt   [][]float32 // gradient scratch of narrow layers, else nil
+	// slow disables the AVX2/FMA micro-kernel (gonum BLAS only); tests compare both paths.
+	slow bool
 }
 
 // NewWorkspace returns a workspace for batches of n samples. It panics if n < 1.
@@ -154,6 +163,13 @@ func (m *MLP) NewWorkspace(n int) *Workspace {
 	for l := 0; l < m.Layers(); l++ {
 		ws.acts = append(ws.acts, make([]float32, n*m.sizes[l+1]))
 		ws.delta = append(ws.delta, make([]float32, n*m.sizes[l+1]))
+		wt := make([]float32, m.sizes[l]*m.sizes[l+1])
+		var gwt []float32
+		if m.sizes[l+1] < narrowOut {
+			gwt = make([]float32, m.sizes[l]*m.sizes[l+1])
+		}
+		ws.wt = append(ws.wt, wt)
+		ws.gwt = append(ws.gwt, gwt)
 	}
 	return ws
 }
@@ -164,33 +180,55 @@ func (ws *Workspace) N() int { return ws.n }
 // Hidden returns the output of layer l of the last Forward (n x sizes[l+1], row-major).
 func (ws *Workspace) Hidden(l int) []float32 { return ws.acts[l] }
 
+func gen(rows, cols, stride int, data []float32) blas32.General {
+	return blas32.General{Rows: rows, Cols: cols, Stride: stride, Data: data}
+}
+
 // Forward computes the outputs of the batch x (n x In(), row-major, n = ws.N()) and returns them
 // as an n x Out() row-major slice owned by ws (valid until the next Forward on ws). x is
 // retained by ws for Backward and must not change in between. It panics if len(x) != n*In().
 func (m *MLP) Forward(ws *Workspace, x []float32) []float32 {
-	n := ws.n
-	if len(x) != n*m.sizes[0] {
-		panic(fmt.Sprintf("nn: Forward input has %d values, want %d x %d", len(x), n, m.sizes[0]))
+	if len(x) != ws.n*m.sizes[0] {
+		panic(fmt.Sprintf("nn: Forward input has %d values, want %d x %d", len(x), ws.n, m.sizes[0]))
 	}
-	ws.x = x
-	in := x
-	for l := 0; l < m.Layers(); l++ {
+	return m.forwardFrom(ws, 0, x, m.sizes[0])
+}
+
+// forwardFrom runs layers start.. on the input x (n x sizes[start], row stride ldx).
+func (m *MLP) forwardFrom(ws *Workspace, start int, x []float32, ldx int) []float32 {
+	n := ws.n
+	ws.x, ws.ldx = x, ldx
+	in, ld := x, ldx
+	for l := start; l < m.Layers(); l++ {
 		ni, no := m.sizes[l], m.sizes[l+1]
 		out := ws.acts[l]
 		b := m.B(l)
 		for r := 0; r < n; r++ {
 			copy(out[r*no:(r+1)*no], b)
 		}
-		blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
-			blas32.General{Rows: n, Cols: ni, Stride: ni, Data: in},
-			blas32.General{Rows: ni, Cols: no, Stride: no, Data: m.W(l)},
-			1, blas32.General{Rows: n, Cols: no, Stride: no, Data: out})
+		if no < narrowOut {
+			wt := ws.wt[l]
+			transpose(wt, m.W(l), ni, no)
+			blas32.Gemm(blas.NoTrans, blas.Trans, 1, gen(n, ni, ld, in), gen(no, ni, ni, wt), 1, gen(n, no, no, out))
+		} else {
+			gemmAcc(!ws.slow, false, n, no, ni, in, ld, m.W(l), no, out, no)
+		}
 		if l+1 < m.Layers() {
 			relu(out)
 		}
-		in = out
+		in, ld = out, no
 	}
 	return in
+}
+
+// transpose writes the transpose of a (rows x cols) into dst (cols x rows).
+func transpose(dst, a []float32, rows, cols int) {
+	for i := 0; i < rows; i++ {
+		row := a[i*cols : (i+1)*cols]
+		for j, v := range row {
+			dst[j*rows+i] = v
+		}
+	}
 }
 
 // Backward back-propagates dy = dLoss/dOutput (n x Out(), row-major) through the activations of
@@ -206,48 +244,64 @@ func (m *MLP) Backward(ws *Workspace, dy, dx []float32) {
 	if dx != nil && len(dx) != n*m.sizes[0] {
 		panic(fmt.Sprintf("nn: Backward input gradient has %d values, want %d x %d", len(dx), n, m.sizes[0]))
 	}
+	m.backwardTo(ws, dy, 0, dx, m.sizes[0], false)
+}
+
+// backwardTo back-propagates dy through layers L-1..start, whose input was the one given to
+// forwardFrom. If dIn is not nil it receives dLoss/d(input of layer start) (row stride ldd),
+// multiplied by the ReLU mask of that input when mask is set.
+func (m *MLP) backwardTo(ws *Workspace, dy []float32, start int, dIn []float32, ldd int, mask bool) {
+	n := ws.n
+	L := m.Layers()
 	copy(ws.delta[L-1], dy)
-	for l := L - 1; l >= 0; l-- {
+	for l := L - 1; l >= start; l-- {
 		ni, no := m.sizes[l], m.sizes[l+1]
 		d := ws.delta[l]
-		var in []float32
-		if l == 0 {
-			in = ws.x
-		} else {
-			in = ws.acts[l-1]
+		in, ld := ws.x, ws.ldx
+		if l > start {
+			in, ld = ws.acts[l-1], ni
 		}
-		// dW += in^T d
-		blas32.Gemm(blas.Trans, blas.NoTrans, 1,
-			blas32.General{Rows: n, Cols: ni, Stride: ni, Data: in},
-			blas32.General{Rows: n, Cols: no, Stride: no, Data: d},
-			1, blas32.General{Rows: ni, Cols: no, Stride: no, Data: m.gw(l)})
+		if gwt := ws.gwt[l]; gwt != nil {
+			// dW^T = d^T in, accumulated into Grads through the transposed scratch.
+			blas32.Gemm(blas.Trans, blas.NoTrans, 1, gen(n, no, no, d), gen(n, ni, ld, in), 0, gen(no, ni, ni, gwt))
+			gw := m.gw(l)
+			for j := 0; j < no; j++ {
+				for i, v := range gwt[j*ni : (j+1)*ni] {
+					gw[i*no+j] += v
+				}
+			}
+		} else {
+			// dW += in^T d
+			gemmAcc(!ws.slow, true, ni, no, n, in, ld, d, no, m.gw(l), no)
+		}
 		gb := m.gb(l)
 		for r := 0; r < n; r++ {
-			row := d[r*no : (r+1)*no]
-			for j, v := range row {
+			for j, v := range d[r*no : (r+1)*no] {
 				gb[j] += v
 			}
 		}
 		var dst []float32
+		ldDst := ni
 		switch {
-		case l > 0:
+		case l > start:
 			dst = ws.delta[l-1]
-		case dx != nil:
-			dst = dx
+		case dIn != nil:
+			dst, ldDst = dIn, ldd
 		default:
 			continue
 		}
 		// dIn = d W^T
-		blas32.Gemm(blas.NoTrans, blas.Trans, 1,
-			blas32.General{Rows: n, Cols: no, Stride: no, Data: d},
-			blas32.General{Rows: ni, Cols: no, Stride: no, Data: m.W(l)},
-			0, blas32.General{Rows: n, Cols: ni, Stride: ni, Data: dst})
-		if l > 0 {
-			a := ws.acts[l-1]
-			for i, v := range a {
-				if v <= 0 {
-					dst[i] = 0
-				}
+		wt := ws.wt[l]
+		if no >= narrowOut {
+			transpose(wt, m.W(l), ni, no)
+		}
+		for r := 0; r < n; r++ {
+			clear(dst[r*ldDst : r*ldDst+ni])
+		}
+		gemmAcc(!ws.slow, false, n, ni, no, d, no, wt, ni, dst, ldDst)
+		if l > start || mask {
+			for r := 0; r < n; r++ {
+				reluMask(dst[r*ldDst:r*ldDst+ni], in[r*ld:r*ld+ni])
 			}
 		}
 	}
@@ -293,10 +347,21 @@ func (m *MLP) Infer(x, out, scratch []float32) {
 	}
 }
 
+// relu sets every negative entry of v to +0, without branches (half of the signs are random, so
+// a branch would mispredict half of the time).
 func relu(v []float32) {
 	for i, x := range v {
-		if x < 0 {
-			v[i] = 0
-		}
+		b := math.Float32bits(x)
+		v[i] = math.Float32frombits(b &^ uint32(int32(b)>>31))
+	}
+}
+
+// reluMask zeroes o[i] wherever act[i], a ReLU output (+0 or positive), is zero, without branches.
+func reluMask(o, act []float32) {
+	o = o[:len(act)]
+	for i, a := range act {
+		b := math.Float32bits(a)
+		nz := (b | -b) >> 31 // 1 if a != +0
+		o[i] = math.Float32frombits(math.Float32bits(o[i]) & -nz)
 	}
 }

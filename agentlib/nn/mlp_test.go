@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -61,55 +62,60 @@ func TestBackwardMatchesFiniteDifferences(t *testing.T) {
 		{"one layer", []int{5, 3}, 4},
 		{"two layers", []int{6, 8, 2}, 3},
 		{"reference shape", []int{90, 64, 64, 2}, 5},
+		{"reference shape, batch of 8", []int{90, 64, 64, 2}, 8},
+		{"wide fused-like layers", []int{90, 192, 32, 3}, 12},
 	}
 	for ci, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			m := randomMLP(uint64(ci), tc.sizes...)
-			ws := m.NewWorkspace(tc.n)
-			x := randomBatch(uint64(ci)+10, tc.n*tc.sizes[0])
-			c := randomBatch(uint64(ci)+20, tc.n*m.Out())
-			y := m.Forward(ws, x)
-			dy := make([]float32, len(y))
-			for i := range y {
-				dy[i] = c[i] * y[i]
-			}
-			m.ZeroGrads()
-			dx := make([]float32, len(x))
-			m.Backward(ws, dy, dx)
-			rng := rand.New(rand.NewPCG(7, 7))
-			base := reluPattern(m, ws)
-			checked := 0
-			check := func(what string, p []float32, i int, analytic float32) {
-				const eps = 1e-3
-				old := p[i]
-				p[i] = old + eps
-				lp := quadLoss(m, ws, x, c)
-				kinkP := reluPattern(m, ws) != base
-				p[i] = old - eps
-				lm := quadLoss(m, ws, x, c)
-				kinkM := reluPattern(m, ws) != base
-				p[i] = old
-				if kinkP || kinkM {
-					return // the step crossed a ReLU kink: finite differences are meaningless there
+		for _, slow := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s slow=%v", tc.name, slow), func(t *testing.T) {
+				m := randomMLP(uint64(ci), tc.sizes...)
+				ws := m.NewWorkspace(tc.n)
+				ws.slow = slow
+				x := randomBatch(uint64(ci)+10, tc.n*tc.sizes[0])
+				c := randomBatch(uint64(ci)+20, tc.n*m.Out())
+				y := m.Forward(ws, x)
+				dy := make([]float32, len(y))
+				for i := range y {
+					dy[i] = c[i] * y[i]
 				}
-				checked++
-				num := (lp - lm) / (2 * eps)
-				if d := math.Abs(num - float64(analytic)); d > 2e-3+2e-2*math.Abs(num) {
-					t.Errorf("%s[%d]: analytic %.6g, numeric %.6g", what, i, analytic, num)
+				m.ZeroGrads()
+				dx := make([]float32, len(x))
+				m.Backward(ws, dy, dx)
+				rng := rand.New(rand.NewPCG(7, 7))
+				base := reluPattern(m, ws)
+				checked := 0
+				check := func(what string, p []float32, i int, analytic float32) {
+					const eps = 1e-3
+					old := p[i]
+					p[i] = old + eps
+					lp := quadLoss(m, ws, x, c)
+					kinkP := reluPattern(m, ws) != base
+					p[i] = old - eps
+					lm := quadLoss(m, ws, x, c)
+					kinkM := reluPattern(m, ws) != base
+					p[i] = old
+					if kinkP || kinkM {
+						return // the step crossed a ReLU kink: finite differences are meaningless there
+					}
+					checked++
+					num := (lp - lm) / (2 * eps)
+					if d := math.Abs(num - float64(analytic)); d > 2e-3+2e-2*math.Abs(num) {
+						t.Errorf("%s[%d]: analytic %.6g, numeric %.6g", what, i, analytic, num)
+					}
 				}
-			}
-			for k := 0; k < 200; k++ {
-				i := rng.IntN(len(m.Params))
-				check("param", m.Params, i, m.Grads[i])
-			}
-			for k := 0; k < 50; k++ {
-				i := rng.IntN(len(x))
-				check("input", x, i, dx[i])
-			}
-			if checked < 200 {
-				t.Fatalf("only %d of 250 entries checked away from ReLU kinks", checked)
-			}
-		})
+				for k := 0; k < 200; k++ {
+					i := rng.IntN(len(m.Params))
+					check("param", m.Params, i, m.Grads[i])
+				}
+				for k := 0; k < 50; k++ {
+					i := rng.IntN(len(x))
+					check("input", x, i, dx[i])
+				}
+				if checked < 200 {
+					t.Fatalf("only %d of 250 entries checked away from ReLU kinks", checked)
+				}
+			})
+		}
 	}
 }
 
@@ -209,6 +215,44 @@ func TestSoftUpdateAndCopy(t *testing.T) {
 		}
 	}()
 	a.SoftUpdate(New(4, 2), 0.5)
+}
+
+// TestKernelMatchesGonum compares the micro-kernel path with gonum's Sgemm on many shapes.
+func TestKernelMatchesGonum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, sh := range [][3]int{{64, 64, 90}, {64, 192, 90}, {90, 64, 64}, {7, 16, 3}, {4, 32, 1}, {5, 48, 17}} {
+		n, m, k := sh[0], sh[1], sh[2]
+		for _, trans := range []bool{false, true} {
+			lda := k + 3
+			rowsA := n
+			if trans {
+				lda, rowsA = n+2, k
+			}
+			a := make([]float32, rowsA*lda)
+			b := make([]float32, k*(m+5))
+			for i := range a {
+				a[i] = float32(rng.NormFloat64())
+			}
+			for i := range b {
+				b[i] = float32(rng.NormFloat64())
+			}
+			c1 := make([]float32, n*(m+1))
+			for i := range c1 {
+				c1[i] = float32(rng.NormFloat64())
+			}
+			c2 := append([]float32(nil), c1...)
+			gemmAcc(true, trans, n, m, k, a, lda, b, m+5, c1, m+1)
+			gemmAcc(false, trans, n, m, k, a, lda, b, m+5, c2, m+1)
+			for i := range c1 {
+				if math.Abs(float64(c1[i]-c2[i])) > 1e-4*(1+math.Abs(float64(c2[i]))) {
+					t.Fatalf("shape %v trans %v index %d: kernel %v, gonum %v", sh, trans, i, c1[i], c2[i])
+				}
+			}
+		}
+	}
+	if !hasKernel {
+		t.Log("no AVX2/FMA on this CPU: both paths were gonum")
+	}
 }
 
 func BenchmarkForwardBackward64(b *testing.B) {
