@@ -59,6 +59,21 @@ func Reward(x0, y0, x1, y1, tx, ty float64) float64 {
 	return ProgressGain * (d0 - d1) / PosScale
 }
 
+// Trig is a frame with the sines and cosines of its angles already computed: the form in which
+// the replay keeps frames, so that sampling does not recompute them.
+type Trig struct {
+	X, Y       float64
+	SinB, CosB float64
+	SinH, CosH float64
+}
+
+// TrigOf returns the Trig form of p.
+func TrigOf(p Pose) Trig {
+	sb, cb := math.Sincos(p.Body)
+	sh, ch := math.Sincos(p.Head)
+	return Trig{X: p.X, Y: p.Y, SinB: sb, CosB: cb, SinH: sh, CosH: ch}
+}
+
 // Encode writes the observation of the Frames poses p (oldest first) relative to the target
 // (tx, ty) into dst, after rotating the scene by theta radians about the target: positions
 // relative to the target are rotated by theta and theta is added to every angle. theta = 0 is
@@ -67,19 +82,33 @@ func Encode(dst []float32, p []Pose, tx, ty, theta float64) {
 	if len(p) != Frames || len(dst) != Size {
 		panic(fmt.Sprintf("obs: Encode needs %d poses and %d outputs, got %d and %d", Frames, Size, len(p), len(dst)))
 	}
-	s, c := math.Sincos(theta)
+	var t [Frames]Trig
 	for i, q := range p {
-		sb, cb := math.Sincos(q.Body + theta)
-		sh, ch := math.Sincos(q.Head + theta)
+		t[i] = TrigOf(q)
+	}
+	s, c := math.Sincos(theta)
+	EncodeTrig(dst, t[:], tx, ty, s, c)
+}
+
+// EncodeTrig is Encode on frames in Trig form, with the rotation given by its sine and cosine.
+// Encode and the replay's sampling both go through it. It panics unless len(p) == Frames and
+// len(dst) == Size.
+func EncodeTrig(dst []float32, p []Trig, tx, ty, sinTheta, cosTheta float64) {
+	if len(p) != Frames || len(dst) != Size {
+		panic(fmt.Sprintf("obs: Encode needs %d frames and %d outputs, got %d and %d", Frames, Size, len(p), len(dst)))
+	}
+	s, c := sinTheta, cosTheta
+	const inv = 1 / PosScale
+	dst = dst[:Size]
+	for i, q := range p {
 		dx, dy := q.X-tx, q.Y-ty
-		rx := c*dx - s*dy
-		ry := s*dx + c*dy
-		dst[0*Frames+i] = float32(sb)
-		dst[1*Frames+i] = float32(cb)
-		dst[2*Frames+i] = float32(sh)
-		dst[3*Frames+i] = float32(ch)
-		dst[4*Frames+i] = float32(rx / PosScale)
-		dst[5*Frames+i] = float32(ry / PosScale)
+		// sin(a + theta) = sin a cos theta + cos a sin theta; cos(a + theta) = cos a cos theta - sin a sin theta
+		dst[0*Frames+i] = float32(q.SinB*c + q.CosB*s)
+		dst[1*Frames+i] = float32(q.CosB*c - q.SinB*s)
+		dst[2*Frames+i] = float32(q.SinH*c + q.CosH*s)
+		dst[3*Frames+i] = float32(q.CosH*c - q.SinH*s)
+		dst[4*Frames+i] = float32((c*dx - s*dy) * inv)
+		dst[5*Frames+i] = float32((s*dx + c*dy) * inv)
 	}
 }
 

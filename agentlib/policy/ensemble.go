@@ -86,7 +86,8 @@ type Ensemble struct {
 	members []*nn.MLP
 	// The members' first layers side by side: w1 is in x (K*h1), b1 has K*h1 entries.
 	w1, b1  []float32
-	h1      []float32 // first hidden layer of every member
+	h1      []float32   // first hidden layer of every member
+	lastT   [][]float32 // each member's output weights transposed (actions x last hidden)
 	scratch []float32
 	logits  []float32
 	probs   []float64
@@ -120,6 +121,16 @@ func NewEnsemble(arch Arch, members ...*nn.MLP) (*Ensemble, error) {
 			copy(e.w1[i*k*h+j*h:i*k*h+(j+1)*h], w[i*h:(i+1)*h])
 		}
 		copy(e.b1[j*h:(j+1)*h], m.B(0))
+		L := m.Layers() - 1
+		ni, no := arch.Sizes[L], arch.Sizes[L+1]
+		wt := make([]float32, ni*no)
+		wl := m.W(L)
+		for i := 0; i < ni; i++ {
+			for a := 0; a < no; a++ {
+				wt[a*ni+i] = wl[i*no+a]
+			}
+		}
+		e.lastT = append(e.lastT, wt)
 	}
 	e.h1 = make([]float32, k*h)
 	e.scratch = make([]float32, e.members[0].ScratchLen())
@@ -171,13 +182,11 @@ func (e *Ensemble) Probs(o []float32, dst []float64) {
 		blas32.Vector{N: in, Inc: 1, Data: o}, 1,
 		blas32.Vector{N: k * h, Inc: 1, Data: e.h1})
 	for i, v := range e.h1 {
-		if v < 0 {
-			e.h1[i] = 0
-		}
+		e.h1[i] = max(v, 0)
 	}
 	clear(dst)
 	for j, m := range e.members {
-		inferRest(m, e.h1[j*h:(j+1)*h], e.logits, e.scratch)
+		inferRest(m, e.lastT[j], e.h1[j*h:(j+1)*h], e.logits, e.scratch)
 		softmaxAdd(e.logits, dst)
 	}
 	for a := range dst {
@@ -185,31 +194,31 @@ func (e *Ensemble) Probs(o []float32, dst []float64) {
 	}
 }
 
-// inferRest runs layers 1.. of m on the first hidden layer x.
-func inferRest(m *nn.MLP, x, out, scratch []float32) {
+// inferRest runs layers 1.. of m on the first hidden layer x; lastT is the output layer's
+// weights transposed, so that the (narrow) output layer is a few dot products.
+func inferRest(m *nn.MLP, lastT, x, out, scratch []float32) {
 	w := len(scratch) / 2
 	bufs := [2][]float32{scratch[:w], scratch[w:]}
 	in := x
 	L := m.Layers()
 	for l := 1; l < L; l++ {
 		ni, no := len(in), len(m.B(l))
-		var y []float32
 		if l+1 == L {
-			y = out
-		} else {
-			y = bufs[l%2][:no]
+			copy(out, m.B(l))
+			blas32.Gemv(blas.NoTrans, 1,
+				blas32.General{Rows: no, Cols: ni, Stride: ni, Data: lastT},
+				blas32.Vector{N: ni, Inc: 1, Data: in}, 1,
+				blas32.Vector{N: no, Inc: 1, Data: out})
+			return
 		}
+		y := bufs[l%2][:no]
 		copy(y, m.B(l))
 		blas32.Gemv(blas.Trans, 1,
 			blas32.General{Rows: ni, Cols: no, Stride: no, Data: m.W(l)},
 			blas32.Vector{N: ni, Inc: 1, Data: in}, 1,
 			blas32.Vector{N: no, Inc: 1, Data: y})
-		if l+1 < L {
-			for i, v := range y {
-				if v < 0 {
-					y[i] = 0
-				}
-			}
+		for i, v := range y {
+			y[i] = max(v, 0)
 		}
 		in = y
 	}

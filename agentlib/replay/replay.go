@@ -116,7 +116,8 @@ type window struct{ track, start int32 }
 type track struct {
 	id   string
 	recs []Record
-	run  int // tracked frames at the end of recs
+	trig []obs.Trig // recs in the form sampling encodes
+	run  int        // tracked frames at the end of recs
 }
 
 // Memory is the in-process Replay. The zero value is not usable; call NewMemory.
@@ -181,6 +182,11 @@ func (m *Memory) Append(recs ...Record) error {
 		}
 		tr := m.tracks[ti]
 		tr.recs = append(tr.recs, r)
+		var tg obs.Trig
+		if r.OK {
+			tg = obs.TrigOf(obs.Pose{X: r.X, Y: r.Y, Body: r.Body, Head: r.Head})
+		}
+		tr.trig = append(tr.trig, tg)
 		if r.OK {
 			tr.run++
 		} else {
@@ -222,25 +228,23 @@ func (m *Memory) Sample(rng *rand.Rand, dst *Batch) error {
 	if len(m.windows) == 0 {
 		return ErrEmpty
 	}
-	var poses [obs.Frames + 1]obs.Pose
 	for k := 0; k < dst.N; k++ {
 		w := m.windows[rng.IntN(len(m.windows))]
-		recs := m.tracks[w.track].recs[w.start : int(w.start)+obs.Frames+1]
-		for i, r := range recs {
-			poses[i] = obs.Pose{X: r.X, Y: r.Y, Body: r.Body, Head: r.Head}
-		}
-		now := recs[obs.Frames-1]
-		tx, ty, theta := now.TargetX, now.TargetY, 0.0
+		tr := m.tracks[w.track]
+		end := int(w.start) + obs.Frames + 1
+		frames := tr.trig[w.start:end]
+		now := tr.recs[end-2]
+		next := frames[obs.Frames]
+		tx, ty, sin, cos := now.TargetX, now.TargetY, 0.0, 1.0
 		if m.cfg.Augment {
 			tx = now.X + (2*rng.Float64()-1)*m.cfg.MaxShift
 			ty = now.Y + (2*rng.Float64()-1)*m.cfg.MaxShift
 			if m.cfg.Rotate {
-				theta = 2 * math.Pi * rng.Float64()
+				sin, cos = math.Sincos(2 * math.Pi * rng.Float64())
 			}
 		}
-		next := poses[obs.Frames]
-		obs.Encode(dst.S[k*obs.Size:(k+1)*obs.Size], poses[:obs.Frames], tx, ty, theta)
-		obs.Encode(dst.S2[k*obs.Size:(k+1)*obs.Size], poses[1:], tx, ty, theta)
+		obs.EncodeTrig(dst.S[k*obs.Size:(k+1)*obs.Size], frames[:obs.Frames], tx, ty, sin, cos)
+		obs.EncodeTrig(dst.S2[k*obs.Size:(k+1)*obs.Size], frames[1:], tx, ty, sin, cos)
 		dst.A[k] = 0
 		if now.Light {
 			dst.A[k] = 1
