@@ -32,16 +32,40 @@ func background(cfg Config, lut *edgeLUT) []float32 {
 		corner2 = 1
 	}
 	wall, rimOut := cfg.WallRadius, cfg.WallRadius+cfg.RimWidth
+	// Inside this radius the agar is undisturbed by the wall's blur and the meniscus.
+	edgeFree := wall - 7*sigma
+	if cfg.Meniscus > 0 {
+		edgeFree = math.Min(edgeFree, wall-12*cfg.MeniscusWidth)
+	}
+	edgeFree2 := math.Max(edgeFree, 0) * math.Max(edgeFree, 0)
+	// Grain: standard normals drawn from a table by random 16-bit indices (4 per draw).
+	normals := make([]float32, 1<<16)
+	for i := range normals {
+		normals[i] = float32(grain.NormFloat64())
+	}
+	var bits uint64
+	nbits := 0
 	for y := 0; y < h; y++ {
 		dyc := float64(y) - cal.CenterY
 		dyf := float64(y) - fcy
 		for x := 0; x < w; x++ {
+			if nbits == 0 {
+				bits, nbits = grain.Uint64(), 4
+			}
+			g := float64(normals[bits&0xffff])
+			bits >>= 16
+			nbits--
 			dxc := float64(x) - cal.CenterX
-			r := math.Sqrt(dxc*dxc + dyc*dyc)
+			r2 := dxc*dxc + dyc*dyc
 			dxf := float64(x) - fcx
 			vig := 1 - cfg.Vignetting*(dxf*dxf+dyf*dyf)/corner2
-
-			// Shares of agar, wall ring and outside at this pixel, with blurred boundaries.
+			agar := cfg.AgarLevel + tex.at(x, y) + cfg.GrainSD*g
+			if r2 < edgeFree2 {
+				bg[y*w+x] = float32(agar * vig)
+				continue
+			}
+			// Near or beyond the wall: shares of agar, wall ring and outside, blurred.
+			r := math.Sqrt(r2)
 			agarShare := lut.phi((wall - r) / sigma)
 			beyondRim := lut.phi((r - rimOut) / sigma)
 			rimShare := 1 - agarShare - beyondRim
@@ -50,7 +74,6 @@ func background(cfg Config, lut *edgeLUT) []float32 {
 			}
 			v := cfg.RimLevel*rimShare + cfg.OutsideLevel*beyondRim
 			if agarShare > 0 {
-				agar := cfg.AgarLevel + tex.at(x, y) + cfg.GrainSD*grain.NormFloat64()
 				if cfg.MeniscusWidth > 0 && r < wall {
 					agar *= 1 - cfg.Meniscus*math.Exp(-(wall-r)/cfg.MeniscusWidth)
 				}

@@ -89,6 +89,13 @@ func New(cfg Config) (*Camera, error) {
 	return c, nil
 }
 
+// Reseed restarts the per-frame sensor noise from seed, as if the camera had been built with
+// it; the static scene (texture, debris) stays. A simulator can so reuse one Camera for many
+// episodes on the same plate, each with its own reproducible noise.
+func (c *Camera) Reseed(seed uint64) {
+	c.rng = rand.New(rand.NewPCG(seed, streamNoiseOffsets))
+}
+
 // Config returns the camera's configuration.
 func (c *Camera) Config() Config { return c.cfg }
 

@@ -40,16 +40,27 @@ func mustNew(t testing.TB, cfg Config) *Camera {
 	return c
 }
 
-// pair renders the same frame with and without the worm from two cameras of one seed: the
+// pair renders the same frame with and without the worm, restarting the noise in between: the
 // sensor noise is identical, so the difference is the worm alone.
 func pair(t testing.TB, cfg Config, w Worm, light bool) (with, without []byte) {
 	t.Helper()
-	a, b := mustNew(t, cfg), mustNew(t, cfg)
+	c := mustNew(t, cfg)
 	n := cfg.Calibration.Width * cfg.Calibration.Height
 	with, without = make([]byte, n), make([]byte, n)
-	a.Render(with, w, light)
-	b.Render(without, Worm{}, light)
+	c.Render(with, w, light)
+	c.Reseed(cfg.Seed)
+	c.Render(without, Worm{}, light)
 	return with, without
+}
+
+// halfCal is the reference rig at half the resolution: 1080x960 at 270 px/cm.
+func halfCal() arenas.Calibration {
+	cal := arenas.DefaultCalibration()
+	cal.Width, cal.Height = 1080, 960
+	cal.PxPerCM /= 2
+	cal.CenterX, cal.CenterY = 540, 480
+	cal.PlateRadius /= 2
+	return cal
 }
 
 func midlineCentroid(w Worm) (x, y float64) {
@@ -187,8 +198,8 @@ func TestCentroid(t *testing.T) {
 	}{
 		{"straight", arenas.DefaultCalibration(), testWorm(1080.25, 960.75, 0.4, 54, 4.5, 0)},
 		{"bent", arenas.DefaultCalibration(), testWorm(700.5, 1300.1, 2.2, 54, 4, 6)},
-		{"bent thin", arenas.DefaultCalibration(), testWorm(1500.9, 500.4, -1.3, 54, 3, 8)},
-		{"near frame edge", arenas.DefaultCalibration(), testWorm(1080, 40, 0, 54, 4.5, 4)},
+		{"bent thin", halfCal(), testWorm(700.9, 300.4, -1.3, 54, 3, 8)},
+		{"near frame edge", halfCal(), testWorm(540, 30, 0, 27, 2.5, 3)},
 		{"640x568", midCal(), testWorm(300.3, 250.8, 1, 16, 1.5, 2)},
 	}
 	for _, tt := range tests {
@@ -237,11 +248,11 @@ func mean(b []byte) float64 {
 
 func TestLightGain(t *testing.T) {
 	for _, gain := range []float64{0.03, 0.05, -0.02} {
-		cfg := DefaultConfig(arenas.DefaultCalibration())
+		cfg := DefaultConfig(halfCal())
 		cfg.LightGain = gain
 		c := mustNew(t, cfg)
-		w := testWorm(1080, 960, 0, 54, 4.5, 4)
-		off, on := make([]byte, 2160*1920), make([]byte, 2160*1920)
+		w := testWorm(540, 480, 0, 27, 2.5, 2)
+		off, on := make([]byte, 1080*960), make([]byte, 1080*960)
 		c.Render(off, w, false)
 		c.Render(on, w, true)
 		got := mean(on)/mean(off) - 1
@@ -291,7 +302,7 @@ func TestDeterministic(t *testing.T) {
 // TestNoise measures the per-frame sensor noise: the difference of two frames of the same scene
 // has SD sqrt(2)*NoiseSD and no correlation between neighbouring rows or columns.
 func TestNoise(t *testing.T) {
-	cal := arenas.DefaultCalibration()
+	cal := halfCal()
 	for _, sd := range []float64{0, 1, 2, 5} {
 		cfg := DefaultConfig(cal)
 		cfg.NoiseSD = sd
@@ -302,8 +313,8 @@ func TestNoise(t *testing.T) {
 		c.Render(f2, Worm{}, false)
 		var s, s2, cr, cc float64
 		var cnt float64
-		for y := 500; y < 1400; y++ {
-			for x := 600; x < 1500; x++ {
+		for y := 200; y < 760; y++ {
+			for x := 250; x < 830; x++ {
 				p := y*cal.Width + x
 				d := float64(f1[p]) - float64(f2[p])
 				dr := float64(f1[p+cal.Width]) - float64(f2[p+cal.Width])
@@ -440,15 +451,16 @@ func blobs(mask []bool, w int) []int {
 // TestDebris counts the debris against a debris-free plate of the same seed: the configured
 // number of pieces, all inside the usable plate, mostly small.
 func TestDebris(t *testing.T) {
-	cal := arenas.DefaultCalibration()
+	cal := halfCal()
+	const smallArea = 58 // pixels darkened by more than 4 grey levels, at 270 px/cm
 	tests := []struct {
 		name      string
 		count     int
 		large     float64
-		wantSmall float64 // at least this share of pieces smaller than 120 px (about half a worm)
-		wantLarge float64 // at least this share of pieces of 120 px and more
+		wantSmall float64 // at least this share of pieces smaller than smallArea (about half a worm)
+		wantLarge float64 // at least this share of pieces of smallArea and more
 	}{
-		{"default mix", 60, 0.1, 0.75, 0},
+		{"default mix", 50, 0.1, 0.75, 0},
 		{"only large", 6, 1, 0, 1},
 		{"none", 0, 0.1, 0, 0},
 	}
@@ -456,7 +468,8 @@ func TestDebris(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig(cal)
 			cfg.NoiseSD = 0
-			clean := mustNew(t, func() Config { c := cfg; c.DebrisCount = 0; return c }())
+			cfg.DebrisCount = 0
+			clean := mustNew(t, cfg)
 			cfg.DebrisCount, cfg.DebrisLargeFraction = tt.count, tt.large
 			dirty := mustNew(t, cfg)
 			n := cal.Width * cal.Height
@@ -480,7 +493,7 @@ func TestDebris(t *testing.T) {
 			}
 			small := 0
 			for _, a := range areas {
-				if a < 120 {
+				if a < smallArea {
 					small++
 				}
 			}
