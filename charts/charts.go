@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"image/png"
 	"io"
 	"math"
 	"path/filepath"
@@ -104,7 +105,7 @@ func render(w io.Writer, f Format, size Size, fn func(dc draw.Canvas)) (err erro
 	wl, hl := vg.Length(size.W), vg.Length(size.H)
 	switch f {
 	case PNG:
-		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(wl, hl), vgimg.UseDPI(DPI))}
+		c = fastPNG{vgimg.NewWith(vgimg.UseWH(wl, hl), vgimg.UseDPI(DPI))}
 	case SVG:
 		c = vgsvg.NewWith(vgsvg.UseWH(wl, hl))
 	default:
@@ -122,6 +123,28 @@ func render(w io.Writer, f Format, size Size, fn func(dc draw.Canvas)) (err erro
 		return fmt.Errorf("charts: write %s: %w", f, err)
 	}
 	return nil
+}
+
+// fastPNG writes a vgimg canvas as PNG with the fastest compression: deflate dominates the
+// rendering time of a report at the default level, for files only about a third larger.
+type fastPNG struct{ *vgimg.Canvas }
+
+func (c fastPNG) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	err := enc.Encode(cw, c.Image())
+	return cw.n, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // trimFloat formats a tick value without trailing zeros.

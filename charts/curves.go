@@ -138,7 +138,7 @@ func (f CurvesFigure) Render(w io.Writer, format Format) error {
 					col := Viridis(float64(k) / math.Max(1, float64(len(pn.Series)-1)) * 0.9)
 					col.A = 200
 					l.LineStyle = draw.LineStyle{Color: color.Color(col), Width: 0.9}
-					p.Add(l)
+					p.Add(plotOnly{l})
 				}
 				pn.X.apply(&p.X)
 				pn.Y.apply(&p.Y)

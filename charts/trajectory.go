@@ -317,7 +317,9 @@ func (pn TrajectoryPanel) addPath(p *plot.Plot, width float64) {
 			l.Color = lightOnColor()
 			l.Width = vg.Length(width * 2)
 		}
-		p.Add(l)
+		// Only the Plotter: the axes are set explicitly, and a Line's per-point glyph boxes
+		// would make every layout pass walk the whole track.
+		p.Add(plotOnly{l})
 	}
 }
 
@@ -370,3 +372,6 @@ func drawLegend(dc draw.Canvas, items []legendItem) draw.Canvas {
 	}
 	return draw.Crop(dc, 0, 0, 0, -16)
 }
+
+// plotOnly hides every method of a plotter but Plot (no DataRange, no GlyphBoxes).
+type plotOnly struct{ plot.Plotter }
