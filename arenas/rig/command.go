@@ -20,7 +20,7 @@ type CommandConfig struct {
 	On  []string `json:"on" yaml:"on"`
 	Off []string `json:"off" yaml:"off"`
 	// Intensity, when set, runs instead of On for a command with an intensity above 0.
-	Intensity []string `json:"intensity" yaml:"intensity"`
+	Intensity []string `json:"intensity,omitempty" yaml:"intensity,omitempty"`
 	// MaxLevel is the full-scale level for {level}.
 	MaxLevel int `json:"max_level" yaml:"max_level"`
 	// Timeout bounds one run; a program still running then is killed and the command fails.

@@ -281,3 +281,17 @@ func ParseConfig(b []byte, isJSON bool) (Config, error) {
 	}
 	return def, nil
 }
+
+// File returns c as a config file's contents (the inverse of ParseConfig).
+func (c Config) File() File {
+	cal := c.Calibration
+	return File{
+		Calibration: FileCalibration{
+			PxPerCM: cal.PxPerCM, CenterX: cal.CenterX, CenterY: cal.CenterY,
+			PlateRadius: cal.PlateRadius, Width: cal.Width, Height: cal.Height,
+			FramePeriod: Duration(cal.FramePeriod),
+		},
+		Camera: c.Camera,
+		Light:  c.LED,
+	}
+}
