@@ -18,6 +18,7 @@ func newRootCmd() *cobra.Command {
 		newExperimentCmd(),
 		newReportCmd(),
 		newPolicyMapCmd(),
+		newRigCmd(),
 	)
 	return root
 }
