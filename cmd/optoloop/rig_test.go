@@ -16,7 +16,7 @@ import (
 	"github.com/optoloop/optoloop/arenas/sim/render"
 )
 
-func runCmd(t *testing.T, args ...string) (string, error) {
+func runRigCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	root := newRootCmd()
 	var out bytes.Buffer
@@ -33,7 +33,7 @@ func TestRigConfigRoundTrip(t *testing.T) {
 		if asJSON {
 			args = append(args, "--json")
 		}
-		out, err := runCmd(t, args...)
+		out, err := runRigCmd(t, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func TestRigCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	pngPath := filepath.Join(dir, "first.png")
-	out, err := runCmd(t, "rig", "check", "--config", conf, "--frames", "5", "--light", "--png", pngPath)
+	out, err := runRigCmd(t, "rig", "check", "--config", conf, "--frames", "5", "--light", "--png", pngPath)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -120,12 +120,12 @@ func TestRigCheck(t *testing.T) {
 		{"rig", "check", "--config", conf, "--frames", "0"},
 		{"rig", "check", "--config", filepath.Join(dir, "none.yaml")},
 	} {
-		if _, err := runCmd(t, args...); err == nil {
+		if _, err := runRigCmd(t, args...); err == nil {
 			t.Fatalf("%v: no error", args)
 		}
 	}
 	// A recording shorter than --frames: the camera stops, a clear error, the light is off.
-	_, err = runCmd(t, "rig", "check", "--config", conf, "--frames", "50")
+	_, err = runRigCmd(t, "rig", "check", "--config", conf, "--frames", "50")
 	if err == nil || !strings.Contains(err.Error(), "camera failed") {
 		t.Fatalf("short recording: %v, want a camera error", err)
 	}
