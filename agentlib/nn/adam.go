@@ -35,7 +35,14 @@ func (a *Adam) Step(params, grads []float32) {
 	invSqrtC2 := float32(1 / math.Sqrt(c2))
 	eps := float32(a.Eps)
 	wd := float32(a.WeightDecay)
-	m, v := a.M[:len(params)], a.V[:len(params)]
+	adamLoop(params, grads, a.M, a.V, b1, b2, step, invSqrtC2, eps, wd)
+}
+
+// adamLoop is the element-wise Adam update (see relu for why it is go:norace).
+//
+//go:norace
+func adamLoop(params, grads, m, v []float32, b1, b2, step, invSqrtC2, eps, wd float32) {
+	m, v = m[:len(params)], v[:len(params)]
 	grads = grads[:len(params)]
 	for i, p := range params {
 		g := grads[i]

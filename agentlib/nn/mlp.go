@@ -120,8 +120,14 @@ func (m *MLP) CopyFrom(src *MLP) {
 // panics if the sizes differ.
 func (m *MLP) SoftUpdate(src *MLP, tau float32) {
 	m.mustMatch(src)
-	for i, p := range src.Params {
-		m.Params[i] = m.Params[i]*(1-tau) + p*tau
+	softUpdate(m.Params, src.Params, tau)
+}
+
+//go:norace
+func softUpdate(dst, src []float32, tau float32) {
+	dst = dst[:len(src)]
+	for i, p := range src {
+		dst[i] = dst[i]*(1-tau) + p*tau
 	}
 }
 
@@ -347,21 +353,31 @@ func (m *MLP) Infer(x, out, scratch []float32) {
 	}
 }
 
-// relu sets every negative entry of v to +0, without branches (half of the signs are random, so
-// a branch would mispredict half of the time).
+// relu sets every negative entry of v to +0. It compiles without branches (half of the signs
+// are random, so a branch would mispredict half of the time).
+//
+// The element-wise loops of this package (relu, reluMask, Adam.Step, SoftUpdate) are marked
+// go:norace: under the race detector their per-element instrumentation made training ten times
+// slower. They only touch the slices passed to them, which the callers' own accesses (and the
+// race detector there) cover; the assembly kernel is likewise not instrumented.
+//
+//go:norace
 func relu(v []float32) {
 	for i, x := range v {
-		b := math.Float32bits(x)
-		v[i] = math.Float32frombits(b &^ uint32(int32(b)>>31))
+		v[i] = max(x, 0)
 	}
 }
 
-// reluMask zeroes o[i] wherever act[i], a ReLU output (+0 or positive), is zero, without branches.
+// reluMask zeroes o[i] wherever act[i], a ReLU output (+0 or positive), is not positive.
+//
+//go:norace
 func reluMask(o, act []float32) {
 	o = o[:len(act)]
 	for i, a := range act {
-		b := math.Float32bits(a)
-		nz := (b | -b) >> 31 // 1 if a != +0
-		o[i] = math.Float32frombits(math.Float32bits(o[i]) & -nz)
+		var keep float32
+		if a > 0 {
+			keep = 1
+		}
+		o[i] *= keep
 	}
 }
