@@ -415,9 +415,13 @@ func (a *Arena) Close() error {
 	a.ledMu.Unlock()
 
 	if first {
+		// A real-time bound (not the rig's clock, which may be simulated): how long a stuck
+		// camera read may hold Close.
+		timer := time.NewTimer(closeWait)
+		defer timer.Stop()
 		select {
 		case <-a.done:
-		case <-a.clock.After(closeWait):
+		case <-timer.C:
 			a.log.Warn("rig close: camera read still in progress; the camera is released when it returns")
 		}
 	}

@@ -652,3 +652,39 @@ func TestCameraStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCloseUnblocksNextFrame: Close from another goroutine ends a NextFrame that is waiting
+// (here for the period) with ErrClosed, and the light is off.
+func TestCloseUnblocksNextFrame(t *testing.T) {
+	video := filepath.Join(t.TempDir(), "plate.avi")
+	writeVideo(t, video, testCal(), 5, 1, false)
+	clk := newFakeClock()
+	path := gpioFile(t)
+	cfg := fileRig(video, gpioLED(path))
+	cfg.Camera.Period = Duration(time.Hour)
+	cfg.Camera.FrameTimeout = 0
+	cfg.Clock = clk
+	a := mustOpen(t, cfg)
+	ctx := context.Background()
+	if err := a.SetLight(ctx, arenas.Light{On: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.NextFrame(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := a.NextFrame(ctx)
+		got <- err
+	}()
+	<-clk.added // waiting for the period
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; !errors.Is(err, arenas.ErrClosed) {
+		t.Fatalf("pending NextFrame after Close: %v, want ErrClosed", err)
+	}
+	if gpioState(t, path).On {
+		t.Fatal("light on after Close")
+	}
+}

@@ -191,16 +191,32 @@ func TestLighterCore(t *testing.T) {
 // TestCentroid checks that the worm's dark pixels are centred on its midline (within 1 px),
 // weighting by darkening and, as a tracker does, counting thresholded pixels.
 func TestCentroid(t *testing.T) {
+	// A worm with a blunt head and a pointed tail (as the simulator draws it): its dark pixels
+	// are centred on the width-weighted centroid of its midline, ~2.5 px towards the head.
+	blunt := testWorm(1200.5, 800.2, 0.9, 54, 4.5, 5)
+	for i := range blunt.Width {
+		u := float64(i) / float64(len(blunt.Width)-1)
+		w := 1.0
+		if u < 0.15 {
+			w = math.Max(0.3, math.Sqrt(u/0.15))
+		}
+		if u > 0.7 {
+			w = math.Max(0.12, math.Min(w, (1-u)/0.3))
+		}
+		blunt.Width[i] = 4.5 * w
+	}
 	tests := []struct {
-		name string
-		cal  arenas.Calibration
-		w    Worm
+		name     string
+		cal      arenas.Calibration
+		w        Worm
+		weighted bool // compare with the width-weighted midline centroid
 	}{
-		{"straight", arenas.DefaultCalibration(), testWorm(1080.25, 960.75, 0.4, 54, 4.5, 0)},
-		{"bent", arenas.DefaultCalibration(), testWorm(700.5, 1300.1, 2.2, 54, 4, 6)},
-		{"bent thin", halfCal(), testWorm(700.9, 300.4, -1.3, 54, 3, 8)},
-		{"near frame edge", halfCal(), testWorm(540, 30, 0, 27, 2.5, 3)},
-		{"640x568", midCal(), testWorm(300.3, 250.8, 1, 16, 1.5, 2)},
+		{"blunt head, pointed tail", arenas.DefaultCalibration(), blunt, true},
+		{"straight", arenas.DefaultCalibration(), testWorm(1080.25, 960.75, 0.4, 54, 4.5, 0), false},
+		{"bent", arenas.DefaultCalibration(), testWorm(700.5, 1300.1, 2.2, 54, 4, 6), false},
+		{"bent thin", halfCal(), testWorm(700.9, 300.4, -1.3, 54, 3, 8), false},
+		{"near frame edge", halfCal(), testWorm(540, 30, 0, 27, 2.5, 3), false},
+		{"640x568", midCal(), testWorm(300.3, 250.8, 1, 16, 1.5, 2), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,6 +224,19 @@ func TestCentroid(t *testing.T) {
 			with, without := pair(t, cfg, tt.w, false)
 			W := tt.cal.Width
 			mx, my := midlineCentroid(tt.w)
+			if tt.weighted {
+				var sw float64
+				mx, my = 0, 0
+				for i, p := range tt.w.Midline {
+					mx += tt.w.Width[i] * p[0]
+					my += tt.w.Width[i] * p[1]
+					sw += tt.w.Width[i]
+				}
+				mx, my = mx/sw, my/sw
+				if px, py := midlineCentroid(tt.w); math.Hypot(px-mx, py-my) < 1.5 {
+					t.Fatal("test worm's taper too symmetric to tell the centroids apart")
+				}
+			}
 			var sw, sx, sy float64
 			var tn, tx, ty float64
 			for p := range with {
