@@ -257,7 +257,9 @@ func BenchmarkEnsemble20Act(b *testing.B) {
 	e, _ := NewEnsemble(ReferenceArch(), members(20, 1, 90, 64, 64, 2)...)
 	o := randomObs(rand.New(rand.NewPCG(1, 1)))
 	b.ReportAllocs()
+	stop := cpuTimer(b)
 	for b.Loop() {
 		e.Act(o)
 	}
+	stop()
 }

@@ -265,8 +265,10 @@ func BenchmarkUpdate(b *testing.B) {
 	a := newAgent(b, cfg, 1)
 	batch := randomBatch(1, cfg.BatchSize, cfg.ObsSize)
 	b.ReportAllocs()
+	stop := cpuTimer(b)
 	for b.Loop() {
 		a.Update(batch)
 	}
+	stop()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 }
