@@ -188,6 +188,9 @@ func (s *Serial) Set(ctx context.Context, l arenas.Light) error {
 		return fmt.Errorf("led serial: %s: %w", s.cfg.Device, err)
 	}
 	cmd := s.Command(l)
+	if s.cfg.Reply != "" {
+		s.discardInput() // so that the next line read answers this command
+	}
 	if _, err := s.f.Write([]byte(cmd)); err != nil {
 		return fmt.Errorf("led serial: write %q to %s: %w", cmd, s.cfg.Device, err)
 	}
@@ -202,6 +205,16 @@ func (s *Serial) Set(ctx context.Context, l arenas.Light) error {
 		return fmt.Errorf("led serial: %s answered %q to %q, want %q", s.cfg.Device, got, cmd, s.cfg.Reply)
 	}
 	return nil
+}
+
+// discardInput drops whatever the controller sent unasked (a tty's input queue and our buffer).
+func (s *Serial) discardInput() {
+	s.rd.Reset(s.f)
+	if sc, err := s.f.SyscallConn(); err == nil {
+		_ = sc.Control(func(fd uintptr) {
+			_ = unix.IoctlSetInt(int(fd), unix.TCFLSH, unix.TCIFLUSH) // fails harmlessly on non-ttys
+		})
+	}
 }
 
 // Close closes the device.
