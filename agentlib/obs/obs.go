@@ -48,11 +48,12 @@ type Pose struct {
 }
 
 // Reward is the reward of the step from position (x0, y0) to (x1, y1) toward the target
-// (tx, ty): ReachReward if (x1, y1) is within ReachRadius of the target, otherwise
+// (tx, ty): ReachReward if (x1, y1) is within ReachRadius of the target (distance <= ReachRadius,
+// as the reference), otherwise
 // ProgressGain * (d0 - d1) with d the distance to the target divided by PosScale.
 func Reward(x0, y0, x1, y1, tx, ty float64) float64 {
 	d1 := math.Hypot(x1-tx, y1-ty)
-	if d1 < ReachRadius {
+	if d1 <= ReachRadius {
 		return ReachReward
 	}
 	d0 := math.Hypot(x0-tx, y0-ty)

@@ -59,6 +59,7 @@ func TestReward(t *testing.T) {
 		{"farther by 45 px", 0, 300, 0, 345, 0, 0, -2 * 45.0 / 900},
 		{"reached", 100, 100, 20, 0, 0, 0, 4},
 		{"just outside", 31, 0, 30.5, 0, 0, 0, 2 * 0.5 / 900},
+		{"on the radius", 31, 0, 30, 0, 0, 0, 4},
 	}
 	for _, c := range cases {
 		if got := Reward(c.x0, c.y0, c.x1, c.y1, c.tx, c.ty); !near(got, c.want, 1e-12) {

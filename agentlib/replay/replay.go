@@ -9,11 +9,17 @@
 //
 // The target of a sampled window: without augmentation it is the target recorded with frame t
 // (Record.TargetX, TargetY). With augmentation (the default, for random-light data that has no
-// meaningful target), the base target is the worm's position at frame t; the virtual target is
-// that position plus an independent uniform shift in [-MaxShift, MaxShift] in x and in y, and
-// the whole window (s and s': positions about the virtual target, and every body and head
-// angle) is rotated by one uniform angle in [0, 2 pi). The reward is computed from the shifted,
-// unrotated positions; rotation about the target does not change distances to it.
+// meaningful target) the sample is built as the reference's TranslateRotate does, with the
+// worm's position at frame t as the base B: the whole window (s and s') is rotated by one
+// uniform angle theta in [0, 2 pi) about B (every position, body and head angle), then every
+// position relative to the target is shifted by one uniform (sx, sy) in [-MaxShift, MaxShift]^2:
+//
+//	(x_i - tx, y_i - ty) in the observation = R(theta) (p_i - B) + (sx, sy)
+//
+// so that at frame t the target lies at (-sx, -sy) from the worm in the observation's frame.
+// Equivalently, the virtual target in the recorded coordinates is B - R(-theta) (sx, sy), and
+// the reward (obs.Reward) is computed from the recorded positions and that target; rotation does
+// not change distances.
 package replay
 
 import (
@@ -237,11 +243,14 @@ func (m *Memory) Sample(rng *rand.Rand, dst *Batch) error {
 		next := frames[obs.Frames]
 		tx, ty, sin, cos := now.TargetX, now.TargetY, 0.0, 1.0
 		if m.cfg.Augment {
-			tx = now.X + (2*rng.Float64()-1)*m.cfg.MaxShift
-			ty = now.Y + (2*rng.Float64()-1)*m.cfg.MaxShift
 			if m.cfg.Rotate {
 				sin, cos = math.Sincos(2 * math.Pi * rng.Float64())
 			}
+			sx := (2*rng.Float64() - 1) * m.cfg.MaxShift
+			sy := (2*rng.Float64() - 1) * m.cfg.MaxShift
+			// target = B - R(-theta) (sx, sy)
+			tx = now.X - (cos*sx + sin*sy)
+			ty = now.Y - (-sin*sx + cos*sy)
 		}
 		obs.EncodeTrig(dst.S[k*obs.Size:(k+1)*obs.Size], frames[:obs.Frames], tx, ty, sin, cos)
 		obs.EncodeTrig(dst.S2[k*obs.Size:(k+1)*obs.Size], frames[1:], tx, ty, sin, cos)

@@ -154,6 +154,11 @@ func TestAugmentationRecomputesRewardAndRotates(t *testing.T) {
 			t.Fatalf("sample %d: reward %v, recomputed from the observation %v", k, b.R[k], want)
 		}
 		maxD = max(maxD, math.Hypot(dx0, dy0))
+		// As the reference: the shift is applied after the rotation, so the worm's offset from
+		// the target at frame t is the shift itself, inside the axis-aligned square.
+		if math.Abs(dx0) > 900+1e-3 || math.Abs(dy0) > 900+1e-3 {
+			t.Fatalf("sample %d: offset (%v, %v) outside the +-900 px square", k, dx0, dy0)
+		}
 		// The body angle is rotated like the positions: the step direction (s' minus s of the
 		// last frame) must still point along the body angle.
 		body := math.Atan2(float64(s[last]), float64(s[obs.Frames+last]))

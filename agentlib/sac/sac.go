@@ -1,9 +1,10 @@
 // Package sac implements discrete soft actor-critic (Haarnoja et al. 2018; Christodoulou 2019)
 // exactly as the reference study trained its agents (Li, Kreiman and Ramanathan 2024, code
-// RLWorms/SAC.py): an actor and twin critics, each obs -> 64 -> 64 -> 2 with ReLU and Xavier-uniform
-// initialisation, target critics updated softly with tau 0.005 every 500 updates, Adam with
-// learning rate 1e-3 (and L2 weight decay 1e-5 on actor and critics, as the reference code does)
-// and automatic temperature with target entropy 0.98 log(actions).
+// RLWorms: Tutorials/SAC.py and train_agents_main.py): an actor and twin critics, each
+// obs -> 64 -> 64 -> 2 with ReLU and Xavier-uniform initialisation, target critics updated softly
+// with tau 0.005 every 500 updates, Adam with learning rate 1e-3 and no weight decay, automatic
+// temperature with target entropy 0.98 log(actions), batch 64, gamma 0.99. As in the reference
+// code, the target critics are initialised independently (never hard-copied from the critics).
 //
 // One update on a minibatch (s, a, r, s'), all means over the batch:
 //
@@ -50,7 +51,8 @@ type Config struct {
 	// ActorLR, CriticLR and AlphaLR are the Adam learning rates. Default 1e-3 each.
 	ActorLR, CriticLR, AlphaLR float64
 	// WeightDecay is the L2 weight decay of the actor's and critics' Adam (torch style, added
-	// to the gradient). Default 1e-5, as in the reference code; 0 turns it off.
+	// to the gradient). Default 0, as the reference trained (its DSAC class defaults to 1e-5,
+	// but the training script passes 0).
 	WeightDecay float64
 	// TargetEntropyRatio sets the target entropy to TargetEntropyRatio * log(Actions).
 	// Default 0.98.
@@ -60,8 +62,8 @@ type Config struct {
 	// BatchSize is the minibatch size. Default 64.
 	BatchSize int
 	// IndependentTargetInit draws the target critics' initial weights independently, as the
-	// reference code did (its target critics were never hard-copied); by default (false) they
-	// start as copies of the critics, as in standard SAC.
+	// reference code did (its target critics were never hard-copied). Default true; false starts
+	// them as copies of the critics, as in standard SAC.
 	IndependentTargetInit bool
 }
 
@@ -70,8 +72,8 @@ func DefaultConfig() Config {
 	return Config{
 		ObsSize: obs.Size, Hidden: []int{64, 64}, Actions: 2,
 		Gamma: 0.99, Tau: 0.005, TargetEvery: 500,
-		ActorLR: 1e-3, CriticLR: 1e-3, AlphaLR: 1e-3, WeightDecay: 1e-5,
-		TargetEntropyRatio: 0.98, InitLogAlpha: 0, BatchSize: 64,
+		ActorLR: 1e-3, CriticLR: 1e-3, AlphaLR: 1e-3, WeightDecay: 0,
+		TargetEntropyRatio: 0.98, InitLogAlpha: 0, BatchSize: 64, IndependentTargetInit: true,
 	}
 }
 

@@ -137,6 +137,7 @@ func TestDeterministicForASeed(t *testing.T) {
 func TestTargetCriticsMoveEveryTargetEveryUpdates(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.TargetEvery = 3
+	cfg.IndependentTargetInit = false
 	a := newAgent(t, cfg, 3)
 	init := append([]float32(nil), a.Q1T.Params...)
 	for i := range a.Q1.Params {
@@ -246,7 +247,8 @@ func TestConfigValidate(t *testing.T) {
 	d := DefaultConfig()
 	if d.Gamma != 0.99 || d.Tau != 0.005 || d.TargetEvery != 500 || d.BatchSize != 64 || d.ActorLR != 1e-3 ||
 		d.CriticLR != 1e-3 || d.AlphaLR != 1e-3 || math.Abs(d.TargetEntropy()-0.98*math.Log(2)) > 1e-12 ||
-		len(d.Hidden) != 2 || d.Hidden[0] != 64 || d.Hidden[1] != 64 || d.ObsSize != 90 || d.Actions != 2 {
+		len(d.Hidden) != 2 || d.Hidden[0] != 64 || d.Hidden[1] != 64 || d.ObsSize != 90 || d.Actions != 2 ||
+		d.WeightDecay != 0 || !d.IndependentTargetInit {
 		t.Fatalf("defaults differ from the reference: %+v", d)
 	}
 }
