@@ -254,16 +254,28 @@ func (l *Learner) Run(ctx context.Context) error {
 
 // round advances every member to target updates in parallel.
 func (l *Learner) round(ctx context.Context, target int64) error {
+	// A member that fails stops the others: the round is lost either way.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errs := make([]error, len(l.members))
 	var wg sync.WaitGroup
 	for i, m := range l.members {
-		wg.Go(func() { errs[i] = l.train(ctx, i, m, target) })
+		wg.Go(func() {
+			if errs[i] = l.train(rctx, i, m, target); errs[i] != nil {
+				cancel()
+			}
+		})
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return errors.Join(errs...)
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return nil
 }
 
 func (l *Learner) train(ctx context.Context, idx int, m *member, target int64) error {

@@ -166,6 +166,38 @@ func TestResumeAfterCancelEqualsUninterruptedRun(t *testing.T) {
 	}
 }
 
+// failAfter fails every Sample call after the first n.
+type failAfter struct {
+	Sampler
+	n     int64
+	count atomic.Int64
+}
+
+var errBoom = errors.New("replay backend gone")
+
+func (f *failAfter) Sample(rng *rand.Rand, dst *replay.Batch) error {
+	if f.count.Add(1) > f.n {
+		return errBoom
+	}
+	return f.Sampler.Sample(rng, dst)
+}
+
+func TestSamplerFailureStopsTheRound(t *testing.T) {
+	mem := toyReplay(t, 2, 100, 3)
+	dir := t.TempDir()
+	rec := &recorder{}
+	l, err := New(smallConfig(dir), &failAfter{Sampler: mem, n: 150}, rec, quiet(), rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Run(context.Background()); !errors.Is(err, errBoom) {
+		t.Fatalf("Run returned %v, want the sampler's error", err)
+	}
+	if l.Updates() != 0 || len(rec.versions) != 0 {
+		t.Fatalf("a failed round counted: %d updates, published %v", l.Updates(), rec.versions)
+	}
+}
+
 func TestEmptyReplayAndBadConfig(t *testing.T) {
 	mem, _ := replay.NewMemory(replay.DefaultConfig())
 	dir := t.TempDir()
