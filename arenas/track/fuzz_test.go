@@ -1,0 +1,65 @@
+package track
+
+import (
+	"testing"
+
+	"github.com/optoloop/optoloop/arenas"
+)
+
+// fuzzFrame builds a w x h frame whose pixels repeat data (0 when data is empty).
+func fuzzFrame(data []byte, w, h int) arenas.Frame {
+	pix := make([]byte, w*h)
+	if len(data) > 0 {
+		for i := range pix {
+			pix[i] = data[i%len(data)]
+		}
+	}
+	return arenas.Frame{Width: w, Height: h, Pix: pix}
+}
+
+// FuzzTrack feeds random and adversarial images to the tracker, without and with a
+// background: it must never panic and never report a confident pose.
+func FuzzTrack(f *testing.F) {
+	noise := make([]byte, 4099)
+	x := uint32(12345)
+	for i := range noise {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		noise[i] = byte(x)
+	}
+	f.Add([]byte{0}, uint16(64), uint16(64))                      // all black
+	f.Add([]byte{255}, uint16(64), uint16(64))                    // all white
+	f.Add(noise, uint16(128), uint16(96))                         // noise
+	f.Add([]byte{7}, uint16(1), uint16(1))                        // tiny
+	f.Add([]byte{1, 200}, uint16(2), uint16(3))                   // tiny, odd
+	f.Add([]byte{128}, uint16(2160), uint16(1920))                // huge, flat
+	f.Add(noise, uint16(2160), uint16(1920))                      // huge noise
+	f.Add([]byte{}, uint16(127), uint16(33))                      // odd size, no data
+	f.Add([]byte{0, 0, 0, 255, 255, 255}, uint16(97), uint16(61)) // stripes
+	f.Add([]byte{170, 170, 170, 170, 60}, uint16(300), uint16(5)) // thin strip
+	f.Fuzz(func(t *testing.T, data []byte, w, h uint16) {
+		width, height := int(w)%2200+1, int(h)%2000+1
+		fr := fuzzFrame(data, width, height)
+		cal := stillCalibration(width, height, 540)
+		for _, withBackground := range []bool{false, true} {
+			tr, err := New(DefaultConfig(cal), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if withBackground {
+				if err := tr.SetBackground(fuzzFrame([]byte{170}, width, height)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 2 { // twice: the second frame searches around the first result
+				fr.Seq = uint64(i)
+				r := tr.Track(fr)
+				if r.OK && r.Confidence >= Confident {
+					t.Errorf("confident pose %+v (status %v) from a %dx%d fuzz image (background %v)", r.Pose, r.Status, width, height, withBackground)
+				}
+			}
+			tr.Close()
+		}
+	})
+}
