@@ -291,12 +291,14 @@ func (f PolicyMapFigure) panelImage(cells [][]float64, k int) image.Image {
 	img := image.NewNRGBA(image.Rect(0, 0, nc*k, nr*k))
 	for r := range nr {
 		for c := range nc {
-			col := f.Color.Color(cells[r][c])
+			col := color.NRGBAModel.Convert(f.Color.Color(cells[r][c])).(color.NRGBA)
+			px := [4]uint8{col.R, col.G, col.B, col.A}
 			// Image row 0 is the top: the largest head angle.
 			y0 := (nr - 1 - r) * k
 			for dy := range k {
+				row := img.Pix[(y0+dy)*img.Stride+c*k*4:]
 				for dx := range k {
-					img.Set(c*k+dx, y0+dy, col)
+					copy(row[dx*4:dx*4+4], px[:])
 				}
 			}
 		}

@@ -16,6 +16,7 @@ import (
 // (sin body, cos body, sin head, cos head, dx/900, dy/900) repeated 15 times, feature-major, with
 // the body angle measured from the direction to the target and the head angle from the body.
 func TestPolicyMapCellsAreEnsembleProbabilities(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "ensemble")
 	e := saveEnsemble(t, dir, 3, 5)
 	m, err := EnsemblePolicyMap(dir)

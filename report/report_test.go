@@ -65,6 +65,7 @@ func expectedFigures(lines []string, cross bool) []string {
 }
 
 func TestFullRunHasEveryFigure(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := synth{lines: []string{"301", "446"}, episodes: 4, frames: 300, members: 3, curvePts: 5, cross: []string{"301", "446"}, report: true, experiment: true, maps: true, saveEns: true}
 	s.write(t, dir)
@@ -135,6 +136,7 @@ func TestEmptyRunFolder(t *testing.T) {
 }
 
 func TestPartialRunFolder(t *testing.T) {
+	t.Parallel()
 	// A running experiment: the experiment file, line 301's agent episodes and a curves file cut
 	// short by the learner; no report.json, no policy map, no ensemble.
 	dir := t.TempDir()
@@ -183,6 +185,7 @@ func TestPartialRunFolder(t *testing.T) {
 }
 
 func TestCorruptFilesAreNamed(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := synth{lines: []string{"73"}, episodes: 2, frames: 100, members: 1, curvePts: 2, report: true, experiment: true, maps: true}
 	s.write(t, dir)
