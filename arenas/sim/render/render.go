@@ -127,10 +127,19 @@ func (c *Camera) Render(dst []byte, w Worm, light bool) {
 	c.drawWorm(dst, bg, w)
 }
 
-// addRow sets d = b + n bytewise, eight bytes per step. No byte sum exceeds 255 (the
+// addRow sets d = b + n bytewise, a machine word (8 bytes) at a time, four words per step
+// (sliced once so that the compiler drops most bounds checks). No byte sum exceeds 255 (the
 // background is at most 255-2k, the noise at most 2k), so no carry crosses a byte.
 func addRow(d, b, n []byte) {
 	i := 0
+	b, n = b[:len(d)], n[:len(d)]
+	for ; i+32 <= len(d); i += 32 {
+		dd, bb, nn := d[i:i+32], b[i:i+32], n[i:i+32]
+		binary.LittleEndian.PutUint64(dd[0:], binary.LittleEndian.Uint64(bb[0:])+binary.LittleEndian.Uint64(nn[0:]))
+		binary.LittleEndian.PutUint64(dd[8:], binary.LittleEndian.Uint64(bb[8:])+binary.LittleEndian.Uint64(nn[8:]))
+		binary.LittleEndian.PutUint64(dd[16:], binary.LittleEndian.Uint64(bb[16:])+binary.LittleEndian.Uint64(nn[16:]))
+		binary.LittleEndian.PutUint64(dd[24:], binary.LittleEndian.Uint64(bb[24:])+binary.LittleEndian.Uint64(nn[24:]))
+	}
 	for ; i+8 <= len(d); i += 8 {
 		binary.LittleEndian.PutUint64(d[i:], binary.LittleEndian.Uint64(b[i:])+binary.LittleEndian.Uint64(n[i:]))
 	}
