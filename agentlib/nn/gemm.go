@@ -20,7 +20,7 @@ func gemmAcc(fast, transA bool, n, m, k int, a []float32, lda int, b []float32, 
 		rowsA, colsA = k, n
 	}
 	main := 0
-	if fast && hasKernel && m%16 == 0 {
+	if fast && m%16 == 0 && hasKernel() {
 		main = n - n%4
 		// Bounds: the kernel reads and writes through raw pointers.
 		if len(a) < (rowsA-1)*lda+colsA || len(b) < (k-1)*ldb+m || len(c) < (n-1)*ldc+m {

@@ -3,7 +3,9 @@ package nn
 import "golang.org/x/sys/cpu"
 
 // hasKernel reports whether the AVX2/FMA micro-kernel can run on this CPU.
-var hasKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+func hasKernel() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
 
+// kern4x16 is implemented in kernel_amd64.s.
+//
 //go:noescape
 func kern4x16(k int, a *float32, ars, aks int, b *float32, bks int, c *float32, cs int)

@@ -3,7 +3,7 @@
 package nn
 
 // hasKernel is false: the micro-kernel exists only on amd64.
-const hasKernel = false
+func hasKernel() bool { return false }
 
 func kern4x16(k int, a *float32, ars, aks int, b *float32, bks int, c *float32, cs int) {
 	panic("nn: no micro-kernel on this architecture")

@@ -250,7 +250,7 @@ func TestKernelMatchesGonum(t *testing.T) {
 			}
 		}
 	}
-	if !hasKernel {
+	if !hasKernel() {
 		t.Log("no AVX2/FMA on this CPU: both paths were gonum")
 	}
 }
