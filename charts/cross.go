@@ -86,21 +86,7 @@ func (f CrossFigure) Render(w io.Writer, format Format) error {
 	return render(w, format, Size{W: cw, H: ch}, func(dc draw.Canvas) {
 		main := draw.Crop(dc, 0, -80, 0, 0)
 		bar := draw.Crop(dc, dc.Max.X-dc.Min.X-78, -10, 40, -40)
-		p := newPlot(f.Title + "\nown-line cells framed")
-		p.Title.TextStyle.Font.Size = 10
-		p.Add(crossCells{f})
-		f.X.apply(&p.X)
-		f.Y.apply(&p.Y)
-		xt := make(plot.ConstantTicks, len(f.Cols))
-		for j, c := range f.Cols {
-			xt[j] = plot.Tick{Value: float64(j), Label: c}
-		}
-		yt := make(plot.ConstantTicks, len(f.Rows))
-		for i, r := range f.Rows {
-			yt[i] = plot.Tick{Value: float64(i), Label: r}
-		}
-		p.X.Tick.Marker, p.Y.Tick.Marker = xt, yt
-		p.Draw(main)
+		f.plot().Draw(main)
 		cb := newPlot("")
 		cb.HideX()
 		cb.Y.Label.Text = f.ColorLabel
@@ -110,6 +96,25 @@ func (f CrossFigure) Render(w io.Writer, format Format) error {
 			cb.Draw(bar)
 		}
 	})
+}
+
+// plot returns the heatmap's plot: cells, annotations, line names as ticks.
+func (f CrossFigure) plot() *plot.Plot {
+	p := newPlot(f.Title + "\nown-line cells framed")
+	p.Title.TextStyle.Font.Size = 10
+	p.Add(crossCells{f})
+	f.X.apply(&p.X)
+	f.Y.apply(&p.Y)
+	xt := make(plot.ConstantTicks, len(f.Cols))
+	for j, c := range f.Cols {
+		xt[j] = plot.Tick{Value: float64(j), Label: c}
+	}
+	yt := make(plot.ConstantTicks, len(f.Rows))
+	for i, r := range f.Rows {
+		yt[i] = plot.Tick{Value: float64(i), Label: r}
+	}
+	p.X.Tick.Marker, p.Y.Tick.Marker = xt, yt
+	return p
 }
 
 type crossCells struct{ f CrossFigure }

@@ -115,35 +115,14 @@ func (f CurvesFigure) Render(w io.Writer, format Format) error {
 		for r := range plots {
 			plots[r] = make([]*plot.Plot, cols)
 			for c := range plots[r] {
-				p := newPlot("")
-				plots[r][c] = p
 				i := r*cols + c
 				if i >= len(f.Panels) {
+					p := newPlot("")
 					p.HideAxes()
+					plots[r][c] = p
 					continue
 				}
-				pn := f.Panels[i]
-				for k, s := range pn.Series {
-					if len(s.X) == 0 {
-						continue
-					}
-					xy := make(plotter.XYs, len(s.X))
-					for j := range s.X {
-						xy[j] = plotter.XY{X: s.X[j], Y: s.Y[j]}
-					}
-					l, err := plotter.NewLine(xy)
-					if err != nil {
-						continue
-					}
-					col := Viridis(float64(k) / math.Max(1, float64(len(pn.Series)-1)) * 0.9)
-					col.A = 200
-					l.LineStyle = draw.LineStyle{Color: color.Color(col), Width: 0.9}
-					p.Add(plotOnly{l})
-				}
-				pn.X.apply(&p.X)
-				pn.Y.apply(&p.Y)
-				p.Title.Text = pn.Metric.Label
-				p.Title.TextStyle.Font.Size = 10
+				plots[r][c] = f.panelPlot(i)
 			}
 		}
 		cs := plot.Align(plots, draw.Tiles{Rows: rows, Cols: cols, PadX: 14, PadY: 10, PadLeft: 4, PadRight: 6}, dc)
@@ -153,4 +132,32 @@ func (f CurvesFigure) Render(w io.Writer, format Format) error {
 			}
 		}
 	})
+}
+
+// panelPlot returns the plot of panel i: one line per member, coloured along viridis.
+func (f CurvesFigure) panelPlot(i int) *plot.Plot {
+	p := newPlot("")
+	pn := f.Panels[i]
+	for k, s := range pn.Series {
+		if len(s.X) == 0 {
+			continue
+		}
+		xy := make(plotter.XYs, len(s.X))
+		for j := range s.X {
+			xy[j] = plotter.XY{X: s.X[j], Y: s.Y[j]}
+		}
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			continue
+		}
+		col := Viridis(float64(k) / math.Max(1, float64(len(pn.Series)-1)) * 0.9)
+		col.A = 200
+		l.LineStyle = draw.LineStyle{Color: color.Color(col), Width: 0.9}
+		p.Add(plotOnly{l})
+	}
+	pn.X.apply(&p.X)
+	pn.Y.apply(&p.Y)
+	p.Title.Text = pn.Metric.Label
+	p.Title.TextStyle.Font.Size = 10
+	return p
 }

@@ -144,23 +144,25 @@ func groupColor(i int) color.Color {
 
 // Render draws the figure.
 func (f DistributionFigure) Render(w io.Writer, format Format) error {
-	return render(w, format, Size{W: 330, H: 300}, func(dc draw.Canvas) {
-		p := newPlot(f.Title)
-		if f.Subtitle != "" {
-			p.Title.Text += "\n" + f.Subtitle
-		}
-		p.Title.TextStyle.Font.Size = 9
-		p.Add(boxesPlotter{f})
-		f.X.apply(&p.X)
-		f.Y.apply(&p.Y)
-		p.X.Label.Text = ""
-		ticks := make(plot.ConstantTicks, len(f.Categories))
-		for i, c := range f.Categories {
-			ticks[i] = plot.Tick{Value: float64(i), Label: c}
-		}
-		p.X.Tick.Marker = ticks
-		p.Draw(dc)
-	})
+	return render(w, format, Size{W: 330, H: 300}, func(dc draw.Canvas) { f.plot().Draw(dc) })
+}
+
+// plot returns the figure's plot: boxes and points, categories with n as x ticks.
+func (f DistributionFigure) plot() *plot.Plot {
+	p := newPlot(f.Title)
+	if f.Subtitle != "" {
+		p.Title.Text += "\n" + f.Subtitle
+	}
+	p.Title.TextStyle.Font.Size = 9
+	p.Add(boxesPlotter{f})
+	f.X.apply(&p.X)
+	f.Y.apply(&p.Y)
+	ticks := make(plot.ConstantTicks, len(f.Categories))
+	for i, c := range f.Categories {
+		ticks[i] = plot.Tick{Value: float64(i), Label: c}
+	}
+	p.X.Tick.Marker = ticks
+	return p
 }
 
 // boxesPlotter draws the boxes and points of a DistributionFigure.

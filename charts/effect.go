@@ -114,26 +114,29 @@ func resampleMean(rng *rand.Rand, xs []float64) float64 {
 // Render draws one point with its interval per line, and the zero line.
 func (f EffectFigure) Render(w io.Writer, format Format) error {
 	width := math.Max(360, 70*float64(len(f.Effects))+120)
-	return render(w, format, Size{W: width, H: 320}, func(dc draw.Canvas) {
-		p := newPlot(fmt.Sprintf("%s\npoint: difference of means; bar: %.0f%% bootstrap CI", f.Title, 100*f.Level))
-		p.Title.TextStyle.Font.Size = 10
-		p.Add(effectMarks{f})
-		f.X.apply(&p.X)
-		f.Y.apply(&p.Y)
-		ts := make(plot.ConstantTicks, len(f.Effects))
-		for i, e := range f.Effects {
-			lab := e.Line
-			if e.Baseline != "" {
-				lab += "\nvs " + e.Baseline
-			}
-			if math.IsNaN(e.Diff) {
-				lab += "\n(n/a)"
-			}
-			ts[i] = plot.Tick{Value: float64(i), Label: lab}
+	return render(w, format, Size{W: width, H: 320}, func(dc draw.Canvas) { f.plot().Draw(dc) })
+}
+
+// plot returns the figure's plot: one interval per line, lines (and their baseline) as ticks.
+func (f EffectFigure) plot() *plot.Plot {
+	p := newPlot(fmt.Sprintf("%s\npoint: difference of means; bar: %.0f%% bootstrap CI", f.Title, 100*f.Level))
+	p.Title.TextStyle.Font.Size = 10
+	p.Add(effectMarks{f})
+	f.X.apply(&p.X)
+	f.Y.apply(&p.Y)
+	ts := make(plot.ConstantTicks, len(f.Effects))
+	for i, e := range f.Effects {
+		lab := e.Line
+		if e.Baseline != "" {
+			lab += "\nvs " + e.Baseline
 		}
-		p.X.Tick.Marker = ts
-		p.Draw(dc)
-	})
+		if math.IsNaN(e.Diff) {
+			lab += "\n(n/a)"
+		}
+		ts[i] = plot.Tick{Value: float64(i), Label: lab}
+	}
+	p.X.Tick.Marker = ts
+	return p
 }
 
 type effectMarks struct{ f EffectFigure }

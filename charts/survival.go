@@ -2,6 +2,7 @@ package charts
 
 import (
 	"fmt"
+	"gonum.org/v1/plot"
 	"io"
 	"math"
 	"slices"
@@ -116,42 +117,46 @@ func BuildSurvival(title string, groups []SurvivalGroup) (SurvivalFigure, error)
 
 // Render draws the curves as steps with censoring ticks.
 func (f SurvivalFigure) Render(w io.Writer, format Format) error {
-	return render(w, format, Size{W: 330, H: 300}, func(dc draw.Canvas) {
-		p := newPlot(f.Title)
-		p.Title.TextStyle.Font.Size = 9
-		p.Legend.Top = true
-		p.Legend.TextStyle.Font.Size = 8
-		for i, c := range f.Curves {
-			var xy plotter.XYs
-			for k, s := range c.Steps {
-				if k > 0 {
-					xy = append(xy, plotter.XY{X: s.T, Y: c.Steps[k-1].S})
-				}
-				xy = append(xy, plotter.XY{X: s.T, Y: s.S})
+	return render(w, format, Size{W: 330, H: 300}, func(dc draw.Canvas) { f.plot().Draw(dc) })
+}
+
+// plot returns the figure's plot: a step line per condition with censoring marks and a legend
+// of events / episodes.
+func (f SurvivalFigure) plot() *plot.Plot {
+	p := newPlot(f.Title)
+	p.Title.TextStyle.Font.Size = 9
+	p.Legend.Top = true
+	p.Legend.TextStyle.Font.Size = 8
+	for i, c := range f.Curves {
+		var xy plotter.XYs
+		for k, s := range c.Steps {
+			if k > 0 {
+				xy = append(xy, plotter.XY{X: s.T, Y: c.Steps[k-1].S})
 			}
-			xy = append(xy, plotter.XY{X: f.X.Max, Y: c.Steps[len(c.Steps)-1].S})
-			l, err := plotter.NewLine(xy)
-			if err != nil {
-				continue
+			xy = append(xy, plotter.XY{X: s.T, Y: s.S})
+		}
+		xy = append(xy, plotter.XY{X: f.X.Max, Y: c.Steps[len(c.Steps)-1].S})
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			continue
+		}
+		l.Color = groupColor(i)
+		l.Width = 1.6
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("%s (%d/%d)", c.Name, c.Events, c.N), l)
+		if len(c.Censored) > 0 {
+			m := make(plotter.XYs, len(c.Censored))
+			for k := range c.Censored {
+				m[k] = plotter.XY{X: c.Censored[k], Y: c.Marks[k]}
 			}
-			l.Color = groupColor(i)
-			l.Width = 1.6
-			p.Add(l)
-			p.Legend.Add(fmt.Sprintf("%s (%d/%d)", c.Name, c.Events, c.N), l)
-			if len(c.Censored) > 0 {
-				m := make(plotter.XYs, len(c.Censored))
-				for k := range c.Censored {
-					m[k] = plotter.XY{X: c.Censored[k], Y: c.Marks[k]}
-				}
-				s, err := plotter.NewScatter(m)
-				if err == nil {
-					s.GlyphStyle = draw.GlyphStyle{Color: groupColor(i), Shape: draw.PlusGlyph{}, Radius: 3}
-					p.Add(s)
-				}
+			s, err := plotter.NewScatter(m)
+			if err == nil {
+				s.GlyphStyle = draw.GlyphStyle{Color: groupColor(i), Shape: draw.PlusGlyph{}, Radius: 3}
+				p.Add(s)
 			}
 		}
-		f.X.apply(&p.X)
-		f.Y.apply(&p.Y)
-		p.Draw(dc)
-	})
+	}
+	f.X.apply(&p.X)
+	f.Y.apply(&p.Y)
+	return p
 }

@@ -213,17 +213,7 @@ func (g TrajectoryGrid) draw(dc draw.Canvas) {
 		return
 	}
 	if g.Overlay {
-		p := newPlot("")
-		addPlate(p, g.Panels[0].PlateRadius)
-		for _, pn := range g.Panels {
-			pn.addPath(p, 0.8)
-		}
-		for _, pn := range g.Panels {
-			pn.addMarks(p, false)
-		}
-		g.Panels[0].axes(p)
-		p.Title.Text = fmt.Sprintf("%d episodes, target rotated to the right", len(g.Panels))
-		p.Title.TextStyle.Font.Size = 9
+		p := g.overlayPlot()
 		p.Draw(equalAspect(p, dc))
 		return
 	}
@@ -232,25 +222,14 @@ func (g TrajectoryGrid) draw(dc draw.Canvas) {
 	for r := range plots {
 		plots[r] = make([]*plot.Plot, g.Cols)
 		for c := range plots[r] {
-			p := newPlot("")
 			i := r*g.Cols + c
 			if i >= len(g.Panels) {
+				p := newPlot("")
 				p.HideAxes()
 				plots[r][c] = p
 				continue
 			}
-			pn := g.Panels[i]
-			addPlate(p, pn.PlateRadius)
-			pn.addPath(p, 1)
-			pn.addMarks(p, true)
-			pn.axes(p)
-			p.Title.Text = pn.Label
-			p.Title.TextStyle.Font.Size = 8
-			p.X.Tick.Label.Font.Size = 7
-			p.Y.Tick.Label.Font.Size = 7
-			p.X.Label.TextStyle.Font.Size = 7
-			p.Y.Label.TextStyle.Font.Size = 7
-			plots[r][c] = p
+			plots[r][c] = g.Panels[i].plot()
 		}
 	}
 	cs := plot.Align(plots, draw.Tiles{Rows: rows, Cols: g.Cols, PadX: 6, PadY: 6, PadLeft: 2, PadRight: 4}, dc)
@@ -277,6 +256,38 @@ func equalAspect(p *plot.Plot, c draw.Canvas) draw.Canvas {
 	want := w * vg.Length(sy/sx)
 	d := (h - want) / 2
 	return draw.Crop(c, 0, 0, d, -d)
+}
+
+// overlayPlot draws every panel's path on one plate.
+func (g TrajectoryGrid) overlayPlot() *plot.Plot {
+	p := newPlot("")
+	addPlate(p, g.Panels[0].PlateRadius)
+	for _, pn := range g.Panels {
+		pn.addPath(p, 0.8)
+	}
+	for _, pn := range g.Panels {
+		pn.addMarks(p, false)
+	}
+	g.Panels[0].axes(p)
+	p.Title.Text = fmt.Sprintf("%d episodes, target rotated to the right", len(g.Panels))
+	p.Title.TextStyle.Font.Size = 9
+	return p
+}
+
+// plot returns one panel's plot: plate, path, marks, axes (set last, after the plotters).
+func (pn TrajectoryPanel) plot() *plot.Plot {
+	p := newPlot("")
+	addPlate(p, pn.PlateRadius)
+	pn.addPath(p, 1)
+	pn.addMarks(p, true)
+	pn.axes(p)
+	p.Title.Text = pn.Label
+	p.Title.TextStyle.Font.Size = 8
+	p.X.Tick.Label.Font.Size = 7
+	p.Y.Tick.Label.Font.Size = 7
+	p.X.Label.TextStyle.Font.Size = 7
+	p.Y.Label.TextStyle.Font.Size = 7
+	return p
 }
 
 func (pn TrajectoryPanel) axes(p *plot.Plot) {
