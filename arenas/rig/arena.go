@@ -342,7 +342,10 @@ func (a *Arena) SetLight(ctx context.Context, l arenas.Light) error {
 		return fmt.Errorf("rig: light not switched on: %w", camErr)
 	}
 	a.ledMu.Lock()
-	if a.ledClosed {
+	a.mu.Lock()
+	closed = a.closed
+	a.mu.Unlock()
+	if a.ledClosed || closed {
 		a.ledMu.Unlock()
 		return arenas.ErrClosed
 	}
@@ -369,6 +372,11 @@ func (a *Arena) SetLight(ctx context.Context, l arenas.Light) error {
 func (a *Arena) forceOff() error {
 	a.ledMu.Lock()
 	defer a.ledMu.Unlock()
+	return a.forceOffLocked()
+}
+
+// forceOffLocked is forceOff with a.ledMu held.
+func (a *Arena) forceOffLocked() error {
 	var err error
 	if !a.ledClosed {
 		ctx, cancel := context.WithTimeout(context.Background(), lightOffTimeout)
@@ -399,17 +407,18 @@ func (a *Arena) Close() error {
 	}
 	a.mu.Unlock()
 
+	// Switching off and closing the driver happen under one hold of ledMu, so that a SetLight
+	// racing with Close cannot switch the light on in between.
 	a.ledMu.Lock()
-	done := a.ledClosed
-	a.ledMu.Unlock()
-	if done {
+	if a.ledClosed {
+		a.ledMu.Unlock()
 		return nil
 	}
-	if err := a.forceOff(); err != nil {
+	if err := a.forceOffLocked(); err != nil {
+		a.ledMu.Unlock()
 		a.log.Error("rig close: light did not switch off", "err", err)
 		return fmt.Errorf("rig: close: %w", err)
 	}
-	a.ledMu.Lock()
 	a.ledClosed = true
 	lerr := a.led.Close()
 	a.ledMu.Unlock()

@@ -688,3 +688,35 @@ func TestCloseUnblocksNextFrame(t *testing.T) {
 		t.Fatal("light on after Close")
 	}
 }
+
+// TestCloseRacesSetLight: Close may be called while another goroutine switches the light on;
+// once Close returned, the light is off and stays off.
+func TestCloseRacesSetLight(t *testing.T) {
+	video := filepath.Join(t.TempDir(), "plate.avi")
+	writeVideo(t, video, testCal(), 3, 1, false)
+	for round := 0; round < 5; round++ {
+		path := gpioFile(t)
+		a := mustOpen(t, fileRig(video, gpioLED(path)))
+		started := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			close(started)
+			for {
+				if err := a.SetLight(context.Background(), arenas.Light{On: true}); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		<-started
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, arenas.ErrClosed) {
+			t.Fatalf("SetLight during Close: %v, want ErrClosed", err)
+		}
+		if gpioState(t, path).On {
+			t.Fatalf("round %d: light on after Close", round)
+		}
+	}
+}
