@@ -197,3 +197,60 @@ func BenchmarkSample64(b *testing.B) {
 	stop()
 	b.ReportMetric(float64(b.N)*64/b.Elapsed().Seconds(), "transitions/s")
 }
+
+// TestConcurrentAppendAndSample runs a writer and samplers at once (for the race detector) and
+// checks that every sample stays within one episode.
+func TestConcurrentAppendAndSample(t *testing.T) {
+	m, _ := NewMemory(Config{})
+	if err := m.Append(mkTrack("seed", 0, 40, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	go func() {
+		defer close(done)
+		for e := range 30 {
+			recs := mkTrack(fmt.Sprint("w", e), float64(1000*(e+1)), 50, nil)
+			for i := 0; i < len(recs); i += 10 {
+				if err := m.Append(recs[i : i+10]...); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+	}()
+	for g := range 3 {
+		go func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			b := NewBatch(16)
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				if err := m.Sample(rng, b); err != nil {
+					errs <- err
+					return
+				}
+				for k := range b.N {
+					// Positions x = base + i within an episode: s spans exactly 14 px.
+					first, last := b.S[4*obs.Frames+k*obs.Size], b.S[4*obs.Frames+obs.Frames-1+k*obs.Size]
+					if d := float64(last-first) * obs.PosScale; math.Abs(d-14) > 0.01 {
+						errs <- fmt.Errorf("window spans %v px, not one episode", d)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.Episodes() != 31 || m.Len() != 40+30*50 {
+		t.Fatalf("episodes %d, records %d", m.Episodes(), m.Len())
+	}
+}
