@@ -119,6 +119,9 @@ func DefaultConfig(cal arenas.Calibration) Config {
 	}
 }
 
+// maxPixels bounds the frame size (a camera holds about 2 bytes per pixel, and New briefly 6).
+const maxPixels = 1 << 26
+
 // inRange reports lo <= v <= hi; NaN is never in range.
 func inRange(v, lo, hi float64) bool { return v >= lo && v <= hi }
 
@@ -126,6 +129,10 @@ func inRange(v, lo, hi float64) bool { return v >= lo && v <= hi }
 func (c Config) Validate() error {
 	if err := c.Calibration.Validate(); err != nil {
 		return fmt.Errorf("render: %w", err)
+	}
+	if n := c.Calibration.Width * c.Calibration.Height; n > maxPixels {
+		return fmt.Errorf("render: Calibration frame size %dx%d above the renderer's %d pixels",
+			c.Calibration.Width, c.Calibration.Height, maxPixels)
 	}
 	checks := []struct {
 		name   string

@@ -80,6 +80,7 @@ func TestValidateNamesField(t *testing.T) {
 	}{
 		{"px_per_cm", func(c *Config) { c.Calibration.PxPerCM = 0 }},
 		{"frame size", func(c *Config) { c.Calibration.Width = -1 }},
+		{"Calibration frame size", func(c *Config) { c.Calibration.Width, c.Calibration.Height = 1<<15, 1<<15 }},
 		{"AgarLevel", func(c *Config) { c.AgarLevel = 300 }},
 		{"AgarLevel", func(c *Config) { c.AgarLevel = math.NaN() }},
 		{"TextureAmplitude", func(c *Config) { c.TextureAmplitude = -1 }},
