@@ -124,11 +124,12 @@ func angleAxis(label string, cs []float64) Axis {
 	} else {
 		lo, hi = lo-0.5, hi+0.5
 	}
-	// Ticks every 90 degrees strictly inside the range, so that labels of neighbouring panels
-	// do not collide.
+	// Ticks every 90 degrees, away from the edges (5 % of the range), so that labels of
+	// neighbouring panels do not collide.
 	var ticks []float64
-	for t := math.Ceil(lo/90) * 90; t < hi-1e-9; t += 90 {
-		if t > lo+1e-9 {
+	margin := 0.05 * (hi - lo)
+	for t := math.Ceil(lo/90) * 90; t < hi-margin; t += 90 {
+		if t > lo+margin {
 			ticks = append(ticks, t)
 		}
 	}

@@ -125,7 +125,9 @@ func (f SurvivalFigure) Render(w io.Writer, format Format) error {
 func (f SurvivalFigure) plot() *plot.Plot {
 	p := newPlot(f.Title)
 	p.Title.TextStyle.Font.Size = 9
-	p.Legend.Top = true
+	// Bottom left: where Kaplan-Meier curves rarely are (low only at late times).
+	p.Legend.Left = true
+	p.Legend.XOffs, p.Legend.YOffs = 6, 4
 	p.Legend.TextStyle.Font.Size = 8
 	for i, c := range f.Curves {
 		var xy plotter.XYs
