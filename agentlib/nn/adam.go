@@ -13,6 +13,8 @@ type Adam struct {
 	M, V []float32
 	// T is the number of steps taken.
 	T int64
+	// slow disables the AVX2/FMA kernel; tests compare both paths.
+	slow bool
 }
 
 // NewAdam returns an Adam optimiser for n parameters with torch's defaults (betas 0.9, 0.999,
@@ -35,7 +37,13 @@ func (a *Adam) Step(params, grads []float32) {
 	invSqrtC2 := float32(1 / math.Sqrt(c2))
 	eps := float32(a.Eps)
 	wd := float32(a.WeightDecay)
-	adamLoop(params, grads, a.M, a.V, b1, b2, step, invSqrtC2, eps, wd)
+	m, v := a.M, a.V
+	if n := len(params) &^ 7; n > 0 && !a.slow && hasKernel() {
+		coef := [8]float32{b1, 1 - b1, b2, 1 - b2, step, invSqrtC2, eps, wd}
+		adam8(n, &params[0], &grads[0], &m[0], &v[0], &coef)
+		params, grads, m, v = params[n:], grads[n:], m[n:], v[n:]
+	}
+	adamLoop(params, grads, m, v, b1, b2, step, invSqrtC2, eps, wd)
 }
 
 // adamLoop is the element-wise Adam update (see relu for why it is go:norace).

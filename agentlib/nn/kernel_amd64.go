@@ -9,3 +9,8 @@ func hasKernel() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
 //
 //go:noescape
 func kern4x16(k int, a *float32, ars, aks int, b *float32, bks int, c *float32, cs int)
+
+// adam8 is implemented in kernel_amd64.s.
+//
+//go:noescape
+func adam8(n int, params, grads, m1, m2 *float32, coef *[8]float32)

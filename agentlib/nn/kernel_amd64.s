@@ -67,3 +67,55 @@ store:
 	VMOVUPS Y7, 32(DX)
 	VZEROUPPER
 	RET
+
+// func adam8(n int, params, grads, m1, m2 *float32, coef *[8]float32)
+//
+// The Adam update of Adam.Step on n elements (n a multiple of 8), AVX2 + FMA. coef holds
+// beta1, 1-beta1, beta2, 1-beta2, step, 1/sqrt(1-beta2^t), eps, weight decay.
+TEXT ·adam8(SB), NOSPLIT, $0-48
+	MOVQ         n+0(FP), CX
+	MOVQ         params+8(FP), SI
+	MOVQ         grads+16(FP), DI
+	MOVQ         m1+24(FP), R8
+	MOVQ         m2+32(FP), R9
+	MOVQ         coef+40(FP), AX
+	VBROADCASTSS 0(AX), Y8
+	VBROADCASTSS 4(AX), Y9
+	VBROADCASTSS 8(AX), Y10
+	VBROADCASTSS 12(AX), Y11
+	VBROADCASTSS 16(AX), Y12
+	VBROADCASTSS 20(AX), Y13
+	VBROADCASTSS 24(AX), Y14
+	VBROADCASTSS 28(AX), Y15
+	SHRQ         $3, CX
+	JZ           adamdone
+
+adamloop:
+	VMOVUPS      (DI), Y0
+	VMOVUPS      (SI), Y1
+	VFMADD231PS  Y1, Y15, Y0
+	VMOVUPS      (R8), Y2
+	VMULPS       Y8, Y2, Y2
+	VFMADD231PS  Y0, Y9, Y2
+	VMOVUPS      Y2, (R8)
+	VMOVUPS      (R9), Y3
+	VMULPS       Y10, Y3, Y3
+	VMULPS       Y0, Y0, Y4
+	VFMADD231PS  Y4, Y11, Y3
+	VMOVUPS      Y3, (R9)
+	VSQRTPS      Y3, Y5
+	VMULPS       Y13, Y5, Y5
+	VADDPS       Y14, Y5, Y5
+	VDIVPS       Y5, Y2, Y6
+	VFNMADD231PS Y6, Y12, Y1
+	VMOVUPS      Y1, (SI)
+	ADDQ         $32, SI
+	ADDQ         $32, DI
+	ADDQ         $32, R8
+	ADDQ         $32, R9
+	DECQ         CX
+	JNZ          adamloop
+
+adamdone:
+	VZEROUPPER
+	RET

@@ -190,6 +190,33 @@ func TestAdamMatchesTorchFormula(t *testing.T) {
 	}
 }
 
+// TestAdamKernelMatchesLoop compares the AVX2 Adam kernel with the Go loop over several steps
+// and a length that is not a multiple of 8.
+func TestAdamKernelMatchesLoop(t *testing.T) {
+	const n = 1003
+	rng := rand.New(rand.NewPCG(8, 8))
+	p1 := make([]float32, n)
+	for i := range p1 {
+		p1[i] = float32(rng.NormFloat64())
+	}
+	p2 := append([]float32(nil), p1...)
+	fast, slow := NewAdam(n, 1e-3, 1e-4), NewAdam(n, 1e-3, 1e-4)
+	slow.slow = true
+	g := make([]float32, n)
+	for range 20 {
+		for i := range g {
+			g[i] = float32(rng.NormFloat64())
+		}
+		fast.Step(p1, g)
+		slow.Step(p2, g)
+	}
+	for i := range p1 {
+		if d := math.Abs(float64(p1[i] - p2[i])); d > 1e-6 || math.Abs(float64(fast.V[i]-slow.V[i])) > 1e-6 {
+			t.Fatalf("element %d: kernel %v, loop %v", i, p1[i], p2[i])
+		}
+	}
+}
+
 func TestSoftUpdateAndCopy(t *testing.T) {
 	a := randomMLP(1, 4, 3, 2)
 	b := randomMLP(2, 4, 3, 2)
