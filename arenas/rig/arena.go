@@ -73,6 +73,7 @@ type Arena struct {
 	returned bool
 	camErr   error
 	closed   bool
+	stats    Stats
 
 	wake chan struct{}
 	req  chan struct{}
@@ -123,6 +124,25 @@ func Open(ctx context.Context, cfg Config) (*Arena, error) {
 	go a.read(cam)
 	a.log.Info("rig open", "source", cfg.Camera.Source, "stream", stream, "light", cfg.LED.Driver)
 	return a, nil
+}
+
+// Stats counts what the camera delivered and what became of it.
+type Stats struct {
+	// Read is the number of frames read from the camera.
+	Read uint64 `json:"read"`
+	// Delivered is the number of frames NextFrame returned.
+	Delivered uint64 `json:"delivered"`
+	// Superseded counts frames replaced by a newer one before anyone asked (latest mode).
+	Superseded uint64 `json:"superseded"`
+	// LightChanged counts frames discarded because their exposure began before a light command.
+	LightChanged uint64 `json:"light_changed"`
+}
+
+// Stats returns the frame counters so far.
+func (a *Arena) Stats() Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stats
 }
 
 // Calibration returns the configured calibration.
@@ -193,8 +213,10 @@ func (a *Arena) read(cam *capture) {
 			a.mu.Unlock()
 			return
 		}
+		a.stats.Read++
 		if a.slot != nil {
 			a.free = append(a.free, a.slot.buf)
+			a.stats.Superseded++
 		}
 		a.slot = &shot{buf: buf, t: t, gen: gen, light: light}
 		a.mu.Unlock()
@@ -270,6 +292,7 @@ func (a *Arena) NextFrame(ctx context.Context) (arenas.Frame, error) {
 				return a.deliverLocked(s), nil
 			}
 			a.free = append(a.free, s.buf) // exposed before the latest light command
+			a.stats.LightChanged++
 		}
 		if a.camErr != nil {
 			err := a.camErr
@@ -308,6 +331,7 @@ func (a *Arena) deliverLocked(s *shot) arenas.Frame {
 		Seq: a.seq, Time: t, Width: a.cal.Width, Height: a.cal.Height, Pix: s.buf, Light: s.light,
 	}
 	a.seq++
+	a.stats.Delivered++
 	a.lastTime = t
 	// Pace on a grid of periods; a consumer late by a period or more restarts the grid.
 	now := a.clock.Now()

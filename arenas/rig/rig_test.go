@@ -177,6 +177,10 @@ func TestCameraStops(t *testing.T) {
 	if _, err := a.NextFrame(ctx); !errors.Is(err, ErrCamera) {
 		t.Fatalf("NextFrame again: %v, want ErrCamera", err)
 	}
+	// Stream mode reads only on demand: nothing was dropped, not even around the light command.
+	if st := a.Stats(); st != (Stats{Read: 3, Delivered: 3}) {
+		t.Fatalf("stats %+v, want 3 read and delivered", st)
+	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -494,6 +498,10 @@ func TestLatestMode(t *testing.T) {
 	}
 	if n == 0 || n > 20 {
 		t.Fatalf("%d frames from a 20-frame stream", n)
+	}
+	st := a.Stats()
+	if st.Delivered != uint64(n) || st.Read > 20 || st.Read != st.Delivered+st.Superseded+st.LightChanged {
+		t.Fatalf("stats %+v after %d frames: every frame read is delivered, superseded or dropped", st, n)
 	}
 }
 

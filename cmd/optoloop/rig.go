@@ -64,6 +64,9 @@ type rigCheck struct {
 	// With --light: mean grey of a frame with the light on, then off again.
 	LightOnGrey  *float64 `json:"light_on_mean_grey,omitempty"`
 	LightOffGrey *float64 `json:"light_off_mean_grey,omitempty"`
+	// Stats counts frames read, delivered and dropped (superseded by newer ones, or exposed
+	// before a light command).
+	Stats rig.Stats `json:"stats"`
 }
 
 func newRigCheckCmd() *cobra.Command {
@@ -161,6 +164,7 @@ func checkRig(cmd *cobra.Command, a *rig.Arena, cfg rig.Config, n int, light boo
 			}
 		}
 	}
+	res.Stats = a.Stats()
 	return res, nil
 }
 

@@ -96,7 +96,7 @@ func TestRigCheck(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out)
 	}
-	if res.Frames != 5 || res.MeanGrey < 60 || res.MeanGrey > 220 || res.LightOnGrey == nil || res.LightOffGrey == nil {
+	if res.Frames != 5 || res.MeanGrey < 60 || res.MeanGrey > 220 || res.LightOnGrey == nil || res.LightOffGrey == nil || res.Stats.Delivered != 7 {
 		t.Fatalf("summary %+v", res)
 	}
 	f, err := os.Open(pngPath)
