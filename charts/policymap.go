@@ -258,7 +258,7 @@ func (f PolicyMapFigure) panelPlot(pn PolicyPanel, top, left, bottom bool) *plot
 		p.Title.TextStyle.Font.Size = 8
 		p.Title.Padding = 2
 	}
-	p.Add(plotter.NewImage(f.panelImage(pn.Cells, 4), f.BodyAxis.Min, f.HeadAxis.Min, f.BodyAxis.Max, f.HeadAxis.Max))
+	p.Add(cellImage{f: f, cells: pn.Cells})
 	f.BodyAxis.apply(&p.X)
 	f.HeadAxis.apply(&p.Y)
 	p.X.Label.Text = ""
@@ -285,24 +285,38 @@ func unlabelled(vs []float64) plot.ConstantTicks {
 	return ts
 }
 
-// panelImage renders cells (rows = head angles from the bottom) as an image with k x k pixels per
-// cell, so that scaling keeps cell edges sharp.
-func (f PolicyMapFigure) panelImage(cells [][]float64, k int) image.Image {
-	nr, nc := len(cells), len(cells[0])
-	img := image.NewNRGBA(image.Rect(0, 0, nc*k, nr*k))
+// cellImage draws a panel's cells as one image made at the pixel size of the data area, each
+// pixel taking the colour of the cell under its centre, so that cell edges stay sharp (scaling a
+// small image would blur them).
+type cellImage struct {
+	f     PolicyMapFigure
+	cells [][]float64 // [head][body], head angles from the bottom
+}
+
+func (ci cellImage) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	x0, x1 := trX(ci.f.BodyAxis.Min), trX(ci.f.BodyAxis.Max)
+	y0, y1 := trY(ci.f.HeadAxis.Min), trY(ci.f.HeadAxis.Max)
+	w := max(1, int(math.Round((x1-x0).Dots(DPI))))
+	h := max(1, int(math.Round((y1-y0).Dots(DPI))))
+	nr, nc := len(ci.cells), len(ci.cells[0])
+	// Colours per cell, once.
+	cols := make([][4]uint8, nr*nc)
 	for r := range nr {
-		for c := range nc {
-			col := color.NRGBAModel.Convert(f.Color.Color(cells[r][c])).(color.NRGBA)
-			px := [4]uint8{col.R, col.G, col.B, col.A}
-			// Image row 0 is the top: the largest head angle.
-			y0 := (nr - 1 - r) * k
-			for dy := range k {
-				row := img.Pix[(y0+dy)*img.Stride+c*k*4:]
-				for dx := range k {
-					copy(row[dx*4:dx*4+4], px[:])
-				}
-			}
+		for cc := range nc {
+			col := color.NRGBAModel.Convert(ci.f.Color.Color(ci.cells[r][cc])).(color.NRGBA)
+			cols[r*nc+cc] = [4]uint8{col.R, col.G, col.B, col.A}
 		}
 	}
-	return img
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for py := range h {
+		// Image row 0 is the top: the largest head angle.
+		r := nr - 1 - min(nr-1, int((float64(py)+0.5)*float64(nr)/float64(h)))
+		row := img.Pix[py*img.Stride:]
+		for px := range w {
+			cc := min(nc-1, int((float64(px)+0.5)*float64(nc)/float64(w)))
+			copy(row[px*4:px*4+4], cols[r*nc+cc][:])
+		}
+	}
+	c.DrawImage(vg.Rectangle{Min: vg.Point{X: x0, Y: y0}, Max: vg.Point{X: x1, Y: y1}}, img)
 }
