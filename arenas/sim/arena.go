@@ -107,6 +107,7 @@ type Arena struct {
 	wid     []float64
 	pose    arenas.Pose
 	poseOK  bool
+	midOK   bool
 	curX    float64
 	curY    float64
 	prevX   float64
@@ -255,27 +256,41 @@ func (a *Arena) NextFrame(ctx context.Context) (arenas.Frame, error) {
 		Light:  light,
 	}
 	if a.cam != nil {
+		a.ensureMidline()
 		a.cam.Render(a.pix, render.Worm{Midline: a.mid, Width: a.wid}, light.On)
 		f.Pix = a.pix
 	}
 	return f, nil
 }
 
-// snapshot converts the model's midline to pixels for this frame.
+// snapshot records the worm's centre for this frame; the midline in pixels is made on demand
+// (ensureMidline) so that the no-render mode pays for it only when a pose is asked for.
 func (a *Arena) snapshot() {
+	a.prevX, a.prevY = a.curX, a.curY
+	mx, my := a.model.Centre()
+	a.curX, a.curY = a.cal.CenterX+mx*a.pxmm, a.cal.CenterY+my*a.pxmm
+	a.poseOK = false
+	a.midOK = false
+}
+
+// ensureMidline converts the model's midline and widths to pixels for the current frame.
+func (a *Arena) ensureMidline() {
+	if a.midOK {
+		return
+	}
 	a.model.Midline(a.mm)
-	a.model.Widths(a.wmm)
 	if a.mid == nil {
 		a.mid = make([][2]float64, len(a.mm))
+		a.model.Widths(a.wmm) // widths are the animal's, fixed for the arena's life
+		for i := range a.wmm {
+			a.wid[i] = a.wmm[i] * a.pxmm
+		}
 	}
 	cx, cy := a.cal.CenterX, a.cal.CenterY
 	for i, p := range a.mm {
 		a.mid[i] = [2]float64{cx + p[0]*a.pxmm, cy + p[1]*a.pxmm}
-		a.wid[i] = a.wmm[i] * a.pxmm
 	}
-	a.prevX, a.prevY = a.curX, a.curY
-	a.curX, a.curY = a.Centre()
-	a.poseOK = false
+	a.midOK = true
 }
 
 // Pose implements arenas.Poser: the true pose at the last delivered frame (the zero Pose
@@ -285,6 +300,7 @@ func (a *Arena) Pose() arenas.Pose {
 		return arenas.Pose{}
 	}
 	if !a.poseOK {
+		a.ensureMidline()
 		mid := make([][2]float64, len(a.mid))
 		copy(mid, a.mid)
 		p := PoseOf(mid, a.wid)
@@ -298,10 +314,7 @@ func (a *Arena) Pose() arenas.Pose {
 
 // Centre returns the worm's true centre in pixels at the last delivered frame, without the cost
 // of a full pose.
-func (a *Arena) Centre() (x, y float64) {
-	mx, my := a.model.Centre()
-	return a.cal.CenterX + mx*a.pxmm, a.cal.CenterY + my*a.pxmm
-}
+func (a *Arena) Centre() (x, y float64) { return a.curX, a.curY }
 
 // Close implements arenas.Arena: the light goes off, a pending NextFrame returns ErrClosed.
 func (a *Arena) Close() error {

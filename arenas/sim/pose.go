@@ -96,14 +96,19 @@ func coiled(mid [][2]float64, arc []float64, width float64) bool {
 	n := len(mid)
 	gap := 3 * width
 	for i := 0; i < n-1; i++ {
+		li := arc[i+1] - arc[i]
 		for j := i + 2; j < n-1; j++ {
 			if arc[j]-arc[i+1] < gap {
+				continue
+			}
+			// Segments farther apart than their lengths plus a width can neither cross nor touch.
+			dx, dy := mid[i][0]-mid[j][0], mid[i][1]-mid[j][1]
+			if r := li + arc[j+1] - arc[j] + width; dx*dx+dy*dy > r*r {
 				continue
 			}
 			if segmentsCross(mid[i], mid[i+1], mid[j], mid[j+1]) {
 				return true
 			}
-			dx, dy := mid[i][0]-mid[j][0], mid[i][1]-mid[j][1]
 			if dx*dx+dy*dy < width*width {
 				return true
 			}

@@ -32,6 +32,8 @@ type Result struct {
 	// ReversalsPerMin counts the simulator's true reversals (spontaneous, evoked and at the
 	// plate edge) per minute of the episode.
 	ReversalsPerMin float64 `json:"reversals_per_min"`
+	// EdgeReversals is how many of the reversals the plate edge triggered.
+	EdgeReversals int `json:"edge_reversals"`
 	// Omegas is the number of omega turns.
 	Omegas int `json:"omegas"`
 }
@@ -80,7 +82,7 @@ func RunEpisode(ctx context.Context, e Episode) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r := Result{Metrics: m, Omegas: a.model.Omegas()}
+	r := Result{Metrics: m, Omegas: a.model.Omegas(), EdgeReversals: a.model.EdgeReversals()}
 	if m.Seconds > 0 {
 		r.ReversalsPerMin = float64(a.model.Reversals()) / (m.Seconds / 60)
 	}

@@ -56,8 +56,11 @@ type Behaviour struct {
 	BiasDriftRadMM float64
 	BiasTauS       float64
 	// BiasRecoverS is the time constant with which the turning bias comes back after a light
-	// response has erased it (Response.BiasReset).
+	// response (Response.BiasReset) or a turn (TurnStraighten) has erased it.
 	BiasRecoverS float64
+	// TurnStraighten is the fraction of the turning bias erased by an omega turn: the worm
+	// leaves a pirouette on a straighter run in its new direction.
+	TurnStraighten float64
 	// HeadingNoise is the heading diffusion per square root of mm travelled (rad/sqrt(mm)).
 	HeadingNoise float64
 	// EdgeZoneMM is the distance from the plate edge within which the worm turns away from it.
@@ -77,7 +80,7 @@ func DefaultBehaviour() Behaviour {
 		BodyWidthMM:       0.075,
 		Points:            50,
 		WavelengthBL:      0.65,
-		HeadSwingDeg:      40,
+		HeadSwingDeg:      36,
 		ForwardSpeedMMs:   0.24,
 		ReversalSpeedMMs:  0.3,
 		SpeedSD:           0.12,
@@ -93,11 +96,12 @@ func DefaultBehaviour() Behaviour {
 		TurnS:             1.5,
 		PausesPerMin:      0.6,
 		PauseS:            2.5,
-		BiasRadMM:         2.2,
+		BiasRadMM:         3,
 		BiasAnimalSD:      0.3,
 		BiasDriftRadMM:    1,
 		BiasTauS:          60,
 		BiasRecoverS:      75,
+		TurnStraighten:    0.8,
 		HeadingNoise:      0.2,
 		EdgeZoneMM:        0.5,
 		FatigueMax:        0.3,
@@ -144,6 +148,8 @@ func (b Behaviour) Validate() error {
 		return fmt.Errorf("behaviour: points %d must be within 5-%d", b.Points, ringCap-8)
 	case b.OmegaShare < 0 || b.OmegaShare > 1:
 		return fmt.Errorf("behaviour: omega_share %v must be within 0-1", b.OmegaShare)
+	case b.TurnStraighten < 0 || b.TurnStraighten > 1:
+		return fmt.Errorf("behaviour: turn_straighten %v must be within 0-1", b.TurnStraighten)
 	case b.FatigueMax < 0 || b.FatigueMax >= 1:
 		return fmt.Errorf("behaviour: fatigue_max %v must be within [0, 1)", b.FatigueMax)
 	case b.StepS > 0.2:
@@ -226,6 +232,7 @@ type Model struct {
 
 	t         float64 // seconds since the animal was put on the plate this episode
 	reversals int
+	edgeRevs  int // reversals triggered by the plate edge
 	omegas    int
 	odometer  float64 // mm travelled by the leading tip
 
@@ -325,7 +332,7 @@ func (m *Model) resetEpisode(x, y, heading float64) {
 	m.bias = m.an.biasMean + m.drift
 	m.turnRate, m.turnLeft, m.omegaRate = 0, 0, 0
 	m.effect, m.responding, m.habit = 0, false, 1
-	m.t, m.reversals, m.omegas, m.odometer = 0, 0, 0, 0
+	m.t, m.reversals, m.edgeRevs, m.omegas, m.odometer = 0, 0, 0, 0, 0
 	m.updateFatigue()
 	// Let the body take its undulating shape before the first frame.
 	for i := 0; i < int(math.Ceil(1.5*L/m.an.speed/m.beh.StepS)); i++ {
@@ -415,6 +422,9 @@ func (m *Model) step(dt float64, light bool) {
 			u /= dt
 			switch {
 			case u < hRev:
+				if u >= hRev-edge {
+					m.edgeRevs++
+				}
 				m.startReversal()
 				return
 			case u < hRev+hTurn:
@@ -495,6 +505,7 @@ func (m *Model) endReversal(e float64) {
 		m.left = m.an.omegaS * (0.7 + 0.6*m.rng.Float64())
 		ang := m.an.omegaAngle * (0.75 + 0.5*m.rng.Float64())
 		m.omegaRate = m.an.ventral * ang / m.left
+		m.biasGain *= 1 - m.beh.TurnStraighten
 		return
 	}
 	m.st = Forward
@@ -610,6 +621,9 @@ func (m *Model) State() State { return m.st }
 
 // Reversals returns the number of reversals since the episode began; Omegas the omega turns.
 func (m *Model) Reversals() int { return m.reversals }
+
+// EdgeReversals returns how many of the reversals the plate edge triggered.
+func (m *Model) EdgeReversals() int { return m.edgeRevs }
 
 // Omegas returns the number of omega turns since the episode began.
 func (m *Model) Omegas() int { return m.omegas }
