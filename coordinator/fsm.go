@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,7 +116,9 @@ type state struct {
 	Learners       map[string]*Learner    `json:"learners"`
 	Nodes          map[string]*NodeInfo   `json:"nodes"`
 	Idem           []idemEntry            `json:"idem"`
-	Stats          Stats                  `json:"stats"`
+	// Applied is the index of the last command applied.
+	Applied uint64 `json:"applied"`
+	Stats   Stats  `json:"stats"`
 }
 
 type queued struct {
@@ -148,11 +151,14 @@ type FSM struct {
 	held        map[string]string // worker id -> leased episode id
 
 	applied atomic.Uint64
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced after every apply
 }
 
 // NewFSM returns an empty state machine.
 func NewFSM() *FSM {
-	f := &FSM{}
+	f := &FSM{notify: make(chan struct{})}
 	f.reset(&state{})
 	return f
 }
@@ -215,32 +221,60 @@ func queueKey(t ItemType, line string) string {
 
 // Apply applies one committed log entry and returns its *Response (nil for non-command logs).
 func (f *FSM) Apply(l *raft.Log) any {
+	defer f.setApplied(l.Index)
 	if l.Type != raft.LogCommand {
-		f.applied.Store(l.Index)
 		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	defer f.applied.Store(l.Index)
 	return f.applyLocked(l.Data, l.Index)
+}
+
+func (f *FSM) setApplied(index uint64) {
+	f.applied.Store(index)
+	f.notifyMu.Lock()
+	close(f.notify)
+	f.notify = make(chan struct{})
+	f.notifyMu.Unlock()
+}
+
+// WaitApplied blocks until the FSM has applied index (or a later one), or ctx ends.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.notifyMu.Lock()
+		ch := f.notify
+		f.notifyMu.Unlock()
+		if f.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("coordinator: waiting for index %d (applied %d): %w", index, f.applied.Load(), ctx.Err())
+		}
+	}
 }
 
 // ApplyBatch applies committed log entries in order (raft.BatchingFSM): one lock for the batch.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
+	if len(logs) == 0 {
+		return out
+	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
 			out[i] = f.applyLocked(l.Data, l.Index)
 		}
-		f.applied.Store(l.Index)
 	}
+	f.mu.Unlock()
+	f.setApplied(logs[len(logs)-1].Index)
 	return out
 }
 
 func (f *FSM) applyLocked(data []byte, index uint64) *Response {
 	st := f.st
+	st.Applied = index
 	st.Stats.Commands++
 	c, err := DecodeCommand(data)
 	if err != nil {
@@ -447,14 +481,15 @@ func (f *FSM) current(id string, token uint64, holder string) (*Item, *Response)
 }
 
 func (f *FSM) heartbeat(c *HeartbeatCmd) *Response {
-	f.touch(c.Holder)
 	if c.ItemID == "" {
+		f.touch(c.Holder)
 		return &Response{}
 	}
 	it, r := f.current(c.ItemID, c.Token, c.Holder)
 	if r != nil {
 		return r
 	}
+	f.touch(c.Holder)
 	f.setDeadline(it, f.st.Now.Add(c.TTL))
 	return &Response{Item: copyItem(it)}
 }
@@ -468,12 +503,12 @@ func (f *FSM) endLease(it *Item) {
 
 func (f *FSM) report(c *ReportCmd) *Response {
 	st := f.st
-	f.touch(c.Holder)
 	it, r := f.current(c.ItemID, c.Token, c.Holder)
 	if r != nil {
 		st.Stats.ReportsRefused++
 		return r
 	}
+	f.touch(c.Holder)
 	f.endLease(it)
 	it.State = StateDone
 	it.Result = &Result{By: c.Holder, Token: c.Token, At: st.Now, Metrics: c.Metrics, PolicyVersion: c.PolicyVersion, Output: c.Output}
@@ -490,7 +525,6 @@ func (f *FSM) report(c *ReportCmd) *Response {
 }
 
 func (f *FSM) fail(c *FailCmd) *Response {
-	f.touch(c.Holder)
 	it, r := f.current(c.ItemID, c.Token, c.Holder)
 	if r != nil {
 		if r.Code == CodeDuplicate {
@@ -498,6 +532,7 @@ func (f *FSM) fail(c *FailCmd) *Response {
 		}
 		return r
 	}
+	f.touch(c.Holder)
 	f.retryOrFail(it, fmt.Sprintf("attempt %d (%s, lease %d): %s", it.Attempts, c.Holder, c.Token, c.Reason))
 	return &Response{Item: copyItem(it)}
 }
@@ -584,8 +619,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("coordinator: restore: %w", err)
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.reset(&st)
+	f.mu.Unlock()
+	f.setApplied(st.Applied)
 	return nil
 }
 

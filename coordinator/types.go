@@ -119,8 +119,8 @@ type Item struct {
 // Result is what a worker or learner reported for a done item.
 type Result struct {
 	// By is the holder whose report was accepted, Token its lease token.
-	By    string `json:"by"`
-	Token uint64 `json:"token"`
+	By    string    `json:"by"`
+	Token uint64    `json:"token"`
 	At    time.Time `json:"at"`
 	// Metrics are the episode's metrics as reported (e.g. closest_cm, time_to_05cm_s,
 	// light_fraction, tracking_loss_fraction). evaluate-agent episodes must report

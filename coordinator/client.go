@@ -1,0 +1,405 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// Endpoints are base URLs of any coordinator nodes ("http://host:port"; a bare host:port
+	// means http). At least one.
+	Endpoints []string
+	// Token is the bearer token sent with every call.
+	Token string
+	// HTTPClient performs the requests. Default: a client with a 15 s timeout.
+	HTTPClient *http.Client
+	// MaxAttempts is how many times a call is tried (over all endpoints) before it fails.
+	// Default 10.
+	MaxAttempts int
+	// BaseBackoff and MaxBackoff bound the exponential backoff between attempts (with
+	// jitter). Defaults 25 ms and 1 s.
+	BaseBackoff time.Duration
+	MaxBackoff  time.Duration
+	// Logger receives retries at debug level. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultClientConfig returns the defaults for endpoints.
+func DefaultClientConfig(endpoints ...string) ClientConfig {
+	return ClientConfig{Endpoints: endpoints, MaxAttempts: 10, BaseBackoff: 25 * time.Millisecond, MaxBackoff: time.Second}
+}
+
+// Validate reports the first unusable field.
+func (c ClientConfig) Validate() error {
+	if len(c.Endpoints) == 0 {
+		return errors.New("coordinator client: at least one endpoint is required")
+	}
+	for _, e := range c.Endpoints {
+		if _, err := normalise(e); err != nil {
+			return err
+		}
+	}
+	if c.MaxAttempts < 0 || c.BaseBackoff < 0 || c.MaxBackoff < 0 {
+		return errors.New("coordinator client: attempts and backoffs must not be negative")
+	}
+	return nil
+}
+
+func normalise(e string) (string, error) {
+	if !strings.Contains(e, "://") {
+		e = "http://" + e
+	}
+	u, err := url.Parse(e)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("coordinator client: endpoint %q is not an http(s) URL", e)
+	}
+	return strings.TrimRight(u.Scheme+"://"+u.Host+u.Path, "/"), nil
+}
+
+// Client talks to a coordinator cluster through any of its nodes. It sends writes to the
+// leader it last heard of (any node forwards to the leader anyway), retries failed calls on
+// the other endpoints with exponential backoff, and gives every write an idempotency key that
+// stays the same across its retries, so a retried write applies at most once. Reads carry the
+// highest index of this client's writes, so they see them on any node. Safe for concurrent
+// use.
+type Client struct {
+	cfg       ClientConfig
+	endpoints []string
+	hc        *http.Client
+	log       *slog.Logger
+
+	mu       sync.Mutex
+	leader   string
+	next     int
+	maxIndex uint64
+}
+
+// NewClient returns a client; zero fields of cfg take DefaultClientConfig's values.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	d := DefaultClientConfig()
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = d.MaxAttempts
+	}
+	if cfg.BaseBackoff == 0 {
+		cfg.BaseBackoff = d.BaseBackoff
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = d.MaxBackoff
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, hc: cfg.HTTPClient, log: cfg.Logger}
+	for _, e := range cfg.Endpoints {
+		u, _ := normalise(e)
+		c.endpoints = append(c.endpoints, u)
+	}
+	if c.hc == nil {
+		c.hc = &http.Client{Timeout: 15 * time.Second}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+func newKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (c *Client) pick(write bool) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if write && c.leader != "" {
+		return c.leader
+	}
+	return c.endpoints[c.next%len(c.endpoints)]
+}
+
+func (c *Client) failed(base string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader == base {
+		c.leader = ""
+	}
+	if c.endpoints[c.next%len(c.endpoints)] == base {
+		c.next++
+	}
+}
+
+func (c *Client) sawLeader(u string) {
+	if u == "" {
+		return
+	}
+	c.mu.Lock()
+	c.leader = u
+	c.mu.Unlock()
+}
+
+func (c *Client) sawIndex(i uint64) {
+	c.mu.Lock()
+	c.maxIndex = max(c.maxIndex, i)
+	c.mu.Unlock()
+}
+
+func (c *Client) backoff(ctx context.Context, attempt int) error {
+	d := c.cfg.BaseBackoff << min(attempt, 16)
+	if d > c.cfg.MaxBackoff || d <= 0 {
+		d = c.cfg.MaxBackoff
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	d = d/2 + time.Duration(binary.LittleEndian.Uint64(b[:])%uint64(d/2+1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func codeErr(code, msg string) error {
+	switch code {
+	case "unauthorized":
+		return fmt.Errorf("%w: %s", ErrUnauthorized, msg)
+	case "unavailable", "no_leader", "not_leader", "stale":
+		return fmt.Errorf("%w: %s", ErrUnavailable, msg)
+	}
+	r := Response{Code: Code(code), Error: msg}
+	return r.Err()
+}
+
+// do performs one call with retries. For writes, out receives the *Response.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, write bool, out any) error {
+	key := ""
+	if write {
+		key = newKey()
+	}
+	var last error
+	for attempt := 0; attempt < c.cfg.MaxAttempts; attempt++ {
+		if attempt > 0 {
+			if err := c.backoff(ctx, attempt-1); err != nil {
+				return fmt.Errorf("coordinator client: %s %s: %w (last error: %w)", method, path, err, last)
+			}
+		}
+		base := c.pick(write)
+		u := base + path
+		if !write {
+			c.mu.Lock()
+			if c.maxIndex > 0 {
+				sep := "?"
+				if strings.Contains(path, "?") {
+					sep = "&"
+				}
+				u += sep + "min_index=" + strconv.FormatUint(c.maxIndex, 10)
+			}
+			c.mu.Unlock()
+		}
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, rd)
+		if err != nil {
+			return fmt.Errorf("coordinator client: %w", err)
+		}
+		if c.cfg.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+		}
+		if key != "" {
+			req.Header.Set(HeaderIdempotencyKey, key)
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("coordinator client: %s %s: %w", method, path, ctx.Err())
+			}
+			last = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			c.log.Debug("coordinator client: retry", "url", u, "err", err)
+			c.failed(base)
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if err != nil {
+			last = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			c.failed(base)
+			continue
+		}
+		if write {
+			c.sawLeader(resp.Header.Get(HeaderLeaderURL))
+		}
+		if resp.StatusCode >= 500 {
+			var e apiError
+			_ = json.Unmarshal(data, &e)
+			last = fmt.Errorf("%w: %s: %s", ErrUnavailable, resp.Status, e.Error)
+			c.log.Debug("coordinator client: retry", "url", u, "status", resp.Status, "err", e.Error)
+			c.failed(base)
+			continue
+		}
+		if write {
+			var r Response
+			if err := json.Unmarshal(data, &r); err != nil {
+				return fmt.Errorf("coordinator client: %s %s: %s: %w", method, path, resp.Status, err)
+			}
+			c.sawIndex(r.Index)
+			if resp.StatusCode >= 300 || r.Code != CodeOK {
+				return codeErr(string(r.Code), r.Error)
+			}
+			if p, ok := out.(*Response); ok {
+				*p = r
+			}
+			return nil
+		}
+		if resp.StatusCode >= 300 {
+			var e apiError
+			_ = json.Unmarshal(data, &e)
+			return codeErr(e.Code, e.Error)
+		}
+		if out != nil {
+			if err := json.Unmarshal(data, out); err != nil {
+				return fmt.Errorf("coordinator client: %s %s: %w", method, path, err)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("coordinator client: %s %s: %d attempts failed: %w", method, path, c.cfg.MaxAttempts, last)
+}
+
+func (c *Client) write(ctx context.Context, path string, v any) (*Response, error) {
+	var body []byte
+	switch b := v.(type) {
+	case []byte:
+		body = b
+	default:
+		var err error
+		if body, err = json.Marshal(v); err != nil {
+			return nil, fmt.Errorf("coordinator client: %w", err)
+		}
+	}
+	var r Response
+	if err := c.do(ctx, http.MethodPost, path, body, true, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Submit submits an experiment file (YAML) and returns the experiment's id.
+func (c *Client) Submit(ctx context.Context, spec []byte) (string, error) {
+	r, err := c.write(ctx, "/v1/experiments", spec)
+	if err != nil {
+		return "", err
+	}
+	return r.ExperimentID, nil
+}
+
+// RegisterWorker registers (or updates) a worker.
+func (c *Client) RegisterWorker(ctx context.Context, w RegisterWorkerCmd) error {
+	_, err := c.write(ctx, "/v1/workers", w)
+	return err
+}
+
+// RegisterLearner registers (or updates) a learner.
+func (c *Client) RegisterLearner(ctx context.Context, l RegisterLearnerCmd) error {
+	_, err := c.write(ctx, "/v1/learners", l)
+	return err
+}
+
+// Lease leases one item, or returns nil when there is none for the holder.
+func (c *Client) Lease(ctx context.Context, req LeaseRequest) (*Item, error) {
+	r, err := c.write(ctx, "/v1/lease", req)
+	if err != nil {
+		return nil, err
+	}
+	return r.Item, nil
+}
+
+// Heartbeat renews a lease; it fails with ErrStaleLease when the lease is no longer current.
+func (c *Client) Heartbeat(ctx context.Context, req HeartbeatRequest) (*Item, error) {
+	r, err := c.write(ctx, "/v1/heartbeat", req)
+	if err != nil {
+		return nil, err
+	}
+	return r.Item, nil
+}
+
+// Report reports an item done. ErrStaleLease: the lease is not current and the report did not
+// count; ErrDuplicate: this lease's report was already accepted.
+func (c *Client) Report(ctx context.Context, req ReportCmd) (*Item, error) {
+	r, err := c.write(ctx, "/v1/report", req)
+	if err != nil {
+		return nil, err
+	}
+	return r.Item, nil
+}
+
+// Fail reports that an attempt failed.
+func (c *Client) Fail(ctx context.Context, req FailCmd) (*Item, error) {
+	r, err := c.write(ctx, "/v1/fail", req)
+	if err != nil {
+		return nil, err
+	}
+	return r.Item, nil
+}
+
+// Join asks the cluster to add a node as a voter.
+func (c *Client) Join(ctx context.Context, req JoinRequest) error {
+	_, err := c.write(ctx, "/v1/cluster/join", req)
+	return err
+}
+
+// Remove asks the cluster to remove a node.
+func (c *Client) Remove(ctx context.Context, id string) error {
+	_, err := c.write(ctx, "/v1/cluster/remove", RemoveRequest{ID: id})
+	return err
+}
+
+// Experiment returns an experiment with its items.
+func (c *Client) Experiment(ctx context.Context, id string) (ExperimentView, error) {
+	var v ExperimentView
+	err := c.do(ctx, http.MethodGet, "/v1/experiments/"+url.PathEscape(id), nil, false, &v)
+	return v, err
+}
+
+// Experiments lists the experiments (without their items).
+func (c *Client) Experiments(ctx context.Context) ([]Experiment, error) {
+	var v []Experiment
+	err := c.do(ctx, http.MethodGet, "/v1/experiments", nil, false, &v)
+	return v, err
+}
+
+// Item returns one item.
+func (c *Client) Item(ctx context.Context, id string) (Item, error) {
+	var v Item
+	err := c.do(ctx, http.MethodGet, "/v1/items/"+url.PathEscape(id), nil, false, &v)
+	return v, err
+}
+
+// Status returns the cluster's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var v Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, false, &v)
+	return v, err
+}

@@ -1,0 +1,562 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const clusterSpec = `name: failover
+lines: ["301", "446"]
+collect: {hours_per_line: 0.2, episode_seconds: 60}
+train: {ensemble_size: 2, updates: 10, checkpoint_every: 5}
+evaluate: {episodes_per_condition: 3, episode_seconds: 60}
+`
+
+// ledger is what the simulated workers and learners believe: which (item, token) reports the
+// coordinator accepted.
+type ledger struct {
+	mu       sync.Mutex
+	accepted map[string][]string // item id -> "holder/token" of every report believed accepted
+	leases   int
+	refused  int
+}
+
+func (l *ledger) accept(it *Item, holder string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.accepted[it.ID] = append(l.accepted[it.ID], fmt.Sprintf("%s/%d", holder, it.Token))
+}
+
+// simulate runs one simulated worker (or learner) until ctx ends: lease, heartbeat once (the
+// episode), report; a report whose outcome is unknown is retried until the coordinator
+// answers: accepted, duplicate (an earlier try counted), or stale (it did not count).
+func simulate(ctx context.Context, cl *Client, holder string, typ ItemType, lg *ledger) error {
+	for ctx.Err() == nil {
+		it, err := cl.Lease(ctx, LeaseRequest{Holder: holder, Type: typ})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrUnavailable) {
+				continue
+			}
+			return fmt.Errorf("%s: lease: %w", holder, err)
+		}
+		if it == nil {
+			// No work for this holder now; wait for the state to change.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
+		}
+		lg.mu.Lock()
+		lg.leases++
+		lg.mu.Unlock()
+		if _, err := cl.Heartbeat(ctx, HeartbeatRequest{Holder: holder, ItemID: it.ID, Token: it.Token}); err != nil && !errors.Is(err, ErrStaleLease) && !errors.Is(err, ErrUnavailable) {
+			return fmt.Errorf("%s: heartbeat: %w", holder, err)
+		}
+		rep := ReportCmd{Holder: holder, ItemID: it.ID, Token: it.Token, Metrics: map[string]float64{"closest_cm": 0.5, "light_fraction": 0.2}}
+		if typ == TypeTrain {
+			rep.PolicyVersion = 7
+		}
+		for {
+			_, err := cl.Report(ctx, rep)
+			switch {
+			case err == nil, errors.Is(err, ErrDuplicate):
+				lg.accept(it, holder)
+			case errors.Is(err, ErrStaleLease):
+				lg.mu.Lock()
+				lg.refused++
+				lg.mu.Unlock()
+			case errors.Is(err, ErrUnavailable) && ctx.Err() == nil:
+				continue
+			case ctx.Err() != nil:
+				return nil
+			default:
+				return fmt.Errorf("%s: report: %w", holder, err)
+			}
+			break
+		}
+	}
+	return nil
+}
+
+func TestClusterFailoverExactlyOnce(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	cl := c.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	id, err := cl.Submit(ctx, []byte(clusterSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg := &ledger{accepted: map[string][]string{}}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	start := func(holder string, typ ItemType, line string) {
+		wc := c.client(t)
+		if typ == TypeEpisode {
+			if err := wc.RegisterWorker(ctx, RegisterWorkerCmd{ID: holder, ArenaID: "arena-" + holder, Line: line, Calibration: []byte(`{"px_per_cm":540}`)}); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := wc.RegisterLearner(ctx, RegisterLearnerCmd{ID: holder}); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := simulate(runCtx, wc, holder, typ, lg); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	for _, line := range []string{"301", "446"} {
+		for i := range 3 {
+			start(fmt.Sprintf("w%s-%d", line, i), TypeEpisode, line)
+		}
+	}
+	start("learner", TypeTrain, "")
+
+	// Kill the leader while episodes are leased and reports are in flight.
+	old := c.leader()
+	waitFor(t, 30*time.Second, "a third of the collect episodes done", func() bool {
+		return old.n.FSM().Stats().ReportsAccepted >= 8
+	})
+	leased := old.n.FSM().Counts().Episodes[StateLeased]
+	c.kill(old.cfg.ID)
+	t.Logf("killed leader %s with %d episodes leased", old.cfg.ID, leased)
+	newLeader := c.waitLeader()
+	if newLeader.cfg.ID == old.cfg.ID {
+		t.Fatal("the killed node leads")
+	}
+	waitFor(t, 60*time.Second, "the experiment done", func() bool {
+		e, _, ok := newLeader.n.FSM().Experiment(id)
+		return ok && e.State != ExperimentRunning
+	})
+	stop()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// The old leader comes back from its data directory and catches up.
+	c.restart(old)
+	c.waitConverged()
+
+	for _, node := range c.live() {
+		e, items, _ := node.n.FSM().Experiment(id)
+		if e.State != ExperimentDone {
+			t.Fatalf("%s: experiment %s: %s", node.cfg.ID, e.State, e.Reason)
+		}
+		// 2 lines x (12 collect + 1 train + 3 x 3 evaluate) = 44 items.
+		if len(items) != 44 {
+			t.Fatalf("%s: %d items, want 44", node.cfg.ID, len(items))
+		}
+		done := 0
+		for _, it := range items {
+			if it.State != StateDone {
+				t.Fatalf("%s: item %s is %s (failures %q)", node.cfg.ID, it.ID, it.State, it.Failures)
+			}
+			done++
+			got := lg.accepted[it.ID]
+			want := fmt.Sprintf("%s/%d", it.Result.By, it.Result.Token)
+			if len(got) != 1 || got[0] != want {
+				t.Fatalf("%s: item %s done by %s, workers believe %q were accepted", node.cfg.ID, it.ID, want, got)
+			}
+		}
+		if st := node.n.FSM().Stats(); st.ReportsAccepted != uint64(done) {
+			t.Fatalf("%s: %d reports accepted for %d done items", node.cfg.ID, st.ReportsAccepted, done)
+		}
+	}
+	total := 0
+	for _, v := range lg.accepted {
+		total += len(v)
+	}
+	if total != 44 {
+		t.Fatalf("workers believe %d reports were accepted, want 44", total)
+	}
+	t.Logf("leases %d, reports refused as stale %d", lg.leases, lg.refused)
+}
+
+func TestClusterPartitionedFollowerCatchesUp(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f := c.followers()[0]
+	f.n.SetRaftPartitioned(true)
+	before := f.n.Raft().AppliedIndex()
+
+	// Writes through the majority side.
+	cl := c.client(t, c.leader().n.URL())
+	id, err := cl.Submit(ctx, []byte(clusterSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.RegisterWorker(ctx, RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		it, err := cl.Lease(ctx, LeaseRequest{Holder: "w", Type: TypeEpisode})
+		if err != nil || it == nil {
+			t.Fatalf("lease: %v %v", it, err)
+		}
+		if _, err := cl.Report(ctx, ReportCmd{Holder: "w", ItemID: it.ID, Token: it.Token}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaderIdx := c.leader().n.Raft().AppliedIndex()
+	if got := f.n.Raft().AppliedIndex(); got > before || got >= leaderIdx {
+		t.Fatalf("partitioned follower applied %d (before %d, leader %d)", got, before, leaderIdx)
+	}
+	if _, _, ok := f.n.FSM().Experiment(id); ok {
+		t.Fatal("partitioned follower sees the experiment")
+	}
+	// A read on the cut-off follower says how stale it is: it no longer hears from a leader.
+	waitFor(t, 10*time.Second, "the follower to notice it is cut off", func() bool {
+		return f.n.lastContactMs() > 400 || f.n.lastContactMs() < 0
+	})
+
+	f.n.SetRaftPartitioned(false)
+	c.waitConverged()
+	// The follower serves the same state over HTTP, and ?min_index reads wait for a write.
+	fc := c.client(t, f.n.URL())
+	v, err := fc.Experiment(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Counts.Episodes[StateDone] != 5 {
+		t.Fatalf("follower reports %d episodes done, want 5", v.Counts.Episodes[StateDone])
+	}
+	// A write sent to the follower is forwarded to the leader; the follower's next read (min_index)
+	// sees it.
+	if err := fc.RegisterWorker(ctx, RegisterWorkerCmd{ID: "w2", ArenaID: "b", Line: "446"}); err != nil {
+		t.Fatal(err)
+	}
+	if f.n.forwarded.Load() == 0 {
+		t.Fatal("the follower did not forward the write")
+	}
+	ws := f.n.FSM().Workers()
+	var names []string
+	for _, w := range ws {
+		names = append(names, w.ID)
+	}
+	st, err := fc.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Workers != 2 || st.AnsweredBy != f.cfg.ID {
+		t.Fatalf("status after forwarded write: workers %d (fsm %q), answered by %s", st.Workers, names, st.AnsweredBy)
+	}
+}
+
+func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := c.client(t)
+	// Bad experiments are refused with the field named; nothing is replicated.
+	for _, bad := range []struct{ spec, field string }{
+		{"name: x\nlines: [\"3 01\"]\n", "lines[0]"},
+		{"name: x\nlines: [\"301\"]\ncollect: {hours_per_line: -1}\n", "collect.hours_per_line"},
+		{"name: x\nlines: [\"301\"]\ntrain: {ensemble: 3}\n", "train.ensemble: unknown field"},
+	} {
+		_, err := cl.Submit(ctx, []byte(bad.spec))
+		if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), bad.field) {
+			t.Fatalf("submit %q: %v, want a bad request naming %s", bad.spec, err, bad.field)
+		}
+	}
+	if n := len(c.leader().n.FSM().Experiments()); n != 0 {
+		t.Fatalf("%d experiments after refused submissions", n)
+	}
+	id, err := cl.Submit(ctx, []byte(clusterSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"a", "b"} {
+		if err := cl.RegisterWorker(ctx, RegisterWorkerCmd{ID: w, ArenaID: "arena-" + w, Line: "446"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it, err := cl.Lease(ctx, LeaseRequest{Holder: "a", Type: TypeEpisode, TTLSeconds: 5})
+	if err != nil || it == nil {
+		t.Fatalf("lease: %v %v", it, err)
+	}
+	if _, err := cl.Heartbeat(ctx, HeartbeatRequest{Holder: "a", ItemID: it.ID, Token: it.Token, TTLSeconds: 5}); err != nil {
+		t.Fatal(err)
+	}
+	// Time passes beyond the lease: the leader's tick returns the item to pending.
+	c.clock.Advance(time.Minute)
+	waitFor(t, 10*time.Second, "the lease to expire", func() bool {
+		got, _ := c.leader().n.FSM().Item(it.ID)
+		return got.State == StatePending
+	})
+	if _, err := cl.Heartbeat(ctx, HeartbeatRequest{Holder: "a", ItemID: it.ID, Token: it.Token}); !errors.Is(err, ErrStaleLease) {
+		t.Fatalf("heartbeat of an expired lease: %v", err)
+	}
+	// Worker b gets it (after the other pending episodes of its line).
+	var second *Item
+	for second == nil || second.ID != it.ID {
+		second, err = cl.Lease(ctx, LeaseRequest{Holder: "b", Type: TypeEpisode})
+		if err != nil || second == nil {
+			t.Fatalf("lease b: %v %v", second, err)
+		}
+		if second.ID != it.ID {
+			if _, err := cl.Report(ctx, ReportCmd{Holder: "b", ItemID: second.ID, Token: second.Token}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if second.Attempts != 2 || second.Token == it.Token {
+		t.Fatalf("re-leased item %+v", second)
+	}
+	l := c.leader()
+	digest := func() []byte {
+		c.waitConverged()
+		d, _ := l.n.FSM().StateDigest()
+		return withoutStats(t, d)
+	}
+	before := digest()
+	refused := []struct {
+		name string
+		rep  ReportCmd
+		want error
+	}{
+		{"late report of the expired lease", ReportCmd{Holder: "a", ItemID: it.ID, Token: it.Token}, ErrStaleLease},
+		{"wrong token", ReportCmd{Holder: "b", ItemID: it.ID, Token: second.Token + 1000}, ErrStaleLease},
+		{"unknown item", ReportCmd{Holder: "b", ItemID: id + ".99999", Token: second.Token}, ErrNotFound},
+	}
+	for _, r := range refused {
+		if _, err := cl.Report(ctx, r.rep); !errors.Is(err, r.want) {
+			t.Fatalf("%s: %v, want %v", r.name, err, r.want)
+		}
+	}
+	if !bytes.Equal(before, digest()) {
+		t.Fatal("refused reports changed the state")
+	}
+	if _, err := cl.Report(ctx, ReportCmd{Holder: "b", ItemID: it.ID, Token: second.Token, Metrics: map[string]float64{"closest_cm": 0.3}}); err != nil {
+		t.Fatal(err)
+	}
+	before = digest()
+	if _, err := cl.Report(ctx, ReportCmd{Holder: "b", ItemID: it.ID, Token: second.Token, Metrics: map[string]float64{"closest_cm": 9}}); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("duplicate report: %v", err)
+	}
+	if !bytes.Equal(before, digest()) {
+		t.Fatal("the duplicate report changed the state")
+	}
+	got, _ := l.n.FSM().Item(it.ID)
+	if got.Result.Metrics["closest_cm"] != 0.3 || got.Result.By != "b" || len(got.Failures) != 1 {
+		t.Fatalf("item after reports: %+v", got)
+	}
+
+	// Mutating calls without the token, or with a wrong one: 401 and nothing changes.
+	idx := l.n.Raft().AppliedIndex()
+	before = digest()
+	for _, auth := range []string{"", "Bearer wrong", "Basic " + testToken, "Bearer " + testToken + "x"} {
+		for _, path := range []string{"/v1/experiments", "/v1/workers", "/v1/lease", "/v1/report", "/v1/cluster/remove"} {
+			for _, node := range c.live() {
+				req, _ := http.NewRequest(http.MethodPost, node.n.URL()+path, strings.NewReader(`{"id":"n1"}`))
+				if auth != "" {
+					req.Header.Set("Authorization", auth)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("POST %s with %q: %s, want 401", path, auth, resp.Status)
+				}
+			}
+		}
+	}
+	if !bytes.Equal(before, digest()) {
+		t.Fatal("unauthorized calls changed the state")
+	}
+	if ticks := l.n.Raft().AppliedIndex() - idx; ticks > 1000 {
+		t.Fatalf("applied index moved by %d", ticks)
+	}
+	unauth := c.client(t)
+	unauth.cfg.Token = "nope"
+	if err := unauth.RegisterWorker(ctx, RegisterWorkerCmd{ID: "x", ArenaID: "x", Line: "301"}); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("client with a wrong token: %v", err)
+	}
+
+	// Status, health and metrics on every node.
+	for _, node := range c.live() {
+		st, err := c.client(t, node.n.URL()).Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Leader.ID != l.cfg.ID || st.Leader.HTTPAddr != l.n.HTTPAddr() || len(st.Nodes) != 3 || st.Episodes[StateDone] == 0 {
+			t.Fatalf("status from %s: %+v", node.cfg.ID, st)
+		}
+		for _, ns := range st.Nodes {
+			if !ns.Reachable || ns.AppliedIndex == 0 || ns.State == "" {
+				t.Fatalf("node status %+v", ns)
+			}
+		}
+		for path, want := range map[string]string{
+			"/healthz": `"leader":"` + l.cfg.ID + `"`,
+			"/metrics": `optoloop_coordinator_reports_accepted_total`,
+		} {
+			resp, err := http.Get(node.n.URL() + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+				t.Fatalf("GET %s on %s: %s %s", path, node.cfg.ID, resp.Status, b)
+			}
+			if resp.Header.Get(HeaderAppliedIndex) == "" || resp.Header.Get(HeaderLeader) != l.cfg.ID {
+				t.Fatalf("GET %s: no freshness headers: %v", path, resp.Header)
+			}
+		}
+	}
+}
+
+func TestClusterSnapshotsRestartAndLateJoin(t *testing.T) {
+	c := newCluster(t, 3, func(cfg *Config) {
+		cfg.SnapshotThreshold = 32
+		cfg.TrailingLogs = 8
+		cfg.SnapshotInterval = 50 * time.Millisecond
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl := c.client(t)
+	id, err := cl.Submit(ctx, []byte(clusterSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.RegisterWorker(ctx, RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}); err != nil {
+		t.Fatal(err)
+	}
+	var held *Item
+	for i := range 12 {
+		it, err := cl.Lease(ctx, LeaseRequest{Holder: "w", Type: TypeEpisode})
+		if err != nil || it == nil {
+			t.Fatalf("lease: %v %v", it, err)
+		}
+		if i == 11 {
+			held = it // leave one lease open across the snapshot
+			break
+		}
+		if _, err := cl.Report(ctx, ReportCmd{Holder: "w", ItemID: it.ID, Token: it.Token}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, node := range c.live() {
+		if err := node.n.Snapshot(); err != nil {
+			t.Fatalf("snapshot on %s: %v", node.cfg.ID, err)
+		}
+	}
+	// More writes after the snapshot, so that restore replays a log tail too.
+	for i := range 40 {
+		if err := cl.RegisterLearner(ctx, RegisterLearnerCmd{ID: fmt.Sprintf("l%d", i%4)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitConverged()
+
+	// A follower restarted from its data directory has the same state.
+	f := c.followers()[0]
+	c.kill(f.cfg.ID)
+	if err := cl.RegisterWorker(ctx, RegisterWorkerCmd{ID: "w2", ArenaID: "b", Line: "446"}); err != nil {
+		t.Fatal(err)
+	}
+	c.restart(f)
+	c.waitConverged()
+
+	// A node that joins late installs a snapshot (the log before it is compacted) and has the
+	// same state.
+	late := c.add("n3")
+	c.waitConverged()
+	snaps, err := os.ReadDir(filepath.Join(late.cfg.DataDir, "snapshots"))
+	if err != nil || len(snaps) == 0 {
+		t.Fatalf("late node has no snapshot: %v %v", snaps, err)
+	}
+	// Collect is still open: 2 lines x 12 collect episodes.
+	if _, items, ok := late.n.FSM().Experiment(id); !ok || len(items) != 24 {
+		t.Fatalf("late node: experiment %v, %d items", ok, len(items))
+	}
+	// The lease held across the snapshot is still current everywhere: the holder reports it.
+	if _, err := c.client(t, late.n.URL()).Report(ctx, ReportCmd{Holder: "w", ItemID: held.ID, Token: held.Token}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged()
+
+	// Removal of a node, then a clean shutdown of the leader hands leadership over.
+	if err := cl.Remove(ctx, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "n3 out of the configuration", func() bool { return !c.inConfig("n3") })
+	if err := cl.Remove(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("remove of an unknown node: %v", err)
+	}
+	c.kill("n3")
+	old := c.leader()
+	t0 := time.Now()
+	old.cancel()
+	if err := <-old.done; err != nil {
+		t.Fatalf("clean shutdown: %v", err)
+	}
+	old.done <- nil // for the cleanup's kill
+	waitFor(t, 10*time.Second, "a new leader after the hand-over", func() bool {
+		l := c.leaderOrNil()
+		return l != nil && l != old
+	})
+	t.Logf("leadership handed over in %v", time.Since(t0))
+	c.mu.Lock()
+	delete(c.nodes, old.cfg.ID)
+	c.mu.Unlock()
+	if err := c.client(t, c.leader().n.URL()).RegisterLearner(ctx, RegisterLearnerCmd{ID: "after"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRaftPeerRestriction(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	refusedBefore := l.n.RefusedRaftConnections()
+	// A connection from an address outside the configuration (127.0.0.2) is dropped.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 2 * time.Second}
+	conn, err := d.Dial("tcp", l.n.RaftAddr())
+	if err != nil {
+		t.Skipf("cannot bind 127.0.0.2 here: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !isReset(err) {
+		t.Fatalf("read from a refused Raft connection: %v, want EOF", err)
+	}
+	if l.n.RefusedRaftConnections() != refusedBefore+1 {
+		t.Fatalf("refused connections %d, want %d", l.n.RefusedRaftConnections(), refusedBefore+1)
+	}
+	// The configured peers still replicate.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.client(t).RegisterLearner(ctx, RegisterLearnerCmd{ID: "l"}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged()
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && strings.Contains(op.Err.Error(), "reset")
+}

@@ -1,0 +1,145 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"time"
+)
+
+// Config configures one coordinator node.
+type Config struct {
+	// ID names the node in the Raft configuration (unique, stable across restarts). Required.
+	ID string
+	// RaftAddr is the host:port the Raft transport listens on and advertises (a port of 0
+	// picks a free one; a node restarted from its data directory must keep its address).
+	// Required.
+	RaftAddr string
+	// HTTPAddr is the host:port the HTTP API listens on (port 0 picks a free one). Required.
+	HTTPAddr string
+	// DataDir holds the Raft log and stable store (raft.db, bbolt) and the snapshots. Required.
+	DataDir string
+	// Bootstrap makes this node the first member of a new cluster when DataDir holds no
+	// state. At most one of Bootstrap and Join.
+	Bootstrap bool
+	// Join is the HTTP URL of any node of an existing cluster; a new node asks it (it forwards
+	// to the leader) to add it as a voter. Ignored when DataDir already holds state.
+	Join string
+	// Token is the bearer token every mutating HTTP call must carry. Required: a cluster
+	// without a credential is refused.
+	Token string
+	// RestrictRaftPeers, when set, makes the Raft transport drop connections whose remote IP
+	// is neither in the current Raft configuration nor in RaftAllowedPeers.
+	RestrictRaftPeers bool
+	// RaftAllowedPeers are extra host names or IPs accepted when RestrictRaftPeers is set
+	// (needed for a node that is about to join: its configuration is still empty).
+	RaftAllowedPeers []string
+
+	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and CommitTimeout are the
+	// hashicorp/raft timeouts. The defaults are tuned for a LAN (hashicorp/raft's own defaults
+	// of 1 s are for a WAN): a leader's loss is detected within about HeartbeatTimeout and a
+	// new leader is elected within about one more ElectionTimeout.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// ApplyTimeout bounds how long a write waits to be enqueued to Raft (not to be committed:
+	// see DESIGN.md). Default 5 s.
+	ApplyTimeout time.Duration
+	// SnapshotThreshold is the number of new log entries that triggers a snapshot; TrailingLogs
+	// how many entries stay behind it; SnapshotInterval how often the threshold is checked.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	SnapshotInterval  time.Duration
+	// SnapshotRetain is how many snapshot files are kept. Default 2.
+	SnapshotRetain int
+
+	// LeaseTTL is the lease length when a lease or heartbeat asks for none. Default 30 s.
+	LeaseTTL time.Duration
+	// MaxAttempts is how many times an item may be leased before it is marked failed (fixed
+	// per experiment when it is submitted). Default 3.
+	MaxAttempts int
+	// TickInterval is how often the leader proposes a tick, so that expired leases return to
+	// pending while nobody writes. Default 1 s.
+	TickInterval time.Duration
+	// ForwardTimeout bounds a follower's forwarding of a write to the leader. Default 10 s.
+	ForwardTimeout time.Duration
+
+	// KnownLine, when set, must accept every line of a submitted experiment (the lines
+	// catalogue); it is checked on the node that receives the submission, before replication.
+	KnownLine func(code string) bool
+	// Now is the node's clock; the leader stamps commands with it. Default time.Now.
+	Now func() time.Time
+	// Logger receives the node's logs (and hashicorp/raft's, at RaftLogLevel and above).
+	// Default: discard.
+	Logger *slog.Logger
+	// RaftLogLevel is the lowest level of hashicorp/raft's messages passed to Logger. Default
+	// warn.
+	RaftLogLevel slog.Level
+}
+
+// DefaultConfig returns the defaults; ID, RaftAddr, HTTPAddr, DataDir and Token are left for
+// the caller.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		ApplyTimeout:       5 * time.Second,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+		SnapshotInterval:   30 * time.Second,
+		SnapshotRetain:     2,
+		LeaseTTL:           30 * time.Second,
+		MaxAttempts:        3,
+		TickInterval:       time.Second,
+		ForwardTimeout:     10 * time.Second,
+		Now:                time.Now,
+		RaftLogLevel:       slog.LevelWarn,
+	}
+}
+
+// Validate reports the first unusable field.
+func (c Config) Validate() error {
+	switch {
+	case c.ID == "" || len(c.ID) > MaxIDLength:
+		return errors.New("coordinator config: id is required (at most 128 bytes)")
+	case c.DataDir == "":
+		return errors.New("coordinator config: data dir is required")
+	case c.Token == "":
+		return errors.New("coordinator config: token is required")
+	case c.Bootstrap && c.Join != "":
+		return errors.New("coordinator config: bootstrap and join are exclusive")
+	case c.HeartbeatTimeout < 10*time.Millisecond || c.ElectionTimeout < 10*time.Millisecond:
+		return errors.New("coordinator config: heartbeat and election timeouts must be >= 10ms")
+	case c.LeaderLeaseTimeout < 5*time.Millisecond || c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return errors.New("coordinator config: leader lease timeout must be in [5ms, heartbeat timeout]")
+	case c.CommitTimeout <= 0 || c.ApplyTimeout <= 0 || c.ForwardTimeout <= 0:
+		return errors.New("coordinator config: commit, apply and forward timeouts must be positive")
+	case c.SnapshotThreshold == 0 || c.SnapshotInterval < 5*time.Millisecond || c.SnapshotRetain < 1:
+		return errors.New("coordinator config: snapshot threshold, interval (>= 5ms) and retain must be positive")
+	case c.LeaseTTL <= 0 || c.LeaseTTL > 24*time.Hour:
+		return errors.New("coordinator config: lease ttl must be in (0, 24h]")
+	case c.MaxAttempts < 1 || c.MaxAttempts > 1000:
+		return errors.New("coordinator config: max attempts must be in 1..1000")
+	case c.TickInterval <= 0:
+		return errors.New("coordinator config: tick interval must be positive")
+	case c.Now == nil:
+		return errors.New("coordinator config: clock (Now) is required")
+	}
+	for _, a := range []struct{ name, v string }{{"raft", c.RaftAddr}, {"http", c.HTTPAddr}} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			return fmt.Errorf("coordinator config: %s address %q: %w", a.name, a.v, err)
+		}
+	}
+	if c.Join != "" {
+		u, err := url.Parse(c.Join)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("coordinator config: join %q must be an http(s) URL", c.Join)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,632 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/optoloop/optoloop/experiment"
+)
+
+// HTTP headers of the API.
+const (
+	// HeaderIdempotencyKey carries the client's key on every write.
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderForwarded marks a write a follower forwarded to the leader (one hop only).
+	HeaderForwarded = "X-Optoloop-Forwarded-By"
+	// Freshness headers on every response: the answering node, its Raft state and applied
+	// index, the leader it knows (id and URL) and how long ago it heard from it.
+	HeaderNode         = "X-Optoloop-Node"
+	HeaderRaftState    = "X-Optoloop-Raft-State"
+	HeaderAppliedIndex = "X-Optoloop-Applied-Index"
+	HeaderLeader       = "X-Optoloop-Leader"
+	HeaderLeaderURL    = "X-Optoloop-Leader-Url"
+	HeaderLastContact  = "X-Optoloop-Last-Contact-Ms"
+)
+
+// LeaseRequest asks for one item. TTLSeconds 0 takes the node's LeaseTTL.
+type LeaseRequest struct {
+	Holder     string   `json:"holder"`
+	Type       ItemType `json:"type"`
+	TTLSeconds float64  `json:"ttl_seconds,omitempty"`
+}
+
+// HeartbeatRequest renews a lease (or, with no item, says the holder is alive).
+type HeartbeatRequest struct {
+	Holder     string  `json:"holder"`
+	ItemID     string  `json:"item_id,omitempty"`
+	Token      uint64  `json:"token,omitempty"`
+	TTLSeconds float64 `json:"ttl_seconds,omitempty"`
+}
+
+// JoinRequest asks the cluster to add a node as a voter.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// RemoveRequest asks the cluster to remove a node.
+type RemoveRequest struct {
+	ID string `json:"id"`
+}
+
+// ExperimentView is an experiment with its items.
+type ExperimentView struct {
+	Experiment Experiment `json:"experiment"`
+	Items      []Item     `json:"items"`
+	Counts     Counts     `json:"counts"`
+}
+
+// NodeStatus is one node's view of itself.
+type NodeStatus struct {
+	ID            string `json:"id"`
+	RaftAddr      string `json:"raft_addr"`
+	HTTPAddr      string `json:"http_addr,omitempty"`
+	Voter         bool   `json:"voter"`
+	Reachable     bool   `json:"reachable"`
+	Error         string `json:"error,omitempty"`
+	State         string `json:"state,omitempty"`
+	Term          uint64 `json:"term,omitempty"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	CommitIndex   uint64 `json:"commit_index"`
+	LastIndex     uint64 `json:"last_index"`
+	Leader        string `json:"leader,omitempty"`
+	LastContactMs int64  `json:"last_contact_ms"`
+}
+
+// LeaderInfo names the leader.
+type LeaderInfo struct {
+	ID       string `json:"id"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// ExperimentSummary is one line of the status.
+type ExperimentSummary struct {
+	ID    string          `json:"id"`
+	Name  string          `json:"name"`
+	State ExperimentState `json:"state"`
+	Phase Phase           `json:"phase"`
+	Open  int             `json:"open"`
+}
+
+// Status is the cluster's status as one node sees it.
+type Status struct {
+	// AnsweredBy is the node that answered; AppliedIndex its applied index (how fresh the
+	// counts are).
+	AnsweredBy   string              `json:"answered_by"`
+	AppliedIndex uint64              `json:"applied_index"`
+	Leader       LeaderInfo          `json:"leader"`
+	Nodes        []NodeStatus        `json:"nodes"`
+	Episodes     map[ItemState]int   `json:"episodes"`
+	Tasks        map[ItemState]int   `json:"tasks"`
+	Experiments  []ExperimentSummary `json:"experiments"`
+	Workers      int                 `json:"workers"`
+	Learners     int                 `json:"learners"`
+	Stats        Stats               `json:"stats"`
+}
+
+type apiError struct {
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/experiments", n.write(n.decodeSubmit))
+	mux.HandleFunc("GET /v1/experiments", n.read(n.getExperiments))
+	mux.HandleFunc("GET /v1/experiments/{id}", n.read(n.getExperiment))
+	mux.HandleFunc("GET /v1/items/{id}", n.read(n.getItem))
+	mux.HandleFunc("POST /v1/workers", n.write(decodeJSON(CmdRegisterWorker, func(c *Command, v *RegisterWorkerCmd) { c.RegisterWorker = v })))
+	mux.HandleFunc("GET /v1/workers", n.read(func(r *http.Request) (any, error) { return n.fsm.Workers(), nil }))
+	mux.HandleFunc("POST /v1/learners", n.write(decodeJSON(CmdRegisterLearner, func(c *Command, v *RegisterLearnerCmd) { c.RegisterLearner = v })))
+	mux.HandleFunc("GET /v1/learners", n.read(func(r *http.Request) (any, error) { return n.fsm.Learners(), nil }))
+	mux.HandleFunc("POST /v1/lease", n.write(n.decodeLease))
+	mux.HandleFunc("POST /v1/heartbeat", n.write(n.decodeHeartbeat))
+	mux.HandleFunc("POST /v1/report", n.write(decodeJSON(CmdReport, func(c *Command, v *ReportCmd) { c.Report = v })))
+	mux.HandleFunc("POST /v1/fail", n.write(decodeJSON(CmdFail, func(c *Command, v *FailCmd) { c.Fail = v })))
+	mux.HandleFunc("GET /v1/status", n.read(n.getStatus))
+	mux.HandleFunc("GET /v1/node", n.read(func(r *http.Request) (any, error) { return n.localStatus(), nil }))
+	mux.HandleFunc("GET /v1/cluster", n.read(n.getCluster))
+	mux.HandleFunc("POST /v1/cluster/join", n.admin(n.join))
+	mux.HandleFunc("POST /v1/cluster/remove", n.admin(n.remove))
+	mux.HandleFunc("GET /healthz", n.healthz)
+	mux.HandleFunc("GET /metrics", n.metrics)
+	return n.count(mux)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (n *Node) count(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.freshness(w.Header())
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		v, _ := n.httpCodes.LoadOrStore(rec.code, new(atomic.Uint64))
+		v.(*atomic.Uint64).Add(1)
+	})
+}
+
+func (n *Node) freshness(h http.Header) {
+	r := n.Raft()
+	h.Set(HeaderNode, n.cfg.ID)
+	h.Set(HeaderRaftState, r.State().String())
+	h.Set(HeaderAppliedIndex, strconv.FormatUint(r.AppliedIndex(), 10))
+	id, addr := n.leader()
+	if id != "" {
+		h.Set(HeaderLeader, id)
+	}
+	if addr != "" {
+		h.Set(HeaderLeaderURL, "http://"+addr)
+	}
+	h.Set(HeaderLastContact, strconv.FormatInt(n.lastContactMs(), 10))
+}
+
+// lastContactMs is 0 on the leader, -1 when this node never heard from a leader.
+func (n *Node) lastContactMs() int64 {
+	r := n.Raft()
+	if r.State() == raft.Leader {
+		return 0
+	}
+	lc := r.LastContact()
+	if lc.IsZero() {
+		return -1
+	}
+	return time.Since(lc).Milliseconds()
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, kind string, err error) {
+	writeJSON(w, code, apiError{Code: kind, Error: err.Error()})
+}
+
+func (n *Node) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(n.cfg.Token)) == 1
+}
+
+func httpStatus(c Code) int {
+	switch c {
+	case CodeOK:
+		return http.StatusOK
+	case CodeBadRequest:
+		return http.StatusBadRequest
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeNotRegistered:
+		return http.StatusPreconditionFailed
+	case CodeStaleLease, CodeDuplicate:
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+type decoder func(r *http.Request, body []byte) (Command, error)
+
+func decodeJSON[T any](t CommandType, set func(*Command, *T)) decoder {
+	return func(_ *http.Request, body []byte) (Command, error) {
+		v := new(T)
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return Command{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		c := Command{Type: t}
+		set(&c, v)
+		return c, nil
+	}
+}
+
+func (n *Node) ttl(seconds float64) (time.Duration, error) {
+	if seconds == 0 {
+		return n.cfg.LeaseTTL, nil
+	}
+	if !(seconds > 0) || seconds > 86400 {
+		return 0, fmt.Errorf("%w: ttl_seconds %v must be in (0, 86400]", ErrBadRequest, seconds)
+	}
+	return time.Duration(seconds * float64(time.Second)), nil
+}
+
+func (n *Node) decodeLease(r *http.Request, body []byte) (Command, error) {
+	var req LeaseRequest
+	c, err := decodeJSON(CmdLease, func(_ *Command, v *LeaseRequest) { req = *v })(r, body)
+	if err != nil {
+		return c, err
+	}
+	ttl, err := n.ttl(req.TTLSeconds)
+	if err != nil {
+		return c, err
+	}
+	c.Lease = &LeaseCmd{Holder: req.Holder, Type: req.Type, TTL: ttl}
+	return c, nil
+}
+
+func (n *Node) decodeHeartbeat(r *http.Request, body []byte) (Command, error) {
+	var req HeartbeatRequest
+	c, err := decodeJSON(CmdHeartbeat, func(_ *Command, v *HeartbeatRequest) { req = *v })(r, body)
+	if err != nil {
+		return c, err
+	}
+	ttl, err := n.ttl(req.TTLSeconds)
+	if err != nil {
+		return c, err
+	}
+	c.Heartbeat = &HeartbeatCmd{Holder: req.Holder, ItemID: req.ItemID, Token: req.Token, TTL: ttl}
+	return c, nil
+}
+
+func (n *Node) decodeSubmit(_ *http.Request, body []byte) (Command, error) {
+	if _, err := experiment.ParseWith(body, experiment.Options{KnownLine: n.cfg.KnownLine}); err != nil {
+		return Command{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	return Command{Type: CmdSubmit, Submit: &SubmitCmd{Spec: string(body), MaxAttempts: n.cfg.MaxAttempts}}, nil
+}
+
+// readBody reads at most MaxCommandBytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCommandBytes))
+	if err != nil {
+		return nil, fmt.Errorf("%w: body: %w", ErrBadRequest, err)
+	}
+	return b, nil
+}
+
+// write handles a mutating call: token, forwarding to the leader, decoding, replication.
+func (n *Node) write(dec decoder) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !n.authorized(r) {
+			writeErr(w, http.StatusUnauthorized, "unauthorized", ErrUnauthorized)
+			return
+		}
+		body, err := readBody(w, r)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
+			return
+		}
+		if !n.IsLeader() {
+			n.forward(w, r, body)
+			return
+		}
+		c, err := dec(r, body)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
+			return
+		}
+		c.Key = r.Header.Get(HeaderIdempotencyKey)
+		if len(c.Key) > MaxIDLength {
+			writeErr(w, http.StatusBadRequest, string(CodeBadRequest), fmt.Errorf("%w: idempotency key longer than %d bytes", ErrBadRequest, MaxIDLength))
+			return
+		}
+		resp, err := n.propose(r.Context(), c)
+		if err != nil {
+			n.writeProposeErr(w, err)
+			return
+		}
+		writeJSON(w, httpStatus(resp.Code), resp)
+	}
+}
+
+func (n *Node) writeProposeErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
+	case errors.Is(err, ErrNotLeader):
+		writeErr(w, http.StatusServiceUnavailable, "not_leader", err)
+	default:
+		writeErr(w, http.StatusServiceUnavailable, "unavailable", err)
+	}
+}
+
+// forward sends a write to the leader, once: a forwarded request that lands on a non-leader
+// (leadership moved) is answered 503 so that the client retries.
+func (n *Node) forward(w http.ResponseWriter, r *http.Request, body []byte) {
+	if r.Header.Get(HeaderForwarded) != "" {
+		writeErr(w, http.StatusServiceUnavailable, "not_leader", fmt.Errorf("%w: forwarded by %s to %s, which no longer leads", ErrUnavailable, r.Header.Get(HeaderForwarded), n.cfg.ID))
+		return
+	}
+	id, addr := n.leader()
+	if addr == "" || id == n.cfg.ID {
+		writeErr(w, http.StatusServiceUnavailable, "no_leader", fmt.Errorf("%w: no leader known to %s", ErrUnavailable, n.cfg.ID))
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "internal", err)
+		return
+	}
+	for _, h := range []string{"Authorization", HeaderIdempotencyKey, "Content-Type"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	req.Header.Set(HeaderForwarded, n.cfg.ID)
+	n.forwarded.Add(1)
+	resp, err := n.fwd.Do(req)
+	if err != nil {
+		writeErr(w, http.StatusServiceUnavailable, "unavailable", fmt.Errorf("%w: forward to leader %s: %w", ErrUnavailable, id, err))
+		return
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}
+
+// read answers from the local FSM. ?min_index=N first waits (up to 5 s) until this node has
+// applied index N, for reads that must see a given write.
+func (n *Node) read(h func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s := r.URL.Query().Get("min_index"); s != "" {
+			idx, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				writeErr(w, http.StatusBadRequest, string(CodeBadRequest), fmt.Errorf("%w: min_index: %w", ErrBadRequest, err))
+				return
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			err = n.fsm.WaitApplied(ctx, idx)
+			cancel()
+			if err != nil {
+				writeErr(w, http.StatusServiceUnavailable, "stale", fmt.Errorf("%w: %w", ErrUnavailable, err))
+				return
+			}
+			n.freshness(w.Header())
+		}
+		v, err := h(r)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				writeErr(w, http.StatusNotFound, string(CodeNotFound), err)
+				return
+			}
+			writeErr(w, http.StatusInternalServerError, "internal", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (n *Node) getExperiments(*http.Request) (any, error) { return n.fsm.Experiments(), nil }
+
+func (n *Node) getExperiment(r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	e, items, ok := n.fsm.Experiment(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: experiment %q", ErrNotFound, id)
+	}
+	c := Counts{Episodes: map[ItemState]int{}, Tasks: map[ItemState]int{}}
+	for _, it := range items {
+		if it.Type == TypeTrain {
+			c.Tasks[it.State]++
+		} else {
+			c.Episodes[it.State]++
+		}
+	}
+	return ExperimentView{Experiment: e, Items: items, Counts: c}, nil
+}
+
+func (n *Node) getItem(r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	it, ok := n.fsm.Item(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: item %q", ErrNotFound, id)
+	}
+	return it, nil
+}
+
+func (n *Node) localStatus() NodeStatus {
+	r := n.Raft()
+	lid, _ := n.leader()
+	return NodeStatus{
+		ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), Reachable: true,
+		State: r.State().String(), Term: r.CurrentTerm(), AppliedIndex: r.AppliedIndex(),
+		CommitIndex: r.CommitIndex(), LastIndex: r.LastIndex(), Leader: lid, LastContactMs: n.lastContactMs(),
+	}
+}
+
+func (n *Node) getCluster(*http.Request) (any, error) {
+	fut := n.Raft().GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return nil, err
+	}
+	type server struct {
+		ID       string `json:"id"`
+		RaftAddr string `json:"raft_addr"`
+		HTTPAddr string `json:"http_addr,omitempty"`
+		Suffrage string `json:"suffrage"`
+	}
+	var out []server
+	for _, s := range fut.Configuration().Servers {
+		info, _ := n.fsm.Node(string(s.ID))
+		out = append(out, server{ID: string(s.ID), RaftAddr: string(s.Address), HTTPAddr: info.HTTPAddr, Suffrage: s.Suffrage.String()})
+	}
+	return out, nil
+}
+
+// getStatus asks every server of the Raft configuration for its own status (1 s each, in
+// parallel) and adds this node's counts.
+func (n *Node) getStatus(r *http.Request) (any, error) {
+	fut := n.Raft().GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return nil, err
+	}
+	servers := fut.Configuration().Servers
+	nodes := make([]NodeStatus, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		id := string(s.ID)
+		if id == n.cfg.ID {
+			nodes[i] = n.localStatus()
+			nodes[i].Voter = s.Suffrage == raft.Voter
+			continue
+		}
+		info, _ := n.fsm.Node(id)
+		nodes[i] = NodeStatus{ID: id, RaftAddr: string(s.Address), HTTPAddr: info.HTTPAddr, Voter: s.Suffrage == raft.Voter}
+		if info.HTTPAddr == "" {
+			nodes[i].Error = "http address unknown"
+			continue
+		}
+		wg.Add(1)
+		go func(ns *NodeStatus) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ns.HTTPAddr+"/v1/node", nil)
+			if err == nil {
+				var resp *http.Response
+				if resp, err = n.fwd.Do(req); err == nil {
+					defer resp.Body.Close()
+					var got NodeStatus
+					if err = json.NewDecoder(resp.Body).Decode(&got); err == nil {
+						voter := ns.Voter
+						*ns = got
+						ns.Voter = voter
+						return
+					}
+				}
+			}
+			ns.Error = err.Error()
+		}(&nodes[i])
+	}
+	wg.Wait()
+	lid, laddr := n.leader()
+	c := n.fsm.Counts()
+	st := Status{
+		AnsweredBy: n.cfg.ID, AppliedIndex: n.Raft().AppliedIndex(), Leader: LeaderInfo{ID: lid, HTTPAddr: laddr},
+		Nodes: nodes, Episodes: c.Episodes, Tasks: c.Tasks, Workers: len(n.fsm.Workers()), Learners: len(n.fsm.Learners()),
+		Stats: n.fsm.Stats(),
+	}
+	for _, e := range n.fsm.Experiments() {
+		st.Experiments = append(st.Experiments, ExperimentSummary{ID: e.ID, Name: e.Spec.Name, State: e.State, Phase: e.Phase, Open: e.Open})
+	}
+	return st, nil
+}
+
+// admin handles membership calls: token, forwarding, then a leader-only Raft operation.
+func (n *Node) admin(h func(ctx context.Context, body []byte) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !n.authorized(r) {
+			writeErr(w, http.StatusUnauthorized, "unauthorized", ErrUnauthorized)
+			return
+		}
+		body, err := readBody(w, r)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
+			return
+		}
+		if !n.IsLeader() {
+			n.forward(w, r, body)
+			return
+		}
+		if err := h(r.Context(), body); err != nil {
+			switch {
+			case errors.Is(err, ErrBadRequest):
+				writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
+			case errors.Is(err, ErrNotFound):
+				writeErr(w, http.StatusNotFound, string(CodeNotFound), err)
+			default:
+				n.writeProposeErr(w, err)
+			}
+			return
+		}
+		writeJSON(w, http.StatusOK, &Response{Index: n.Raft().AppliedIndex()})
+	}
+}
+
+func strictJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	return nil
+}
+
+func (n *Node) join(ctx context.Context, body []byte) error {
+	var req JoinRequest
+	if err := strictJSON(body, &req); err != nil {
+		return err
+	}
+	info := NodeInfo(req)
+	if err := (Command{Type: CmdSetNode, Time: time.Unix(1, 0), SetNode: &info}).validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	r := n.Raft()
+	if err := r.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("%w: add voter %s: %w", ErrUnavailable, req.ID, err)
+	}
+	resp, err := n.propose(ctx, Command{Type: CmdSetNode, SetNode: &info})
+	if err != nil {
+		return err
+	}
+	return resp.Err()
+}
+
+func (n *Node) remove(ctx context.Context, body []byte) error {
+	var req RemoveRequest
+	if err := strictJSON(body, &req); err != nil {
+		return err
+	}
+	if req.ID == "" {
+		return fmt.Errorf("%w: id is required", ErrBadRequest)
+	}
+	r := n.Raft()
+	fut := r.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if !slices.ContainsFunc(fut.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == req.ID }) {
+		return fmt.Errorf("%w: node %q is not in the configuration", ErrNotFound, req.ID)
+	}
+	if err := r.RemoveServer(raft.ServerID(req.ID), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("%w: remove %s: %w", ErrUnavailable, req.ID, err)
+	}
+	if req.ID == n.cfg.ID {
+		return nil // the leader removed itself and steps down: the next leader keeps the address record
+	}
+	resp, err := n.propose(ctx, Command{Type: CmdRemoveNode, RemoveNode: &RemoveNodeCmd{ID: req.ID}})
+	if err != nil {
+		return err
+	}
+	if err := resp.Err(); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// healthz is 200 when this node knows a leader, 503 otherwise.
+func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
+	id, _ := n.leader()
+	if id == "" {
+		writeErr(w, http.StatusServiceUnavailable, "no_leader", errors.New("no leader known"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": n.cfg.ID, "leader": id, "state": n.Raft().State().String()})
+}

@@ -1,0 +1,352 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Errors of the node and the client that callers branch on.
+var (
+	// ErrUnauthorized: the bearer token is missing or wrong; nothing changed.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrUnavailable: no leader is known, or the write's outcome is unknown (the request
+	// ended before its log entry was applied). Retrying with the same idempotency key is safe.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrNotLeader: this node is not the leader (internal; the HTTP API forwards instead).
+	ErrNotLeader = errors.New("not the leader")
+)
+
+// Node is one coordinator: a Raft member with the FSM, and the HTTP API.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	fsm      *FSM
+	raft     atomic.Pointer[raft.Raft]
+	trans    *raft.NetworkTransport
+	stream   *streamLayer
+	store    *raftboltdb.BoltStore
+	httpLn   net.Listener
+	srv      *http.Server
+	fwd      *http.Client
+	needJoin bool
+
+	httpCodes sync.Map // status code -> *atomic.Uint64
+	forwarded atomic.Uint64
+
+	closing   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the node's data directory, binds its Raft and HTTP listeners and starts Raft.
+// The HTTP API serves once Run is called.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("node", cfg.ID)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("coordinator: data dir: %w", err)
+	}
+	n := &Node{cfg: cfg, log: log, fsm: NewFSM(), fwd: &http.Client{Timeout: cfg.ForwardTimeout}}
+	ok := false
+	defer func() {
+		if !ok {
+			n.Close()
+		}
+	}()
+	var err error
+	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: raft store: %w", err)
+	}
+	rlog := newRaftLogger(log, cfg.RaftLogLevel)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), cfg.SnapshotRetain, rlog)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: snapshot store: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: raft listen: %w", err)
+	}
+	n.stream = &streamLayer{Listener: ln, advertise: ln.Addr(), log: log}
+	if cfg.RestrictRaftPeers {
+		f := peerFilter(n.raft.Load, cfg.RaftAllowedPeers, log)
+		n.stream.filter.Store(&f)
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: n.stream, MaxPool: 4, Timeout: 10 * time.Second, Logger: rlog,
+	})
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.BatchApplyCh = true
+	rc.Logger = rlog
+	has, err := raft.HasExistingState(n.store, n.store, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	r, err := raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, n.trans)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: raft: %w", err)
+	}
+	n.raft.Store(r)
+	if cfg.Bootstrap && !has {
+		conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
+		if err := r.BootstrapCluster(conf).Error(); err != nil {
+			return nil, fmt.Errorf("coordinator: bootstrap: %w", err)
+		}
+	}
+	n.needJoin = cfg.Join != "" && !has
+	n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: http listen: %w", err)
+	}
+	n.srv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	ok = true
+	return n, nil
+}
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// RaftAddr is the address the Raft transport listens on.
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// HTTPAddr is the host:port the HTTP API listens on.
+func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
+
+// URL is the base URL of the HTTP API.
+func (n *Node) URL() string { return "http://" + n.HTTPAddr() }
+
+// FSM is the node's state machine (for reads).
+func (n *Node) FSM() *FSM { return n.fsm }
+
+// Raft is the node's Raft instance.
+func (n *Node) Raft() *raft.Raft { return n.raft.Load() }
+
+// IsLeader reports whether this node is the Raft leader.
+func (n *Node) IsLeader() bool { return n.Raft().State() == raft.Leader }
+
+// RefusedRaftConnections counts Raft connections dropped by the peer restriction.
+func (n *Node) RefusedRaftConnections() uint64 { return n.stream.refused.Load() }
+
+// Run serves the HTTP API, proposes ticks while leader, joins the cluster if asked, and on
+// ctx's end shuts down cleanly: a leader first hands leadership over. It returns nil after a
+// clean shutdown.
+func (n *Node) Run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- n.srv.Serve(n.httpLn) }()
+	loopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); n.leaderLoop(loopCtx) }()
+	if n.needJoin {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.joinLoop(loopCtx) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	stop()
+	wg.Wait()
+	if e := n.Shutdown(); err == nil {
+		err = e
+	}
+	return err
+}
+
+// Shutdown leaves cleanly: a leader transfers leadership to another voter first, then the
+// HTTP server drains and Raft stops.
+func (n *Node) Shutdown() error {
+	r := n.Raft()
+	if r != nil && !n.closing.Load() && r.State() == raft.Leader {
+		// A transfer future is never answered if Raft stops first: bound the wait.
+		done := make(chan error, 1)
+		go func() { done <- r.LeadershipTransfer().Error() }()
+		t := time.NewTimer(2*n.cfg.ElectionTimeout + time.Second)
+		select {
+		case err := <-done:
+			if err != nil {
+				n.log.Warn("leadership transfer", "err", err)
+			}
+		case <-t.C:
+			n.log.Warn("leadership transfer timed out")
+		}
+		t.Stop()
+	}
+	if n.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.srv.Shutdown(ctx)
+		cancel()
+	}
+	return n.Close()
+}
+
+// Close stops the node at once, without handing leadership over (as a crash looks to the
+// others, except that the data directory is left consistent).
+func (n *Node) Close() error {
+	n.closing.Store(true)
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.srv != nil {
+			errs = append(errs, ignoreClosed(n.srv.Close()))
+		} else if n.httpLn != nil {
+			errs = append(errs, ignoreClosed(n.httpLn.Close()))
+		}
+		if r := n.Raft(); r != nil {
+			errs = append(errs, r.Shutdown().Error())
+		}
+		if n.trans != nil {
+			errs = append(errs, n.trans.Close())
+		} else if n.stream != nil {
+			errs = append(errs, n.stream.Close())
+		}
+		if n.store != nil {
+			errs = append(errs, n.store.Close())
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// leaderLoop, while this node leads, records its own addresses in the FSM and proposes a tick
+// every TickInterval so that expired leases return to pending.
+func (n *Node) leaderLoop(ctx context.Context) {
+	t := time.NewTicker(n.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		if n.IsLeader() {
+			self := NodeInfo{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()}
+			if got, ok := n.fsm.Node(n.cfg.ID); !ok || got != self {
+				if _, err := n.propose(ctx, Command{Type: CmdSetNode, SetNode: &self}); err != nil {
+					n.log.Warn("record own address", "err", err)
+				}
+			}
+			if _, err := n.propose(ctx, Command{Type: CmdTick}); err != nil && ctx.Err() == nil {
+				n.log.Debug("tick", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// joinLoop asks the cluster at cfg.Join to add this node, with backoff, until it succeeds.
+func (n *Node) joinLoop(ctx context.Context) {
+	c, err := NewClient(ClientConfig{Endpoints: []string{n.cfg.Join}, Token: n.cfg.Token, MaxAttempts: 1})
+	if err != nil {
+		n.log.Error("join", "err", err)
+		return
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		err := c.Join(ctx, JoinRequest{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()})
+		if err == nil {
+			n.log.Info("joined", "via", n.cfg.Join)
+			return
+		}
+		n.log.Warn("join", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// propose stamps c with the leader's time, replicates it and returns the FSM's response. The
+// wait ends with ctx: the entry may still commit later (ErrUnavailable, outcome unknown).
+func (n *Node) propose(ctx context.Context, c Command) (*Response, error) {
+	r := n.Raft()
+	if r.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	c.Time = n.cfg.Now()
+	b, err := EncodeCommand(c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	f := r.Apply(b, n.cfg.ApplyTimeout)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			return nil, fmt.Errorf("%w: apply: %w", ErrUnavailable, err)
+		}
+		resp, ok := f.Response().(*Response)
+		if !ok || resp == nil {
+			return nil, fmt.Errorf("%w: no response from the state machine", ErrUnavailable)
+		}
+		return resp, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: outcome unknown: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// leader returns the leader's id and HTTP address ("" when unknown).
+func (n *Node) leader() (id, httpAddr string) {
+	_, lid := n.Raft().LeaderWithID()
+	if lid == "" {
+		return "", ""
+	}
+	info, ok := n.fsm.Node(string(lid))
+	if !ok {
+		return string(lid), ""
+	}
+	return string(lid), info.HTTPAddr
+}
+
+// SetRaftPartitioned is fault injection for tests and drills: while true, the node's Raft
+// connections are cut and new ones fail (in both directions), as if the network between it
+// and its peers were down; its HTTP API keeps serving.
+func (n *Node) SetRaftPartitioned(p bool) { n.stream.setPartitioned(p) }
+
+// Snapshot asks Raft for a snapshot now (tests and operators).
+func (n *Node) Snapshot() error { return n.Raft().Snapshot().Error() }
+
+var _ io.Closer = (*Node)(nil)
