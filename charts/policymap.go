@@ -297,8 +297,8 @@ func (ci cellImage) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)
 	x0, x1 := trX(ci.f.BodyAxis.Min), trX(ci.f.BodyAxis.Max)
 	y0, y1 := trY(ci.f.HeadAxis.Min), trY(ci.f.HeadAxis.Max)
-	w := max(1, int(math.Round((x1-x0).Dots(DPI))))
-	h := max(1, int(math.Round((y1-y0).Dots(DPI))))
+	w := max(1, int(math.Round((x1 - x0).Dots(DPI))))
+	h := max(1, int(math.Round((y1 - y0).Dots(DPI))))
 	nr, nc := len(ci.cells), len(ci.cells[0])
 	// Colours per cell, once.
 	cols := make([][4]uint8, nr*nc)
