@@ -236,3 +236,41 @@ func TestBuildErrors(t *testing.T) {
 		t.Error("5 resamples accepted")
 	}
 }
+
+func TestCrossFromEpisodesWhileRunning(t *testing.T) {
+	// No report.json yet: the cross-evaluation comes from the cross episodes, with each line's
+	// own agent episodes on the diagonal.
+	dir := t.TempDir()
+	ep := func(id, cond, line, agentLine string, closest float64) {
+		e := results.Episode{ID: id, Condition: cond, Line: line, AgentLine: agentLine, Seconds: 1, PxPerCM: 540,
+			PlateCenter: [2]float64{1080, 960}, PlateRadius: 970, Target: [2]float64{1890, 960}, ClosestCM: closest,
+			Frames: []results.Frame{{X: 1080, Y: 960, OK: true}, {T: 0.33, X: 1081, Y: 960, OK: true}}}
+		if err := results.WriteEpisode(dir, &e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep("a1", results.Agent, "281", "", 0.2)
+	ep("a2", results.Agent, "281", "", 0.4)
+	ep("x1", results.Cross, "281", "301", 1.0)
+	ep("x2", results.Cross, "281", "301", 1.4)
+	ep("x3", results.Cross, "301", "281", 0.9)
+	r, err := load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	animals, agents, vals, ns, ok := r.cross()
+	if !ok || strings.Join(animals, ",") != "281,301" || strings.Join(agents, ",") != "281,301" {
+		t.Fatalf("cross %v x %v (ok %v)", animals, agents, ok)
+	}
+	near := func(a, b float64) bool { return a-b < 1e-12 && b-a < 1e-12 }
+	if !near(vals[0][0], 0.3) || ns[0][0] != 2 || !near(vals[0][1], 1.2) || ns[0][1] != 2 || !near(vals[1][0], 0.9) || ns[1][1] != 0 || vals[1][1] == vals[1][1] {
+		t.Errorf("cross values %v, n %v", vals, ns)
+	}
+	rep, err := Build(context.Background(), dir, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !figuresIn(t, rep.HTML)["cross"] {
+		t.Error("no cross-evaluation figure")
+	}
+}
