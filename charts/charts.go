@@ -29,6 +29,8 @@ import (
 	"strings"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
@@ -180,12 +182,9 @@ func padRange(lo, hi, frac, pad float64) (float64, float64) {
 	return lo - pad, hi + pad
 }
 
-// textStyle is the default text style at the given size in points.
+// textStyle is the default text style (gonum/plot's font, black) at the given size in points.
 func textStyle(size float64) draw.TextStyle {
-	p := plot.New()
-	st := p.Title.TextStyle
-	st.Font.Size = vg.Length(size)
-	return st
+	return text.Style{Color: color.Black, Font: font.From(plot.DefaultFont, vg.Length(size)), Handler: plot.DefaultTextHandler}
 }
 
 // newPlot returns a plot with the house defaults: a title, smaller fonts.

@@ -178,8 +178,8 @@ type page struct {
 	NFigures  int
 }
 
-func (r *run) writeHTML(w io.Writer, figs []Figure) error {
-	p := page{Dir: r.Dir, Missing: r.missing, Problems: r.problems, Generated: time.Now().UTC().Format(time.RFC3339)}
+func (r *run) writeHTML(w io.Writer, figs []Figure, now time.Time) error {
+	p := page{Dir: r.Dir, Missing: r.missing, Problems: r.problems, Generated: now.UTC().Format(time.RFC3339)}
 	name := filepath.Base(filepath.Clean(r.Dir))
 	switch {
 	case r.Report == nil:

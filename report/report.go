@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/optoloop/optoloop/results"
 )
@@ -39,11 +40,13 @@ type Config struct {
 	Workers int
 	// Logger receives one line per report written. Default: discard.
 	Logger *slog.Logger
+	// Now is the clock that stamps the report's generation time. Default time.Now.
+	Now func() time.Time
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Seed: 1, Resamples: 2000, MaxTrajectories: 10, Workers: runtime.GOMAXPROCS(0), Logger: slog.New(slog.DiscardHandler)}
+	return Config{Seed: 1, Resamples: 2000, MaxTrajectories: 10, Workers: runtime.GOMAXPROCS(0), Logger: slog.New(slog.DiscardHandler), Now: time.Now}
 }
 
 // Validate reports the first unusable field.
@@ -57,6 +60,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("report: workers %d must be positive", c.Workers)
 	case c.Logger == nil:
 		return errors.New("report: logger is required")
+	case c.Now == nil:
+		return errors.New("report: clock (Now) is required")
 	}
 	return nil
 }
@@ -110,7 +115,7 @@ func Build(ctx context.Context, runDir string, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	if err := r.writeHTML(&buf, figs); err != nil {
+	if err := r.writeHTML(&buf, figs, cfg.Now()); err != nil {
 		return nil, err
 	}
 	return &Report{HTML: buf.Bytes(), Figures: figs, Missing: r.missing, Problems: r.problems}, nil

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/optoloop/optoloop/results"
 )
@@ -117,9 +118,14 @@ func TestFullRunHasEveryFigure(t *testing.T) {
 
 func TestEmptyRunFolder(t *testing.T) {
 	dir := t.TempDir()
-	rep, err := Build(context.Background(), dir, DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.Now = func() time.Time { return time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC) }
+	rep, err := Build(context.Background(), dir, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Contains(rep.HTML, []byte("Report generated 2031-02-03T04:05:06Z")) {
+		t.Error("the report is not stamped with the given clock")
 	}
 	if len(rep.Figures) != 0 {
 		t.Errorf("%d figures from an empty folder", len(rep.Figures))
