@@ -89,11 +89,11 @@ func (r *run) plan(cfg Config) []job {
 			}
 			tracks := make([]charts.Track, len(shown))
 			for i, e := range shown {
-				tracks[i] = track(e)
+				tracks[i] = Track(e)
 			}
 			all := make([]charts.Track, len(eps))
 			for i, e := range eps {
-				all[i] = track(e)
+				all[i] = Track(e)
 			}
 			note := ""
 			if len(shown) < len(eps) {
@@ -346,8 +346,9 @@ func (r *run) cross() (animals, agents []string, vals [][]float64, ns [][]int, o
 	return animals, agents, vals, ns, true
 }
 
-// track converts an episode to a chart track.
-func track(e *results.Episode) charts.Track {
+// Track converts an episode's track to the chart type (for charts.BuildTrajectory,
+// charts.WriteTrajectories and the like); the label names the episode and its closest approach.
+func Track(e *results.Episode) charts.Track {
 	t := charts.Track{
 		Label:  fmt.Sprintf("%s: %.2f cm", e.ID, e.ClosestCM),
 		Plate:  charts.Plate{CenterX: e.PlateCenter[0], CenterY: e.PlateCenter[1], Radius: e.PlateRadius, PxPerCM: e.PxPerCM},

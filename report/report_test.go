@@ -280,3 +280,19 @@ func TestCrossFromEpisodesWhileRunning(t *testing.T) {
 		t.Error("no cross-evaluation figure")
 	}
 }
+
+func TestTrackFollowsEpisode(t *testing.T) {
+	tt := 2.0
+	e := results.Episode{ID: "e", ClosestCM: 0.7, TimeTo05cmS: &tt, PxPerCM: 500, PlateCenter: [2]float64{10, 20}, PlateRadius: 900, Target: [2]float64{30, 40},
+		Frames: []results.Frame{{T: 0, X: 1, Y: 2, OK: true}, {T: 1, X: 3, Y: 4, Light: true}}}
+	tr := Track(&e)
+	if tr.Plate.PxPerCM != 500 || tr.Plate.CenterX != 10 || tr.Plate.CenterY != 20 || tr.Plate.Radius != 900 || tr.Target != e.Target {
+		t.Errorf("plate %+v target %v", tr.Plate, tr.Target)
+	}
+	if len(tr.Frames) != 2 || tr.Frames[1].X != 3 || tr.Frames[1].Y != 4 || !tr.Frames[1].Light || tr.Frames[1].OK || !tr.Frames[0].OK || tr.Frames[1].T != 1 {
+		t.Errorf("frames %+v", tr.Frames)
+	}
+	if tr.Label != "e: 0.70 cm" {
+		t.Errorf("label %q", tr.Label)
+	}
+}
