@@ -259,19 +259,30 @@ func (p simPlan) runEpisode(ctx context.Context, i int) (simEpisodeOut, error) {
 	if err != nil {
 		return simEpisodeOut{}, err
 	}
+	var t05 *float64
+	if r.TimeToWithinS != nil {
+		v := round(*r.TimeToWithinS, 3)
+		t05 = &v
+	}
 	return simEpisodeOut{
 		Line:            p.line.Code,
 		Seed:            seed,
 		Policy:          p.policy.String(),
-		Seconds:         r.Seconds,
-		ClosestCM:       r.ClosestCM,
-		TimeTo05CMS:     r.TimeToWithinS,
-		LightFraction:   r.LightFraction,
-		ReversalsPerMin: r.ReversalsPerMin,
-		MeanSpeedMMs:    r.MeanSpeedMMs,
-		FinalDistanceCM: r.FinalDistanceCM,
+		Seconds:         round(r.Seconds, 3),
+		ClosestCM:       round(r.ClosestCM, 4),
+		TimeTo05CMS:     t05,
+		LightFraction:   round(r.LightFraction, 4),
+		ReversalsPerMin: round(r.ReversalsPerMin, 3),
+		MeanSpeedMMs:    round(r.MeanSpeedMMs, 4),
+		FinalDistanceCM: round(r.FinalDistanceCM, 4),
 		TargetCM:        [2]float64{tx, ty},
 	}, nil
+}
+
+// round rounds v to d decimals (output only; the metrics are computed at full precision).
+func round(v float64, d int) float64 {
+	p := math.Pow(10, float64(d))
+	return math.Round(v*p) / p
 }
 
 // frameWriter writes an episode's frames as PNG files and its true track as CSV.
