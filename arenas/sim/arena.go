@@ -250,7 +250,7 @@ func (a *Arena) NextFrame(ctx context.Context) (arenas.Frame, error) {
 	a.snapshot()
 	f := arenas.Frame{
 		Seq:    a.seq,
-		Time:   a.cfg.Start.Add(time.Duration(float64(a.seq) * a.period * float64(time.Second))),
+		Time:   a.cfg.Start.Add(time.Duration(a.seq) * a.cal.FramePeriod),
 		Width:  a.cal.Width,
 		Height: a.cal.Height,
 		Light:  light,
