@@ -28,6 +28,10 @@ type synth struct {
 	experiment bool
 	maps       bool
 	saveEns    bool
+	// collect and collectFrames add random-light collection episodes per line (in the folder,
+	// not drawn); crossEpisodes adds episodes per pair of cross lines.
+	collect, collectFrames int
+	crossEpisodes          int
 }
 
 // synthEpisode simulates a biased random walk toward the target when the light is on under the
@@ -52,6 +56,8 @@ func synthEpisode(rng *rand.Rand, id, line, cond string, frames int, k int) resu
 				light = rng.Float64() < 0.3
 			case results.Random, results.Cross:
 				light = rng.Float64() < 0.15
+			case results.Collect:
+				light = rng.Float64() < 0.1
 			default:
 				light = false
 			}
@@ -158,6 +164,13 @@ func (s synth) write(t testing.TB, dir string) {
 		_, lr.PAgentVsNone, _ = results.MannWhitneyU(lr.Conditions[results.Agent].ClosestCM, lr.Conditions[results.None].ClosestCM)
 		_, lr.PAgentVsRandom, _ = results.MannWhitneyU(lr.Conditions[results.Agent].ClosestCM, lr.Conditions[results.Random].ClosestCM)
 		rep.Lines = append(rep.Lines, lr)
+		for i := range s.collect {
+			e := synthEpisode(rng, fmt.Sprintf("collect-%s-%03d", l, i), l, results.Collect, s.collectFrames, k)
+			k++
+			if err := results.WriteEpisode(dir, &e); err != nil {
+				t.Fatal(err)
+			}
+		}
 		ld := results.LineDir(dir, l)
 		if err := os.MkdirAll(ld, 0o755); err != nil {
 			t.Fatal(err)
@@ -186,6 +199,18 @@ func (s synth) write(t testing.TB, dir string) {
 		}
 		if s.saveEns {
 			saveEnsemble(t, filepath.Join(ld, results.EnsembleDir), 2, 1)
+		}
+	}
+	for _, a := range s.cross {
+		for _, g := range s.cross {
+			for i := range s.crossEpisodes {
+				e := synthEpisode(rng, fmt.Sprintf("cross-%s-by-%s-%03d", a, g, i), a, results.Cross, s.frames, k)
+				e.AgentLine = g
+				k++
+				if err := results.WriteEpisode(dir, &e); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 	}
 	if len(s.cross) > 0 {
