@@ -76,6 +76,7 @@ type row struct {
 	Line                        string
 	N                           [3]string
 	Closest                     [3]string
+	Reached                     [3]string
 	PNone, PRandom              string
 	RandomRate, LightFraction   string
 	Members, Updates, Transfers string
@@ -117,6 +118,9 @@ func (r *run) rows() []row {
 			rw.N[i] = fmt.Sprint(len(g.Values))
 			rw.Closest[i] = meanSD(g.Values)
 		}
+		for i, c := range conditions() {
+			rw.Reached[i] = r.reached(l, c)
+		}
 		rw.PNone, rw.PRandom = pString(ps[0].P), pString(ps[1].P)
 		rw.RandomRate, rw.LightFraction, rw.Members, rw.Updates, rw.Transfers = "–", "–", "–", "–", "–"
 		if lr := r.lineResult(l); lr != nil {
@@ -148,6 +152,29 @@ func (r *run) rows() []row {
 		out = append(out, rw)
 	}
 	return out
+}
+
+// reached is "k/n": of the line's n episodes of the condition, k came within 0.5 cm (from
+// report.json when it has the line, else from the episode files; "–" without episodes).
+func (r *run) reached(l, c string) string {
+	var times []*float64
+	if lr := r.lineResult(l); lr != nil && len(lr.Conditions) > 0 {
+		times = lr.Conditions[c].TimeTo05cmS
+	} else {
+		for _, e := range r.byLine[l][c] {
+			times = append(times, e.TimeTo05cmS)
+		}
+	}
+	if len(times) == 0 {
+		return "–"
+	}
+	k := 0
+	for _, t := range times {
+		if t != nil {
+			k++
+		}
+	}
+	return fmt.Sprintf("%d/%d", k, len(times))
 }
 
 // figView is a figure as the template shows it.
@@ -248,6 +275,7 @@ pre { background: #f7f7f7; padding: 0.7em; overflow-x: auto; }
 <body>
 <h1>{{.Title}}</h1>
 <p id="status">{{.Status}}.<br>Run folder: <code>{{.Dir}}</code>. Report generated {{.Generated}}; {{.NFigures}} figures.</p>
+<nav id="contents">Contents: <a href="#settings">settings</a> · <a href="#lines">results per line</a>{{range .Overall}} · <a href="#fig-{{.ID}}">{{.Kind}}</a>{{end}}{{range .Lines}} · <a href="#line-{{.Line}}">line {{.Line}}</a>{{end}}</nav>
 {{if .Missing}}<div class="missing" id="missing"><h2>Missing parts</h2><ul>
 {{range .Missing}}<li>{{.}}</li>
 {{end}}</ul></div>{{end}}
@@ -261,9 +289,9 @@ pre { background: #f7f7f7; padding: 0.7em; overflow-x: auto; }
 {{if .YAML}}<details><summary>experiment.yaml</summary><pre>{{.YAML}}</pre></details>{{else}}<p>No experiment.yaml in the run folder.</p>{{end}}
 <h2 id="lines">Results per line</h2>
 {{if .Rows}}<table id="line-table">
-<tr><th class="k" rowspan="2">line</th><th colspan="3">episodes</th><th colspan="3">closest approach, cm (mean ± SD)</th><th colspan="2">p (Mann-Whitney U)</th><th rowspan="2">random rate</th><th rowspan="2">agent light fraction</th><th rowspan="2">members</th><th rowspan="2">updates</th><th rowspan="2">transitions</th><th class="k" rowspan="2">from</th></tr>
-<tr><th>agent</th><th>none</th><th>random</th><th>agent</th><th>none</th><th>random</th><th>agent vs none</th><th>agent vs random</th></tr>
-{{range .Rows}}<tr><td class="k">{{.Line}}</td>{{range .N}}<td>{{.}}</td>{{end}}{{range .Closest}}<td>{{.}}</td>{{end}}<td>{{.PNone}}</td><td>{{.PRandom}}</td><td>{{.RandomRate}}</td><td>{{.LightFraction}}</td><td>{{.Members}}</td><td>{{.Updates}}</td><td>{{.Transfers}}</td><td class="k">{{.Source}}</td></tr>
+<tr><th class="k" rowspan="2">line</th><th colspan="3">episodes</th><th colspan="3">closest approach, cm (mean ± SD)</th><th colspan="3">reached 0.5 cm</th><th colspan="2">p (Mann-Whitney U)</th><th rowspan="2">random rate</th><th rowspan="2">agent light fraction</th><th rowspan="2">members</th><th rowspan="2">updates</th><th rowspan="2">transitions</th><th class="k" rowspan="2">from</th></tr>
+<tr><th>agent</th><th>none</th><th>random</th><th>agent</th><th>none</th><th>random</th><th>agent</th><th>none</th><th>random</th><th>agent vs none</th><th>agent vs random</th></tr>
+{{range .Rows}}<tr><td class="k">{{.Line}}</td>{{range .N}}<td>{{.}}</td>{{end}}{{range .Closest}}<td>{{.}}</td>{{end}}{{range .Reached}}<td>{{.}}</td>{{end}}<td>{{.PNone}}</td><td>{{.PRandom}}</td><td>{{.RandomRate}}</td><td>{{.LightFraction}}</td><td>{{.Members}}</td><td>{{.Updates}}</td><td>{{.Transfers}}</td><td class="k">{{.Source}}</td></tr>
 {{end}}</table>{{else}}<p>No line has results yet.</p>{{end}}
 {{range .Overall}}{{template "fig" .}}{{end}}
 {{range .Lines}}<section id="line-{{.Line}}">

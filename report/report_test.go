@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -110,9 +111,26 @@ func TestFullRunHasEveryFigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := run.Report.Lines[0].Conditions["agent"].ClosestCM
-	if !strings.Contains(h, "<td>"+meanSD(agent)+"</td>") {
-		t.Errorf("line 301's agent mean %s not in the table", meanSD(agent))
+	// The table shows report.json's means and how many episodes reached 0.5 cm.
+	var cells string
+	conds := run.Report.Lines[0].Conditions
+	for _, c := range []string{"agent", "none", "random"} {
+		cells += "<td>" + meanSD(conds[c].ClosestCM) + "</td>"
+	}
+	for _, c := range []string{"agent", "none", "random"} {
+		k := 0
+		for _, tt := range conds[c].TimeTo05cmS {
+			if tt != nil {
+				k++
+			}
+		}
+		cells += fmt.Sprintf("<td>%d/%d</td>", k, len(conds[c].TimeTo05cmS))
+	}
+	if !strings.Contains(h, cells) {
+		t.Errorf("line 301's row lacks %s", cells)
+	}
+	if !strings.Contains(h, `<a href="#line-446">line 446</a>`) {
+		t.Error("no link to line 446 in the contents")
 	}
 }
 
