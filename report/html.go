@@ -259,7 +259,7 @@ func pageTemplate() *template.Template {
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; font-variant-numeric: tabular-nums; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.4em; text-align: right; font-variant-numeric: tabular-nums; font-size: 0.9em; }
 td { white-space: nowrap; }
 th { background: #f3f3f3; }
 td.k, th.k { text-align: left; }
@@ -269,13 +269,14 @@ figcaption { font-size: 0.9em; color: #555; max-width: 900px; }
 .missing { background: #fff6e0; border: 1px solid #e8c46a; padding: 0.5em 1em; }
 .problems { background: #fdecec; border: 1px solid #e59a9a; padding: 0.5em 1em; }
 .failed { color: #a00; }
+.wide { overflow-x: auto; }
 pre { background: #f7f7f7; padding: 0.7em; overflow-x: auto; }
 </style>
 </head>
 <body>
 <h1>{{.Title}}</h1>
 <p id="status">{{.Status}}.<br>Run folder: <code>{{.Dir}}</code>. Report generated {{.Generated}}; {{.NFigures}} figures.</p>
-<nav id="contents">Contents: <a href="#settings">settings</a> · <a href="#lines">results per line</a>{{range .Overall}} · <a href="#fig-{{.ID}}">{{.Kind}}</a>{{end}}{{range .Lines}} · <a href="#line-{{.Line}}">line {{.Line}}</a>{{end}}</nav>
+<nav id="contents">Contents: <a href="#settings">settings</a> · <a href="#lines">results per line</a>{{range .Overall}} · <a href="#fig-{{.ID}}">{{.Title}}</a>{{end}}{{range .Lines}} · <a href="#line-{{.Line}}">line {{.Line}}</a>{{end}}</nav>
 {{if .Missing}}<div class="missing" id="missing"><h2>Missing parts</h2><ul>
 {{range .Missing}}<li>{{.}}</li>
 {{end}}</ul></div>{{end}}
@@ -288,11 +289,11 @@ pre { background: #f7f7f7; padding: 0.7em; overflow-x: auto; }
 {{end}}</table>{{end}}
 {{if .YAML}}<details><summary>experiment.yaml</summary><pre>{{.YAML}}</pre></details>{{else}}<p>No experiment.yaml in the run folder.</p>{{end}}
 <h2 id="lines">Results per line</h2>
-{{if .Rows}}<table id="line-table">
-<tr><th class="k" rowspan="2">line</th><th colspan="3">episodes</th><th colspan="3">closest approach, cm (mean ± SD)</th><th colspan="3">reached 0.5 cm</th><th colspan="2">p (Mann-Whitney U)</th><th rowspan="2">random rate</th><th rowspan="2">agent light fraction</th><th rowspan="2">members</th><th rowspan="2">updates</th><th rowspan="2">transitions</th><th class="k" rowspan="2">from</th></tr>
+{{if .Rows}}<div class="wide"><table id="line-table">
+<tr><th class="k" rowspan="2">line</th><th colspan="3">episodes</th><th colspan="3">closest approach, cm (mean ± SD)</th><th colspan="3">reached 0.5 cm</th><th colspan="2">p (Mann-Whitney U)</th><th rowspan="2">random rate</th><th rowspan="2">agent light fraction</th><th rowspan="2">ensemble: members × updates</th><th rowspan="2">training frames</th><th class="k" rowspan="2">from</th></tr>
 <tr><th>agent</th><th>none</th><th>random</th><th>agent</th><th>none</th><th>random</th><th>agent</th><th>none</th><th>random</th><th>agent vs none</th><th>agent vs random</th></tr>
-{{range .Rows}}<tr><td class="k">{{.Line}}</td>{{range .N}}<td>{{.}}</td>{{end}}{{range .Closest}}<td>{{.}}</td>{{end}}{{range .Reached}}<td>{{.}}</td>{{end}}<td>{{.PNone}}</td><td>{{.PRandom}}</td><td>{{.RandomRate}}</td><td>{{.LightFraction}}</td><td>{{.Members}}</td><td>{{.Updates}}</td><td>{{.Transfers}}</td><td class="k">{{.Source}}</td></tr>
-{{end}}</table>{{else}}<p>No line has results yet.</p>{{end}}
+{{range .Rows}}<tr><td class="k">{{.Line}}</td>{{range .N}}<td>{{.}}</td>{{end}}{{range .Closest}}<td>{{.}}</td>{{end}}{{range .Reached}}<td>{{.}}</td>{{end}}<td>{{.PNone}}</td><td>{{.PRandom}}</td><td>{{.RandomRate}}</td><td>{{.LightFraction}}</td><td>{{.Members}} × {{.Updates}}</td><td>{{.Transfers}}</td><td class="k">{{.Source}}</td></tr>
+{{end}}</table></div>{{else}}<p>No line has results yet.</p>{{end}}
 {{range .Overall}}{{template "fig" .}}{{end}}
 {{range .Lines}}<section id="line-{{.Line}}">
 <h2>Line {{.Line}}</h2>
