@@ -142,25 +142,29 @@ func TestClosedLoopControl(t *testing.T) {
 	}
 	off := func(arenas.Pose, float64, float64) bool { return false }
 	tests := []struct {
-		line    string
-		policy  func() func(p arenas.Pose, tx, ty float64) bool
-		control bool
-		alpha   float64 // significance required of the improvement
+		line   string
+		policy func() func(p arenas.Pose, tx, ty float64) bool
+		want   string  // "closer", "no better" (cross-evaluation) or "same" (wild type)
+		alpha  float64 // significance required of the improvement
 	}{
-		{"446", pulseToward, true, 0.001},
-		{"281", holdToward, true, 0.001},
-		{"301", away, true, 0.01},
+		{"446", pulseToward, "closer", 0.001},
+		{"281", holdToward, "closer", 0.001},
+		{"301", away, "closer", 0.01},
 		// 352 is the weakest responder (as in the reference, where its own agents reached
 		// 0.49 cm against 0.16-0.41 for the others).
-		{"352", away, true, 0.05},
-		{"73", away, false, 0},
+		{"352", away, "closer", 0.05},
+		// Cross-evaluation: a policy matched to one line's mechanism fails on the other
+		// (reference: 281 animals with 301 agents 1.35 cm, 301 animals with 281 agents 1.48 cm).
+		{"281", away, "no better", 0},
+		{"301", holdToward, "no better", 0},
+		{"73", away, "same", 0},
 	}
 	const n, secs = 20, 450
 	// Without light every line is the same animal (the light response draws nothing else), so
 	// one no-light baseline serves all lines.
 	var none []float64
 	for _, tt := range tests {
-		t.Run(tt.line, func(t *testing.T) {
+		t.Run(tt.line+" "+tt.want, func(t *testing.T) {
 			line := mustLine(t, tt.line)
 			target := func(i int) [2]float64 {
 				return [2]float64{[]float64{0, 0, -1.5, 1.5}[i%4], []float64{-1.5, 1.5, 0, 0}[i%4]}
@@ -179,11 +183,19 @@ func TestClosedLoopControl(t *testing.T) {
 			mp, _ := meanSD(pol)
 			p, _ := mannWhitney(pol, none)
 			t.Logf("line %s: closest approach no light %.3f cm, policy %.3f cm (p %.2g)", tt.line, mn, mp, p)
-			if tt.control && (p > tt.alpha || mp > mn-0.25) {
-				t.Errorf("line %s: the policy does not bring the worm closer: %.3f vs %.3f cm", tt.line, mp, mn)
-			}
-			if !tt.control && mp != mn {
-				t.Errorf("line %s: wild type is driven by light: %.3f vs %.3f cm", tt.line, mp, mn)
+			switch tt.want {
+			case "closer":
+				if p > tt.alpha || mp > mn-0.25 {
+					t.Errorf("line %s: the policy does not bring the worm closer: %.3f vs %.3f cm", tt.line, mp, mn)
+				}
+			case "no better":
+				if mp < mn-0.1 {
+					t.Errorf("line %s: another line's policy works here: %.3f vs %.3f cm", tt.line, mp, mn)
+				}
+			case "same":
+				if mp != mn {
+					t.Errorf("line %s: wild type is driven by light: %.3f vs %.3f cm", tt.line, mp, mn)
+				}
 			}
 		})
 	}
