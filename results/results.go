@@ -132,7 +132,7 @@ type Episode struct {
 	LightFraction   float64  `json:"light_fraction"`
 	LostFraction    float64  `json:"lost_fraction"`
 	FinalDistanceCM float64  `json:"final_distance_cm"`
-	Frames          []Frame  `json:"frames"`
+	Frames          []Frame  `json:"frames,omitempty"`
 }
 
 // Run is what Load found in a run folder. Missing names the parts that are absent, so that a

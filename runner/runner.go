@@ -277,24 +277,10 @@ func (r *Runner) runJob(ctx context.Context, j job) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
-	cal := arena.Calibration()
-	e := results.Episode{
-		ID: j.id, Condition: j.condition, Line: j.line, AgentLine: j.agentLine, Seed: j.animal,
-		Seconds: res.Metrics.Seconds, PxPerCM: cal.PxPerCM,
-		PlateCenter: [2]float64{cal.CenterX, cal.CenterY}, PlateRadius: cal.PlateRadius, Target: res.TargetPx,
-		ClosestCM: res.Metrics.ClosestCM, TimeTo05cmS: res.Metrics.TimeToWithinS,
-		LightFraction: res.ChosenLightFraction(), LostFraction: res.LostFraction(),
-		FinalDistanceCM: res.Metrics.FinalDistanceCM,
-	}
+	e := results.Episode{ID: j.id, Condition: j.condition, Line: j.line, AgentLine: j.agentLine, Seed: j.animal}
+	res.Fill(&e, arena.Calibration(), j.keepTrack)
 	if j.agent == nil && j.light.Kind == episode.Random {
 		e.LightProbability = j.light.P
-	}
-	if j.keepTrack {
-		back := cal.PxPerCM / worker.ReferencePxPerCM
-		e.Frames = make([]results.Frame, len(res.Records))
-		for i, rec := range res.Records {
-			e.Frames[i] = results.Frame{T: rec.T, X: rec.X * back, Y: rec.Y * back, Light: rec.Light, OK: rec.OK, Body: rec.Body, Head: rec.Head, Ver: rec.PolicyVersion}
-		}
 	}
 	if err := results.WriteEpisode(r.cfg.Dir, &e); err != nil {
 		return outcome{}, err

@@ -14,11 +14,7 @@ echo "== a simulated worm of line 301 under random light: rendered frames and it
 echo "frames and track: $out/frames"
 
 echo
-echo "== experiment: experiments/demo.yaml (collect, train, evaluate)"
+echo "== experiment: experiments/demo.yaml (collect, train, evaluate; writes the report)"
 start=$(date +%s)
 "$bin" experiment run experiments/demo.yaml --out "$out/run"
 echo "experiment wall time: $(( $(date +%s) - start )) s"
-
-echo
-echo "== report"
-"$bin" report "$out/run"

@@ -19,6 +19,7 @@ import (
 	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/arenas"
 	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/results"
 )
 
 // ReferencePxPerCM is the camera scale the agents' observations are expressed in: positions are
@@ -95,6 +96,31 @@ func (r *Result) ChosenLightFraction() float64 {
 		return 0
 	}
 	return float64(r.LightOn) / float64(r.Frames)
+}
+
+// Fill writes the result into e: metrics, the plate geometry of calibration cal and, when
+// keepTrack is set, the per-frame track in the arena's pixels. The caller names the episode
+// (ID, condition, line, seed).
+func (r *Result) Fill(e *results.Episode, cal arenas.Calibration, keepTrack bool) {
+	e.Seconds = r.Metrics.Seconds
+	e.PxPerCM = cal.PxPerCM
+	e.PlateCenter = [2]float64{cal.CenterX, cal.CenterY}
+	e.PlateRadius = cal.PlateRadius
+	e.Target = r.TargetPx
+	e.ClosestCM = r.Metrics.ClosestCM
+	e.TimeTo05cmS = r.Metrics.TimeToWithinS
+	e.LightFraction = r.ChosenLightFraction()
+	e.LostFraction = r.LostFraction()
+	e.FinalDistanceCM = r.Metrics.FinalDistanceCM
+	e.Frames = nil
+	if !keepTrack {
+		return
+	}
+	back := cal.PxPerCM / ReferencePxPerCM
+	e.Frames = make([]results.Frame, len(r.Records))
+	for i, rec := range r.Records {
+		e.Frames[i] = results.Frame{T: rec.T, X: rec.X * back, Y: rec.Y * back, Light: rec.Light, OK: rec.OK, Body: rec.Body, Head: rec.Head, Ver: rec.PolicyVersion}
+	}
 }
 
 // Config configures a Worker.

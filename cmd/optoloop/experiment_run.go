@@ -13,6 +13,7 @@ import (
 
 	"github.com/optoloop/optoloop/arenas/sim"
 	"github.com/optoloop/optoloop/experiment"
+	"github.com/optoloop/optoloop/report"
 	"github.com/optoloop/optoloop/results"
 	"github.com/optoloop/optoloop/runner"
 	"github.com/spf13/cobra"
@@ -97,7 +98,11 @@ func runExperiment(cmd *cobra.Command, path string, o experimentRunOptions) erro
 	if err := printReportTable(cmd.OutOrStdout(), rep); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(cmd.OutOrStdout(), "\nrun folder: %s\n", dir)
+	html, err := report.Write(cmd.Context(), dir)
+	if err != nil {
+		return fmt.Errorf("report of %s: %w", dir, err)
+	}
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "\nrun folder: %s\nreport: %s\n", dir, html)
 	return err
 }
 

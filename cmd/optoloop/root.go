@@ -16,6 +16,7 @@ func newRootCmd() *cobra.Command {
 		newLinesCmd(),
 		newSimCmd(),
 		newExperimentCmd(),
+		newEpisodeCmd(),
 		newReportCmd(),
 		newPolicyMapCmd(),
 		newRigCmd(),
