@@ -347,6 +347,7 @@ func TestTrajectoryEdgeCases(t *testing.T) {
 		{"all lost", []TrackFrame{{X: 1, Y: 1}, {X: 2, Y: 2}}, 0, -1},
 		{"single frame", []TrackFrame{{X: 100, Y: 100, OK: true}}, 0, 0},
 		{"light switches", []TrackFrame{{X: 100, Y: 100, OK: true}, {X: 101, Y: 100, OK: true, Light: true}, {X: 102, Y: 100, OK: true, Light: true}, {X: 103, Y: 100, OK: true}}, 2, 3},
+		{"NaN position", []TrackFrame{{X: 100, Y: 100, OK: true}, {X: math.NaN(), Y: 100, OK: true}, {X: 103, Y: 100, OK: true}, {X: 104, Y: 100, OK: true}}, 1, 3},
 		{"gap", []TrackFrame{{X: 100, Y: 100, OK: true}, {X: 101, Y: 100, OK: true}, {X: 102, Y: 100}, {X: 103, Y: 100, OK: true}, {X: 104, Y: 100, OK: true}}, 2, 4},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -40,8 +40,8 @@ type Point struct{ X, Y float64 }
 
 // Segment is a run of the path drawn in one colour: frames From..To (inclusive) joined by steps
 // that all had the same light state. The step from frame i to frame i+1 takes the light state of
-// frame i (the command chosen after frame i is in force until frame i+1). A lost frame (OK false)
-// breaks the path: no step touches it.
+// frame i (the command chosen after frame i is in force until frame i+1). A lost frame (OK false,
+// or a non-finite position) breaks the path: no step touches it.
 type Segment struct {
 	Light    bool
 	From, To int
@@ -100,8 +100,10 @@ func BuildTrajectory(tr Track, align bool) (TrajectoryPanel, error) {
 		ClosestCM:    math.NaN(),
 		Aligned:      align,
 	}
+	// A frame with a non-finite position counts as lost.
+	ok := func(f TrackFrame) bool { return f.OK && isFinite(f.X) && isFinite(f.Y) }
 	for i, f := range tr.Frames {
-		if !f.OK {
+		if !ok(f) {
 			continue
 		}
 		pt := toCM(f.X, f.Y)
@@ -116,7 +118,7 @@ func BuildTrajectory(tr Track, align bool) (TrajectoryPanel, error) {
 	var cur *Segment
 	for i := 0; i+1 < len(tr.Frames); i++ {
 		a, b := tr.Frames[i], tr.Frames[i+1]
-		if !a.OK || !b.OK {
+		if !ok(a) || !ok(b) {
 			cur = nil
 			continue
 		}

@@ -79,7 +79,12 @@ func (r *run) plan(cfg Config) []job {
 				})
 		}
 		for _, c := range conditions() {
-			eps := r.byLine[l][c]
+			var eps []*results.Episode
+			for _, e := range r.byLine[l][c] {
+				if hasPlate(e) {
+					eps = append(eps, e)
+				}
+			}
 			if len(eps) == 0 {
 				continue
 			}
@@ -345,6 +350,9 @@ func (r *run) cross() (animals, agents []string, vals [][]float64, ns [][]int, o
 	}
 	return animals, agents, vals, ns, true
 }
+
+// hasPlate reports whether an episode records the plate geometry its track is drawn on.
+func hasPlate(e *results.Episode) bool { return e.PxPerCM > 0 && e.PlateRadius > 0 }
 
 // Track converts an episode's track to the chart type (for charts.BuildTrajectory,
 // charts.WriteTrajectories and the like); the label names the episode and its closest approach.

@@ -83,6 +83,9 @@ func load(dir string) (*run, error) {
 			r.byLine[e.Line] = map[string][]*results.Episode{}
 		}
 		r.byLine[e.Line][e.Condition] = append(r.byLine[e.Line][e.Condition], e)
+		if !hasPlate(e) {
+			r.problems = append(r.problems, fmt.Sprintf("%s/%s.json: no plate geometry (px_per_cm %v, plate_radius_px %v); its track is not drawn", results.EpisodesDir, e.ID, e.PxPerCM, e.PlateRadius))
+		}
 	}
 	sort.Strings(rest)
 	for _, l := range rest {

@@ -217,12 +217,16 @@ func TestCorruptFilesAreNamed(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "lines", "73", "policy_map.json"), []byte("[1,2"), 0o644)
 	os.WriteFile(filepath.Join(dir, "lines", "73", "curves.jsonl"), []byte("{\"member\":0}\ngarbage\n{\"member\":1}\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "experiment.yaml"), []byte("name: [unclosed\n"), 0o644)
+	noPlate := results.Episode{ID: "73-agent-nop", Condition: results.Agent, Line: "73", ClosestCM: 1, Frames: []results.Frame{{X: 1, Y: 1, OK: true}, {X: 2, Y: 2, OK: true}}}
+	if err := results.WriteEpisode(dir, &noPlate); err != nil {
+		t.Fatal(err)
+	}
 	rep, err := Build(context.Background(), dir, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	probs := strings.Join(rep.Problems, "\n")
-	for _, name := range []string{"zz-broken.json", "lines/73/policy_map.json", "lines/73/curves.jsonl"} {
+	for _, name := range []string{"zz-broken.json", "lines/73/policy_map.json", "lines/73/curves.jsonl", "73-agent-nop.json: no plate geometry"} {
 		if !strings.Contains(probs, name) {
 			t.Errorf("problem with %s not reported: %q", name, probs)
 		}
