@@ -38,7 +38,7 @@ the extension of --out. --json also writes the map's numbers.`,
 				return fmt.Errorf("policy-map: %w", err)
 			}
 			if title == "" {
-				title = fmt.Sprintf("P(light on), ensemble %s (%d members)", filepath.Base(filepath.Clean(ensemble)), m.Members)
+				title = fmt.Sprintf("P(light on), %s (%d members)", ensembleName(ensemble), m.Members)
 			}
 			var buf bytes.Buffer
 			if err := charts.WritePolicyMap(&buf, format, report.PolicyMapChart(m, title)); err != nil {
@@ -66,6 +66,17 @@ the extension of --out. --json also writes the map's numbers.`,
 	f.StringVar(&title, "title", "", "figure title (default: the ensemble's folder and size)")
 	f.StringVar(&jsonOut, "json", "", "also write the map as JSON to this file")
 	return cmd
+}
+
+// ensembleName names an ensemble folder: "line L" for a run folder's lines/L/ensemble, else the
+// folder's name.
+func ensembleName(dir string) string {
+	dir = filepath.Clean(dir)
+	line := filepath.Dir(dir)
+	if filepath.Base(dir) == results.EnsembleDir && filepath.Base(filepath.Dir(line)) == results.LinesDir {
+		return "line " + filepath.Base(line)
+	}
+	return "ensemble " + filepath.Base(dir)
 }
 
 // writeReadable writes data to path atomically with mode 0644.

@@ -127,3 +127,16 @@ func TestPolicyMapCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestEnsembleName(t *testing.T) {
+	for in, want := range map[string]string{
+		"runs/x/lines/446/ensemble":  "line 446",
+		"runs/x/lines/446/ensemble/": "line 446",
+		"/tmp/my-ens":                "ensemble my-ens",
+		"ensemble":                   "ensemble ensemble",
+	} {
+		if got := ensembleName(in); got != want {
+			t.Errorf("ensembleName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
