@@ -334,10 +334,14 @@ func (m *Model) resetEpisode(x, y, heading float64) {
 	m.effect, m.responding, m.habit = 0, false, 1
 	m.t, m.reversals, m.edgeRevs, m.omegas, m.odometer = 0, 0, 0, 0, 0
 	m.updateFatigue()
-	// Let the body take its undulating shape before the first frame.
+	// Let the body take its undulating shape before the first frame, keeping the heading: no
+	// turning bias or heading noise while it does.
+	bias, noise := m.bias, m.an.headingSD
+	m.bias, m.an.headingSD = 0, 0
 	for i := 0; i < int(math.Ceil(1.5*L/m.an.speed/m.beh.StepS)); i++ {
 		m.moveForward(m.beh.StepS, m.an.speed, m.an.headSwing, 0)
 	}
+	m.bias, m.an.headingSD = bias, noise
 	cx, cy := m.bd.centroid()
 	m.shift(x-cx, y-cy)
 	m.t = 0

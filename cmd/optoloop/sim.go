@@ -30,6 +30,7 @@ type simOptions struct {
 	seed      uint64
 	workers   int
 	frames    string
+	every     int
 	noRender  bool
 	realtime  bool
 	linesFile string
@@ -77,6 +78,7 @@ func newSimCmd() *cobra.Command {
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the first episode")
 	f.IntVar(&o.workers, "workers", 1, "episodes run in parallel")
 	f.StringVar(&o.frames, "frames", "", "write each episode's rendered frames (PNG) and track (CSV) under this directory")
+	f.IntVar(&o.every, "frame-every", 1, "with --frames, write every Nth frame's PNG (the track has every frame)")
 	f.BoolVar(&o.noRender, "no-render", false, "do not render frames (true pose only; much faster)")
 	f.BoolVar(&o.realtime, "realtime", false, "pace frames at the frame period on the wall clock")
 	f.StringVar(&o.linesFile, "lines-file", "", "YAML or JSON catalogue merged over the embedded one")
@@ -103,6 +105,8 @@ func planSim(o simOptions) (simPlan, error) {
 		return p, fmt.Errorf("--episodes %d must be within 1-1000000", o.episodes)
 	case o.workers < 1 || o.workers > 1024:
 		return p, fmt.Errorf("--workers %d must be within 1-1024", o.workers)
+	case o.every < 1:
+		return p, fmt.Errorf("--frame-every %d must be at least 1", o.every)
 	case o.frames != "" && o.noRender:
 		return p, errors.New("--frames needs rendering: drop --no-render")
 	}
@@ -243,7 +247,7 @@ func (p simPlan) runEpisode(ctx context.Context, i int) (simEpisodeOut, error) {
 	}
 	var closeTrack func() error
 	if p.o.frames != "" {
-		w, err := newFrameWriter(filepath.Join(p.o.frames, fmt.Sprintf("episode-%04d", i)))
+		w, err := newFrameWriter(filepath.Join(p.o.frames, fmt.Sprintf("episode-%04d", i)), p.o.every)
 		if err != nil {
 			return simEpisodeOut{}, err
 		}
@@ -288,12 +292,13 @@ func round(v float64, d int) float64 {
 // frameWriter writes an episode's frames as PNG files and its true track as CSV.
 type frameWriter struct {
 	dir   string
+	every int
 	track *os.File
 	img   *image.Gray
 	enc   png.Encoder
 }
 
-func newFrameWriter(dir string) (*frameWriter, error) {
+func newFrameWriter(dir string, every int) (*frameWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("--frames: %w", err)
 	}
@@ -305,10 +310,17 @@ func newFrameWriter(dir string) (*frameWriter, error) {
 		f.Close()
 		return nil, err
 	}
-	return &frameWriter{dir: dir, track: f, enc: png.Encoder{CompressionLevel: png.BestSpeed}}, nil
+	return &frameWriter{dir: dir, every: every, track: f, enc: png.Encoder{CompressionLevel: png.BestSpeed}}, nil
 }
 
 func (w *frameWriter) write(f arenas.Frame, p arenas.Pose) error {
+	t := float64(f.Seq) * arenas.DefaultCalibration().FramePeriod.Seconds()
+	if _, err := fmt.Fprintf(w.track, "%d,%.3f,%t,%.2f,%.2f,%.4f,%.4f,%t\n", f.Seq, t, f.Light.On, p.X, p.Y, p.BodyAngle, p.HeadAngle, p.Coiled); err != nil {
+		return err
+	}
+	if f.Seq%uint64(w.every) != 0 {
+		return nil
+	}
 	if w.img == nil || w.img.Rect.Dx() != f.Width || w.img.Rect.Dy() != f.Height {
 		w.img = image.NewGray(image.Rect(0, 0, f.Width, f.Height))
 	}
@@ -321,12 +333,7 @@ func (w *frameWriter) write(f arenas.Frame, p arenas.Pose) error {
 		out.Close()
 		return err
 	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	t := float64(f.Seq) * arenas.DefaultCalibration().FramePeriod.Seconds()
-	_, err = fmt.Fprintf(w.track, "%d,%.3f,%t,%.2f,%.2f,%.4f,%.4f,%t\n", f.Seq, t, f.Light.On, p.X, p.Y, p.BodyAngle, p.HeadAngle, p.Coiled)
-	return err
+	return out.Close()
 }
 
 func (w *frameWriter) close() error { return w.track.Close() }

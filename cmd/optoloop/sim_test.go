@@ -44,6 +44,7 @@ func TestSimBadInput(t *testing.T) {
 		{"bad policy", []string{"--policy", "random:1.5"}, "within 0-1"},
 		{"no episodes", []string{"--episodes", "0"}, "--episodes 0"},
 		{"no workers", []string{"--workers", "0"}, "--workers 0"},
+		{"bad frame-every", []string{"--frame-every", "0"}, "--frame-every 0"},
 		{"frames without rendering", []string{"--no-render"}, "--frames needs rendering"},
 		{"malformed catalogue", []string{"--lines-file", badCat}, `line "9": field response.speed_factor: -2 must be >= 0`},
 		{"missing catalogue", []string{"--lines-file", filepath.Join(dir, "nope.yaml")}, "lines file"},
@@ -129,6 +130,14 @@ func TestSimFrames(t *testing.T) {
 	}
 	if n := strings.Count(string(track), "\n"); n != 5 {
 		t.Fatalf("track has %d lines, want header + 4", n)
+	}
+	// Every second frame only; the track keeps all.
+	dir2 := filepath.Join(t.TempDir(), "frames")
+	if _, err := runCmd(t, "sim", "--seconds", "1", "--frames", dir2, "--frame-every", "2", "--json"); err != nil {
+		t.Fatal(err)
+	}
+	if pngs, _ := filepath.Glob(filepath.Join(dir2, "episode-0000", "frame-*.png")); len(pngs) != 2 {
+		t.Fatalf("%d frames with --frame-every 2, want 2 (frames 0 and 2)", len(pngs))
 	}
 }
 
