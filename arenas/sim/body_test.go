@@ -122,6 +122,24 @@ func TestModelDeterministic(t *testing.T) {
 	if a, b := run(5), run(6); a == b {
 		t.Fatal("different seeds give the same worm")
 	}
+	// Without light, every line's animal of a seed is the same animal.
+	dark := func(code string) [2]float64 {
+		m, err := NewModel(DefaultBehaviour(), mustLine(t, code), 17.9, 9, 0, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 900; i++ {
+			m.Advance(1.0/3, false)
+		}
+		x, y := m.Centre()
+		return [2]float64{x, y}
+	}
+	ref := dark("73")
+	for _, code := range []string{"281", "301", "352", "446", "336", "437"} {
+		if got := dark(code); got != ref {
+			t.Errorf("line %s without light differs from the wild type: %v vs %v", code, got, ref)
+		}
+	}
 }
 
 // The worm never leaves the plate, even in long runs.

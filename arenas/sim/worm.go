@@ -304,10 +304,13 @@ func (m *Model) NewAnimal(x, y, heading float64) {
 		a.ventral = -1
 	}
 	a.biasMean *= a.ventral
-	if r.Float64() < m.resp.WeakFraction {
-		a.gain = 0.3 * r.Float64()
+	// Draw both numbers whatever the line, so that without light every line's animal of a
+	// given seed is the same animal.
+	weak, u, z := r.Float64(), r.Float64(), r.NormFloat64()
+	if weak < m.resp.WeakFraction {
+		a.gain = 0.3 * u
 	} else {
-		a.gain = clip(1+0.15*r.NormFloat64(), 0.6, 1.4)
+		a.gain = clip(1+0.15*z, 0.6, 1.4)
 	}
 	m.an = a
 	m.resetEpisode(x, y, heading)
