@@ -197,7 +197,7 @@ func (a *Arena) LightState() arenas.Light {
 }
 
 // SetLight implements arenas.Arena: the command takes effect for the interval before the next
-// frame.
+// frame. An Intensity in (0, 1] scales the light's effect (0 means full intensity).
 func (a *Arena) SetLight(ctx context.Context, l arenas.Light) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -229,7 +229,14 @@ func (a *Arena) NextFrame(ctx context.Context) (arenas.Frame, error) {
 	}
 	if a.started {
 		a.seq++
-		a.model.Advance(a.period, light.On)
+		level := 0.0
+		if light.On {
+			level = 1
+			if light.Intensity > 0 {
+				level = light.Intensity
+			}
+		}
+		a.model.AdvanceLevel(a.period, level)
 	} else {
 		a.started = true
 		a.wall0 = a.cfg.Now()

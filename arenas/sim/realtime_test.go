@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -147,5 +148,40 @@ func TestWeakResponders(t *testing.T) {
 	f := float64(weak) / n
 	if want := line.Response.WeakFraction; f < want-0.05 || f > want+0.05 {
 		t.Fatalf("weak responders %.3f, want about %v", f, want)
+	}
+}
+
+// A dimmer light evokes a weaker response.
+func TestIntensity(t *testing.T) {
+	line := mustLine(t, "446")
+	eff := func(intensity float64) float64 {
+		cfg := DefaultConfig(line)
+		cfg.NoRender = true
+		cfg.Seed = 4
+		a, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		ctx := context.Background()
+		if err := a.SetLight(ctx, arenas.Light{On: true, Intensity: intensity}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 10; i++ {
+			if _, err := a.NextFrame(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return a.Model().Effect()
+	}
+	full, half, def := eff(1), eff(0.5), eff(0)
+	if full <= 0 || def != full || math.Abs(half-full/2) > 0.05*full {
+		t.Fatalf("effect at full %v, half %v, default %v", full, half, def)
+	}
+	cfg := DefaultConfig(line)
+	cfg.NoRender = true
+	a, _ := New(cfg)
+	if err := a.SetLight(context.Background(), arenas.Light{On: true, Intensity: 1.5}); err == nil {
+		t.Fatal("intensity 1.5 accepted")
 	}
 }

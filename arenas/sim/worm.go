@@ -362,15 +362,29 @@ func (m *Model) updateFatigue() {
 	m.fatigueNow = 1 - m.beh.FatigueMax*(1-math.Exp(-(m.an.age+m.t)/m.beh.FatigueTauS))
 }
 
-// Advance runs the worm for seconds with the light on or off.
+// Advance runs the worm for seconds with the light on (at full intensity) or off.
 func (m *Model) Advance(seconds float64, light bool) {
+	level := 0.0
+	if light {
+		level = 1
+	}
+	m.AdvanceLevel(seconds, level)
+}
+
+// AdvanceLevel runs the worm for seconds with the light at level (0 off, 1 the line's full
+// intensity; the response's strength follows the level, clipped to 0-1).
+func (m *Model) AdvanceLevel(seconds float64, level float64) {
+	level = math.Min(math.Max(level, 0), 1)
+	if math.IsNaN(level) {
+		level = 0
+	}
 	n := int(math.Round(seconds / m.beh.StepS))
 	if n < 1 {
 		n = 1
 	}
 	dt := seconds / float64(n)
 	for i := 0; i < n; i++ {
-		m.step(dt, light)
+		m.step(dt, level)
 	}
 	// Slow processes, once per call.
 	a := math.Pow(m.biasA, dt*float64(n)/m.beh.StepS)
@@ -381,17 +395,18 @@ func (m *Model) Advance(seconds float64, light bool) {
 
 func (m *Model) factor(f, e float64) float64 { return 1 + (f-1)*e }
 
-func (m *Model) step(dt float64, light bool) {
+func (m *Model) step(dt float64, level float64) {
 	r := &m.resp
 	// Light effect through the onset/offset lag, habituation, responsiveness.
-	if light {
-		m.effect += (1 - m.effect) * m.aOn
-		if r.HabituationTauS > 0 {
-			m.habit += (r.HabituationFloor - m.habit) * dt / r.HabituationTauS
-		}
+	if level > m.effect {
+		m.effect += (level - m.effect) * m.aOn
 	} else {
-		m.effect -= m.effect * m.aOff
-		if r.HabituationTauS > 0 {
+		m.effect += (level - m.effect) * m.aOff
+	}
+	if r.HabituationTauS > 0 {
+		if level > 0 {
+			m.habit += (r.HabituationFloor - m.habit) * level * dt / r.HabituationTauS
+		} else {
 			m.habit += (1 - m.habit) * dt / (3 * r.HabituationTauS)
 		}
 	}
