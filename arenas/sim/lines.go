@@ -308,6 +308,12 @@ func ParseCatalogue(data []byte) (*Catalogue, error) {
 	for i := range raw.Lines {
 		l := Line{Response: NeutralResponse()}
 		if err := decodeStrict(&raw.Lines[i], &l); err != nil {
+			var id struct {
+				Code string `yaml:"code"`
+			}
+			if raw.Lines[i].Decode(&id) == nil && id.Code != "" {
+				return nil, fmt.Errorf("catalogue: line %q: %w", id.Code, err)
+			}
 			return nil, fmt.Errorf("catalogue: lines[%d]: %w", i, err)
 		}
 		if err := l.Validate(); err != nil {
@@ -330,7 +336,21 @@ func decodeStrict(n *yaml.Node, v any) error {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	return dec.Decode(v)
+	err = dec.Decode(v)
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		// One line: "field x not found in type sim.Response; ..." (line numbers are relative
+		// to the entry, so they are left out).
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			if _, rest, ok := strings.Cut(m, ": "); ok && strings.HasPrefix(m, "line ") {
+				m = rest
+			}
+			msgs[i] = m
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return err
 }
 
 // Line returns the line with the given code.

@@ -62,11 +62,11 @@ func TestCatalogueValidation(t *testing.T) {
 		{"negative factor", func(s string) string { return strings.Replace(s, "speed_factor: 0.5", "speed_factor: -2", 1) },
 			`line "900": field response.speed_factor: -2 must be >= 0`},
 		{"unknown response field", func(s string) string { return strings.Replace(s, "speed_factor: 0.5", "sped_factor: 0.5", 1) },
-			"field sped_factor not found"},
+			`line "900": field sped_factor not found`},
 		{"unknown line field", func(s string) string {
 			return strings.Replace(s, "    name: test line", "    name: test line\n    colour: red", 1)
 		},
-			"field colour not found"},
+			`line "900": field colour not found`},
 		{"probability above 1", func(s string) string {
 			return strings.Replace(s, "speed_factor: 0.5", "speed_factor: 0.5\n      reversal_at_onset: 1.5", 1)
 		}, `line "900": field response.reversal_at_onset: 1.5 must be <= 1`},
@@ -118,6 +118,9 @@ func TestCatalogueValidation(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
 			}
 		})
 	}

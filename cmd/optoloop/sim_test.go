@@ -28,6 +28,10 @@ func TestSimBadInput(t *testing.T) {
 	if err := os.WriteFile(badCat, []byte("lines:\n  - code: \"9\"\n    name: x\n    opsin: ChR2\n    sign: excitatory\n    neurons: [AIY]\n    wavelength_nm: 467\n    response: {speed_factor: -2}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	unknownField := filepath.Join(dir, "unknown.yaml")
+	if err := os.WriteFile(unknownField, []byte("lines:\n  - code: \"9\"\n    name: x\n    colour: red\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	frames := filepath.Join(dir, "frames")
 	tests := []struct {
 		name    string
@@ -47,6 +51,7 @@ func TestSimBadInput(t *testing.T) {
 		{"bad frame-every", []string{"--frame-every", "0"}, "--frame-every 0"},
 		{"frames without rendering", []string{"--no-render"}, "--frames needs rendering"},
 		{"malformed catalogue", []string{"--lines-file", badCat}, `line "9": field response.speed_factor: -2 must be >= 0`},
+		{"unknown catalogue field", []string{"--lines-file", unknownField}, `line "9": field colour not found`},
 		{"missing catalogue", []string{"--lines-file", filepath.Join(dir, "nope.yaml")}, "lines file"},
 	}
 	for _, tt := range tests {
