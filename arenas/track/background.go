@@ -6,18 +6,26 @@ import (
 	"image"
 	"math"
 
+	"gocv.io/x/gocv"
+
 	"github.com/optoloop/optoloop/arenas"
 )
 
 // ErrNoBackground is returned by CommitBackground when no frame was added.
 var ErrNoBackground = errors.New("track: no background frames")
 
-// background is the per-pixel running mean of the empty plate.
+// background is the per-pixel running mean of the empty plate, kept in float and, rounded,
+// in an OpenCV matrix (pix8 is that matrix's memory) for the whole-frame search.
 type background struct {
 	w, h   int
 	mean   []float32
+	mat    gocv.Mat
+	pix8   []uint8
 	stripe int
 }
+
+// close releases the matrix.
+func (bg *background) close() error { return bg.mat.Close() }
 
 // builder accumulates the background before an episode: a running mean per pixel that leaves
 // out the passing worm. A value much darker than the brightest value seen so far at that
@@ -83,9 +91,19 @@ func (t *Tracker) CommitBackground() error {
 	if b == nil || b.frames == 0 {
 		return ErrNoBackground
 	}
-	bg := &background{w: b.w, h: b.h, mean: make([]float32, b.w*b.h)}
+	bg := &background{w: b.w, h: b.h, mean: make([]float32, b.w*b.h), mat: gocv.NewMatWithSize(b.h, b.w, gocv.MatTypeCV8U)}
+	pix8, err := bg.mat.DataPtrUint8()
+	if err != nil {
+		bg.close()
+		return fmt.Errorf("track: background matrix: %w", err)
+	}
+	bg.pix8 = pix8
 	for i := range bg.mean {
 		bg.mean[i] = b.sum[i] / float32(b.count[i])
+		bg.pix8[i] = uint8(bg.mean[i] + 0.5)
+	}
+	if t.bg != nil {
+		t.bg.close()
 	}
 	t.bg = bg
 	t.build = nil
@@ -110,17 +128,13 @@ func (bg *background) diff(out []uint8, f arenas.Frame, roi image.Rectangle) {
 	for y := range roi.Dy() {
 		off := (roi.Min.Y+y)*f.Width + roi.Min.X
 		src := f.Pix[off : off+w]
-		mean := bg.mean[off : off+w]
+		mean := bg.pix8[off : off+w]
 		dst := out[y*w : (y+1)*w]
 		for x, v := range src {
-			d := mean[x] - float32(v)
-			switch {
-			case d <= 0:
+			if m := mean[x]; m > v {
+				dst[x] = m - v
+			} else {
 				dst[x] = 0
-			case d >= 255:
-				dst[x] = 255
-			default:
-				dst[x] = uint8(d + 0.5)
 			}
 		}
 	}
@@ -145,6 +159,7 @@ func (bg *background) refresh(f arenas.Frame, worm image.Rectangle, cfg Config) 
 	for y := y0; y < y1; y++ {
 		row := f.Pix[y*bg.w : (y+1)*bg.w]
 		mean := bg.mean[y*bg.w : (y+1)*bg.w]
+		pix8 := bg.pix8[y*bg.w : (y+1)*bg.w]
 		for x, v := range row {
 			if y >= worm.Min.Y && y < worm.Max.Y && x >= worm.Min.X && x < worm.Max.X {
 				continue
@@ -154,6 +169,7 @@ func (bg *background) refresh(f arenas.Frame, worm image.Rectangle, cfg Config) 
 				continue
 			}
 			mean[x] += a * d
+			pix8[x] = uint8(mean[x] + 0.5)
 		}
 	}
 }

@@ -58,6 +58,11 @@ type Config struct {
 	// acquisition (first frame or after a loss) for the head/tail identity to settle by the
 	// direction of motion. Until then poses stay below Confident.
 	SettleDistance float64
+	// MotionIdentity uses the worm's motion in the frame for head/tail identity (settling
+	// after an acquisition, the SwapAfter rule). Turn it off for recordings whose field of
+	// view follows the worm (a tracking stage), where motion in the frame is not the worm's:
+	// identity then rests on continuity alone and never settles.
+	MotionIdentity bool
 	// RequireSettled keeps poses below Confident until the head/tail identity has been
 	// settled by the worm's motion. Still images, where motion is unknown, turn it off: their
 	// confidence then speaks for the shape only, and the head/tail order is arbitrary.
@@ -81,7 +86,8 @@ type Config struct {
 }
 
 // DefaultConfig returns the reference tracker for cal: a worm of 1 mm, 49 midline points,
-// a 10 s swap rule above 0.05 mm/s, a plate mask and a background of 30 light-off frames.
+// a 10 s swap rule above 0.05 mm/s, a plate mask and a background of 30 light-off frames
+// refreshed one 64th at a time.
 func DefaultConfig(cal arenas.Calibration) Config {
 	mm := cal.PxPerCM / 10
 	return Config{
@@ -99,12 +105,13 @@ func DefaultConfig(cal arenas.Calibration) Config {
 		ROIScale:         1.4,
 		SwapAfter:        10 * time.Second,
 		SpeedFloor:       0.05 * mm,
-		SettleDistance:   0.2,
+		SettleDistance:   0.1,
+		MotionIdentity:   true,
 		RequireSettled:   true,
 		ReacquireAfter:   time.Second,
 		BackgroundFrames: 30,
 		RefreshRate:      0.05,
-		RefreshStripes:   16,
+		RefreshStripes:   64,
 	}
 }
 

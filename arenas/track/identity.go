@@ -26,6 +26,16 @@ type identity struct {
 	backFor    time.Duration
 	speed      float64
 	swaps      int
+	guessed    bool // the unsettled orientation continues a settled one across a short gap
+}
+
+// flipFactor is how much more backward motion than SettleDistance it takes to flip an
+// unsettled orientation: 2.5 when it continues a settled one, else 1.
+func (id *identity) flipFactor() float64 {
+	if id.guessed {
+		return 2.5
+	}
+	return 1
 }
 
 // lostAt records a frame at now without a midline.
@@ -59,6 +69,9 @@ func (id *identity) orient(mid [][2]float64, widths []float64, blob [2]float64, 
 		}
 	}
 	if !continuous {
+		// After a short gap the ends are still guessed by continuity: confirming that guess
+		// takes SettleDistance, overturning it takes more.
+		id.guessed = id.have && gap <= cfg.ReacquireAfter && id.settled
 		id.settled = false
 		id.settleAcc = 0
 		id.backFor = 0
@@ -66,11 +79,13 @@ func (id *identity) orient(mid [][2]float64, widths []float64, blob [2]float64, 
 	cx, cy := blob[0], blob[1]
 	id.speed = 0
 	if id.have && id.consec && continuous {
+		if dt := now.Sub(id.at); dt > 0 {
+			id.speed = math.Hypot(cx-id.centre[0], cy-id.centre[1]) / dt.Seconds()
+		}
+	}
+	if id.have && id.consec && continuous && cfg.MotionIdentity {
 		dt := now.Sub(id.at)
 		dx, dy := cx-id.centre[0], cy-id.centre[1]
-		if dt > 0 {
-			id.speed = math.Hypot(dx, dy) / dt.Seconds()
-		}
 		// Axial motion along the body's middle, tail -> head.
 		a, b := mid[max(0, n/2-n/8)], mid[min(n-1, n/2+n/8)]
 		tx, ty := a[0]-b[0], a[1]-b[1]
@@ -81,7 +96,7 @@ func (id *identity) orient(mid [][2]float64, widths []float64, blob [2]float64, 
 				switch {
 				case id.settleAcc >= cfg.SettleDistance*refLen:
 					id.settled = true
-				case id.settleAcc <= -cfg.SettleDistance*refLen:
+				case id.settleAcc <= -cfg.SettleDistance*refLen*id.flipFactor():
 					flip()
 					id.settled = true
 				}

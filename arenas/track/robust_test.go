@@ -81,13 +81,14 @@ func hairpin(u float64) [2]float64 { // folded in two, both halves touching
 }
 
 type scene struct {
-	cam *render.Camera
-	cal arenas.Calibration
+	cam   *render.Camera
+	cal   arenas.Calibration
+	empty arenas.Frame // an empty plate
 }
 
 func newScene(t testing.TB, seed uint64, debris bool) scene {
 	t.Helper()
-	cal := arenas.DefaultCalibration()
+	cal := smallRig()
 	rc := render.DefaultConfig(cal)
 	rc.Seed = seed
 	if !debris {
@@ -97,7 +98,9 @@ func newScene(t testing.TB, seed uint64, debris bool) scene {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return scene{cam: cam, cal: cal}
+	s := scene{cam: cam, cal: cal}
+	s.empty = s.frame(0)
+	return s
 }
 
 // frame renders the worms (none for an empty plate) into one frame; several worms are
@@ -144,13 +147,7 @@ func (s scene) trackerWithBackground(t testing.TB) *Tracker {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tr.Close() })
-	tr.StartBackground()
-	for i := range 5 {
-		if err := tr.AddBackground(s.frame(uint64(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tr.CommitBackground(); err != nil {
+	if err := tr.SetBackground(s.empty); err != nil {
 		t.Fatal(err)
 	}
 	return tr
@@ -178,7 +175,7 @@ func TestShapesAndBadFrames(t *testing.T) {
 			return arenas.Frame{Width: s.cal.Width, Height: s.cal.Height, Pix: pix}
 		}
 		w1 := worm(sinuous(0), c)
-		w2 := worm(sinuous(1), [2]float64{c[0] + 850, c[1]})
+		w2 := worm(sinuous(1), [2]float64{c[0] + 380, c[1]})
 		noise := full(0)
 		rng := rand.New(rand.NewPCG(1, 2))
 		for i := range noise.Pix {

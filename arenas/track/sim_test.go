@@ -10,6 +10,16 @@ import (
 	"github.com/optoloop/optoloop/arenas/sim"
 )
 
+// smallRig is the reference rig's scale (540 px/cm) on a quarter of its frame (1080x960, a
+// plate of 0.83 cm radius), so that the tests render a quarter of the pixels.
+func smallRig() arenas.Calibration {
+	c := arenas.DefaultCalibration()
+	c.Width, c.Height = 1080, 960
+	c.CenterX, c.CenterY = 540, 480
+	c.PlateRadius = 450
+	return c
+}
+
 // TestSimulatedFramesAgainstTruth tracks rendered frames of several lines (random light as in
 // the reference's data collection, reversals and omega turns included) and compares every
 // pose with the simulator's true pose.
@@ -18,7 +28,7 @@ func TestSimulatedFramesAgainstTruth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const framesPerLine = 240
+	const framesPerLine = 150
 	lines := []struct {
 		code string
 		seed uint64
@@ -26,6 +36,7 @@ func TestSimulatedFramesAgainstTruth(t *testing.T) {
 	var centreErr, headErr, tailErr, bodyErr, headAngErr []float64
 	var total, confident, idRight, truthCoiled, coiledConfident, reversalFrames, omegaFrames, revConf int
 	ctx := context.Background()
+	notConf := map[string]int{}
 	for _, l := range lines {
 		line, err := cat.Line(l.code)
 		if err != nil {
@@ -33,6 +44,7 @@ func TestSimulatedFramesAgainstTruth(t *testing.T) {
 		}
 		cfg := sim.DefaultConfig(line)
 		cfg.Seed = l.seed
+		cfg.Calibration = smallRig()
 		a, err := sim.New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -75,6 +87,14 @@ func TestSimulatedFramesAgainstTruth(t *testing.T) {
 				continue
 			}
 			if !conf {
+				res := obs.Last()
+				key := res.Status.String()
+				if res.OK && !res.Settled {
+					key = "unsettled"
+				} else if res.OK {
+					key = "doubtful shape"
+				}
+				notConf[key]++
 				continue
 			}
 			confident++
@@ -99,6 +119,7 @@ func TestSimulatedFramesAgainstTruth(t *testing.T) {
 	confShare := float64(confident) / float64(total-truthCoiled)
 	t.Logf("frames %d (reversal %d, omega %d, truly coiled %d of which confident %d); confident %d (%.1f%% of uncoiled, %d in reversals)",
 		total, reversalFrames, omegaFrames, truthCoiled, coiledConfident, confident, 100*confShare, revConf)
+	t.Logf("uncoiled frames without a confident pose: %v", notConf)
 	t.Logf("median tail error %.2f px", median(tailErr))
 	t.Logf("median errors: centre %.2f px, head %.2f px, body angle %.2f deg, head angle %.2f deg; identity right %.2f%%",
 		mc, mh, mb, ma, 100*idShare)

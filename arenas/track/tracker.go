@@ -78,6 +78,7 @@ type Tracker struct {
 	blob     bitmap
 	scratch  [4][][2]float64
 	histo    [256]int
+	spans    [][2]int
 	lastSeen time.Time
 	haveLast bool
 	lastC    [2]float64
@@ -85,11 +86,11 @@ type Tracker struct {
 
 // mats are the OpenCV buffers a Tracker reuses from frame to frame.
 type mats struct {
-	src, closed, diff, blur, bin, labels, stats, cents, kernel, blob, dist, distLabels gocv.Mat
+	src, closed, diff, blur, bin, labels, stats, cents, kernel, blob, dist, distLabels, plate gocv.Mat
 }
 
 func (m *mats) all() []*gocv.Mat {
-	return []*gocv.Mat{&m.src, &m.closed, &m.diff, &m.blur, &m.bin, &m.labels, &m.stats, &m.cents, &m.kernel, &m.blob, &m.dist, &m.distLabels}
+	return []*gocv.Mat{&m.src, &m.closed, &m.diff, &m.blur, &m.bin, &m.labels, &m.stats, &m.cents, &m.kernel, &m.blob, &m.dist, &m.distLabels, &m.plate}
 }
 
 // New returns a Tracker without a background: it segments each frame against a local
@@ -127,6 +128,10 @@ func (t *Tracker) Close() error {
 		if err := m.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if t.bg != nil {
+		errs = append(errs, t.bg.close())
+		t.bg = nil
 	}
 	return errors.Join(errs...)
 }
@@ -187,11 +192,6 @@ func (t *Tracker) lost(now time.Time, s Status) Result {
 // worm occupies (empty when not found), which the background refresh leaves out.
 func (t *Tracker) search(f arenas.Frame, now time.Time) (Result, image.Rectangle) {
 	full := image.Rect(0, 0, f.Width, f.Height)
-	if t.usePlate(f) {
-		c := t.cfg.Calibration
-		r := c.PlateRadius
-		full = full.Intersect(image.Rect(int(c.CenterX-r), int(c.CenterY-r), int(math.Ceil(c.CenterX+r))+1, int(math.Ceil(c.CenterY+r))+1))
-	}
 	var rois []image.Rectangle
 	recent := t.haveLast && now.Sub(t.lastSeen) <= 10*t.cfg.SwapAfter
 	if recent {
@@ -266,7 +266,6 @@ func (t *Tracker) segment(f arenas.Frame, roi image.Rectangle, now time.Time) (R
 			h:     int(m.stats.GetIntAt(l, int(gocv.CC_STAT_HEIGHT))),
 			area:  int(m.stats.GetIntAt(l, int(gocv.CC_STAT_AREA))),
 		}
-		t.log.Debug("blob", "area", c.area, "w", c.w, "h", c.h, "thr", thr)
 		if float64(c.area) < minA || float64(c.area) > maxA || float64(max(c.w, c.h)) > maxSide {
 			continue
 		}
@@ -309,6 +308,22 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 	diff, err := m.diff.DataPtrUint8()
 	if err != nil {
 		return false
+	}
+	whole := roi == image.Rect(0, 0, f.Width, f.Height)
+	if t.bg != nil && whole {
+		// Whole-frame search: OpenCV's saturating subtraction and the plate mask.
+		ensure(&m.src, h, w, gocv.MatTypeCV8U)
+		src, err := m.src.DataPtrUint8()
+		if err != nil {
+			return false
+		}
+		copy(src, f.Pix[:w*h])
+		gocv.Subtract(t.bg.mat, m.src, &m.diff)
+		if t.usePlate(f) {
+			t.ensurePlate()
+			gocv.BitwiseAnd(m.diff, m.plate, &m.diff)
+		}
+		return true
 	}
 	if t.bg != nil {
 		t.bg.diff(diff, f, roi)
@@ -363,19 +378,47 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 		}
 	}
 	if t.usePlate(f) {
-		c := t.cfg.Calibration
-		r2 := c.PlateRadius * c.PlateRadius
+		t.ensurePlate()
 		for y := range h {
-			dy := float64(roi.Min.Y+y) - c.CenterY
-			for x := range w {
-				dx := float64(roi.Min.X+x) - c.CenterX
-				if dx*dx+dy*dy > r2 {
-					diff[y*w+x] = 0
-				}
-			}
+			span := t.spans[roi.Min.Y+y]
+			row := diff[y*w : (y+1)*w]
+			x0 := min(w, max(0, span[0]-roi.Min.X))
+			x1 := min(w, max(x0, span[1]-roi.Min.X))
+			clear(row[:x0])
+			clear(row[x1:])
 		}
 	}
 	return true
+}
+
+// ensurePlate computes the plate mask: per row, the columns [x0, x1) inside the plate circle,
+// and the same as a 0/255 matrix.
+func (t *Tracker) ensurePlate() {
+	c := t.cfg.Calibration
+	if len(t.spans) == c.Height {
+		return
+	}
+	t.spans = make([][2]int, c.Height)
+	ensure(&t.mats.plate, c.Height, c.Width, gocv.MatTypeCV8U)
+	px, err := t.mats.plate.DataPtrUint8()
+	for y := range c.Height {
+		dy := float64(y) - c.CenterY
+		r2 := c.PlateRadius*c.PlateRadius - dy*dy
+		if r2 < 0 {
+			continue
+		}
+		r := math.Sqrt(r2)
+		x0 := min(c.Width, max(0, int(math.Ceil(c.CenterX-r))))
+		x1 := min(c.Width, max(x0, int(math.Floor(c.CenterX+r))+1))
+		t.spans[y] = [2]int{x0, x1}
+		if err == nil {
+			row := px[y*c.Width : (y+1)*c.Width]
+			clear(row)
+			for x := x0; x < x1; x++ {
+				row[x] = 255
+			}
+		}
+	}
 }
 
 // maskedLevel is the grey level up to which a pixel of a masked recording counts as masked.

@@ -37,8 +37,6 @@ func TestWormposeSample(t *testing.T) {
 			unl++
 			if !conf {
 				unlFlag++
-			} else if os.Getenv("TRACK_DEBUG") != "" {
-				t.Logf("unlabelled frame %d confident: %v conf %.2f len %.1f area %d", fr.Frame, r.Status, r.Confidence, r.Length, r.Area)
 			}
 			continue
 		}
