@@ -49,8 +49,8 @@ type Line struct {
 	// Response is how behaviour changes while the light is on.
 	Response Response `yaml:"response" json:"response"`
 	// Sources maps each response parameter (by its catalogue name, e.g. "speed_factor") and
-	// "neurons"/"opsin" to the literature it rests on. Every parameter that differs from the
-	// neutral value must have a source.
+	// "neurons"/"opsin" to the literature it rests on. A line with an opsin must cite its
+	// neurons, its opsin and every parameter that differs from the neutral value.
 	Sources map[string]string `yaml:"sources" json:"sources"`
 	// Notes is free text.
 	Notes string `yaml:"notes,omitempty" json:"notes,omitempty"`
@@ -262,6 +262,9 @@ func (l *Line) Validate() error {
 	if opsin != "none" {
 		if l.Sources["neurons"] == "" {
 			return bad("sources.neurons", "missing: cite the expression pattern")
+		}
+		if l.Sources["opsin"] == "" {
+			return bad("sources.opsin", "missing: cite the opsin and its wavelength")
 		}
 		for _, m := range r.modulating() {
 			if l.Sources[m] == "" {

@@ -49,6 +49,7 @@ lines:
       speed_factor: 0.5
     sources:
       neurons: "someone 2020"
+      opsin: "someone 2019"
       speed_factor: "someone 2021"
 `
 
@@ -84,6 +85,8 @@ func TestCatalogueValidation(t *testing.T) {
 			`line "900": field sign: "excitatory" contradicts opsin "none"`},
 		{"missing source", func(s string) string { return strings.Replace(s, `      speed_factor: "someone 2021"`+"\n", "", 1) },
 			`line "900": field sources.speed_factor: missing`},
+		{"missing opsin source", func(s string) string { return strings.Replace(s, `      opsin: "someone 2019"`+"\n", "", 1) },
+			`line "900": field sources.opsin: missing`},
 		{"source of nothing", func(s string) string {
 			return strings.Replace(s, `      neurons: "someone 2020"`, `      neurons: "someone 2020"`+"\n      colour: \"x\"", 1)
 		},
