@@ -20,6 +20,7 @@ func newRootCmd() *cobra.Command {
 		newReportCmd(),
 		newPolicyMapCmd(),
 		newRigCmd(),
+		newTrackCmd(),
 	)
 	return root
 }

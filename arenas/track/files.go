@@ -1,0 +1,424 @@
+package track
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/optoloop/optoloop/arenas"
+)
+
+// FileConfig configures the tracking of recorded files (the `optoloop track` command).
+type FileConfig struct {
+	// Video is a video file in any container OpenCV reads; its frames are tracked in order,
+	// with continuity between them. Exactly one of Video and Images is set.
+	Video string
+	// Images is a directory of still images (png, jpg, jpeg, bmp, tif, tiff, pgm, ppm), tracked
+	// in file-name order, each on its own (no continuity, head/tail order arbitrary).
+	Images string
+	// Overlay, when set, receives the frames with the midline and the head drawn: a video
+	// file (written as MJPG; name it .avi) or, when it names a directory or has no extension,
+	// one PNG per frame in that directory.
+	Overlay string
+	// PxPerCM is the recording's scale (the worm is taken to be about 1 mm long).
+	PxPerCM float64
+	// QuantizeDeg rounds the angles to this many degrees (0: full precision).
+	QuantizeDeg float64
+	// Midline adds the midline points to each record.
+	Midline bool
+	// FollowsWorm says the field of view follows the worm (a tracking stage): head and tail
+	// are then kept by continuity only, never by the worm's motion in the frame.
+	FollowsWorm bool
+}
+
+// DefaultFileConfig returns the reference scale (540 px/cm), full precision, no overlay.
+func DefaultFileConfig() FileConfig { return FileConfig{PxPerCM: 540} }
+
+// Validate reports the first unusable field.
+func (c FileConfig) Validate() error {
+	switch {
+	case (c.Video == "") == (c.Images == ""):
+		return errors.New("track: give exactly one of a video file or an image directory")
+	case !(c.PxPerCM > 0) || math.IsInf(c.PxPerCM, 0) || c.PxPerCM > 1e5:
+		return fmt.Errorf("track: px per cm %v must be positive", c.PxPerCM)
+	case !(c.QuantizeDeg >= 0 && c.QuantizeDeg <= 180):
+		return fmt.Errorf("track: quantize %v deg must be in [0, 180]", c.QuantizeDeg)
+	}
+	return nil
+}
+
+// Record is one frame's line of `optoloop track` output (JSON).
+type Record struct {
+	Frame        int          `json:"frame"`
+	File         string       `json:"file,omitempty"`
+	OK           bool         `json:"ok"`
+	Status       string       `json:"status"`
+	Confidence   float64      `json:"confidence"`
+	X            float64      `json:"x_px"`
+	Y            float64      `json:"y_px"`
+	Head         [2]float64   `json:"head_px"`
+	Tail         [2]float64   `json:"tail_px"`
+	BodyAngleDeg float64      `json:"body_angle_deg"`
+	HeadAngleDeg float64      `json:"head_angle_deg"`
+	Coiled       bool         `json:"coiled"`
+	Midline      [][2]float64 `json:"midline,omitempty"`
+}
+
+// NewRecord converts a result into a record; the midline is kept when midline is set.
+func NewRecord(frame int, r Result, midline bool) Record {
+	round := func(v float64) float64 { return math.Round(v*100) / 100 }
+	rec := Record{
+		Frame:        frame,
+		OK:           r.OK,
+		Status:       r.Status.String(),
+		Confidence:   round(r.Confidence),
+		X:            round(r.X),
+		Y:            round(r.Y),
+		Head:         [2]float64{round(r.Head[0]), round(r.Head[1])},
+		Tail:         [2]float64{round(r.Tail[0]), round(r.Tail[1])},
+		BodyAngleDeg: round(r.BodyAngle * 180 / math.Pi),
+		HeadAngleDeg: round(r.HeadAngle * 180 / math.Pi),
+		Coiled:       r.Coiled,
+	}
+	if midline && r.Midline != nil {
+		rec.Midline = make([][2]float64, len(r.Midline))
+		for i, p := range r.Midline {
+			rec.Midline[i] = [2]float64{round(p[0]), round(p[1])}
+		}
+	}
+	return rec
+}
+
+// imageExts are the still-image file extensions read from an image directory.
+func imageExt(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm":
+		return true
+	}
+	return false
+}
+
+// TrackFiles tracks every frame of the video or image directory of c and writes one JSON
+// record per line to out. It returns the number of frames tracked. An unreadable input is an
+// error naming the file; a frame without a worm is a record with ok false.
+func TrackFiles(ctx context.Context, c FileConfig, out io.Writer, log *slog.Logger) (int, error) {
+	if err := c.Validate(); err != nil {
+		return 0, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	src, err := openSource(c)
+	if err != nil {
+		return 0, err
+	}
+	defer src.close()
+	enc := json.NewEncoder(out)
+	var (
+		tr  *Tracker
+		ov  *overlay
+		img = gocv.NewMat()
+	)
+	defer img.Close()
+	defer func() {
+		if tr != nil {
+			tr.Close()
+		}
+	}()
+	n := 0
+	for ; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		name, ok, err := src.next(&img)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			break
+		}
+		f, err := greyFrame(img)
+		if err != nil {
+			return n, fmt.Errorf("track: frame %d (%s): %w", n, name, err)
+		}
+		f.Seq = uint64(n)
+		if tr == nil {
+			cal := arenas.DefaultCalibration()
+			cal.PxPerCM = c.PxPerCM
+			cal.Width, cal.Height = f.Width, f.Height
+			cal.CenterX, cal.CenterY = float64(f.Width)/2, float64(f.Height)/2
+			cal.PlateRadius = math.Hypot(float64(f.Width), float64(f.Height))
+			if fps := src.fps(); fps > 0 {
+				cal.FramePeriod = time.Duration(float64(time.Second) / fps)
+			}
+			cfg := DefaultConfig(cal)
+			cfg.PlateMask = false
+			cfg.QuantizeDeg = c.QuantizeDeg
+			cfg.MotionIdentity = !c.FollowsWorm && c.Video != ""
+			cfg.RequireSettled = cfg.MotionIdentity
+			if cfg.BodyLength < 8 {
+				return n, fmt.Errorf("track: at %v px/cm a worm is %.1f px long, too small to track", c.PxPerCM, cfg.BodyLength)
+			}
+			if tr, err = New(cfg, log); err != nil {
+				return n, err
+			}
+		}
+		if c.Images != "" {
+			tr.Reset()
+		}
+		r := tr.Track(f)
+		rec := NewRecord(n, r, c.Midline)
+		if c.Images != "" {
+			rec.File = name
+		}
+		if err := enc.Encode(rec); err != nil {
+			return n, fmt.Errorf("track: write: %w", err)
+		}
+		if c.Overlay != "" {
+			if ov == nil {
+				if ov, err = newOverlay(c.Overlay, src.fps(), img.Cols(), img.Rows()); err != nil {
+					return n, err
+				}
+				defer ov.close()
+			}
+			if err := ov.add(img, r, n); err != nil {
+				return n, err
+			}
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("track: no frame could be read from %s", c.Video+c.Images)
+	}
+	if ov != nil {
+		if err := ov.close(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// greyFrame converts an 8-bit image (grey, BGR or BGRA) to a grey frame (a copy).
+func greyFrame(img gocv.Mat) (arenas.Frame, error) {
+	if img.Empty() {
+		return arenas.Frame{}, errors.New("empty image")
+	}
+	var grey gocv.Mat
+	switch img.Channels() {
+	case 1:
+		grey = img.Clone()
+	case 3:
+		grey = gocv.NewMat()
+		gocv.CvtColor(img, &grey, gocv.ColorBGRToGray)
+	case 4:
+		grey = gocv.NewMat()
+		gocv.CvtColor(img, &grey, gocv.ColorBGRAToGray)
+	default:
+		return arenas.Frame{}, fmt.Errorf("%d channels", img.Channels())
+	}
+	defer grey.Close()
+	if grey.Type() != gocv.MatTypeCV8U {
+		return arenas.Frame{}, fmt.Errorf("pixel type %v, want 8-bit", grey.Type())
+	}
+	b, err := grey.DataPtrUint8()
+	if err != nil {
+		return arenas.Frame{}, err
+	}
+	return arenas.Frame{Width: grey.Cols(), Height: grey.Rows(), Pix: append([]byte(nil), b...)}, nil
+}
+
+// source yields the frames of a video or an image directory.
+type source struct {
+	vc    *gocv.VideoCapture
+	files []string
+	dir   string
+	i     int
+}
+
+func openSource(c FileConfig) (*source, error) {
+	if c.Video != "" {
+		if st, err := os.Stat(c.Video); err != nil {
+			return nil, fmt.Errorf("track: video: %w", err)
+		} else if st.IsDir() {
+			return nil, fmt.Errorf("track: video %s is a directory (use an image directory instead)", c.Video)
+		}
+		vc, err := gocv.VideoCaptureFile(c.Video)
+		if err != nil {
+			return nil, fmt.Errorf("track: cannot open video %s: %w", c.Video, err)
+		}
+		if !vc.IsOpened() {
+			vc.Close()
+			return nil, fmt.Errorf("track: cannot open video %s", c.Video)
+		}
+		return &source{vc: vc}, nil
+	}
+	entries, err := os.ReadDir(c.Images)
+	if err != nil {
+		return nil, fmt.Errorf("track: image directory: %w", err)
+	}
+	s := &source{dir: c.Images}
+	for _, e := range entries {
+		if !e.IsDir() && imageExt(e.Name()) {
+			s.files = append(s.files, e.Name())
+		}
+	}
+	sort.Strings(s.files)
+	if len(s.files) == 0 {
+		return nil, fmt.Errorf("track: no images (png, jpg, bmp, tif, pgm) in %s", c.Images)
+	}
+	return s, nil
+}
+
+// next reads the next frame into img; ok is false at the end.
+func (s *source) next(img *gocv.Mat) (name string, ok bool, err error) {
+	if s.vc != nil {
+		if !s.vc.Read(img) || img.Empty() {
+			return "", false, nil
+		}
+		return "", true, nil
+	}
+	if s.i >= len(s.files) {
+		return "", false, nil
+	}
+	name = s.files[s.i]
+	s.i++
+	path := filepath.Join(s.dir, name)
+	m := gocv.IMRead(path, gocv.IMReadUnchanged)
+	if m.Empty() {
+		m.Close()
+		return name, false, fmt.Errorf("track: cannot decode image %s", path)
+	}
+	if m.Type() != gocv.MatTypeCV8U && m.Type() != gocv.MatTypeCV8UC3 && m.Type() != gocv.MatTypeCV8UC4 {
+		// 16-bit and other depths: read again as 8-bit grey.
+		m.Close()
+		m = gocv.IMRead(path, gocv.IMReadGrayScale)
+		if m.Empty() {
+			m.Close()
+			return name, false, fmt.Errorf("track: cannot decode image %s", path)
+		}
+	}
+	m.CopyTo(img)
+	m.Close()
+	return name, true, nil
+}
+
+// fps is the video's frame rate (0 when unknown or for images).
+func (s *source) fps() float64 {
+	if s.vc == nil {
+		return 0
+	}
+	f := s.vc.Get(gocv.VideoCaptureFPS)
+	if !(f > 0) || f > 10000 {
+		return 0
+	}
+	return f
+}
+
+func (s *source) close() {
+	if s.vc != nil {
+		s.vc.Close()
+	}
+}
+
+// overlay writes frames with the tracking drawn on them.
+type overlay struct {
+	vw     *gocv.VideoWriter
+	dir    string
+	canvas gocv.Mat
+	closed bool
+}
+
+func newOverlay(path string, fps float64, w, h int) (*overlay, error) {
+	st, statErr := os.Stat(path)
+	if (statErr == nil && st.IsDir()) || filepath.Ext(path) == "" {
+		if err := os.MkdirAll(path, 0o755); err != nil {
+			return nil, fmt.Errorf("track: overlay directory: %w", err)
+		}
+		return &overlay{dir: path, canvas: gocv.NewMat()}, nil
+	}
+	if fps <= 0 {
+		fps = 3
+	}
+	vw, err := gocv.VideoWriterFile(path, "MJPG", fps, w, h, true)
+	if err != nil {
+		return nil, fmt.Errorf("track: overlay video %s: %w", path, err)
+	}
+	if !vw.IsOpened() {
+		vw.Close()
+		return nil, fmt.Errorf("track: cannot write overlay video %s", path)
+	}
+	return &overlay{vw: vw, canvas: gocv.NewMat()}, nil
+}
+
+// add draws r on a colour copy of img and writes it.
+func (o *overlay) add(img gocv.Mat, r Result, n int) error {
+	switch img.Channels() {
+	case 1:
+		gocv.CvtColor(img, &o.canvas, gocv.ColorGrayToBGR)
+	case 4:
+		gocv.CvtColor(img, &o.canvas, gocv.ColorBGRAToBGR)
+	default:
+		img.CopyTo(&o.canvas)
+	}
+	DrawResult(&o.canvas, r)
+	if o.vw != nil {
+		if err := o.vw.Write(o.canvas); err != nil {
+			return fmt.Errorf("track: overlay frame %d: %w", n, err)
+		}
+		return nil
+	}
+	path := filepath.Join(o.dir, fmt.Sprintf("%06d.png", n))
+	if !gocv.IMWrite(path, o.canvas) {
+		return fmt.Errorf("track: cannot write overlay image %s", path)
+	}
+	return nil
+}
+
+func (o *overlay) close() error {
+	if o.closed {
+		return nil
+	}
+	o.closed = true
+	o.canvas.Close()
+	if o.vw != nil {
+		return o.vw.Close()
+	}
+	return nil
+}
+
+// DrawResult draws a tracking result on a BGR image: the midline in green (yellow when not
+// confident), the head as a red disc, the tail as a small blue disc, and the status when the
+// worm was not found or is coiled.
+func DrawResult(img *gocv.Mat, r Result) {
+	pt := func(p [2]float64) image.Point { return image.Pt(int(math.Round(p[0])), int(math.Round(p[1]))) }
+	line := color.RGBA{0, 200, 0, 0}
+	if r.Confidence < Confident {
+		line = color.RGBA{0, 220, 220, 0}
+	}
+	scale := max(1, min(img.Cols(), img.Rows())/200)
+	for i := 1; i < len(r.Midline); i++ {
+		gocv.Line(img, pt(r.Midline[i-1]), pt(r.Midline[i]), line, 1)
+	}
+	if r.OK {
+		gocv.Circle(img, pt(r.Head), 2*scale, color.RGBA{0, 0, 255, 0}, -1)
+		gocv.Circle(img, pt(r.Tail), scale, color.RGBA{255, 0, 0, 0}, -1)
+	}
+	if !r.OK {
+		if r.Status == Coiled {
+			gocv.Circle(img, pt([2]float64{r.X, r.Y}), 3*scale, color.RGBA{0, 140, 255, 0}, 1)
+		}
+		gocv.PutText(img, r.Status.String(), image.Pt(2, 10*scale), gocv.FontHersheySimplex, 0.3*float64(scale), color.RGBA{0, 0, 255, 0}, 1)
+	}
+}
