@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"time"
 
 	"gocv.io/x/gocv"
 
@@ -37,6 +38,7 @@ type builder struct {
 	sum    []float32
 	count  []uint16
 	frames int
+	last   []byte // the last frame added
 }
 
 // builderTolerance is how much darker than the brightest value a pixel may be and still count
@@ -82,6 +84,10 @@ func (t *Tracker) AddBackground(f arenas.Frame) error {
 		}
 	}
 	b.frames++
+	if b.last == nil {
+		b.last = make([]byte, b.w*b.h)
+	}
+	copy(b.last, f.Pix[:b.w*b.h])
 	return nil
 }
 
@@ -107,7 +113,52 @@ func (t *Tracker) CommitBackground() error {
 	}
 	t.bg = bg
 	t.build = nil
+	t.repairBackground(arenas.Frame{Width: b.w, Height: b.h, Pix: b.last})
 	return nil
+}
+
+// repairBackground removes the part of a slow worm that lay under its own body during the
+// whole build: it finds the worm in the last frame added against the new background, and
+// around it replaces thin dark structures of the background by the local agar level (a grey
+// closing). A worm that did not move at all is wholly in the background and cannot be told
+// from debris; that is logged.
+func (t *Tracker) repairBackground(last arenas.Frame) {
+	bg := t.bg
+	t.Reset()
+	defer t.Reset()
+	_, where := t.search(last, time.Time{})
+	if where.Empty() {
+		t.log.Warn("no worm against the new background: the plate is empty or the worm did not move while it was built")
+		return
+	}
+	m := int(math.Ceil(0.6 * t.refLen))
+	r := image.Rect(where.Min.X-m, where.Min.Y-m, where.Max.X+m, where.Max.Y+m).Intersect(image.Rect(0, 0, bg.w, bg.h))
+	w, h := r.Dx(), r.Dy()
+	ensure(&t.mats.src, h, w, gocv.MatTypeCV8U)
+	src, err := t.mats.src.DataPtrUint8()
+	if err != nil {
+		return
+	}
+	for y := range h {
+		off := (r.Min.Y+y)*bg.w + r.Min.X
+		copy(src[y*w:(y+1)*w], bg.pix8[off:off+w])
+	}
+	gocv.MorphologyExWithParams(t.mats.src, &t.mats.closed, gocv.MorphClose, t.mats.kernel, 1, gocv.BorderReplicate)
+	closed, err := t.mats.closed.DataPtrUint8()
+	if err != nil {
+		return
+	}
+	floor := t.cfg.MinContrast
+	for y := range h {
+		off := (r.Min.Y+y)*bg.w + r.Min.X
+		for x := range w {
+			c := closed[y*w+x]
+			if float64(c)-float64(bg.pix8[off+x]) > floor {
+				bg.pix8[off+x] = c
+				bg.mean[off+x] = float32(c)
+			}
+		}
+	}
 }
 
 // SetBackground sets the background directly from an image of the empty plate.
