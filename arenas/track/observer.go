@@ -15,7 +15,8 @@ var ErrNoPixels = errors.New("track: frame has no pixels and the arena reports n
 
 // Observer is the worker's "next frame -> pose" step for one arena. Simulated and real arenas
 // go through the same tracker; an arena that renders no frames (nil Pix) and implements
-// arenas.Poser reports its own pose instead.
+// arenas.Poser reports its own pose instead (with the angles rounded when QuantizeDeg is
+// set).
 //
 // Use: NewObserver, Prepare before each episode (light off, background), then NextPose once
 // per control step. An Observer is used by one goroutine; it does not close the arena.
@@ -100,7 +101,11 @@ func (o *Observer) NextPose(ctx context.Context) (arenas.Frame, arenas.Pose, err
 			return f, arenas.Pose{}, ErrNoPixels
 		}
 		pose := p.Pose()
-		o.last = Result{Pose: pose, Status: Found}
+		if q := o.tr.cfg.QuantizeDeg; q > 0 {
+			pose.BodyAngle = quantize(pose.BodyAngle, q)
+			pose.HeadAngle = quantize(pose.HeadAngle, q)
+		}
+		o.last = Result{Pose: pose, Status: Found, Settled: true}
 		if !pose.OK {
 			o.last.Status = NoWorm
 		}

@@ -144,6 +144,11 @@ func TestSimulatedFramesAgainstTruth(t *testing.T) {
 	if confShare < 0.8 {
 		t.Errorf("confident in %.1f%% of the uncoiled frames, want >= 80%%", 100*confShare)
 	}
+	// A worm that touches or crosses itself must not get a confident pose (sim's Coiled is
+	// strict: parts within one body width; a few may still be told apart).
+	if truthCoiled > 0 && coiledConfident*4 > truthCoiled {
+		t.Errorf("confident in %d of %d frames where the worm touches itself", coiledConfident, truthCoiled)
+	}
 	if reversalFrames < 20 || omegaFrames < 10 || revConf < 10 {
 		t.Errorf("only %d reversal frames (%d confident) and %d omega frames: the test needs both", reversalFrames, revConf, omegaFrames)
 	}
