@@ -3,7 +3,6 @@ package track
 import (
 	"image"
 	"math"
-	"sort"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -15,8 +14,8 @@ const refineFrac = 0.3
 // shape measures the chosen blob: refined mask, holes, skeleton, midline, widths, coil checks,
 // head/tail identity and the pose. labels and blur cover the region roi (stride w).
 func (t *Tracker) shape(c candidate, labels []uint16, blur []uint8, w int, roi image.Rectangle, thr float64, now time.Time) Result {
-	// Refined threshold: half the blob's typical darkening, so the mask's edge sits where the
-	// body covers half a pixel.
+	// Refined threshold: a share (refineFrac) of the blob's median darkening, so that the mask
+	// reaches into the thin, blurred tips of the body without widening it much.
 	clear(t.histo[:])
 	cnt := 0
 	for y := c.y; y < c.y+c.h; y++ {
@@ -292,19 +291,6 @@ func wrap(a float64) float64 {
 		a -= 2 * math.Pi
 	}
 	return a
-}
-
-// median of v (v is reordered).
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	sort.Float64s(v)
-	n := len(v)
-	if n%2 == 1 {
-		return v[n/2]
-	}
-	return (v[n/2-1] + v[n/2]) / 2
 }
 
 // refineMidline moves each midline point (bitmap coordinates; the bitmap's origin is at
