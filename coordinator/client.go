@@ -26,7 +26,8 @@ type ClientConfig struct {
 	Endpoints []string
 	// Token is the bearer token sent with every call.
 	Token string
-	// HTTPClient performs the requests. Default: a client with a 15 s timeout.
+	// HTTPClient performs the requests. Default: a client with a 15 s timeout and its own
+	// transport keeping up to 256 idle connections per node.
 	HTTPClient *http.Client
 	// MaxAttempts is how many times a call is tried (over all endpoints) before it fails.
 	// Default 10.
@@ -110,12 +111,21 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		c.endpoints = append(c.endpoints, u)
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Timeout: 15 * time.Second}
+		c.hc = &http.Client{Timeout: 15 * time.Second, Transport: newTransport()}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// newTransport keeps enough idle connections per node for concurrent callers (the default
+// transport keeps 2, so concurrent calls would open a new connection each).
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	return t
 }
 
 func newKey() string {

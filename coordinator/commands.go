@@ -24,6 +24,9 @@ const (
 	CmdTick            CommandType = "tick"
 	CmdSetNode         CommandType = "set_node"
 	CmdRemoveNode      CommandType = "remove_node"
+	// CmdBatch carries several commands in one log entry (the leader groups concurrent
+	// writes); they apply in order, each with its own response.
+	CmdBatch CommandType = "batch"
 )
 
 // Limits on command contents.
@@ -33,6 +36,9 @@ const (
 	MaxIDLength     = 128
 	MaxReasonLength = 1024
 	MaxMetrics      = 64
+	// MaxBatch is the most commands one batch entry holds; lease tokens number a batch's
+	// commands in the low 12 bits (index<<12 | position).
+	MaxBatch = 1024
 )
 
 // Command is one entry of the replicated log: a type, the leader's time, an optional
@@ -55,6 +61,8 @@ type Command struct {
 	Fail            *FailCmd            `json:"fail,omitempty"`
 	SetNode         *NodeInfo           `json:"set_node,omitempty"`
 	RemoveNode      *RemoveNodeCmd      `json:"remove_node,omitempty"`
+	// Batch holds the commands of a batch entry (none of them a batch).
+	Batch []Command `json:"batch,omitempty"`
 }
 
 // SubmitCmd submits an experiment file (YAML). The leader checks it before proposing; the FSM
@@ -187,14 +195,30 @@ func (c Command) validate() error {
 		}
 	}
 	want := 1
-	if c.Type == CmdTick {
+	if c.Type == CmdTick || c.Type == CmdBatch {
 		want = 0
 	}
 	if n != want {
 		return badf("%s command with %d payloads", c.Type, n)
 	}
+	if c.Type != CmdBatch && c.Batch != nil {
+		return badf("%s command with a batch", c.Type)
+	}
 	switch c.Type {
 	case CmdTick:
+		return nil
+	case CmdBatch:
+		if len(c.Batch) == 0 || len(c.Batch) > MaxBatch {
+			return badf("batch of %d commands must hold 1..%d", len(c.Batch), MaxBatch)
+		}
+		for i, sub := range c.Batch {
+			if sub.Type == CmdBatch {
+				return badf("batch[%d]: nested batch", i)
+			}
+			if err := sub.validate(); err != nil {
+				return fmt.Errorf("batch[%d]: %w", i, err)
+			}
+		}
 		return nil
 	case CmdSubmit:
 		if c.Submit == nil {

@@ -48,6 +48,11 @@ type Config struct {
 	// ApplyTimeout bounds how long a write waits to be enqueued to Raft (not to be committed:
 	// see DESIGN.md). Default 5 s.
 	ApplyTimeout time.Duration
+	// MaxBatch is the most writes the leader groups into one log entry; MaxInflightBatches
+	// how many entries it keeps in Raft at once (writes arriving meanwhile wait and are grouped).
+	// Defaults 256 and 2.
+	MaxBatch           int
+	MaxInflightBatches int
 	// SnapshotThreshold is the number of new log entries that triggers a snapshot; TrailingLogs
 	// how many entries stay behind it; SnapshotInterval how often the threshold is checked.
 	SnapshotThreshold uint64
@@ -89,6 +94,8 @@ func DefaultConfig() Config {
 		LeaderLeaseTimeout: 250 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		ApplyTimeout:       5 * time.Second,
+		MaxBatch:           256,
+		MaxInflightBatches: 4,
 		SnapshotThreshold:  8192,
 		TrailingLogs:       10240,
 		SnapshotInterval:   30 * time.Second,
@@ -121,6 +128,8 @@ func (c Config) Validate() error {
 		return errors.New("coordinator config: commit, apply and forward timeouts must be positive")
 	case c.SnapshotThreshold == 0 || c.SnapshotInterval < 5*time.Millisecond || c.SnapshotRetain < 1:
 		return errors.New("coordinator config: snapshot threshold, interval (>= 5ms) and retain must be positive")
+	case c.MaxBatch < 1 || c.MaxBatch > MaxBatch || c.MaxInflightBatches < 1:
+		return fmt.Errorf("coordinator config: max batch must be in 1..%d and max in-flight batches >= 1", MaxBatch)
 	case c.LeaseTTL <= 0 || c.LeaseTTL > 24*time.Hour:
 		return errors.New("coordinator config: lease ttl must be in (0, 24h]")
 	case c.MaxAttempts < 1 || c.MaxAttempts > 1000:

@@ -219,7 +219,8 @@ func queueKey(t ItemType, line string) string {
 	return "e/" + line
 }
 
-// Apply applies one committed log entry and returns its *Response (nil for non-command logs).
+// Apply applies one committed log entry and returns its *Response ([]*Response for a batch
+// entry, nil for non-command logs).
 func (f *FSM) Apply(l *raft.Log) any {
 	defer f.setApplied(l.Index)
 	if l.Type != raft.LogCommand {
@@ -272,17 +273,32 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
-func (f *FSM) applyLocked(data []byte, index uint64) *Response {
+// applyLocked applies one log entry: a *Response, or a []*Response for a batch entry.
+func (f *FSM) applyLocked(data []byte, index uint64) any {
 	st := f.st
 	st.Applied = index
-	st.Stats.Commands++
 	c, err := DecodeCommand(data)
 	if err != nil {
+		st.Stats.Commands++
 		st.Stats.Refused++
 		r := refuse(CodeBadRequest, "%v", err)
 		r.Index = index
 		return r
 	}
+	if c.Type == CmdBatch {
+		out := make([]*Response, len(c.Batch))
+		for i, sub := range c.Batch {
+			out[i] = f.applyCommand(sub, index, uint64(i))
+		}
+		return out
+	}
+	return f.applyCommand(c, index, 0)
+}
+
+// applyCommand applies one decoded command; pos is its position in a batch entry.
+func (f *FSM) applyCommand(c Command, index, pos uint64) *Response {
+	st := f.st
+	st.Stats.Commands++
 	if c.Time.After(st.Now) {
 		st.Now = c.Time
 	}
@@ -294,7 +310,7 @@ func (f *FSM) applyLocked(data []byte, index uint64) *Response {
 		}
 	}
 	f.sweep()
-	r := f.dispatch(c, index)
+	r := f.dispatch(c, index<<12|pos)
 	r.Index = index
 	if r.Code != CodeOK {
 		st.Stats.Refused++
@@ -320,7 +336,8 @@ func (f *FSM) pruneIdem() {
 	}
 }
 
-func (f *FSM) dispatch(c Command, index uint64) *Response {
+// dispatch runs c; token is the lease token a lease would get (unique per command).
+func (f *FSM) dispatch(c Command, token uint64) *Response {
 	switch c.Type {
 	case CmdSubmit:
 		return f.submit(c.Submit)
@@ -329,7 +346,7 @@ func (f *FSM) dispatch(c Command, index uint64) *Response {
 	case CmdRegisterLearner:
 		return f.registerLearner(c.RegisterLearner)
 	case CmdLease:
-		return f.lease(c.Lease, index)
+		return f.lease(c.Lease, token)
 	case CmdHeartbeat:
 		return f.heartbeat(c.Heartbeat)
 	case CmdReport:
@@ -416,7 +433,7 @@ func (f *FSM) compact(key string, q []queued, h int) {
 	f.heads[key] = h
 }
 
-func (f *FSM) lease(c *LeaseCmd, index uint64) *Response {
+func (f *FSM) lease(c *LeaseCmd, token uint64) *Response {
 	st := f.st
 	var key string
 	switch c.Type {
@@ -447,7 +464,7 @@ func (f *FSM) lease(c *LeaseCmd, index uint64) *Response {
 	}
 	it.State = StateLeased
 	it.Holder = c.Holder
-	it.Token = index
+	it.Token = token
 	it.Attempts++
 	f.leased[it.ID] = struct{}{}
 	f.setDeadline(it, st.Now.Add(c.TTL))

@@ -256,6 +256,47 @@ func withoutStats(t *testing.T, b []byte) []byte {
 	return out
 }
 
+func TestFSMBatch(t *testing.T) {
+	h := newFSMHarness(t)
+	h.submit(tinySpec)
+	h.worker("a", "301")
+	h.worker("b", "301")
+	lease := func(holder string) Command {
+		return Command{Type: CmdLease, Time: h.now, Lease: &LeaseCmd{Holder: holder, Type: TypeEpisode, TTL: time.Minute}}
+	}
+	b, err := json.Marshal(Command{Type: CmdBatch, Time: h.now, Batch: []Command{lease("a"), lease("b"), {Type: CmdTick, Time: h.now}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.index++
+	rs, ok := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: b}).([]*Response)
+	if !ok || len(rs) != 3 {
+		t.Fatalf("batch responses: %v", rs)
+	}
+	a, bb := rs[0].Item, rs[1].Item
+	if a == nil || bb == nil || a.ID == bb.ID || a.Token == bb.Token || rs[0].Index != h.index {
+		t.Fatalf("batch leases: %+v %+v", a, bb)
+	}
+	for _, r := range []struct {
+		holder string
+		it     *Item
+	}{{"a", a}, {"b", bb}} {
+		if err := h.report(r.holder, r.it, nil, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []string{
+		`{"type":"batch","time":"2026-01-01T00:00:00Z","batch":[]}`,
+		`{"type":"batch","time":"2026-01-01T00:00:00Z","batch":[{"type":"batch","time":"2026-01-01T00:00:00Z","batch":[{"type":"tick","time":"2026-01-01T00:00:00Z"}]}]}`,
+		`{"type":"tick","time":"2026-01-01T00:00:00Z","batch":[{"type":"tick","time":"2026-01-01T00:00:00Z"}]}`,
+		`{"type":"batch","time":"2026-01-01T00:00:00Z","batch":[{"type":"lease","time":"2026-01-01T00:00:00Z"}]}`,
+	} {
+		if _, err := DecodeCommand([]byte(bad)); !errors.Is(err, ErrBadCommand) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}
+
 func TestFSMMaxAttemptsAndTrainFailure(t *testing.T) {
 	h := newFSMHarness(t)
 	spec := "name: one\nlines: [\"301\"]\ncollect: {hours_per_line: 0.05, episode_seconds: 180}\ntrain: {updates: 10, checkpoint_every: 5}\n"
@@ -377,6 +418,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte(`{"type":"register_worker","time":"2026-01-01T00:00:00Z","register_worker":{"id":"w","arena_id":"a","line":"301"}}`))
 	f.Add([]byte(`{"type":"heartbeat","time":"2026-01-01T00:00:00Z","key":"k","heartbeat":{"holder":"w","item_id":"tiny-1.0","token":3,"ttl":5}}`))
 	f.Add([]byte(`{"type":"set_node","time":"2026-01-01T00:00:00Z","set_node":{"id":"n","raft_addr":"a","http_addr":"b"}}`))
+	f.Add([]byte(`{"type":"batch","time":"2026-01-01T00:00:00Z","batch":[{"type":"tick","time":"2026-01-01T00:00:01Z"},{"type":"lease","time":"2026-01-01T00:00:01Z","key":"k","lease":{"holder":"w","type":"episode","ttl":5}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := DecodeCommand(data)
 		// Apply it to a state with work in progress: it must never panic, and a command that
@@ -386,8 +428,17 @@ func FuzzDecodeCommand(f *testing.F) {
 		h.worker("w", "301")
 		h.lease("w", TypeEpisode)
 		h.index++
-		if r, ok := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: data}).(*Response); !ok || r == nil {
-			t.Fatal("apply returned no response")
+		switch r := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: data}).(type) {
+		case *Response:
+			if r == nil {
+				t.Fatal("apply returned a nil response")
+			}
+		case []*Response:
+			if err == nil && len(r) != len(c.Batch) {
+				t.Fatalf("batch of %d returned %d responses", len(c.Batch), len(r))
+			}
+		default:
+			t.Fatalf("apply returned %T", r)
 		}
 		if err != nil {
 			return

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,17 +32,20 @@ var (
 
 // Node is one coordinator: a Raft member with the FSM, and the HTTP API.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	fsm      *FSM
-	raft     atomic.Pointer[raft.Raft]
-	trans    *raft.NetworkTransport
-	stream   *streamLayer
-	store    *raftboltdb.BoltStore
-	httpLn   net.Listener
-	srv      *http.Server
-	fwd      *http.Client
-	needJoin bool
+	cfg       Config
+	log       *slog.Logger
+	fsm       *FSM
+	raft      atomic.Pointer[raft.Raft]
+	trans     *raft.NetworkTransport
+	stream    *streamLayer
+	store     *raftboltdb.BoltStore
+	httpLn    net.Listener
+	srv       *http.Server
+	fwd       *http.Client
+	needJoin  bool
+	proposals chan *proposal
+	stopBatch chan struct{}
+	batchDone chan struct{}
 
 	httpCodes sync.Map // status code -> *atomic.Uint64
 	forwarded atomic.Uint64
@@ -65,7 +69,7 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("coordinator: data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, fsm: NewFSM(), fwd: &http.Client{Timeout: cfg.ForwardTimeout}}
+	n := &Node{cfg: cfg, log: log, fsm: NewFSM(), fwd: &http.Client{Timeout: cfg.ForwardTimeout, Transport: newTransport()}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -103,7 +107,9 @@ func New(cfg Config) (*Node, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = cfg.TrailingLogs
-	rc.BatchApplyCh = true
+	// BatchApplyCh stays off: with it, futures still buffered when Raft stops are never
+	// answered. The batcher groups writes instead.
+	rc.BatchApplyCh = false
 	rc.Logger = rlog
 	has, err := raft.HasExistingState(n.store, n.store, snaps)
 	if err != nil {
@@ -114,6 +120,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("coordinator: raft: %w", err)
 	}
 	n.raft.Store(r)
+	n.proposals = make(chan *proposal, 4*cfg.MaxBatch)
+	n.stopBatch = make(chan struct{})
+	n.batchDone = make(chan struct{})
+	go n.batcher()
 	if cfg.Bootstrap && !has {
 		conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
 		if err := r.BootstrapCluster(conf).Error(); err != nil {
@@ -226,6 +236,10 @@ func (n *Node) Close() error {
 		if r := n.Raft(); r != nil {
 			errs = append(errs, r.Shutdown().Error())
 		}
+		if n.stopBatch != nil {
+			close(n.stopBatch)
+			<-n.batchDone
+		}
 		if n.trans != nil {
 			errs = append(errs, n.trans.Close())
 		} else if n.stream != nil {
@@ -295,6 +309,17 @@ func (n *Node) joinLoop(ctx context.Context) {
 	}
 }
 
+// proposal is one write waiting for the batcher.
+type proposal struct {
+	cmd  Command
+	done chan proposalResult // buffered: the batcher never blocks on it
+}
+
+type proposalResult struct {
+	resp *Response
+	err  error
+}
+
 // propose stamps c with the leader's time, replicates it and returns the FSM's response. The
 // wait ends with ctx: the entry may still commit later (ErrUnavailable, outcome unknown).
 func (n *Node) propose(ctx context.Context, c Command) (*Response, error) {
@@ -303,28 +328,112 @@ func (n *Node) propose(ctx context.Context, c Command) (*Response, error) {
 		return nil, ErrNotLeader
 	}
 	c.Time = n.cfg.Now()
-	b, err := EncodeCommand(c)
-	if err != nil {
+	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	f := r.Apply(b, n.cfg.ApplyTimeout)
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
+	p := &proposal{cmd: c, done: make(chan proposalResult, 1)}
 	select {
-	case err := <-done:
-		if err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
-				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-			}
-			return nil, fmt.Errorf("%w: apply: %w", ErrUnavailable, err)
-		}
-		resp, ok := f.Response().(*Response)
-		if !ok || resp == nil {
-			return nil, fmt.Errorf("%w: no response from the state machine", ErrUnavailable)
-		}
-		return resp, nil
+	case n.proposals <- p:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	case <-n.stopBatch:
+		return nil, fmt.Errorf("%w: node is closing", ErrUnavailable)
+	}
+	select {
+	case res := <-p.done:
+		return res.resp, res.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: outcome unknown: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// batcher groups concurrent writes into batch log entries (group commit): it keeps at most
+// MaxInflightBatches entries in Raft at once, and whatever arrives meanwhile goes into the
+// next entry, up to MaxBatch commands. Under load this makes few, large entries; alone, a
+// write goes out at once as a plain entry.
+func (n *Node) batcher() {
+	defer close(n.batchDone)
+	sem := make(chan struct{}, n.cfg.MaxInflightBatches)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		var first *proposal
+		select {
+		case first = <-n.proposals:
+		case <-n.stopBatch:
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-n.stopBatch:
+			first.done <- proposalResult{err: fmt.Errorf("%w: node is closing", ErrUnavailable)}
+			return
+		}
+		batch := []*proposal{first}
+	drain:
+		for len(batch) < n.cfg.MaxBatch {
+			select {
+			case p := <-n.proposals:
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		var entry Command
+		if len(batch) == 1 {
+			entry = batch[0].cmd
+		} else {
+			entry = Command{Type: CmdBatch, Time: batch[len(batch)-1].cmd.Time, Batch: make([]Command, len(batch))}
+			for i, p := range batch {
+				entry.Batch[i] = p.cmd
+			}
+		}
+		b, err := json.Marshal(entry)
+		if err != nil {
+			<-sem
+			for _, p := range batch {
+				p.done <- proposalResult{err: fmt.Errorf("%w: %w", ErrBadRequest, err)}
+			}
+			continue
+		}
+		f := n.Raft().Apply(b, n.cfg.ApplyTimeout)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc := make(chan error, 1)
+			go func() { errc <- f.Error() }()
+			var err error
+			select {
+			case err = <-errc:
+			case <-n.stopBatch:
+				err = errors.New("node is closing")
+			}
+			<-sem
+			if err != nil {
+				err = fmt.Errorf("%w: apply: %w", ErrUnavailable, err)
+				for _, p := range batch {
+					p.done <- proposalResult{err: err}
+				}
+				return
+			}
+			switch resp := f.Response().(type) {
+			case *Response:
+				if len(batch) == 1 && resp != nil {
+					batch[0].done <- proposalResult{resp: resp}
+					return
+				}
+			case []*Response:
+				if len(resp) == len(batch) {
+					for i, p := range batch {
+						p.done <- proposalResult{resp: resp[i]}
+					}
+					return
+				}
+			}
+			for _, p := range batch {
+				p.done <- proposalResult{err: fmt.Errorf("%w: unexpected response %T from the state machine", ErrUnavailable, f.Response())}
+			}
+		}()
 	}
 }
 

@@ -20,6 +20,10 @@ func newRootCmd() *cobra.Command {
 		newReportCmd(),
 		newPolicyMapCmd(),
 		newRigCmd(),
+		newCoordinatorCmd(),
+		newSubmitCmd(),
+		newStatusCmd(),
+		newExperimentsCmd(),
 		newTrackCmd(),
 	)
 	return root

@@ -1,0 +1,136 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkLeaseReport measures lease + report round trips per second through a 3-node
+// cluster on loopback: 128 simulated workers of one line, each with its own client, lease an
+// episode and report it, as fast as the cluster answers. Every round trip is two replicated
+// writes (hashicorp/raft batches concurrent applies into one log append and one fsync).
+func BenchmarkLeaseReport(b *testing.B) {
+	const workers = 128
+	c := newCluster(b, 3, func(cfg *Config) {
+		d := DefaultConfig()
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+		cfg.TickInterval = d.TickInterval
+		cfg.SnapshotInterval = d.SnapshotInterval
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cl := c.client(b)
+	hours := math.Ceil(float64(b.N+workers)/3600*1000) / 1000
+	if _, err := cl.Submit(ctx, fmt.Appendf(nil, "name: bench\nlines: [\"301\"]\ncollect: {hours_per_line: %g, episode_seconds: 1}\n", hours)); err != nil {
+		b.Fatal(err)
+	}
+	clients := make([]*Client, workers)
+	for i := range clients {
+		clients[i] = c.client(b)
+		if err := clients[i].RegisterWorker(ctx, RegisterWorkerCmd{ID: fmt.Sprintf("w%d", i), ArenaID: "a", Line: "301"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			holder := fmt.Sprintf("w%d", i)
+			for left.Add(-1) >= 0 {
+				it, err := clients[i].Lease(ctx, LeaseRequest{Holder: holder, Type: TypeEpisode})
+				if err != nil || it == nil {
+					errs <- fmt.Errorf("lease: %v %v", it, err)
+					return
+				}
+				if _, err := clients[i].Report(ctx, ReportCmd{Holder: holder, ItemID: it.ID, Token: it.Token, Metrics: map[string]float64{"closest_cm": 1}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "roundtrips/s")
+	// CPU time of the whole process (3 nodes and 128 clients) per round trip: less sensitive
+	// than the rate to other load on a shared machine.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/roundtrip")
+	if got := c.leader().n.FSM().Stats().ReportsAccepted; got != uint64(b.N) {
+		b.Fatalf("%d reports accepted, want %d", got, b.N)
+	}
+}
+
+// BenchmarkFailover kills the leader of a 3-node cluster (default, LAN-tuned timeouts) and
+// times how long until the next write succeeds, over 20 trials per iteration; the killed
+// node is restarted from its data directory and caught up before the next trial. It reports
+// the median and the worst time.
+func BenchmarkFailover(b *testing.B) {
+	const trials = 20
+	c := newCluster(b, 3, func(cfg *Config) {
+		d := DefaultConfig()
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+		cfg.TickInterval = d.TickInterval
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var times []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for trial := range trials {
+			old := c.leader()
+			cl, err := NewClient(ClientConfig{Endpoints: c.urls(), Token: testToken, MaxAttempts: 100000, BaseBackoff: 2 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+			if err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			c.kill(old.cfg.ID)
+			for {
+				err := cl.RegisterLearner(ctx, RegisterLearnerCmd{ID: fmt.Sprintf("l%d", trial)})
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, ErrUnavailable) {
+					b.Fatal(err)
+				}
+			}
+			times = append(times, time.Since(t0))
+			b.StopTimer()
+			c.restart(old)
+			c.waitConverged()
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	slices.Sort(times)
+	b.ReportMetric(times[len(times)/2].Seconds(), "median_s")
+	b.ReportMetric(times[len(times)-1].Seconds(), "worst_s")
+	b.ReportMetric(times[0].Seconds(), "best_s")
+}
+
+// cpuTime is the process's user + system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
