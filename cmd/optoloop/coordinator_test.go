@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/optoloop/optoloop/coordinator"
+)
+
+// lockedBuffer is a bytes.Buffer safe for a command writing while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func runCoordCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+func TestCoordinatorCommands(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("cli-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OPTOLOOP_TOKEN", "")
+	t.Setenv("OPTOLOOP_COORDINATOR", "")
+
+	// One bootstrapped node, run by the coordinator command until the test cancels it.
+	out := &lockedBuffer{}
+	root := newRootCmd()
+	root.SetOut(out)
+	root.SetErr(&lockedBuffer{})
+	root.SetArgs([]string{"coordinator", "--id", "c1", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--data-dir", filepath.Join(dir, "data"), "--bootstrap", "--token-file", tokenFile, "--log-level", "error"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("coordinator exited with %v", err)
+		}
+	}()
+	re := regexp.MustCompile(`http (http://127\.0\.0\.1:\d+)`)
+	var url string
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for url == "" {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("coordinator did not start: %q", out.String())
+		} else {
+			<-tick.C
+		}
+	}
+	demo := filepath.Join("..", "..", "experiments", "demo.yaml")
+
+	// Without a token the submission is refused before anything is sent.
+	if _, err := runCoordCmd(t, "submit", demo, "--coordinator", url); err == nil || !strings.Contains(err.Error(), "no token") {
+		t.Fatalf("submit without a token: %v", err)
+	}
+	// A wrong token: 401.
+	bad := filepath.Join(dir, "bad")
+	if err := os.WriteFile(bad, []byte("nope"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCoordCmd(t, "submit", demo, "--coordinator", url, "--token-file", bad); err == nil || !strings.Contains(err.Error(), "unauthorized") {
+		t.Fatalf("submit with a wrong token: %v", err)
+	}
+	// A malformed file names the field.
+	malformed := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(malformed, []byte("name: x\nlines: [\"301\"]\ntrain: {updates: -5}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCoordCmd(t, "submit", malformed, "--coordinator", url, "--token-file", tokenFile); err == nil || !strings.Contains(err.Error(), "train.updates") {
+		t.Fatalf("malformed submit: %v", err)
+	}
+	// An unknown line is refused by the coordinator's catalogue check.
+	unknown := filepath.Join(dir, "unknown.yaml")
+	if err := os.WriteFile(unknown, []byte("name: x\nlines: [\"99999\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCoordCmd(t, "submit", unknown, "--coordinator", url, "--token-file", tokenFile); err == nil || !strings.Contains(err.Error(), "lines[0]") {
+		t.Fatalf("unknown line: %v", err)
+	}
+
+	t.Setenv("OPTOLOOP_COORDINATOR", url)
+	idOut, err := runCoordCmd(t, "submit", demo, "--token-file", tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(idOut)
+	if !strings.HasPrefix(id, "demo-") {
+		t.Fatalf("experiment id %q", id)
+	}
+
+	js, err := runCoordCmd(t, "status", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st coordinator.Status
+	if err := json.Unmarshal([]byte(js), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, js)
+	}
+	// demo.yaml: 3 lines x 6 collect episodes, all pending.
+	if st.Leader.ID != "c1" || st.Leader.HTTPAddr == "" || len(st.Nodes) != 1 || st.Nodes[0].State != "Leader" || st.Nodes[0].AppliedIndex == 0 || st.Episodes[coordinator.StatePending] != 18 {
+		t.Fatalf("status: %+v", st)
+	}
+	text, err := runCoordCmd(t, "status")
+	if err != nil || !strings.Contains(text, "leader") || !strings.Contains(text, id) {
+		t.Fatalf("status: %v\n%s", err, text)
+	}
+
+	js, err = runCoordCmd(t, "experiments", "get", id, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v coordinator.ExperimentView
+	if err := json.Unmarshal([]byte(js), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Experiment.ID != id || v.Experiment.Phase != coordinator.PhaseCollect || len(v.Items) != 18 || v.Items[0].Kind != coordinator.KindCollect {
+		t.Fatalf("experiment: %+v", v.Experiment)
+	}
+	text, err = runCoordCmd(t, "experiments", "get", id)
+	if err != nil || !strings.Contains(text, "collect") {
+		t.Fatalf("experiments get: %v\n%s", err, text)
+	}
+	if _, err := runCoordCmd(t, "experiments", "get", "nope-1"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("experiments get of an unknown id: %v", err)
+	}
+	list, err := runCoordCmd(t, "experiments", "list")
+	if err != nil || !strings.Contains(list, id) {
+		t.Fatalf("experiments list: %v\n%s", err, list)
+	}
+}
