@@ -38,6 +38,17 @@ func FuzzTrack(f *testing.F) {
 	f.Add([]byte{}, uint16(127), uint16(33))                      // odd size, no data
 	f.Add([]byte{0, 0, 0, 255, 255, 255}, uint16(97), uint16(61)) // stripes
 	f.Add([]byte{170, 170, 170, 170, 60}, uint16(300), uint16(5)) // thin strip
+	// Dark 2x2 dots every 5 px: over 160000 blobs in one frame.
+	dots := make([]byte, 5*2160)
+	for y := range 5 {
+		for x := range 2160 {
+			dots[y*2160+x] = 200
+			if x%5 < 2 && y < 2 {
+				dots[y*2160+x] = 20
+			}
+		}
+	}
+	f.Add(dots, uint16(2160), uint16(1920))
 	f.Fuzz(func(t *testing.T, data []byte, w, h uint16) {
 		width, height := int(w)%2200+1, int(h)%2000+1
 		fr := fuzzFrame(data, width, height)

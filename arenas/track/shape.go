@@ -13,7 +13,7 @@ const refineFrac = 0.3
 
 // shape measures the chosen blob: refined mask, holes, skeleton, midline, widths, coil checks,
 // head/tail identity and the pose. labels and blur cover the region roi (stride w).
-func (t *Tracker) shape(c candidate, labels []uint16, blur []uint8, w int, roi image.Rectangle, thr float64, now time.Time) Result {
+func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi image.Rectangle, thr float64, now time.Time) Result {
 	// Refined threshold: a share (refineFrac) of the blob's median darkening, so that the mask
 	// reaches into the thin, blurred tips of the body without widening it much.
 	clear(t.histo[:])

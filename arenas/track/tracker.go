@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"time"
+	"unsafe"
 
 	"gocv.io/x/gocv"
 
@@ -251,20 +252,26 @@ func (t *Tracker) segment(f arenas.Frame, roi image.Rectangle, now time.Time) (R
 	}
 	thr := t.detectionThreshold(blur)
 	gocv.Threshold(m.blur, &m.bin, float32(thr)-0.5, 255, gocv.ThresholdBinary)
-	n := gocv.ConnectedComponentsWithStatsWithParams(m.bin, &m.labels, &m.stats, &m.cents, 8, gocv.MatTypeCV16U, gocv.CCL_DEFAULT)
+	// 32-bit labels: an adversarial frame can hold more than 65535 blobs.
+	n := gocv.ConnectedComponentsWithStatsWithParams(m.bin, &m.labels, &m.stats, &m.cents, 8, gocv.MatTypeCV32S, gocv.CCL_DEFAULT)
+	stats, err := int32s(&m.stats)
+	if err != nil || len(stats) < 5*n {
+		return t.lost(now, BadFrame), image.Rectangle{}, false
+	}
 	expA := t.cfg.expectedArea()
 	minA := t.cfg.MinAreaRatio * expA
 	maxA := t.cfg.MaxAreaRatio * expA * 1.5
 	maxSide := 1.6 * t.cfg.BodyLength * t.cfg.MaxLengthRatio
 	var cands []candidate
 	for l := 1; l < n; l++ {
+		st := stats[5*l : 5*l+5]
 		c := candidate{
 			label: l,
-			x:     int(m.stats.GetIntAt(l, int(gocv.CC_STAT_LEFT))),
-			y:     int(m.stats.GetIntAt(l, int(gocv.CC_STAT_TOP))),
-			w:     int(m.stats.GetIntAt(l, int(gocv.CC_STAT_WIDTH))),
-			h:     int(m.stats.GetIntAt(l, int(gocv.CC_STAT_HEIGHT))),
-			area:  int(m.stats.GetIntAt(l, int(gocv.CC_STAT_AREA))),
+			x:     int(st[gocv.CC_STAT_LEFT]),
+			y:     int(st[gocv.CC_STAT_TOP]),
+			w:     int(st[gocv.CC_STAT_WIDTH]),
+			h:     int(st[gocv.CC_STAT_HEIGHT]),
+			area:  int(st[gocv.CC_STAT_AREA]),
 		}
 		if float64(c.area) < minA || float64(c.area) > maxA || float64(max(c.w, c.h)) > maxSide {
 			continue
@@ -282,8 +289,8 @@ func (t *Tracker) segment(f arenas.Frame, roi image.Rectangle, now time.Time) (R
 		r := t.lost(now, TwoWorms)
 		return r, where, edge
 	}
-	labels, err := m.labels.DataPtrUint16()
-	if err != nil {
+	labels, err := int32s(&m.labels)
+	if err != nil || len(labels) != w*h {
 		return t.lost(now, BadFrame), image.Rectangle{}, false
 	}
 	res := t.shape(best, labels, blur, w, roi, thr, now)
@@ -469,4 +476,20 @@ func (t *Tracker) detectionThreshold(diff []uint8) float64 {
 	lo := histQuantile(&t.histo, n, 0.2)
 	sigma := math.Max(0.5, float64(med-lo)/0.8416)
 	return math.Max(t.cfg.MinContrast, float64(med)+t.cfg.NoiseK*sigma)
+}
+
+// int32s returns the data of a continuous CV_32S matrix as int32 values (OpenCV's memory,
+// valid until the matrix changes).
+func int32s(m *gocv.Mat) ([]int32, error) {
+	if m.Type() != gocv.MatTypeCV32S {
+		return nil, fmt.Errorf("track: matrix type %v, want CV_32S", m.Type())
+	}
+	b, err := m.DataPtrUint8()
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 4 {
+		return nil, nil
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&b[0])), len(b)/4), nil
 }
