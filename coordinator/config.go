@@ -50,7 +50,7 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// MaxBatch is the most writes the leader groups into one log entry; MaxInflightBatches
 	// how many entries it keeps in Raft at once (writes arriving meanwhile wait and are grouped).
-	// Defaults 256 and 2.
+	// Defaults 256 and 4.
 	MaxBatch           int
 	MaxInflightBatches int
 	// SnapshotThreshold is the number of new log entries that triggers a snapshot; TrailingLogs
