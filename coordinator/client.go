@@ -200,6 +200,10 @@ func codeErr(code, msg string) error {
 
 // do performs one call with retries. For writes, out receives the *Response.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, write bool, out any) error {
+	return c.doType(ctx, method, path, "application/json", body, write, out)
+}
+
+func (c *Client) doType(ctx context.Context, method, path, contentType string, body []byte, write bool, out any) error {
 	key := ""
 	if write {
 		key = newKey()
@@ -239,7 +243,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, write
 			req.Header.Set(HeaderIdempotencyKey, key)
 		}
 		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Content-Type", contentType)
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
@@ -300,9 +304,10 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, write
 
 func (c *Client) write(ctx context.Context, path string, v any) (*Response, error) {
 	var body []byte
+	ct := "application/json"
 	switch b := v.(type) {
 	case []byte:
-		body = b
+		body, ct = b, "application/yaml"
 	default:
 		var err error
 		if body, err = json.Marshal(v); err != nil {
@@ -310,7 +315,7 @@ func (c *Client) write(ctx context.Context, path string, v any) (*Response, erro
 		}
 	}
 	var r Response
-	if err := c.do(ctx, http.MethodPost, path, body, true, &r); err != nil {
+	if err := c.doType(ctx, http.MethodPost, path, ct, body, true, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil

@@ -452,3 +452,56 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 	})
 }
+
+func TestFSMHeartbeatRenewsAndRegistration(t *testing.T) {
+	h := newFSMHarness(t)
+	h.submit(tinySpec)
+	if r := h.apply(Command{Type: CmdLease, Lease: &LeaseCmd{Holder: "ghost", Type: TypeEpisode, TTL: time.Minute}}); !errors.Is(r.Err(), ErrNotRegistered) {
+		t.Fatalf("lease by an unregistered worker: %v", r.Err())
+	}
+	if r := h.apply(Command{Type: CmdLease, Lease: &LeaseCmd{Holder: "ghost", Type: TypeTrain, TTL: time.Minute}}); !errors.Is(r.Err(), ErrNotRegistered) {
+		t.Fatalf("lease by an unregistered learner: %v", r.Err())
+	}
+	h.worker("w", "301")
+	h.worker("other", "73")
+	if it := h.lease("other", TypeEpisode); it != nil {
+		t.Fatalf("a worker of line 73 got %s of line %s", it.ID, it.Line)
+	}
+	it := h.lease("w", TypeEpisode) // TTL 1 min
+	cases := []struct {
+		after     time.Duration
+		heartbeat bool
+		want      ItemState
+	}{
+		{50 * time.Second, true, StateLeased}, // renewed until 110 s
+		{100 * time.Second, false, StateLeased},
+		{109 * time.Second, false, StateLeased},
+		{111 * time.Second, false, StatePending},
+	}
+	start := h.now
+	for _, c := range cases {
+		h.now = start.Add(c.after)
+		if c.heartbeat {
+			r := h.ok(Command{Type: CmdHeartbeat, Heartbeat: &HeartbeatCmd{Holder: "w", ItemID: it.ID, Token: it.Token, TTL: time.Minute}})
+			if !r.Item.Deadline.Equal(h.now.Add(time.Minute)) {
+				t.Fatalf("deadline %v, want %v", r.Item.Deadline, h.now.Add(time.Minute))
+			}
+		} else {
+			h.ok(Command{Type: CmdTick})
+		}
+		if got, _ := h.f.Item(it.ID); got.State != c.want {
+			t.Fatalf("at +%v: %s, want %s", c.after, got.State, c.want)
+		}
+	}
+	ws := h.f.Workers()
+	if len(ws) != 2 || ws[1].ID != "w" || !ws[1].LastSeen.Equal(start.Add(50*time.Second)) {
+		t.Fatalf("workers %+v: w last seen at its heartbeat", ws)
+	}
+	// Time never goes backwards: a command stamped earlier (a new leader with a slow clock)
+	// does not revive the lease.
+	h.now = start
+	h.ok(Command{Type: CmdTick})
+	if now := h.f.Now(); !now.Equal(start.Add(111 * time.Second)) {
+		t.Fatalf("FSM time went back to %v", now)
+	}
+}

@@ -1,0 +1,130 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lossyProxy forwards requests to a node and, for the first request to dropPath, throws the
+// node's answer away and answers 503: the write applied, but the client never heard.
+type lossyProxy struct {
+	target   string
+	dropPath string
+	mu       sync.Mutex
+	keys     []string
+	dropped  bool
+}
+
+func (p *lossyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	p.mu.Lock()
+	drop := false
+	if r.URL.Path == p.dropPath {
+		p.keys = append(p.keys, r.Header.Get(HeaderIdempotencyKey))
+		drop = !p.dropped
+		p.dropped = true
+	}
+	p.mu.Unlock()
+	if drop {
+		http.Error(w, `{"code":"unavailable","error":"response lost"}`, http.StatusServiceUnavailable)
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(data)
+}
+
+func TestClientRetryKeepsIdempotencyKey(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	node := c.leader()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	direct := c.client(t)
+	if _, err := direct.Submit(ctx, []byte(clusterSpec)); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.RegisterWorker(ctx, RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}); err != nil {
+		t.Fatal(err)
+	}
+	p := &lossyProxy{target: node.n.URL(), dropPath: "/v1/lease"}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	cl := c.client(t, srv.URL)
+	it, err := cl.Lease(ctx, LeaseRequest{Holder: "w", Type: TypeEpisode})
+	if err != nil || it == nil {
+		t.Fatalf("lease: %v %v", it, err)
+	}
+	if len(p.keys) != 2 || p.keys[0] == "" || p.keys[0] != p.keys[1] {
+		t.Fatalf("idempotency keys of the two attempts: %q", p.keys)
+	}
+	// The lost first attempt and the retry are one lease.
+	st := node.n.FSM().Stats()
+	if st.LeasesGranted != 1 || st.Replayed != 1 {
+		t.Fatalf("stats %+v: want 1 lease granted and 1 replay", st)
+	}
+	got, _ := node.n.FSM().Item(it.ID)
+	if got.Token != it.Token || got.Holder != "w" {
+		t.Fatalf("client holds %s/%d, coordinator %s/%d", it.ID, it.Token, got.ID, got.Token)
+	}
+	// The client learned the leader's URL from the answer: the next write goes to the leader
+	// directly, not through the proxy; the worker gets its held episode, not a new one.
+	again, err := cl.Lease(ctx, LeaseRequest{Holder: "w", Type: TypeEpisode})
+	if err != nil || again.ID != it.ID || len(p.keys) != 2 {
+		t.Fatalf("second lease %v %v, keys through the proxy %q", again, err, p.keys)
+	}
+	if st := node.n.FSM().Stats(); st.LeasesGranted != 1 {
+		t.Fatalf("leases granted %d after the repeated lease", st.LeasesGranted)
+	}
+}
+
+func TestClientSkipsDeadEndpoints(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	// A port with nothing listening.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := c.client(t, dead, c.leader().n.URL())
+	for i := range 3 {
+		if err := cl.RegisterLearner(ctx, RegisterLearnerCmd{ID: "l"}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if _, err := cl.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// With every endpoint dead the call fails with ErrUnavailable once its attempts are spent.
+	only, err := NewClient(ClientConfig{Endpoints: []string{dead}, Token: testToken, MaxAttempts: 3, BaseBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := only.RegisterLearner(ctx, RegisterLearnerCmd{ID: "l"}); err == nil || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("all endpoints dead: %v", err)
+	}
+	if _, err := NewClient(ClientConfig{Endpoints: []string{"ftp://x"}}); err == nil {
+		t.Fatal("an ftp endpoint was accepted")
+	}
+}
