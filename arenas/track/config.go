@@ -86,7 +86,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the reference tracker for cal: a worm of 1 mm, 49 midline points,
-// a 10 s swap rule above 0.05 mm/s, a plate mask and a background of 30 light-off frames
+// a 10 s swap rule above 0.05 mm/s, a plate mask and a background of 15 light-off frames (5 s at 3 Hz)
 // refreshed one 64th at a time.
 func DefaultConfig(cal arenas.Calibration) Config {
 	mm := cal.PxPerCM / 10
@@ -109,7 +109,7 @@ func DefaultConfig(cal arenas.Calibration) Config {
 		MotionIdentity:   true,
 		RequireSettled:   true,
 		ReacquireAfter:   time.Second,
-		BackgroundFrames: 30,
+		BackgroundFrames: 15,
 		RefreshRate:      0.05,
 		RefreshStripes:   64,
 	}

@@ -59,6 +59,9 @@ type Result struct {
 	Area   int
 	// Settled reports whether the head/tail identity has been confirmed by the worm's motion.
 	Settled bool
+	// CutByEdge reports that the blob touches the frame's edge (the worm may be partly
+	// outside); such poses stay below Confident.
+	CutByEdge bool
 }
 
 // Tracker turns frames of one arena into poses. It keeps per-arena state: the background,
@@ -294,6 +297,11 @@ func (t *Tracker) segment(f arenas.Frame, roi image.Rectangle, now time.Time) (R
 		return t.lost(now, BadFrame), image.Rectangle{}, false
 	}
 	res := t.shape(best, labels, blur, w, roi, thr, now)
+	if where.Min.X <= 0 || where.Min.Y <= 0 || where.Max.X >= f.Width || where.Max.Y >= f.Height {
+		// Cut by the frame's edge: the worm's length and ends are unknown.
+		res.Confidence = math.Min(res.Confidence, 0.4)
+		res.CutByEdge = true
+	}
 	return res, where, edge
 }
 
