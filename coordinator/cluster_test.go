@@ -364,7 +364,6 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 	}
 
 	// Mutating calls without the token, or with a wrong one: 401 and nothing changes.
-	idx := l.n.Raft().AppliedIndex()
 	before = digest()
 	for _, auth := range []string{"", "Bearer wrong", "Basic " + testToken, "Bearer " + testToken + "x"} {
 		for _, path := range []string{"/v1/experiments", "/v1/workers", "/v1/lease", "/v1/report", "/v1/cluster/remove"} {
@@ -386,9 +385,6 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 	}
 	if !bytes.Equal(before, digest()) {
 		t.Fatal("unauthorized calls changed the state")
-	}
-	if ticks := l.n.Raft().AppliedIndex() - idx; ticks > 1000 {
-		t.Fatalf("applied index moved by %d", ticks)
 	}
 	unauth := c.client(t)
 	unauth.cfg.Token = "nope"
