@@ -87,7 +87,7 @@ type Config struct {
 
 // DefaultConfig returns the reference tracker for cal: a worm of 1 mm, 49 midline points,
 // a 10 s swap rule above 0.05 mm/s, a plate mask and a background of 15 light-off frames (5 s at 3 Hz)
-// refreshed one 64th at a time.
+// refreshed one 128th at a time.
 func DefaultConfig(cal arenas.Calibration) Config {
 	mm := cal.PxPerCM / 10
 	return Config{
@@ -102,7 +102,7 @@ func DefaultConfig(cal arenas.Calibration) Config {
 		MaxLengthRatio:   1.6,
 		RefineLength:     true,
 		PlateMask:        true,
-		ROIScale:         1.4,
+		ROIScale:         1.0,
 		SwapAfter:        10 * time.Second,
 		SpeedFloor:       0.05 * mm,
 		SettleDistance:   0.1,
@@ -111,7 +111,7 @@ func DefaultConfig(cal arenas.Calibration) Config {
 		ReacquireAfter:   time.Second,
 		BackgroundFrames: 15,
 		RefreshRate:      0.05,
-		RefreshStripes:   64,
+		RefreshStripes:   128,
 	}
 }
 
