@@ -66,6 +66,11 @@ type Train struct {
 	// CheckpointEvery is the number of updates between checkpoints and parameter versions
 	// (1..updates). Default 5000.
 	CheckpointEvery int `yaml:"checkpoint_every" json:"checkpoint_every"`
+	// TargetEvery is the number of updates between soft updates (tau 0.005) of the target
+	// critics (1-100,000,000). Default 500, the reference's; with the reference's independently
+	// initialised target critics, 500 leaves the targets mostly at their random initial weights
+	// for runs much shorter than 100,000 updates (runner/SCIENCE.md).
+	TargetEvery int `yaml:"target_every" json:"target_every"`
 }
 
 // Evaluate configures the comparison of the agent with no light and random light.
@@ -107,7 +112,7 @@ func Default() Spec {
 		Seed:          1,
 		ArenasPerLine: 4,
 		Collect:       Collect{HoursPerLine: 5, EpisodeSeconds: 1200, LightProbability: 0.1},
-		Train:         Train{EnsembleSize: 20, Updates: 100000, BatchSize: 64, CheckpointEvery: 5000},
+		Train:         Train{EnsembleSize: 20, Updates: 100000, BatchSize: 64, CheckpointEvery: 5000, TargetEvery: 500},
 		Evaluate: Evaluate{
 			EpisodesPerCondition: 10,
 			EpisodeSeconds:       600,
@@ -240,6 +245,9 @@ func (s Spec) Validate() error {
 		return err
 	}
 	if err := checkInt("train.checkpoint_every", t.CheckpointEvery, 1, t.Updates); err != nil {
+		return err
+	}
+	if err := checkInt("train.target_every", t.TargetEvery, 1, 100_000_000); err != nil {
 		return err
 	}
 	e := s.Evaluate

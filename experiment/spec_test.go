@@ -69,6 +69,8 @@ func TestParseRejects(t *testing.T) {
 		{"type", minimal + "train: {updates: many}\n", "train.updates: \"many\" is not a valid int"},
 		{"negative ensemble", minimal + "train: {ensemble_size: -3}\n", "train.ensemble_size: -3 must be >= 1"},
 		{"checkpoint", minimal + "train: {updates: 10, checkpoint_every: 20}\n", "train.checkpoint_every: 20 must be <= 10"},
+		{"target every zero", minimal + "train: {target_every: 0}\n", "train.target_every: 0 must be >= 1"},
+		{"target every negative", minimal + "train: {target_every: -5}\n", "train.target_every: -5 must be >= 1"},
 		{"negative seed", minimal + "seed: -1\n", "seed: \"-1\" is not a valid uint64"},
 		{"target", minimal + "evaluate: {targets: [up, north]}\n", "evaluate.targets[1]: \"north\" must be one of"},
 		{"distance", minimal + "evaluate: {target_distance_cm: 3}\n", "evaluate.target_distance_cm: 3 must be <= 2"},

@@ -334,13 +334,7 @@ func interleave(jobs []job, lines, n int) []job {
 func (r *Runner) train(ctx context.Context) error {
 	spec := r.cfg.Spec
 	for i, l := range spec.Lines {
-		lc := learner.DefaultConfig()
-		lc.Dir = results.LineDir(r.cfg.Dir, l)
-		lc.Members = spec.Train.EnsembleSize
-		lc.Updates = int64(spec.Train.Updates)
-		lc.Round = int64(spec.Train.CheckpointEvery)
-		lc.CurveEvery = min(lc.CurveEvery, lc.Round)
-		lc.SAC.BatchSize = spec.Train.BatchSize
+		lc := learnerConfig(spec.Train, results.LineDir(r.cfg.Dir, l))
 		rng := rand.New(rand.NewPCG(r.seed("learner", l), 0))
 		ln, err := learner.New(lc, r.data[l], nil, r.log.With("line", l), rng)
 		if err != nil {
@@ -370,6 +364,20 @@ func (r *Runner) train(ctx context.Context) error {
 		r.log.Info("trained", "line", l, "members", lc.Members, "updates", ln.Updates(), "seconds", time.Since(t0).Seconds())
 	}
 	return nil
+}
+
+// learnerConfig is the reference training schedule (learner.DefaultConfig) with the experiment's
+// train section applied; dir is the line's folder.
+func learnerConfig(t experiment.Train, dir string) learner.Config {
+	lc := learner.DefaultConfig()
+	lc.Dir = dir
+	lc.Members = t.EnsembleSize
+	lc.Updates = int64(t.Updates)
+	lc.Round = int64(t.CheckpointEvery)
+	lc.CurveEvery = min(lc.CurveEvery, lc.Round)
+	lc.SAC.BatchSize = t.BatchSize
+	lc.SAC.TargetEvery = t.TargetEvery
+	return lc
 }
 
 // evalJobs returns the evaluation episodes of animals of line animal under one condition.
