@@ -111,19 +111,61 @@ func imageExt(name string) bool {
 	return false
 }
 
+// Summary counts what TrackFiles saw.
+type Summary struct {
+	// Frames tracked, Found with a worm (OK), Confident among them.
+	Frames, Found, Confident int
+	// MedianLength is the median midline length in pixels over the found frames, and
+	// ExpectedLength the worm length the scale implies (1 mm).
+	MedianLength, ExpectedLength float64
+}
+
+// ScaleHint returns advice when the scale looks wrong: no worm found at all, or worms found but
+// none confidently and their length far from the expected one (empty otherwise).
+func (s Summary) ScaleHint() string {
+	if s.Frames == 0 || s.Confident > 0 || s.ExpectedLength == 0 {
+		return ""
+	}
+	if s.Found == 0 {
+		return fmt.Sprintf("no worm found: at this scale a worm is ~%.0f px long; is --px-per-cm right?", s.ExpectedLength)
+	}
+	r := s.MedianLength / s.ExpectedLength
+	if r > 0.75 && r < 1.3 {
+		return ""
+	}
+	return fmt.Sprintf("no confident frame: the worms are ~%.0f px long, the scale implies %.0f px; set --px-per-cm to about %.0f",
+		s.MedianLength, s.ExpectedLength, s.MedianLength*10)
+}
+
 // TrackFiles tracks every frame of the video or image directory of c and writes one JSON
-// record per line to out. It returns the number of frames tracked. An unreadable input is an
-// error naming the file; a frame without a worm is a record with ok false.
-func TrackFiles(ctx context.Context, c FileConfig, out io.Writer, log *slog.Logger) (int, error) {
+// record per line to out. An unreadable input is an error naming the file; a frame without a
+// worm is a record with ok false.
+func TrackFiles(ctx context.Context, c FileConfig, out io.Writer, log *slog.Logger) (Summary, error) {
+	sum, err := trackFiles(ctx, c, out, log)
+	if len(sum.lengths) > 0 {
+		sort.Float64s(sum.lengths)
+		sum.MedianLength = sum.lengths[len(sum.lengths)/2]
+	}
+	return sum.Summary, err
+}
+
+type summary struct {
+	Summary
+	lengths []float64
+}
+
+func trackFiles(ctx context.Context, c FileConfig, out io.Writer, log *slog.Logger) (summary, error) {
+	var sum summary
+	sum.ExpectedLength = c.PxPerCM / 10
 	if err := c.Validate(); err != nil {
-		return 0, err
+		return sum, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	src, err := openSource(c)
 	if err != nil {
-		return 0, err
+		return sum, err
 	}
 	defer src.close()
 	enc := json.NewEncoder(out)
@@ -141,18 +183,18 @@ func TrackFiles(ctx context.Context, c FileConfig, out io.Writer, log *slog.Logg
 	n := 0
 	for ; ; n++ {
 		if err := ctx.Err(); err != nil {
-			return n, err
+			return sum, err
 		}
 		name, ok, err := src.next(&img)
 		if err != nil {
-			return n, err
+			return sum, err
 		}
 		if !ok {
 			break
 		}
 		f, err := greyFrame(img)
 		if err != nil {
-			return n, fmt.Errorf("track: frame %d (%s): %w", n, name, err)
+			return sum, fmt.Errorf("track: frame %d (%s): %w", n, name, err)
 		}
 		f.Seq = uint64(n)
 		if tr == nil {
@@ -170,44 +212,52 @@ func TrackFiles(ctx context.Context, c FileConfig, out io.Writer, log *slog.Logg
 			cfg.MotionIdentity = !c.FollowsWorm && c.Video != ""
 			cfg.RequireSettled = cfg.MotionIdentity
 			if cfg.BodyLength < 8 {
-				return n, fmt.Errorf("track: at %v px/cm a worm is %.1f px long, too small to track", c.PxPerCM, cfg.BodyLength)
+				return sum, fmt.Errorf("track: at %v px/cm a worm is %.1f px long, too small to track", c.PxPerCM, cfg.BodyLength)
 			}
 			if tr, err = New(cfg, log); err != nil {
-				return n, err
+				return sum, err
 			}
 		}
 		if c.Images != "" {
 			tr.Reset()
 		}
 		r := tr.Track(f)
+		sum.Frames++
+		if r.OK {
+			sum.Found++
+			sum.lengths = append(sum.lengths, r.Length)
+			if r.Confidence >= Confident {
+				sum.Confident++
+			}
+		}
 		rec := NewRecord(n, r, c.Midline)
 		if c.Images != "" {
 			rec.File = name
 		}
 		if err := enc.Encode(rec); err != nil {
-			return n, fmt.Errorf("track: write: %w", err)
+			return sum, fmt.Errorf("track: write: %w", err)
 		}
 		if c.Overlay != "" {
 			if ov == nil {
 				if ov, err = newOverlay(c.Overlay, src.fps(), img.Cols(), img.Rows()); err != nil {
-					return n, err
+					return sum, err
 				}
 				defer ov.close()
 			}
 			if err := ov.add(img, r, n); err != nil {
-				return n, err
+				return sum, err
 			}
 		}
 	}
 	if n == 0 {
-		return 0, fmt.Errorf("track: no frame could be read from %s", c.Video+c.Images)
+		return sum, fmt.Errorf("track: no frame could be read from %s", c.Video+c.Images)
 	}
 	if ov != nil {
 		if err := ov.close(); err != nil {
-			return n, err
+			return sum, err
 		}
 	}
-	return n, nil
+	return sum, nil
 }
 
 // greyFrame converts an 8-bit image (grey, BGR or BGRA) to a grey frame (a copy).

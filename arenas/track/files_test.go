@@ -38,13 +38,16 @@ func TestTrackFilesVideo(t *testing.T) {
 	c := DefaultFileConfig()
 	c.Video, c.Overlay, c.PxPerCM, c.FollowsWorm = video, ov, 450, true
 	var out bytes.Buffer
-	n, err := TrackFiles(context.Background(), c, &out, nil)
+	sum, err := TrackFiles(context.Background(), c, &out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	recs := decodeRecords(t, out.Bytes())
-	if n != 563 || len(recs) != 563 {
-		t.Fatalf("%d frames, %d records, want 563", n, len(recs))
+	if sum.Frames != 563 || len(recs) != 563 {
+		t.Fatalf("%d frames, %d records, want 563", sum.Frames, len(recs))
+	}
+	if hint := sum.ScaleHint(); hint != "" {
+		t.Errorf("scale hint %q at the right scale", hint)
 	}
 	ok := 0
 	for i, r := range recs {
@@ -114,12 +117,13 @@ func TestTrackFilesImages(t *testing.T) {
 	cfg.Images, cfg.Midline, cfg.QuantizeDeg = dir, true, 30
 	cfg.Overlay = filepath.Join(t.TempDir(), "ov")
 	var out bytes.Buffer
-	if _, err := TrackFiles(context.Background(), cfg, &out, nil); err != nil {
+	sum, err := TrackFiles(context.Background(), cfg, &out, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	recs := decodeRecords(t, out.Bytes())
-	if len(recs) != 3 {
-		t.Fatalf("%d records, want 3", len(recs))
+	if len(recs) != 3 || sum.Found != 3 || sum.Confident != 3 {
+		t.Fatalf("%d records, summary %+v, want 3 found confidently", len(recs), sum)
 	}
 	for i, r := range recs {
 		if want := []string{"a.png", "b.png", "c.png"}[i]; r.File != want {
@@ -136,6 +140,15 @@ func TestTrackFilesImages(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(cfg.Overlay, []string{"000000.png", "000001.png", "000002.png"}[i])); err != nil {
 			t.Errorf("overlay image %d: %v", i, err)
 		}
+	}
+	// At twice the scale the worms look half as long as expected: no confident frame and a hint.
+	cfg.PxPerCM, cfg.Overlay = 1080, ""
+	sum, err = TrackFiles(context.Background(), cfg, &bytes.Buffer{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Confident != 0 || !strings.Contains(sum.ScaleHint(), "--px-per-cm") {
+		t.Errorf("at a wrong scale: summary %+v, hint %q", sum, sum.ScaleHint())
 	}
 }
 

@@ -26,12 +26,15 @@ x_px, y_px, head_px, tail_px, body_angle_deg, head_angle_deg, coiled, and midlin
 			if verbose {
 				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
-			n, err := track.TrackFiles(cmd.Context(), c, cmd.OutOrStdout(), log)
+			sum, err := track.TrackFiles(cmd.Context(), c, cmd.OutOrStdout(), log)
 			if err != nil {
 				return err
 			}
 			if verbose {
-				fmt.Fprintf(cmd.ErrOrStderr(), "tracked %d frames\n", n)
+				fmt.Fprintf(cmd.ErrOrStderr(), "tracked %d frames: worm found in %d, confidently in %d\n", sum.Frames, sum.Found, sum.Confident)
+			}
+			if hint := sum.ScaleHint(); hint != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "optoloop track:", hint)
 			}
 			return nil
 		},
@@ -40,7 +43,7 @@ x_px, y_px, head_px, tail_px, body_angle_deg, head_angle_deg, coiled, and midlin
 	f.StringVar(&c.Video, "video", "", "video file to track (frames in order, with continuity)")
 	f.StringVar(&c.Images, "images", "", "directory of still images to track, each on its own")
 	f.StringVar(&c.Overlay, "overlay", "", "write frames with the midline and head drawn: OUT.avi or a directory of PNGs")
-	f.Float64Var(&c.PxPerCM, "px-per-cm", c.PxPerCM, "scale of the recording in pixels per cm (the worm is ~1 mm long)")
+	f.Float64Var(&c.PxPerCM, "px-per-cm", c.PxPerCM, "scale of the recording in pixels per cm: a worm is taken to be ~1 mm long, which bounds what counts as a worm")
 	f.Float64Var(&c.QuantizeDeg, "quantize", 0, "round the angles to this many degrees, as the reference did with 30 (0: full precision)")
 	f.BoolVar(&c.Midline, "midline", false, "include the midline points (head first) in each record")
 	f.BoolVar(&c.FollowsWorm, "follows-worm", false, "the field of view follows the worm (tracking stage): keep head and tail by continuity only")
