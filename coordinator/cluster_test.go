@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -38,11 +39,12 @@ func (l *ledger) accept(it *Item, holder string) {
 	l.accepted[it.ID] = append(l.accepted[it.ID], fmt.Sprintf("%s/%d", holder, it.Token))
 }
 
-// simulate runs one simulated worker (or learner) until ctx ends: lease, heartbeat once (the
+// simulate runs one simulated worker (or learner) until stop is set: lease, heartbeat once (the
 // episode), report; a report whose outcome is unknown is retried until the coordinator
-// answers: accepted, duplicate (an earlier try counted), or stale (it did not count).
-func simulate(ctx context.Context, cl *Client, holder string, typ ItemType, lg *ledger) error {
-	for ctx.Err() == nil {
+// answers: accepted, duplicate (an earlier try counted), or stale (it did not count). Stopping
+// never abandons a report in flight, so the ledger knows the answer to every report.
+func simulate(ctx context.Context, stop *atomic.Bool, cl *Client, holder string, typ ItemType, lg *ledger) error {
+	for !stop.Load() && ctx.Err() == nil {
 		it, err := cl.Lease(ctx, LeaseRequest{Holder: holder, Type: typ})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -104,7 +106,7 @@ func TestClusterFailoverExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	lg := &ledger{accepted: map[string][]string{}}
-	runCtx, stop := context.WithCancel(ctx)
+	var stop atomic.Bool
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	start := func(holder string, typ ItemType, line string) {
@@ -119,7 +121,7 @@ func TestClusterFailoverExactlyOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := simulate(runCtx, wc, holder, typ, lg); err != nil {
+			if err := simulate(ctx, &stop, wc, holder, typ, lg); err != nil {
 				errs <- err
 			}
 		}()
@@ -147,7 +149,7 @@ func TestClusterFailoverExactlyOnce(t *testing.T) {
 		e, _, ok := newLeader.n.FSM().Experiment(id)
 		return ok && e.State != ExperimentRunning
 	})
-	stop()
+	stop.Store(true)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
