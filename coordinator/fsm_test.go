@@ -114,7 +114,7 @@ func TestFSMPhases(t *testing.T) {
 		t.Fatalf("phase %s, want train", exp.Phase)
 	}
 	tasks := h.drain("l1", TypeTrain, nil, 42)
-	if len(tasks) != 2 || tasks[0].EnsembleSize != 2 || tasks[0].Updates != 10 {
+	if len(tasks) != 2 || tasks[0].EnsembleSize != 2 || tasks[0].Updates != 10 || tasks[0].Train == nil || tasks[0].Train.CheckpointEvery != 5 || tasks[0].Train.BatchSize != 64 {
 		t.Fatalf("tasks: %+v", tasks)
 	}
 	// evaluate: agent episodes carry the policy version; random ones wait for the agent's.

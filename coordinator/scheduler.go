@@ -103,6 +103,8 @@ func (f *FSM) openPhase(exp *Experiment, p Phase) {
 	case PhaseTrain:
 		for _, line := range s.Lines {
 			it := f.newItem(exp, TypeTrain, KindTrain, line)
+			train := s.Train
+			it.Train = &train
 			it.EnsembleSize = s.Train.EnsembleSize
 			it.Updates = s.Train.Updates
 			it.BatchSize = s.Train.BatchSize

@@ -95,11 +95,12 @@ type Item struct {
 	Seed uint64 `json:"seed"`
 	// LightProbability is the random-light probability (collect and evaluate-random episodes).
 	LightProbability float64 `json:"light_probability,omitempty"`
-	// Training task fields.
-	EnsembleSize    int `json:"ensemble_size,omitempty"`
-	Updates         int `json:"updates,omitempty"`
-	BatchSize       int `json:"batch_size,omitempty"`
-	CheckpointEvery int `json:"checkpoint_every,omitempty"`
+	// Training task fields: the experiment's whole train section, and its main numbers.
+	Train           *experiment.Train `json:"train,omitempty"`
+	EnsembleSize    int               `json:"ensemble_size,omitempty"`
+	Updates         int               `json:"updates,omitempty"`
+	BatchSize       int               `json:"batch_size,omitempty"`
+	CheckpointEvery int               `json:"checkpoint_every,omitempty"`
 
 	State    ItemState `json:"state"`
 	Attempts int       `json:"attempts"`
