@@ -448,27 +448,33 @@ func (o *overlay) close() error {
 	return nil
 }
 
-// DrawResult draws a tracking result on a BGR image: the midline in green (yellow when not
+// DrawResult draws a tracking result on a BGR image (gocv takes the colours as RGBA and writes
+// them in BGR order): the midline in green (yellow when not
 // confident), the head as a red disc, the tail as a small blue disc, and the status when the
 // worm was not found or is coiled.
 func DrawResult(img *gocv.Mat, r Result) {
 	pt := func(p [2]float64) image.Point { return image.Pt(int(math.Round(p[0])), int(math.Round(p[1]))) }
 	line := color.RGBA{0, 200, 0, 0}
 	if r.Confidence < Confident {
-		line = color.RGBA{0, 220, 220, 0}
+		line = color.RGBA{220, 220, 0, 0}
 	}
 	scale := max(1, min(img.Cols(), img.Rows())/200)
+	// Markers follow the worm's size, so a small worm in a large frame stays visible under them.
+	mark := scale
+	if r.Length > 0 {
+		mark = max(1, min(scale, int(math.Round(r.Length/25))))
+	}
 	for i := 1; i < len(r.Midline); i++ {
 		gocv.Line(img, pt(r.Midline[i-1]), pt(r.Midline[i]), line, 1)
 	}
 	if r.OK {
-		gocv.Circle(img, pt(r.Head), 2*scale, color.RGBA{0, 0, 255, 0}, -1)
-		gocv.Circle(img, pt(r.Tail), scale, color.RGBA{255, 0, 0, 0}, -1)
+		gocv.Circle(img, pt(r.Head), 2*mark, color.RGBA{255, 0, 0, 0}, -1)
+		gocv.Circle(img, pt(r.Tail), mark, color.RGBA{0, 0, 255, 0}, -1)
 	}
 	if !r.OK {
 		if r.Status == Coiled {
-			gocv.Circle(img, pt([2]float64{r.X, r.Y}), 3*scale, color.RGBA{0, 140, 255, 0}, 1)
+			gocv.Circle(img, pt([2]float64{r.X, r.Y}), 3*mark, color.RGBA{255, 140, 0, 0}, 1)
 		}
-		gocv.PutText(img, r.Status.String(), image.Pt(2, 10*scale), gocv.FontHersheySimplex, 0.3*float64(scale), color.RGBA{0, 0, 255, 0}, 1)
+		gocv.PutText(img, r.Status.String(), image.Pt(2, 10*scale), gocv.FontHersheySimplex, 0.3*float64(scale), color.RGBA{255, 0, 0, 0}, 1)
 	}
 }
