@@ -71,6 +71,20 @@ type Train struct {
 	// initialised target critics, 500 leaves the targets mostly at their random initial weights
 	// for runs much shorter than 100,000 updates (runner/SCIENCE.md).
 	TargetEvery int `yaml:"target_every" json:"target_every"`
+	// TargetEntropyRatio sets the temperature's target entropy to this share of log 2 (0-1).
+	// Default 0.98, the reference's: it holds every member's P(light on) near 0.4-0.6, so the
+	// critics evaluate a policy that keeps the light on about half the time, under which one more
+	// step of light changes little (runner/SCIENCE.md).
+	TargetEntropyRatio float64 `yaml:"target_entropy_ratio" json:"target_entropy_ratio"`
+	// RewardScale multiplies every reward in the critics' targets (> 0, at most 1e6). Default 1,
+	// the reference's. The rewards are about 0.01 per step against critic outputs of order 1
+	// at initialisation (runner/SCIENCE.md).
+	RewardScale float64 `yaml:"reward_scale" json:"reward_scale"`
+	// ReachReward is the reward of a step that ends within 30 px of the (virtual) target
+	// (finite, -1000..1000). Default 4, the reference's. Under augmentation such steps are
+	// about 0.1 % of the samples but carry almost all of the rewards' variance
+	// (runner/SCIENCE.md).
+	ReachReward float64 `yaml:"reach_reward" json:"reach_reward"`
 }
 
 // Evaluate configures the comparison of the agent with no light and random light.
@@ -112,7 +126,8 @@ func Default() Spec {
 		Seed:          1,
 		ArenasPerLine: 4,
 		Collect:       Collect{HoursPerLine: 5, EpisodeSeconds: 1200, LightProbability: 0.1},
-		Train:         Train{EnsembleSize: 20, Updates: 100000, BatchSize: 64, CheckpointEvery: 5000, TargetEvery: 500},
+		Train: Train{EnsembleSize: 20, Updates: 100000, BatchSize: 64, CheckpointEvery: 5000, TargetEvery: 500, TargetEntropyRatio: 0.98,
+			RewardScale: 1, ReachReward: 4},
 		Evaluate: Evaluate{
 			EpisodesPerCondition: 10,
 			EpisodeSeconds:       600,
@@ -248,6 +263,15 @@ func (s Spec) Validate() error {
 		return err
 	}
 	if err := checkInt("train.target_every", t.TargetEvery, 1, 100_000_000); err != nil {
+		return err
+	}
+	if err := checkFloat("train.target_entropy_ratio", t.TargetEntropyRatio, 0, 1, false); err != nil {
+		return err
+	}
+	if err := checkFloat("train.reward_scale", t.RewardScale, 0, 1e6, true); err != nil {
+		return err
+	}
+	if err := checkFloat("train.reach_reward", t.ReachReward, -1000, 1000, false); err != nil {
 		return err
 	}
 	e := s.Evaluate

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/optoloop/optoloop/agentlib/learner"
+	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/experiment"
 )
 
@@ -14,16 +15,19 @@ func TestLearnerConfigFollowsTheTrainSection(t *testing.T) {
 	tests := []struct {
 		name string
 		yaml string
-		want func(c learner.Config) bool
+		want func(c learner.Config, r replay.Config) bool
 	}{
-		{"defaults are the reference", "", func(c learner.Config) bool {
+		{"defaults are the reference", "", func(c learner.Config, r replay.Config) bool {
 			return c.Members == ref.Members && c.Updates == ref.Updates && c.Round == ref.Round &&
 				c.SAC.BatchSize == ref.SAC.BatchSize && c.SAC.TargetEvery == ref.SAC.TargetEvery &&
-				c.SAC.TargetEvery == 500 && c.SAC.Gamma == ref.SAC.Gamma
+				c.SAC.TargetEvery == 500 && c.SAC.Gamma == ref.SAC.Gamma &&
+				c.SAC.TargetEntropyRatio == ref.SAC.TargetEntropyRatio && c.SAC.TargetEntropyRatio == 0.98 &&
+				c.SAC.RewardScale == 1 && r.ReachReward == replay.DefaultConfig().ReachReward && r.ReachReward == 4
 		}},
-		{"explicit fields", "train: {ensemble_size: 3, updates: 4000, batch_size: 32, checkpoint_every: 1000, target_every: 1}\n",
-			func(c learner.Config) bool {
-				return c.Members == 3 && c.Updates == 4000 && c.Round == 1000 && c.SAC.BatchSize == 32 && c.SAC.TargetEvery == 1
+		{"explicit fields", "train: {ensemble_size: 3, updates: 4000, batch_size: 32, checkpoint_every: 1000, target_every: 1, target_entropy_ratio: 0.3, reward_scale: 100, reach_reward: 0}\n",
+			func(c learner.Config, r replay.Config) bool {
+				return c.Members == 3 && c.Updates == 4000 && c.Round == 1000 && c.SAC.BatchSize == 32 && c.SAC.TargetEvery == 1 &&
+					c.SAC.TargetEntropyRatio == 0.3 && c.SAC.RewardScale == 100 && r.ReachReward == 0
 			}},
 	}
 	for _, tt := range tests {
@@ -36,7 +40,10 @@ func TestLearnerConfigFollowsTheTrainSection(t *testing.T) {
 			if err := c.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			if !tt.want(c) {
+			if err := replayConfig(spec.Train).Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(c, replayConfig(spec.Train)) {
 				t.Errorf("learner config %+v does not follow %q", c, tt.yaml)
 			}
 		})

@@ -295,7 +295,7 @@ func (r *Runner) collect(ctx context.Context) error {
 	n := spec.CollectEpisodesPerLine()
 	var jobs []job
 	for _, l := range spec.Lines {
-		mem, err := replay.NewMemory(replay.DefaultConfig())
+		mem, err := replay.NewMemory(replayConfig(spec.Train))
 		if err != nil {
 			return err
 		}
@@ -377,7 +377,16 @@ func learnerConfig(t experiment.Train, dir string) learner.Config {
 	lc.CurveEvery = min(lc.CurveEvery, lc.Round)
 	lc.SAC.BatchSize = t.BatchSize
 	lc.SAC.TargetEvery = t.TargetEvery
+	lc.SAC.TargetEntropyRatio = t.TargetEntropyRatio
+	lc.SAC.RewardScale = t.RewardScale
 	return lc
+}
+
+// replayConfig is the reference sampling (replay.DefaultConfig) with the experiment's reward.
+func replayConfig(t experiment.Train) replay.Config {
+	c := replay.DefaultConfig()
+	c.ReachReward = t.ReachReward
+	return c
 }
 
 // evalJobs returns the evaluation episodes of animals of line animal under one condition.

@@ -52,9 +52,14 @@ type Pose struct {
 // as the reference), otherwise
 // ProgressGain * (d0 - d1) with d the distance to the target divided by PosScale.
 func Reward(x0, y0, x1, y1, tx, ty float64) float64 {
+	return RewardReach(x0, y0, x1, y1, tx, ty, ReachReward)
+}
+
+// RewardReach is Reward with reach in place of ReachReward.
+func RewardReach(x0, y0, x1, y1, tx, ty, reach float64) float64 {
 	d1 := math.Hypot(x1-tx, y1-ty)
 	if d1 <= ReachRadius {
-		return ReachReward
+		return reach
 	}
 	d0 := math.Hypot(x0-tx, y0-ty)
 	return ProgressGain * (d0 - d1) / PosScale

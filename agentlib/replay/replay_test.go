@@ -254,3 +254,52 @@ func TestConcurrentAppendAndSample(t *testing.T) {
 		t.Fatalf("episodes %d, records %d", m.Episodes(), m.Len())
 	}
 }
+
+// TestReachReward checks that a step ending within obs.ReachRadius of the target earns the
+// configured reach reward (the reference's 4 by default) and other steps the progress reward.
+func TestReachReward(t *testing.T) {
+	for _, reach := range []float64{obs.ReachReward, 0} {
+		cfg := DefaultConfig()
+		cfg.Augment = false
+		cfg.ReachReward = reach
+		m, err := NewMemory(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A worm moving right at 1 px per frame toward a target at x = 1000, 10 px short of
+		// it after the last frame: every step is within the reach radius.
+		var recs []Record
+		for i := range 16 {
+			recs = append(recs, Record{T: float64(i), X: 975 + float64(i), OK: true, Episode: "e", TargetX: 1000})
+		}
+		// And one far away, earning the progress reward only.
+		for i := range 16 {
+			recs = append(recs, Record{T: float64(i), X: float64(i), OK: true, Episode: "far", TargetX: 1000})
+		}
+		if err := m.Append(recs...); err != nil {
+			t.Fatal(err)
+		}
+		b := NewBatch(200)
+		if err := m.Sample(rand.New(rand.NewPCG(1, 2)), b); err != nil {
+			t.Fatal(err)
+		}
+		var near, far int
+		for k := range b.N {
+			// x - target x of the next frame (feature 4, last frame of s').
+			dx := float64(b.S2[k*obs.Size+5*obs.Frames-1]) * obs.PosScale
+			want := obs.ProgressGain * 1 / obs.PosScale
+			if math.Abs(dx) <= obs.ReachRadius {
+				want = reach
+				near++
+			} else {
+				far++
+			}
+			if math.Abs(float64(b.R[k])-want) > 1e-6 {
+				t.Fatalf("reach %v: sample %d at %v px from the target: reward %v, want %v", reach, k, dx, b.R[k], want)
+			}
+		}
+		if near == 0 || far == 0 {
+			t.Fatalf("reach %v: %d near and %d far samples; want both", reach, near, far)
+		}
+	}
+}

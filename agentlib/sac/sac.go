@@ -8,7 +8,7 @@
 //
 // One update on a minibatch (s, a, r, s'), all means over the batch:
 //
-//	y       = r + gamma * sum_a' pi(a'|s') (min(Q1t, Q2t)(s', a') - alpha log pi(a'|s'))
+//	y       = RewardScale r + gamma * sum_a' pi(a'|s') (min(Q1t, Q2t)(s', a') - alpha log pi(a'|s'))
 //	L_Qi    = mean (Qi(s, a) - y)^2                                  for i = 1, 2
 //	L_pi    = mean sum_a pi(a|s) (alpha log pi(a|s) - min(Q1, Q2)(s, a))   (Q held fixed)
 //	L_alpha = -log alpha * mean (sum_a pi(a|s) log pi(a|s) + H_target)     (pi held fixed)
@@ -65,6 +65,12 @@ type Config struct {
 	// reference code did (its target critics were never hard-copied). Default true; false starts
 	// them as copies of the critics, as in standard SAC.
 	IndependentTargetInit bool
+	// RewardScale multiplies every reward before it enters the critics' targets (Haarnoja et
+	// al. 2018, where it is SAC's one sensitive hyperparameter). Default 1, as the reference.
+	// The worm's rewards are about 0.01 per step while freshly initialised critics output values
+	// of order 1, so at scale 1 the bootstrapped targets carry that random start for tens of
+	// thousands of updates (runner/SCIENCE.md).
+	RewardScale float64
 }
 
 // DefaultConfig returns the reference hyperparameters.
@@ -74,6 +80,7 @@ func DefaultConfig() Config {
 		Gamma: 0.99, Tau: 0.005, TargetEvery: 500,
 		ActorLR: 1e-3, CriticLR: 1e-3, AlphaLR: 1e-3, WeightDecay: 0,
 		TargetEntropyRatio: 0.98, InitLogAlpha: 0, BatchSize: 64, IndependentTargetInit: true,
+		RewardScale: 1,
 	}
 }
 
@@ -101,6 +108,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sac: target entropy ratio %v must be in [0, 1]", c.TargetEntropyRatio)
 	case math.IsNaN(c.InitLogAlpha) || math.Abs(c.InitLogAlpha) > 20:
 		return fmt.Errorf("sac: initial log alpha %v out of range", c.InitLogAlpha)
+	case !pos(c.RewardScale):
+		return fmt.Errorf("sac: reward scale %v must be positive", c.RewardScale)
 	case c.BatchSize < 1:
 		return fmt.Errorf("sac: batch size %d must be positive", c.BatchSize)
 	}
@@ -260,7 +269,7 @@ func (a *Agent) targets(b *replay.Batch, alpha float64) {
 			q := float64(min(qt1[r*na+j], qt2[r*na+j]))
 			v += pp[j] * (q - alpha*lp[j])
 		}
-		a.y[r] = float32(float64(b.R[r]) + a.cfg.Gamma*v)
+		a.y[r] = float32(a.cfg.RewardScale*float64(b.R[r]) + a.cfg.Gamma*v)
 	}
 }
 

@@ -274,3 +274,30 @@ func BenchmarkUpdate(b *testing.B) {
 	stop()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 }
+
+// TestRewardScaleMultipliesRewards checks that an agent with RewardScale k trained on rewards r
+// follows exactly an agent with scale 1 trained on rewards k r, and not one trained on r.
+func TestRewardScaleMultipliesRewards(t *testing.T) {
+	scaled := DefaultConfig()
+	scaled.RewardScale = 4
+	x, y, z := newAgent(t, scaled, 7), newAgent(t, DefaultConfig(), 7), newAgent(t, DefaultConfig(), 7)
+	for i := range 20 {
+		b := randomBatch(uint64(i), scaled.BatchSize, scaled.ObsSize)
+		x.Update(b)
+		z.Update(b)
+		for k := range b.R {
+			b.R[k] *= 4
+		}
+		y.Update(b)
+	}
+	differs := false
+	for i := range x.Q1.Params {
+		if math.Abs(float64(x.Q1.Params[i]-y.Q1.Params[i])) > 1e-5 {
+			t.Fatalf("Q1 parameter %d: scale 4 gave %v, rewards x 4 gave %v", i, x.Q1.Params[i], y.Q1.Params[i])
+		}
+		differs = differs || x.Q1.Params[i] != z.Q1.Params[i]
+	}
+	if !differs {
+		t.Fatal("reward scale 4 trained the critics as scale 1 did")
+	}
+}
