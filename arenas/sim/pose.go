@@ -7,10 +7,8 @@ import (
 )
 
 // PoseOf computes a pose from a midline (pixels, head first) and the full body width at each
-// point (pixels): the centre is the length-weighted centroid of the midline, the body angle the
-// direction of the line fitted through all midline points (principal axis) oriented from the
-// tail half toward the head half, the head angle the direction from the point at 10 % of the
-// length to the head tip, and Coiled is set when two parts of the body at least three body
+// point (pixels): the centre is the length-weighted centroid of the midline, the body and head
+// angles those of arenas.BodyAngle and arenas.HeadAngle (the tracker's definitions), and Coiled is set when two parts of the body at least three body
 // widths apart along the midline cross or touch. The pose is marked OK with confidence 1; Speed
 // is left 0. PoseOf panics when the midline has fewer than 2 points or widths has another length.
 func PoseOf(mid [][2]float64, widths []float64) arenas.Pose {
@@ -31,47 +29,8 @@ func PoseOf(mid [][2]float64, widths []float64) arenas.Pose {
 	if sw > 0 {
 		cx, cy = sx/sw, sy/sw
 	}
-	// Principal axis of the points.
-	var mx, my float64
-	for _, p := range mid {
-		mx += p[0]
-		my += p[1]
-	}
-	mx /= float64(n)
-	my /= float64(n)
-	var cxx, cyy, cxy float64
-	for _, p := range mid {
-		dx, dy := p[0]-mx, p[1]-my
-		cxx += dx * dx
-		cyy += dy * dy
-		cxy += dx * dy
-	}
-	ang := 0.5 * math.Atan2(2*cxy, cxx-cyy)
-	ux, uy := math.Cos(ang), math.Sin(ang)
-	var fx, fy, bx, by float64
-	h := n / 2
-	for i, p := range mid {
-		if i < h {
-			fx += p[0]
-			fy += p[1]
-		} else {
-			bx += p[0]
-			by += p[1]
-		}
-	}
-	fx, fy = fx/float64(h), fy/float64(h)
-	bx, by = bx/float64(n-h), by/float64(n-h)
-	if (fx-bx)*ux+(fy-by)*uy < 0 {
-		ang += math.Pi
-	}
-	ang = math.Atan2(math.Sin(ang), math.Cos(ang))
-	// Head direction over the front 10 % of the length.
-	total := seg[n-1]
-	k := 1
-	for k < n-1 && seg[k] < 0.1*total {
-		k++
-	}
-	headAng := math.Atan2(mid[0][1]-mid[k][1], mid[0][0]-mid[k][0])
+	ang := arenas.BodyAngle(mid)
+	headAng := arenas.HeadAngle(mid)
 	maxW := 0.0
 	for _, w := range widths {
 		maxW = math.Max(maxW, w)

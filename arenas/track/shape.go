@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/optoloop/optoloop/arenas"
 	"gocv.io/x/gocv"
 )
 
@@ -126,9 +127,8 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	res.Midline = mid
 	res.Head, res.Tail = mid[0], mid[n-1]
 	res.X, res.Y = centre(mid)
-	res.BodyAngle = bodyAngle(mid)
-	k := max(1, int(math.Round(0.1*float64(n-1))))
-	res.HeadAngle = math.Atan2(mid[0][1]-mid[k][1], mid[0][0]-mid[k][0])
+	res.BodyAngle = arenas.BodyAngle(mid)
+	res.HeadAngle = arenas.HeadAngle(mid)
 	if q := t.cfg.QuantizeDeg; q > 0 {
 		res.BodyAngle = quantize(res.BodyAngle, q)
 		res.HeadAngle = quantize(res.HeadAngle, q)
@@ -249,31 +249,6 @@ func centre(mid [][2]float64) (float64, float64) {
 	}
 	n := float64(len(mid))
 	return sx / n, sy / n
-}
-
-// bodyAngle is the direction of the principal axis of the midline points, pointing from the
-// tail half to the head half.
-func bodyAngle(mid [][2]float64) float64 {
-	mx, my := centre(mid)
-	var sxx, syy, sxy float64
-	for _, p := range mid {
-		dx, dy := p[0]-mx, p[1]-my
-		sxx += dx * dx
-		syy += dy * dy
-		sxy += dx * dy
-	}
-	a := 0.5 * math.Atan2(2*sxy, sxx-syy)
-	ux, uy := math.Cos(a), math.Sin(a)
-	n := len(mid)
-	var hx, hy float64
-	for i := range n / 2 {
-		hx += mid[i][0] - mid[n-1-i][0]
-		hy += mid[i][1] - mid[n-1-i][1]
-	}
-	if ux*hx+uy*hy < 0 {
-		ux, uy = -ux, -uy
-	}
-	return math.Atan2(uy, ux)
 }
 
 // quantize rounds angle a (radians) to a multiple of q degrees, in (-pi, pi].
