@@ -10,7 +10,7 @@ rm -rf "$out"
 mkdir -p "$out"
 
 echo "== a simulated worm of line 301 under random light: rendered frames and its track"
-"$bin" sim --line 301 --episodes 1 --seconds 20 --policy random:0.3 --seed 7 --frames "$out/frames"
+"$bin" sim --line 301 --episodes 1 --seconds 20 --policy random:0.3 --seed 7 --frames "$out/frames" --frame-every 15
 echo "frames and track: $out/frames"
 
 echo
