@@ -77,8 +77,8 @@ type Train struct {
 	// step of light changes little (runner/SCIENCE.md).
 	TargetEntropyRatio float64 `yaml:"target_entropy_ratio" json:"target_entropy_ratio"`
 	// RewardScale multiplies every reward in the critics' targets (> 0, at most 1e6). Default 1,
-	// the reference's. The rewards are about 0.01 per step against critic outputs of order 1
-	// at initialisation (runner/SCIENCE.md).
+	// the reference's. The light's effect on Q is about 0.01 at scale 1, less than one Adam
+	// step moves the critics' outputs by (runner/SCIENCE.md).
 	RewardScale float64 `yaml:"reward_scale" json:"reward_scale"`
 	// ReachReward is the reward of a step that ends within 30 px of the (virtual) target
 	// (finite, -1000..1000). Default 4, the reference's. Under augmentation such steps are

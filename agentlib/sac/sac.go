@@ -67,9 +67,10 @@ type Config struct {
 	IndependentTargetInit bool
 	// RewardScale multiplies every reward before it enters the critics' targets (Haarnoja et
 	// al. 2018, where it is SAC's one sensitive hyperparameter). Default 1, as the reference.
-	// The worm's rewards are about 0.01 per step while freshly initialised critics output values
-	// of order 1, so at scale 1 the bootstrapped targets carry that random start for tens of
-	// thousands of updates (runner/SCIENCE.md).
+	// Adam moves parameters by steps of about the learning rate whatever the loss's scale, so
+	// the critics' outputs jitter by a roughly fixed amount per update; on simulated worms at
+	// scale 1 that jitter is larger than the light's effect on Q(on) - Q(off) (~0.01)
+	// (runner/SCIENCE.md).
 	RewardScale float64
 }
 
