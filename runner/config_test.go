@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"bytes"
+	"context"
 	"testing"
 
 	"github.com/optoloop/optoloop/agentlib/learner"
@@ -47,5 +49,39 @@ func TestLearnerConfigFollowsTheTrainSection(t *testing.T) {
 				t.Errorf("learner config %+v does not follow %q", c, tt.yaml)
 			}
 		})
+	}
+}
+
+// TestTrainingIsReproducible runs one experiment twice with parallel arenas and checks that the
+// trained ensembles are byte for byte the same: the replay must not depend on the order in
+// which parallel collection episodes finish.
+func TestTrainingIsReproducible(t *testing.T) {
+	const yaml = `
+name: twice
+seed: 5
+lines: ["301"]
+collect: { hours_per_line: 0.5, episode_seconds: 150, light_probability: 0.1 }
+train: { ensemble_size: 2, updates: 200, checkpoint_every: 100, target_every: 1 }
+evaluate: { episodes_per_condition: 1, episode_seconds: 30 }
+`
+	var blobs [2][]byte
+	for i := range blobs {
+		cfg := tinyConfig(t, yaml)
+		cfg.Parallel = 4
+		r, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.ens["301"].MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs[i] = b
+	}
+	if !bytes.Equal(blobs[0], blobs[1]) {
+		t.Fatal("two runs of the same experiment trained different ensembles")
 	}
 }

@@ -304,14 +304,23 @@ func (r *Runner) collect(ctx context.Context) error {
 			jobs = append(jobs, job{
 				id: fmt.Sprintf("collect-%s-%03d", l, i), condition: results.Collect, line: l,
 				animal: r.seed("animal", "collect", l, i), seconds: spec.Collect.EpisodeSeconds,
-				light: episode.Policy{Kind: episode.Random, P: spec.Collect.LightProbability}, sink: mem,
+				light: episode.Policy{Kind: episode.Random, P: spec.Collect.LightProbability},
 			})
 		}
 	}
 	// Interleave lines so that every line's arenas run at once.
 	jobs = interleave(jobs, len(spec.Lines), n)
-	if _, err := r.runJobs(ctx, jobs); err != nil {
+	outs, err := r.runJobs(ctx, jobs)
+	if err != nil {
 		return err
+	}
+	// The replay receives the episodes in job order, not in the order the parallel arenas
+	// happen to finish: its windows, and so every minibatch the seeded learners draw, are then
+	// the same in every run of the experiment.
+	for _, o := range outs {
+		if err := r.data[o.job.line].Append(o.res.Records...); err != nil {
+			return fmt.Errorf("collect %s: %w", o.job.id, err)
+		}
 	}
 	for _, l := range spec.Lines {
 		r.log.Info("collected", "line", l, "episodes", n, "frames", r.data[l].Len(), "windows", r.data[l].Windows())
