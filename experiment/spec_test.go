@@ -166,7 +166,8 @@ func TestExampleFiles(t *testing.T) {
 		evaluation int
 	}{
 		{"reference.yaml", 7, 15, 3, 20, 100000, 10},
-		{"demo.yaml", 3, 6, 0, 4, 5000, 10},
+		{"demo.yaml", 3, 12, 0, 6, 10000, 10},
+		{"science.yaml", 5, 60, 3, 10, 20000, 20},
 	}
 	for _, c := range cases {
 		s, err := ParseFile(filepath.Join(dir, c.file), Options{})
