@@ -18,8 +18,11 @@ build: deps
 vet: deps
 	$(GO) vet ./...
 
+# The science check (runner/science_test.go) trains agents: too slow under the race detector,
+# so it is built only without -race and runs in a second, plain pass.
 test: deps vet
 	$(GO) test -race -timeout 14m ./...
+	$(GO) test -count=1 -timeout 10m -run 'TestScienceSubset' ./runner/
 
 demo: build
 	scripts/demo.sh $(BIN) $(DEMO)
