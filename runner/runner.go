@@ -192,7 +192,6 @@ type job struct {
 	light     episode.Policy // fixed policy; ignored when agent is set
 	agent     *policy.Ensemble
 	version   uint64
-	sink      worker.Sink
 	keepTrack bool
 }
 
@@ -263,7 +262,8 @@ func (r *Runner) runJob(ctx context.Context, j job) (outcome, error) {
 		return outcome{}, fmt.Errorf("episode %s: %w", j.id, err)
 	}
 	defer obsv.Close()
-	w, err := worker.New(worker.DefaultConfig(), arena, obsv, j.sink)
+	// Records reach the replay from collect, in job order (see there), not through a sink.
+	w, err := worker.New(worker.DefaultConfig(), arena, obsv, nil)
 	if err != nil {
 		return outcome{}, err
 	}
