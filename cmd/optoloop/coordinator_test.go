@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/optoloop/optoloop/coordinator"
+	"github.com/optoloop/optoloop/experiment"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a command writing while the test reads.
@@ -126,16 +127,30 @@ func TestCoordinatorCommands(t *testing.T) {
 		t.Fatalf("experiment id %q", id)
 	}
 
-	js, err := runCoordCmd(t, "status", "--json")
+	// The leader records its own HTTP address through the log shortly after its election: wait
+	// for that entry to be applied.
+	var st coordinator.Status
+	for {
+		js, err := runCoordCmd(t, "status", "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = coordinator.Status{}
+		if err := json.Unmarshal([]byte(js), &st); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, js)
+		}
+		if st.Leader.HTTPAddr != "" || time.Now().After(deadline) {
+			break
+		}
+		<-tick.C
+	}
+	// Every collection episode of demo.yaml is pending.
+	spec, err := experiment.ParseFile(demo, experiment.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st coordinator.Status
-	if err := json.Unmarshal([]byte(js), &st); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, js)
-	}
-	// demo.yaml: 3 lines x 6 collect episodes, all pending.
-	if st.Leader.ID != "c1" || st.Leader.HTTPAddr == "" || len(st.Nodes) != 1 || st.Nodes[0].State != "Leader" || st.Nodes[0].AppliedIndex == 0 || st.Episodes[coordinator.StatePending] != 18 {
+	wantPending := len(spec.Lines) * spec.CollectEpisodesPerLine()
+	if st.Leader.ID != "c1" || st.Leader.HTTPAddr == "" || len(st.Nodes) != 1 || st.Nodes[0].State != "Leader" || st.Nodes[0].AppliedIndex == 0 || st.Episodes[coordinator.StatePending] != wantPending {
 		t.Fatalf("status: %+v", st)
 	}
 	text, err := runCoordCmd(t, "status")
@@ -143,7 +158,7 @@ func TestCoordinatorCommands(t *testing.T) {
 		t.Fatalf("status: %v\n%s", err, text)
 	}
 
-	js, err = runCoordCmd(t, "experiments", "get", id, "--json")
+	js, err := runCoordCmd(t, "experiments", "get", id, "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +166,7 @@ func TestCoordinatorCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Experiment.ID != id || v.Experiment.Phase != coordinator.PhaseCollect || len(v.Items) != 18 || v.Items[0].Kind != coordinator.KindCollect {
+	if v.Experiment.ID != id || v.Experiment.Phase != coordinator.PhaseCollect || len(v.Items) != wantPending || v.Items[0].Kind != coordinator.KindCollect {
 		t.Fatalf("experiment: %+v", v.Experiment)
 	}
 	text, err = runCoordCmd(t, "experiments", "get", id)
