@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/optoloop/optoloop/arenas"
 	"github.com/optoloop/optoloop/arenas/sim"
+	"github.com/optoloop/optoloop/charts"
 	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/results"
 	"github.com/spf13/cobra"
 )
 
@@ -35,6 +38,7 @@ type simOptions struct {
 	realtime  bool
 	linesFile string
 	asJSON    bool
+	plot      string
 }
 
 // simEpisodeOut is one line of `optoloop sim` output.
@@ -50,6 +54,8 @@ type simEpisodeOut struct {
 	MeanSpeedMMs    float64    `json:"mean_speed_mm_s"`
 	FinalDistanceCM float64    `json:"final_distance_cm"`
 	TargetCM        [2]float64 `json:"target_cm"`
+	// track is the episode's true track, kept for --plot.
+	track *charts.Track
 }
 
 // maxSimSeconds bounds an episode's length (a day).
@@ -83,6 +89,7 @@ func newSimCmd() *cobra.Command {
 	f.BoolVar(&o.realtime, "realtime", false, "pace frames at the frame period on the wall clock")
 	f.StringVar(&o.linesFile, "lines-file", "", "YAML or JSON catalogue merged over the embedded one")
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON object per episode (default: a table)")
+	f.StringVar(&o.plot, "plot", "", "draw the episodes' trajectories (light marked) to this PNG or SVG file")
 	return cmd
 }
 
@@ -109,6 +116,11 @@ func planSim(o simOptions) (simPlan, error) {
 		return p, fmt.Errorf("--frame-every %d must be at least 1", o.every)
 	case o.frames != "" && o.noRender:
 		return p, errors.New("--frames needs rendering: drop --no-render")
+	}
+	if o.plot != "" {
+		if _, err := charts.FormatOf(o.plot); err != nil {
+			return p, fmt.Errorf("--plot: %w", err)
+		}
 	}
 	cal := arenas.DefaultCalibration()
 	if o.seconds < cal.FramePeriod.Seconds() {
@@ -183,6 +195,7 @@ func runSim(ctx context.Context, o simOptions, out io.Writer) error {
 	pending := map[int]simEpisodeOut{}
 	next := 0
 	var firstErr error
+	var tracks []charts.Track
 	for d := range results {
 		if d.err != nil {
 			if firstErr == nil {
@@ -199,6 +212,9 @@ func runSim(ctx context.Context, o simOptions, out io.Writer) error {
 			}
 			delete(pending, next)
 			next++
+			if r.track != nil {
+				tracks = append(tracks, *r.track)
+			}
 			if err := printSimResult(out, tw, o.asJSON, r); err != nil && firstErr == nil {
 				firstErr = err
 				cancel()
@@ -210,7 +226,26 @@ func runSim(ctx context.Context, o simOptions, out io.Writer) error {
 			firstErr = err
 		}
 	}
+	if firstErr == nil && o.plot != "" {
+		firstErr = writeSimPlot(o.plot, fmt.Sprintf("line %s, %s", p.line.Code, p.policy), tracks)
+	}
 	return firstErr
+}
+
+// writeSimPlot draws the episodes' trajectories as small multiples to path (PNG or SVG).
+func writeSimPlot(path, title string, tracks []charts.Track) error {
+	format, err := charts.FormatOf(path)
+	if err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := charts.WriteTrajectories(&buf, format, title, tracks); err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	if err := results.WriteFileAtomic(path, buf.Bytes()); err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	return nil
 }
 
 func printSimResult(out io.Writer, tw *tabwriter.Writer, asJSON bool, r simEpisodeOut) error {
@@ -254,6 +289,29 @@ func (p simPlan) runEpisode(ctx context.Context, i int) (simEpisodeOut, error) {
 		e.Frame = w.write
 		closeTrack = w.close
 	}
+	var track *charts.Track
+	if p.o.plot != "" {
+		cal := cfg.Calibration
+		track = &charts.Track{
+			Label:  fmt.Sprintf("seed %d", seed),
+			Plate:  charts.Plate{CenterX: cal.CenterX, CenterY: cal.CenterY, Radius: cal.PlateRadius, PxPerCM: cal.PxPerCM},
+			Target: [2]float64{cal.CenterX + tx*cal.PxPerCM, cal.CenterY + ty*cal.PxPerCM},
+		}
+		period := cal.FramePeriod.Seconds()
+		next := e.Frame
+		e.Frame = func(f arenas.Frame, pose arenas.Pose) error {
+			// A frame records the light it was exposed under: the command chosen after the
+			// previous frame.
+			if n := len(track.Frames); n > 0 {
+				track.Frames[n-1].Light = f.Light.On
+			}
+			track.Frames = append(track.Frames, charts.TrackFrame{T: float64(f.Seq) * period, X: pose.X, Y: pose.Y, OK: true})
+			if next != nil {
+				return next(f, pose)
+			}
+			return nil
+		}
+	}
 	r, err := sim.RunEpisode(ctx, e)
 	if closeTrack != nil {
 		if cerr := closeTrack(); err == nil {
@@ -280,6 +338,7 @@ func (p simPlan) runEpisode(ctx context.Context, i int) (simEpisodeOut, error) {
 		MeanSpeedMMs:    round(r.MeanSpeedMMs, 4),
 		FinalDistanceCM: round(r.FinalDistanceCM, 4),
 		TargetCM:        [2]float64{tx, ty},
+		track:           track,
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,5 +172,32 @@ func TestLinesCmd(t *testing.T) {
 	os.WriteFile(bad, []byte("lines: [{code: x, bogus: 1}]"), 0o644)
 	if out, err := runCmd(t, "lines", "--lines-file", bad); err == nil || out != "" {
 		t.Fatalf("malformed catalogue accepted: %v %q", err, out)
+	}
+}
+
+func TestSimPlot(t *testing.T) {
+	dir := t.TempDir()
+	plot := filepath.Join(dir, "tracks.png")
+	if _, err := runCmd(t, "sim", "--line", "281", "--episodes", "2", "--seconds", "30", "--no-render", "--policy", "random:0.5", "--plot", plot); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(plot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("--plot wrote no PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 200 || b.Dy() < 100 {
+		t.Fatalf("plot is %v", b)
+	}
+	bad := filepath.Join(dir, "tracks.gif")
+	if _, err := runCmd(t, "sim", "--seconds", "1", "--plot", bad); err == nil || !strings.Contains(err.Error(), "--plot") {
+		t.Fatalf("a .gif plot was accepted: %v", err)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Fatal("a refused plot was written")
 	}
 }
