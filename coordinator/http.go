@@ -298,20 +298,31 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// onLeader is the common start of a mutating call: it checks the token, reads the body and,
+// on a follower, forwards the call to the leader. It reports whether this node should go on
+// handling the call (it is the leader); otherwise the response has been written.
+func (n *Node) onLeader(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
+	if !n.authorized(r) {
+		writeErr(w, http.StatusUnauthorized, "unauthorized", ErrUnauthorized)
+		return nil, false
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
+		return nil, false
+	}
+	if !n.IsLeader() {
+		n.forward(w, r, body)
+		return nil, false
+	}
+	return body, true
+}
+
 // write handles a mutating call: token, forwarding to the leader, decoding, replication.
 func (n *Node) write(dec decoder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !n.authorized(r) {
-			writeErr(w, http.StatusUnauthorized, "unauthorized", ErrUnauthorized)
-			return
-		}
-		body, err := readBody(w, r)
-		if err != nil {
-			writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
-			return
-		}
-		if !n.IsLeader() {
-			n.forward(w, r, body)
+		body, ok := n.onLeader(w, r)
+		if !ok {
 			return
 		}
 		c, err := dec(r, body)
@@ -532,17 +543,8 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 // admin handles membership calls: token, forwarding, then a leader-only Raft operation.
 func (n *Node) admin(h func(ctx context.Context, body []byte) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !n.authorized(r) {
-			writeErr(w, http.StatusUnauthorized, "unauthorized", ErrUnauthorized)
-			return
-		}
-		body, err := readBody(w, r)
-		if err != nil {
-			writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
-			return
-		}
-		if !n.IsLeader() {
-			n.forward(w, r, body)
+		body, ok := n.onLeader(w, r)
+		if !ok {
 			return
 		}
 		if err := h(r.Context(), body); err != nil {
