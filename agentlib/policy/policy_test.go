@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optoloop/optoloop/agentlib/internal/cputime"
 	"github.com/optoloop/optoloop/agentlib/nn"
 )
 
@@ -257,7 +258,7 @@ func BenchmarkEnsemble20Act(b *testing.B) {
 	e, _ := NewEnsemble(ReferenceArch(), members(20, 1, 90, 64, 64, 2)...)
 	o := randomObs(rand.New(rand.NewPCG(1, 1)))
 	b.ReportAllocs()
-	stop := cpuTimer(b)
+	stop := cputime.Start(b)
 	for b.Loop() {
 		e.Act(o)
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/optoloop/optoloop/agentlib/internal/cputime"
 	"github.com/optoloop/optoloop/agentlib/obs"
 )
 
@@ -188,7 +189,7 @@ func BenchmarkSample64(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	batch := NewBatch(64)
 	b.ReportAllocs()
-	stop := cpuTimer(b)
+	stop := cputime.Start(b)
 	for b.Loop() {
 		if err := m.Sample(rng, batch); err != nil {
 			b.Fatal(err)

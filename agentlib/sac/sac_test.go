@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/optoloop/optoloop/agentlib/internal/cputime"
 	"github.com/optoloop/optoloop/agentlib/nn"
 	"github.com/optoloop/optoloop/agentlib/replay"
 )
@@ -267,7 +268,7 @@ func BenchmarkUpdate(b *testing.B) {
 	a := newAgent(b, cfg, 1)
 	batch := randomBatch(1, cfg.BatchSize, cfg.ObsSize)
 	b.ReportAllocs()
-	stop := cpuTimer(b)
+	stop := cputime.Start(b)
 	for b.Loop() {
 		a.Update(batch)
 	}

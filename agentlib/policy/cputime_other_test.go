@@ -1,8 +1,0 @@
-//go:build !linux
-
-package policy
-
-import "testing"
-
-// cpuTimer reports nothing where the thread's CPU time is not available.
-func cpuTimer(*testing.B) (stop func()) { return func() {} }
