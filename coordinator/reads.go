@@ -74,33 +74,21 @@ func (f *FSM) Counts() Counts {
 func (f *FSM) Workers() []Worker {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make([]Worker, 0, len(f.st.Workers))
-	for _, id := range slices.Sorted(maps.Keys(f.st.Workers)) {
-		out = append(out, *f.st.Workers[id])
-	}
-	return out
+	return sortedValues(f.st.Workers)
 }
 
 // Learners returns the registered learners ordered by id.
 func (f *FSM) Learners() []Learner {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make([]Learner, 0, len(f.st.Learners))
-	for _, id := range slices.Sorted(maps.Keys(f.st.Learners)) {
-		out = append(out, *f.st.Learners[id])
-	}
-	return out
+	return sortedValues(f.st.Learners)
 }
 
 // Nodes returns the coordinator nodes' addresses ordered by id.
 func (f *FSM) Nodes() []NodeInfo {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make([]NodeInfo, 0, len(f.st.Nodes))
-	for _, id := range slices.Sorted(maps.Keys(f.st.Nodes)) {
-		out = append(out, *f.st.Nodes[id])
-	}
-	return out
+	return sortedValues(f.st.Nodes)
 }
 
 // Node returns one node's addresses.
@@ -129,4 +117,13 @@ func (f *FSM) StateDigest() ([]byte, error) {
 	cp := *f.st
 	cp.Idem = nil
 	return jsonMarshal(&cp)
+}
+
+// sortedValues copies the values of m, ordered by key.
+func sortedValues[T any](m map[string]*T) []T {
+	out := make([]T, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, *m[k])
+	}
+	return out
 }
