@@ -19,6 +19,7 @@ func newRootCmd() *cobra.Command {
 		newEpisodeCmd(),
 		newReportCmd(),
 		newPolicyMapCmd(),
+		newLightUseCmd(),
 		newRigCmd(),
 		newCoordinatorCmd(),
 		newSubmitCmd(),
