@@ -154,6 +154,48 @@ func (r *run) rows() []row {
 	return out
 }
 
+// lightUseRow is one row of the light-use table: P(light on) by the worm's state.
+type lightUseRow struct {
+	Line, Agent, Condition string
+	Episodes               int
+	All, Still             string
+	Moving, StillP         [results.FacingBins]string
+}
+
+// lightUse is how the agents used the light on the animals, by state (results.LightUseOf), for
+// the agent and cross-evaluation episodes.
+func (r *run) lightUse() []lightUseRow {
+	var eps []results.Episode
+	for _, e := range r.Episodes {
+		if e.Condition == results.Agent || e.Condition == results.Cross {
+			eps = append(eps, e)
+		}
+	}
+	use, err := results.LightUseOf(eps, results.DefaultLightUseConfig())
+	if err != nil {
+		return nil
+	}
+	p := func(c results.LightUseCell) string { return num(c.P(), 2) }
+	var out []lightUseRow
+	for _, u := range use {
+		all := u.All()
+		still := 0
+		for _, c := range u.Still {
+			still += c.Frames
+		}
+		if u.AgentLine == "" {
+			u.AgentLine = "–"
+		}
+		rw := lightUseRow{Line: u.Line, Agent: u.AgentLine, Condition: u.Condition, Episodes: u.Episodes, All: p(all),
+			Still: num(float64(still)/float64(all.Frames), 2)}
+		for i := range u.Moving {
+			rw.Moving[i], rw.StillP[i] = p(u.Moving[i]), p(u.Still[i])
+		}
+		out = append(out, rw)
+	}
+	return out
+}
+
 // reached is "k/n": of the line's n episodes of the condition, k came within 0.5 cm (from
 // report.json when it has the line, else from the episode files; "–" without episodes).
 func (r *run) reached(l, c string) string {
@@ -200,6 +242,7 @@ type page struct {
 	Settings  []setting
 	YAML      string
 	Rows      []row
+	LightUse  []lightUseRow
 	Overall   []figView
 	Lines     []lineView
 	NFigures  int
@@ -228,6 +271,7 @@ func (r *run) writeHTML(w io.Writer, figs []Figure, now time.Time) error {
 		p.Settings = s
 	}
 	p.Rows = r.rows()
+	p.LightUse = r.lightUse()
 	byLine := map[string][]figView{}
 	for _, f := range figs {
 		v := figView{Figure: f}
@@ -294,6 +338,13 @@ pre { background: #f7f7f7; padding: 0.7em; overflow-x: auto; }
 <tr><th>agent</th><th>none</th><th>random</th><th>agent</th><th>none</th><th>random</th><th>agent</th><th>none</th><th>random</th><th>agent vs none</th><th>agent vs random</th></tr>
 {{range .Rows}}<tr><td class="k">{{.Line}}</td>{{range .N}}<td>{{.}}</td>{{end}}{{range .Closest}}<td>{{.}}</td>{{end}}{{range .Reached}}<td>{{.}}</td>{{end}}<td>{{.PNone}}</td><td>{{.PRandom}}</td><td>{{.RandomRate}}</td><td>{{.LightFraction}}</td><td>{{.Members}} × {{.Updates}}</td><td>{{.Transfers}}</td><td class="k">{{.Source}}</td></tr>
 {{end}}</table></div>{{else}}<p>No line has results yet.</p>{{end}}
+{{if .LightUse}}<h3 id="light-use">How the agents used the light</h3>
+<p>P(light on) in the agent and cross-evaluation episodes by the worm's state when the light was chosen: moving, or still (its centre moved less than 0.15 mm over the last 15 frames, 5 s), and which way it faced, cos(body angle − direction to the target), from facing away (−1..−0.5) to facing the target (0.5..1). <code>optoloop light-use RUN_DIR</code> prints the same for every condition.</p>
+<div class="wide"><table id="light-use-table">
+<tr><th class="k" rowspan="2">animals</th><th class="k" rowspan="2">agents</th><th class="k" rowspan="2">condition</th><th rowspan="2">episodes</th><th rowspan="2">P(on)</th><th rowspan="2">share still</th><th colspan="4">moving: facing away … facing the target</th><th colspan="4">still: facing away … facing the target</th></tr>
+<tr><th>−1..−0.5</th><th>−0.5..0</th><th>0..0.5</th><th>0.5..1</th><th>−1..−0.5</th><th>−0.5..0</th><th>0..0.5</th><th>0.5..1</th></tr>
+{{range .LightUse}}<tr><td class="k">{{.Line}}</td><td class="k">{{.Agent}}</td><td class="k">{{.Condition}}</td><td>{{.Episodes}}</td><td>{{.All}}</td><td>{{.Still}}</td>{{range .Moving}}<td>{{.}}</td>{{end}}{{range .StillP}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</table></div>{{end}}
 {{range .Overall}}{{template "fig" .}}{{end}}
 {{range .Lines}}<section id="line-{{.Line}}">
 <h2>Line {{.Line}}</h2>

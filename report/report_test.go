@@ -97,6 +97,7 @@ func TestFullRunHasEveryFigure(t *testing.T) {
 		`<td class="k">evaluate.episodes_per_condition</td><td class="k">4</td>`,
 		`<td class="k">lines</td><td class="k">301, 446</td>`,
 		`id="line-table"`, `<td class="k">301</td>`, `<td class="k">446</td>`, "report.json</td>",
+		`id="light-use-table"`, `<td class="k">301</td><td class="k">–</td><td class="k">agent</td>`,
 		"optoloop experiment synth", "finished 2026-11-26T21:30:00Z",
 	} {
 		if !strings.Contains(h, sub) {
