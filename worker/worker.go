@@ -5,6 +5,12 @@
 // The worker defines the interfaces it consumes (Observer, Policy, Sink); track.Observer,
 // policy.Ensemble and replay.Memory satisfy them. The light goes off on every exit path of an
 // episode: normal end, error, context cancellation and a panic in the policy.
+//
+// A policy acts only on full observations: until an episode has obs.Frames tracked frames (5 s
+// at 3 Hz) the light stays off. The learners never see a padded window (the replay samples only
+// windows of recorded frames), and a padded window, one frame repeated, looks like a worm that
+// has not moved for 5 s: agents of a paralysing line answered it with light from the first
+// frame and held the worm still for the whole episode (runner/SCIENCE.md).
 package worker
 
 import (
@@ -297,7 +303,7 @@ func (w *Worker) decide(ep Episode, ok bool) (on bool, err error) {
 		on = ep.Schedule.Next()
 		return on && ok, nil
 	}
-	if !ok || !w.build.Observation(w.o) {
+	if !ok || !w.build.Ready() || !w.build.Observation(w.o) {
 		return false, nil
 	}
 	defer func() {

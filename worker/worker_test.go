@@ -142,14 +142,27 @@ func TestPolicySeesObservationAndVersionIsRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls != res.Frames-res.Lost {
-		t.Fatalf("policy called %d times for %d tracked steps", calls, res.Frames-res.Lost)
+	// The policy acts from the first full observation on (obs.Frames tracked frames); before
+	// that the light stays off.
+	if want := res.Frames - res.Lost - (obs.Frames - 1); calls != want {
+		t.Fatalf("policy called %d times for %d tracked steps, want %d", calls, res.Frames-res.Lost, want)
 	}
-	for _, r := range res.Records {
+	tracked := 0
+	for i, r := range res.Records {
 		if r.OK && r.PolicyVersion != 42 {
 			t.Fatalf("record without the policy version: %+v", r)
 		}
-		if r.OK && r.Light != (r.X < r.TargetX) {
+		if !r.OK {
+			continue
+		}
+		tracked++
+		if tracked < obs.Frames {
+			if r.Light {
+				t.Fatalf("light on at frame %d, before the first full observation", i)
+			}
+			continue
+		}
+		if r.Light != (r.X < r.TargetX) {
 			t.Fatalf("light %v with worm at x=%v, target x=%v", r.Light, r.X, r.TargetX)
 		}
 	}
@@ -251,12 +264,13 @@ func TestLostFramesSwitchLightOffAndHoldObservation(t *testing.T) {
 		if lost && r.Light {
 			t.Fatalf("light on during lost frame %d", i)
 		}
-		if !lost && !r.Light {
-			t.Fatalf("light off on tracked frame %d under an always-on policy", i)
+		// The first obs.Frames-1 frames fill the observation: light off.
+		if warm := i < obs.Frames-1; !lost && r.Light == warm {
+			t.Fatalf("light %v on tracked frame %d under an always-on policy", r.Light, i)
 		}
 	}
-	if len(seen) != 50 {
-		t.Fatalf("policy consulted %d times, want 50 tracked steps", len(seen))
+	if want := 50 - (obs.Frames - 1); len(seen) != want {
+		t.Fatalf("policy consulted %d times, want %d (tracked steps after the first full observation)", len(seen), want)
 	}
 }
 
