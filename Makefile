@@ -18,11 +18,12 @@ build: deps
 vet: deps
 	$(GO) vet ./...
 
-# The science check (runner/science_test.go) trains agents: too slow under the race detector,
-# so it is built only without -race and runs in a second, plain pass.
+# The science checks (runner/science_test.go trains agents; arenas/sim/advantage_test.go runs
+# ~6,000 pairs of branched episodes) are too slow under the race detector, so they are built only
+# without -race and run in a second, plain pass.
 test: deps vet
 	$(GO) test -race -timeout 14m ./...
-	$(GO) test -count=1 -timeout 10m -run 'TestScienceSubset' ./runner/
+	$(GO) test -count=1 -timeout 10m -run 'TestScienceSubset|TestLightAdvantageDependsOnTheContinuation' ./runner/ ./arenas/sim/
 
 demo: build
 	scripts/demo.sh $(BIN) $(DEMO)
