@@ -85,7 +85,19 @@ type Train struct {
 	// about 0.1 % of the samples but carry almost all of the rewards' variance
 	// (runner/SCIENCE.md).
 	ReachReward float64 `yaml:"reach_reward" json:"reach_reward"`
+	// CriticTarget is what the critics bootstrap with: "policy" (default, the reference's
+	// discrete SAC: the actor's expected soft value at the next frame, so the critics estimate
+	// the near-uniform actor) or "behaviour" (the light the data recorded at the next frame, so
+	// the critics estimate the random-light collection and the actor is one improvement step
+	// over it). On line 446 the value of light depends on which (runner/SCIENCE.md).
+	CriticTarget string `yaml:"critic_target" json:"critic_target"`
 }
+
+// The values of Train.CriticTarget.
+const (
+	CriticTargetPolicy    = "policy"
+	CriticTargetBehaviour = "behaviour"
+)
 
 // Evaluate configures the comparison of the agent with no light and random light.
 type Evaluate struct {
@@ -127,7 +139,7 @@ func Default() Spec {
 		ArenasPerLine: 4,
 		Collect:       Collect{HoursPerLine: 5, EpisodeSeconds: 1200, LightProbability: 0.1},
 		Train: Train{EnsembleSize: 20, Updates: 100000, BatchSize: 64, CheckpointEvery: 5000, TargetEvery: 500, TargetEntropyRatio: 0.98,
-			RewardScale: 1, ReachReward: 4},
+			RewardScale: 1, ReachReward: 4, CriticTarget: CriticTargetPolicy},
 		Evaluate: Evaluate{
 			EpisodesPerCondition: 10,
 			EpisodeSeconds:       600,
@@ -273,6 +285,9 @@ func (s Spec) Validate() error {
 	}
 	if err := checkFloat("train.reach_reward", t.ReachReward, -1000, 1000, false); err != nil {
 		return err
+	}
+	if t.CriticTarget != CriticTargetPolicy && t.CriticTarget != CriticTargetBehaviour {
+		return fieldErr("train.critic_target", "%q must be %q or %q", t.CriticTarget, CriticTargetPolicy, CriticTargetBehaviour)
 	}
 	e := s.Evaluate
 	if err := checkInt("evaluate.episodes_per_condition", e.EpisodesPerCondition, 1, 10000); err != nil {

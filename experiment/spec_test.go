@@ -75,6 +75,7 @@ func TestParseRejects(t *testing.T) {
 		{"target entropy negative", minimal + "train: {target_entropy_ratio: -0.1}\n", "train.target_entropy_ratio: -0.1 must be >= 0"},
 		{"reward scale", minimal + "train: {reward_scale: 0}\n", "train.reward_scale: 0 must be > 0"},
 		{"reach reward", minimal + "train: {reach_reward: .inf}\n", "train.reach_reward: +Inf must be a finite number"},
+		{"critic target", minimal + "train: {critic_target: sarsa}\n", `train.critic_target: "sarsa" must be "policy" or "behaviour"`},
 		{"negative seed", minimal + "seed: -1\n", "seed: \"-1\" is not a valid uint64"},
 		{"target", minimal + "evaluate: {targets: [up, north]}\n", "evaluate.targets[1]: \"north\" must be one of"},
 		{"distance", minimal + "evaluate: {target_distance_cm: 3}\n", "evaluate.target_distance_cm: 3 must be <= 2"},

@@ -27,6 +27,7 @@ import (
 	"github.com/optoloop/optoloop/agentlib/learner"
 	"github.com/optoloop/optoloop/agentlib/policy"
 	"github.com/optoloop/optoloop/agentlib/replay"
+	"github.com/optoloop/optoloop/agentlib/sac"
 	"github.com/optoloop/optoloop/arenas/sim"
 	"github.com/optoloop/optoloop/arenas/track"
 	"github.com/optoloop/optoloop/episode"
@@ -388,6 +389,7 @@ func learnerConfig(t experiment.Train, dir string) learner.Config {
 	lc.SAC.TargetEvery = t.TargetEvery
 	lc.SAC.TargetEntropyRatio = t.TargetEntropyRatio
 	lc.SAC.RewardScale = t.RewardScale
+	lc.SAC.Backup = sac.Backup(t.CriticTarget)
 	return lc
 }
 

@@ -67,6 +67,9 @@ type Batch struct {
 	A  []int     // actions: 0 light off, 1 light on
 	R  []float32 // rewards
 	S2 []float32 // next observations s'
+	// A2 are the actions recorded at s' (the light chosen after frame t+1): what the policy
+	// that collected the data did next, for critics that estimate that policy's values.
+	A2 []int
 }
 
 // NewBatch returns a batch with room for n transitions. It panics if n < 1.
@@ -74,7 +77,7 @@ func NewBatch(n int) *Batch {
 	if n < 1 {
 		panic("replay: batch size must be positive")
 	}
-	return &Batch{N: n, S: make([]float32, n*obs.Size), A: make([]int, n), R: make([]float32, n), S2: make([]float32, n*obs.Size)}
+	return &Batch{N: n, S: make([]float32, n*obs.Size), A: make([]int, n), R: make([]float32, n), S2: make([]float32, n*obs.Size), A2: make([]int, n)}
 }
 
 // Replay is a store of records that samples transitions. Implementations are safe for
@@ -264,9 +267,12 @@ func (m *Memory) Sample(rng *rand.Rand, dst *Batch) error {
 		}
 		obs.EncodeTrig(dst.S[k*obs.Size:(k+1)*obs.Size], frames[:obs.Frames], tx, ty, sin, cos)
 		obs.EncodeTrig(dst.S2[k*obs.Size:(k+1)*obs.Size], frames[1:], tx, ty, sin, cos)
-		dst.A[k] = 0
+		dst.A[k], dst.A2[k] = 0, 0
 		if now.Light {
 			dst.A[k] = 1
+		}
+		if tr.recs[end-1].Light {
+			dst.A2[k] = 1
 		}
 		dst.R[k] = float32(obs.RewardReach(now.X, now.Y, next.X, next.Y, tx, ty, m.cfg.ReachReward))
 	}

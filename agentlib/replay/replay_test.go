@@ -304,3 +304,33 @@ func TestReachReward(t *testing.T) {
 		}
 	}
 }
+
+// TestNextActionIsTheLightRecordedAtTheNextFrame checks Batch.A2: the light chosen after frame
+// t+1 of the sampled window, beside A, the light chosen after frame t.
+func TestNextActionIsTheLightRecordedAtTheNextFrame(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Augment = false
+	m, err := NewMemory(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The worm is at x = 10 i on frame i; the light pattern is irregular.
+	light := func(i int) bool { return i%7 == 2 || i%5 == 0 }
+	var recs []Record
+	for i := range 200 {
+		recs = append(recs, Record{T: float64(i), X: 10 * float64(i), OK: true, Light: light(i), Episode: "e"})
+	}
+	if err := m.Append(recs...); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBatch(500)
+	if err := m.Sample(rand.New(rand.NewPCG(1, 1)), b); err != nil {
+		t.Fatal(err)
+	}
+	for k := range b.N {
+		i := int(math.Round(float64(b.S[k*obs.Size+4*obs.Frames+obs.Frames-1]) * 900 / 10))
+		if b.A[k] != map[bool]int{false: 0, true: 1}[light(i)] || b.A2[k] != map[bool]int{false: 0, true: 1}[light(i+1)] {
+			t.Fatalf("sample %d at frame %d: actions %d, %d, want the lights of frames %d and %d (%v, %v)", k, i, b.A[k], b.A2[k], i, i+1, light(i), light(i+1))
+		}
+	}
+}

@@ -13,6 +13,16 @@
 //	L_pi    = mean sum_a pi(a|s) (alpha log pi(a|s) - min(Q1, Q2)(s, a))   (Q held fixed)
 //	L_alpha = -log alpha * mean (sum_a pi(a|s) log pi(a|s) + H_target)     (pi held fixed)
 //
+// With Backup BehaviourBackup the critics' target is instead
+//
+//	y       = RewardScale r + gamma * min(Q1t, Q2t)(s', a'_data)
+//
+// with a'_data the action recorded at s' (replay.Batch.A2): as in SARSA (Rummery and Niranjan
+// 1994) the critics estimate the values of the policy that collected the data, and the actor,
+// unchanged, takes one soft policy-improvement step over them ("one-step" offline RL,
+// Brandfonbrener et al. 2021, NeurIPS). The default PolicyBackup is the
+// reference's.
+//
 // All three gradients are taken at the parameters before the update, then the actor, critics and
 // temperature each take one Adam step; every TargetEvery updates the target critics move toward
 // the critics by Tau. There are no terminal states (the reference's mask is always 1).
@@ -33,6 +43,20 @@ import (
 
 // MaxActions is the largest number of discrete actions an Agent supports.
 const MaxActions = 16
+
+// Backup says which policy's values the critics estimate.
+type Backup string
+
+const (
+	// PolicyBackup bootstraps with the actor's expected soft value at s' (the reference's
+	// discrete SAC): the critics estimate the current actor, which the temperature keeps near
+	// uniform at the reference's target entropy.
+	PolicyBackup Backup = "policy"
+	// BehaviourBackup bootstraps with the action the data recorded at s': the critics estimate
+	// the policy that collected the data (random light), and the actor is one improvement step
+	// over it.
+	BehaviourBackup Backup = "behaviour"
+)
 
 // Config holds every hyperparameter of the agent. The defaults are the reference study's.
 type Config struct {
@@ -72,6 +96,10 @@ type Config struct {
 	// scale 1 that jitter is larger than the light's effect on Q(on) - Q(off) (~0.01)
 	// (runner/SCIENCE.md).
 	RewardScale float64
+	// Backup is the critics' bootstrap target. Default PolicyBackup, as the reference. On line
+	// 446 of the simulator the value of light depends on what the light does afterwards
+	// (arenas/sim TestLightAdvantageDependsOnTheContinuation, runner/SCIENCE.md).
+	Backup Backup
 }
 
 // DefaultConfig returns the reference hyperparameters.
@@ -81,7 +109,7 @@ func DefaultConfig() Config {
 		Gamma: 0.99, Tau: 0.005, TargetEvery: 500,
 		ActorLR: 1e-3, CriticLR: 1e-3, AlphaLR: 1e-3, WeightDecay: 0,
 		TargetEntropyRatio: 0.98, InitLogAlpha: 0, BatchSize: 64, IndependentTargetInit: true,
-		RewardScale: 1,
+		RewardScale: 1, Backup: PolicyBackup,
 	}
 }
 
@@ -111,6 +139,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sac: initial log alpha %v out of range", c.InitLogAlpha)
 	case !pos(c.RewardScale):
 		return fmt.Errorf("sac: reward scale %v must be positive", c.RewardScale)
+	case c.Backup != PolicyBackup && c.Backup != BehaviourBackup:
+		return fmt.Errorf("sac: backup %q must be %q or %q", c.Backup, PolicyBackup, BehaviourBackup)
 	case c.BatchSize < 1:
 		return fmt.Errorf("sac: batch size %d must be positive", c.BatchSize)
 	}
@@ -230,7 +260,8 @@ func (a *Agent) Update(b *replay.Batch) Stats {
 
 func (a *Agent) checkBatch(b *replay.Batch) {
 	n := a.cfg.BatchSize
-	if b.N != n || len(b.S) != n*a.cfg.ObsSize || len(b.S2) != n*a.cfg.ObsSize || len(b.A) != n || len(b.R) != n {
+	if b.N != n || len(b.S) != n*a.cfg.ObsSize || len(b.S2) != n*a.cfg.ObsSize || len(b.A) != n || len(b.R) != n ||
+		(a.cfg.Backup == BehaviourBackup && len(b.A2) != n) {
 		panic(fmt.Sprintf("sac: batch of %d transitions does not match batch size %d and obs size %d", b.N, n, a.cfg.ObsSize))
 	}
 }
@@ -256,12 +287,24 @@ func logSoftmax(logits []float32, na int, logp, p []float64) {
 	}
 }
 
-// targets computes y from s' with the target critics and the actor at the current parameters.
+// targets computes y from s' with the target critics and, for PolicyBackup, the actor at the
+// current parameters.
 func (a *Agent) targets(b *replay.Batch, alpha float64) {
 	na := a.cfg.Actions
-	logits2 := a.Actor.Forward(a.wsA2, b.S2)
 	qt1 := a.Q1T.Forward(a.wsQ1T, b.S2)
 	qt2 := a.Q2T.Forward(a.wsQ2T, b.S2)
+	if a.cfg.Backup == BehaviourBackup {
+		for r := 0; r < b.N; r++ {
+			j := b.A2[r]
+			if j < 0 || j >= na {
+				panic(fmt.Sprintf("sac: next action %d out of range", j))
+			}
+			v := float64(min(qt1[r*na+j], qt2[r*na+j]))
+			a.y[r] = float32(a.cfg.RewardScale*float64(b.R[r]) + a.cfg.Gamma*v)
+		}
+		return
+	}
+	logits2 := a.Actor.Forward(a.wsA2, b.S2)
 	var lp, pp [MaxActions]float64
 	for r := 0; r < b.N; r++ {
 		logSoftmax(logits2[r*na:(r+1)*na], na, lp[:na], pp[:na])

@@ -230,6 +230,7 @@ func TestConfigValidate(t *testing.T) {
 		"one action":       func(c *Config) { c.Actions = 1 },
 		"lr NaN":           func(c *Config) { c.ActorLR = math.NaN() },
 		"batch 0":          func(c *Config) { c.BatchSize = 0 },
+		"unknown backup":   func(c *Config) { c.Backup = "sarsa" },
 		"target every 0":   func(c *Config) { c.TargetEvery = 0 },
 		"entropy ratio 2":  func(c *Config) { c.TargetEntropyRatio = 2 },
 		"negative decay":   func(c *Config) { c.WeightDecay = -1 },
@@ -300,5 +301,64 @@ func TestRewardScaleMultipliesRewards(t *testing.T) {
 	}
 	if !differs {
 		t.Fatal("reward scale 4 trained the critics as scale 1 did")
+	}
+}
+
+// TestBehaviourBackupBootstrapsWithTheRecordedNextAction checks the critics' target under
+// BehaviourBackup: y = scale r + gamma min(Q1t, Q2t)(s', a'_data), whatever the actor says.
+func TestBehaviourBackupBootstrapsWithTheRecordedNextAction(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Backup = BehaviourBackup
+	cfg.RewardScale = 3
+	a := newAgent(t, cfg, 11)
+	b := randomBatch(4, cfg.BatchSize, cfg.ObsSize)
+	rng := rand.New(rand.NewPCG(8, 8))
+	for i := range b.A2 {
+		b.A2[i] = rng.IntN(2)
+	}
+	q1 := append([]float32(nil), a.Q1T.Forward(a.Q1T.NewWorkspace(b.N), b.S2)...)
+	q2 := append([]float32(nil), a.Q2T.Forward(a.Q2T.NewWorkspace(b.N), b.S2)...)
+	a.targets(b, a.Alpha())
+	for r := range b.N {
+		j := b.A2[r]
+		want := 3*float64(b.R[r]) + cfg.Gamma*float64(min(q1[r*2+j], q2[r*2+j]))
+		if d := math.Abs(float64(a.y[r]) - want); d > 1e-4 {
+			t.Fatalf("row %d: target %v, want %v", r, a.y[r], want)
+		}
+	}
+	// The actor does not enter the target: another actor gives the same targets.
+	y := append([]float32(nil), a.y...)
+	a.Actor.InitXavier(rand.New(rand.NewPCG(99, 99)))
+	a.targets(b, a.Alpha())
+	for r := range y {
+		if a.y[r] != y[r] {
+			t.Fatalf("row %d: the actor changed the behaviour target from %v to %v", r, y[r], a.y[r])
+		}
+	}
+	// The policy backup does depend on the actor and not on A2.
+	p := newAgent(t, DefaultConfig(), 11)
+	p.targets(b, p.Alpha())
+	yp := append([]float32(nil), p.y...)
+	for i := range b.A2 {
+		b.A2[i] = 1 - b.A2[i]
+	}
+	p.targets(b, p.Alpha())
+	for r := range yp {
+		if p.y[r] != yp[r] {
+			t.Fatalf("row %d: the recorded next action changed the policy target", r)
+		}
+	}
+	// A behaviour agent trains (and stays deterministic) through Update.
+	x, z := newAgent(t, cfg, 5), newAgent(t, cfg, 5)
+	for i := range 5 {
+		bb := randomBatch(uint64(i), cfg.BatchSize, cfg.ObsSize)
+		copy(bb.A2, bb.A)
+		x.Update(bb)
+		z.Update(bb)
+	}
+	for i := range x.Q1.Params {
+		if x.Q1.Params[i] != z.Q1.Params[i] {
+			t.Fatal("two behaviour-backup agents with one seed and one data diverged")
+		}
 	}
 }
