@@ -85,6 +85,11 @@ type Train struct {
 	// about 0.1 % of the samples but carry almost all of the rewards' variance
 	// (runner/SCIENCE.md).
 	ReachReward float64 `yaml:"reach_reward" json:"reach_reward"`
+	// Gamma is the discount factor (0 <= gamma < 1). Default 0.99, the reference's: a horizon
+	// of about 100 frames (33 s), over which the reward of a worm moving in a random direction
+	// relative to a (virtual) target varies far more than the light changes it; the light acts
+	// within a few seconds (runner/SCIENCE.md).
+	Gamma float64 `yaml:"gamma" json:"gamma"`
 	// CriticTarget is what the critics bootstrap with: "policy" (default, the reference's
 	// discrete SAC: the actor's expected soft value at the next frame, so the critics estimate
 	// the near-uniform actor) or "behaviour" (the light the data recorded at the next frame, so
@@ -139,7 +144,7 @@ func Default() Spec {
 		ArenasPerLine: 4,
 		Collect:       Collect{HoursPerLine: 5, EpisodeSeconds: 1200, LightProbability: 0.1},
 		Train: Train{EnsembleSize: 20, Updates: 100000, BatchSize: 64, CheckpointEvery: 5000, TargetEvery: 500, TargetEntropyRatio: 0.98,
-			RewardScale: 1, ReachReward: 4, CriticTarget: CriticTargetPolicy},
+			RewardScale: 1, ReachReward: 4, Gamma: 0.99, CriticTarget: CriticTargetPolicy},
 		Evaluate: Evaluate{
 			EpisodesPerCondition: 10,
 			EpisodeSeconds:       600,
@@ -285,6 +290,12 @@ func (s Spec) Validate() error {
 	}
 	if err := checkFloat("train.reach_reward", t.ReachReward, -1000, 1000, false); err != nil {
 		return err
+	}
+	if err := checkFloat("train.gamma", t.Gamma, 0, 1, false); err != nil {
+		return err
+	}
+	if t.Gamma == 1 {
+		return fieldErr("train.gamma", "1 must be < 1 (there are no terminal states)")
 	}
 	if t.CriticTarget != CriticTargetPolicy && t.CriticTarget != CriticTargetBehaviour {
 		return fieldErr("train.critic_target", "%q must be %q or %q", t.CriticTarget, CriticTargetPolicy, CriticTargetBehaviour)

@@ -75,6 +75,8 @@ func TestParseRejects(t *testing.T) {
 		{"target entropy negative", minimal + "train: {target_entropy_ratio: -0.1}\n", "train.target_entropy_ratio: -0.1 must be >= 0"},
 		{"reward scale", minimal + "train: {reward_scale: 0}\n", "train.reward_scale: 0 must be > 0"},
 		{"reach reward", minimal + "train: {reach_reward: .inf}\n", "train.reach_reward: +Inf must be a finite number"},
+		{"gamma one", minimal + "train: {gamma: 1}\n", "train.gamma: 1 must be < 1"},
+		{"gamma negative", minimal + "train: {gamma: -0.5}\n", "train.gamma: -0.5 must be >= 0"},
 		{"critic target", minimal + "train: {critic_target: sarsa}\n", `train.critic_target: "sarsa" must be "policy" or "behaviour"`},
 		{"negative seed", minimal + "seed: -1\n", "seed: \"-1\" is not a valid uint64"},
 		{"target", minimal + "evaluate: {targets: [up, north]}\n", "evaluate.targets[1]: \"north\" must be one of"},

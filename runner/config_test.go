@@ -26,13 +26,13 @@ func TestLearnerConfigFollowsTheTrainSection(t *testing.T) {
 				c.SAC.TargetEvery == 500 && c.SAC.Gamma == ref.SAC.Gamma &&
 				c.SAC.TargetEntropyRatio == ref.SAC.TargetEntropyRatio && c.SAC.TargetEntropyRatio == 0.98 &&
 				c.SAC.RewardScale == 1 && r.ReachReward == replay.DefaultConfig().ReachReward && r.ReachReward == 4 &&
-				c.SAC.Backup == ref.SAC.Backup && c.SAC.Backup == sac.PolicyBackup
+				c.SAC.Backup == ref.SAC.Backup && c.SAC.Backup == sac.PolicyBackup && c.SAC.Gamma == 0.99
 		}},
-		{"explicit fields", "train: {ensemble_size: 3, updates: 4000, batch_size: 32, checkpoint_every: 1000, target_every: 1, target_entropy_ratio: 0.3, reward_scale: 100, reach_reward: 0, critic_target: behaviour}\n",
+		{"explicit fields", "train: {ensemble_size: 3, updates: 4000, batch_size: 32, checkpoint_every: 1000, target_every: 1, target_entropy_ratio: 0.3, reward_scale: 100, reach_reward: 0, critic_target: behaviour, gamma: 0.95}\n",
 			func(c learner.Config, r replay.Config) bool {
 				return c.Members == 3 && c.Updates == 4000 && c.Round == 1000 && c.SAC.BatchSize == 32 && c.SAC.TargetEvery == 1 &&
 					c.SAC.TargetEntropyRatio == 0.3 && c.SAC.RewardScale == 100 && r.ReachReward == 0 &&
-					c.SAC.Backup == sac.BehaviourBackup
+					c.SAC.Backup == sac.BehaviourBackup && c.SAC.Gamma == 0.95
 			}},
 	}
 	for _, tt := range tests {

@@ -390,6 +390,7 @@ func learnerConfig(t experiment.Train, dir string) learner.Config {
 	lc.SAC.TargetEntropyRatio = t.TargetEntropyRatio
 	lc.SAC.RewardScale = t.RewardScale
 	lc.SAC.Backup = sac.Backup(t.CriticTarget)
+	lc.SAC.Gamma = t.Gamma
 	return lc
 }
 
