@@ -19,7 +19,7 @@ vet: deps
 	$(GO) vet ./...
 
 # The science checks (runner/science_test.go trains agents; arenas/sim/advantage_test.go runs
-# ~6,000 pairs of branched episodes) are too slow under the race detector, so they are built only
+# ~1,500 pairs of branched episodes) are too slow under the race detector, so they are built only
 # without -race and run in a second, plain pass.
 test: deps vet
 	$(GO) test -race -timeout 14m ./...
