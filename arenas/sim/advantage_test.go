@@ -31,7 +31,7 @@ import (
 // bad and light facing the target good, which is the policy that works (TestClosedLoopControl's
 // pulse toward the target).
 //
-// The test runs without -race (make test runs it in its no-race step): about 20 s on 2 cores.
+// The test runs without -race (make test runs it in its no-race step): about 25 s on 2 cores.
 func TestLightAdvantageDependsOnTheContinuation(t *testing.T) {
 	line := mustLine(t, "446")
 	const (
@@ -53,7 +53,7 @@ func TestLightAdvantageDependsOnTheContinuation(t *testing.T) {
 			return s.Next
 		}},
 	}
-	type stats struct{ sum, sum2, n [FacingBinsTest]float64 }
+	type stats struct{ sum, sum2, n [facingBins]float64 }
 	results := make([]stats, len(conts))
 	for ci, c := range conts {
 		var mu sync.Mutex
@@ -85,7 +85,7 @@ func TestLightAdvantageDependsOnTheContinuation(t *testing.T) {
 	}
 	for ci, c := range conts {
 		line := c.name + ":"
-		for b := 0; b < FacingBinsTest; b++ {
+		for b := 0; b < facingBins; b++ {
 			m, se := mean(results[ci], b)
 			line += fmt.Sprintf(" %+.4f±%.4f (n %.0f)", m, se, results[ci].n[b])
 		}
@@ -93,21 +93,21 @@ func TestLightAdvantageDependsOnTheContinuation(t *testing.T) {
 	}
 	// Near-uniform continuation: light facing away beats light facing the target.
 	ua, uaSE := mean(results[0], 0)
-	ut, utSE := mean(results[0], FacingBinsTest-1)
+	ut, utSE := mean(results[0], facingBins-1)
 	if !(ua-ut > 3*math.Hypot(uaSE, utSE)) {
 		t.Errorf("uniform continuation: advantage facing away %.4f, facing the target %.4f: want away above toward by 3 SE", ua, ut)
 	}
 	// The collection schedule afterwards: light facing away is bad, facing the target good.
 	ba, baSE := mean(results[1], 0)
-	bt, btSE := mean(results[1], FacingBinsTest-1)
+	bt, btSE := mean(results[1], facingBins-1)
 	if !(ba < -3*baSE && bt > 3*btSE) {
 		t.Errorf("collection-schedule continuation: advantage facing away %.4f ± %.4f, facing the target %.4f ± %.4f: want below and above 0 by 3 SE", ba, baSE, bt, btSE)
 	}
 }
 
-// FacingBinsTest bins cos(body angle - direction to the target) in [-1,-0.5), [-0.5,0), [0,0.5),
+// facingBins bins cos(body angle - direction to the target) in [-1,-0.5), [-0.5,0), [0,0.5),
 // [0.5,1], as results.FacingBin does.
-const FacingBinsTest = 4
+const facingBins = 4
 
 // branch runs one animal to frame k under the light policy, then twice from the same start:
 // light on at k, and light off at k, each followed by the same policy for horizon frames. It
@@ -161,7 +161,7 @@ func branch(t *testing.T, line Line, seed, stream uint64, k, horizon, targets in
 		}
 		c := math.Cos(bb - math.Atan2(ty-by, tx-bx))
 		adv = append(adv, g[1]-g[0])
-		bins = append(bins, min(FacingBinsTest-1, max(0, int(math.Floor((c+1)/2*FacingBinsTest)))))
+		bins = append(bins, min(facingBins-1, max(0, int(math.Floor((c+1)/2*facingBins)))))
 	}
 	return adv, bins
 }
