@@ -167,10 +167,12 @@ func TestExampleFiles(t *testing.T) {
 		ensemble   int
 		updates    int
 		evaluation int
+		gamma      float64
+		critic     string
 	}{
-		{"reference.yaml", 7, 15, 3, 20, 100000, 10},
-		{"demo.yaml", 3, 12, 0, 6, 10000, 10},
-		{"science.yaml", 5, 60, 3, 10, 20000, 20},
+		{"reference.yaml", 7, 15, 3, 20, 100000, 10, 0.99, CriticTargetPolicy},
+		{"demo.yaml", 3, 24, 0, 8, 15000, 10, 0.95, CriticTargetBehaviour},
+		{"science.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour},
 	}
 	for _, c := range cases {
 		s, err := ParseFile(filepath.Join(dir, c.file), Options{})
@@ -178,7 +180,8 @@ func TestExampleFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(s.Lines) != c.lines || s.CollectEpisodesPerLine() != c.collect || len(s.CrossLines()) != c.cross ||
-			s.Train.EnsembleSize != c.ensemble || s.Train.Updates != c.updates || s.Evaluate.EpisodesPerCondition != c.evaluation {
+			s.Train.EnsembleSize != c.ensemble || s.Train.Updates != c.updates || s.Evaluate.EpisodesPerCondition != c.evaluation ||
+			s.Train.Gamma != c.gamma || s.Train.CriticTarget != c.critic {
 			t.Errorf("%s: %+v", c.file, s)
 		}
 	}
