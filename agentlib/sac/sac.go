@@ -20,8 +20,8 @@
 // with a'_data the action recorded at s' (replay.Batch.A2): as in SARSA (Rummery and Niranjan
 // 1994) the critics estimate the values of the policy that collected the data, and the actor,
 // unchanged, takes one soft policy-improvement step over them ("one-step" offline RL,
-// Brandfonbrener et al. 2021, NeurIPS). The default PolicyBackup is the
-// reference's.
+// Brandfonbrener et al. 2021, NeurIPS). If the replay mixes data of several policies, the
+// critics estimate that mixture. The default, PolicyBackup, is the reference's.
 //
 // All three gradients are taken at the parameters before the update, then the actor, critics and
 // temperature each take one Adam step; every TargetEvery updates the target critics move toward
