@@ -178,16 +178,11 @@ func (r *run) lightUse() []lightUseRow {
 	p := func(c results.LightUseCell) string { return num(c.P(), 2) }
 	var out []lightUseRow
 	for _, u := range use {
-		all := u.All()
-		still := 0
-		for _, c := range u.Still {
-			still += c.Frames
-		}
 		if u.AgentLine == "" {
 			u.AgentLine = "–"
 		}
-		rw := lightUseRow{Line: u.Line, Agent: u.AgentLine, Condition: u.Condition, Episodes: u.Episodes, All: p(all),
-			Still: num(float64(still)/float64(all.Frames), 2)}
+		rw := lightUseRow{Line: u.Line, Agent: u.AgentLine, Condition: u.Condition, Episodes: u.Episodes, All: p(u.All()),
+			Still: num(u.StillShare(), 2)}
 		for i := range u.Moving {
 			rw.Moving[i], rw.StillP[i] = p(u.Moving[i]), p(u.Still[i])
 		}

@@ -64,6 +64,25 @@ func (u LightUse) All() LightUseCell {
 	return c
 }
 
+// StillAll returns the cell of every counted still frame.
+func (u LightUse) StillAll() LightUseCell {
+	var c LightUseCell
+	for _, s := range u.Still {
+		c.On += s.On
+		c.Frames += s.Frames
+	}
+	return c
+}
+
+// StillShare returns the share of counted frames that were still, NaN when none were counted.
+func (u LightUse) StillShare() float64 {
+	all := u.All()
+	if all.Frames == 0 {
+		return math.NaN()
+	}
+	return float64(u.StillAll().Frames) / float64(all.Frames)
+}
+
 // FacingBin returns the bin of a facing cosine.
 func FacingBin(cos float64) int {
 	return min(FacingBins-1, max(0, int(math.Floor((cos+1)/2*FacingBins))))

@@ -63,6 +63,12 @@ func TestLightUseCountsStatesOnTracks(t *testing.T) {
 	if all := ag.All(); all.Frames != 16+12+18+3 || all.On != 12+18+3 {
 		t.Errorf("all %+v", all)
 	}
+	if c, sh := ag.StillAll(), ag.StillShare(); c.Frames != 18 || c.On != 18 || sh != 18.0/49 {
+		t.Errorf("still frames %+v, share %v; want 18 of 49", c, sh)
+	}
+	if sh := (LightUse{}).StillShare(); !math.IsNaN(sh) {
+		t.Errorf("still share without frames %v, want NaN", sh)
+	}
 	if p := ag.Still[0].P(); p != 1 {
 		t.Errorf("P still away %v, want 1", p)
 	}

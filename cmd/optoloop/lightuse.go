@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -68,16 +69,11 @@ func writeLightUse(w io.Writer, use []results.LightUse) error {
 		if agent == "" {
 			agent = "-"
 		}
-		all := u.All()
-		still := 0
-		for _, c := range u.Still {
-			still += c.Frames
-		}
 		stillShare := "-"
-		if all.Frames > 0 {
-			stillShare = fmt.Sprintf("%.2f", float64(still)/float64(all.Frames))
+		if v := u.StillShare(); !math.IsNaN(v) {
+			stillShare = fmt.Sprintf("%.2f", v)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s", u.Line, agent, u.Condition, u.Episodes, p(all), stillShare)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s", u.Line, agent, u.Condition, u.Episodes, p(u.All()), stillShare)
 		for _, c := range u.Moving {
 			fmt.Fprintf(tw, "\t%s", p(c))
 		}
