@@ -12,6 +12,7 @@ import (
 
 	"github.com/optoloop/optoloop/arenas"
 	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/results"
 )
 
 // TestLightAdvantageDependsOnTheContinuation measures on line 446 what the agents' critics
@@ -53,8 +54,8 @@ func TestLightAdvantageDependsOnTheContinuation(t *testing.T) {
 			return s.Next
 		}},
 	}
-	type stats struct{ sum, sum2, n [facingBins]float64 }
-	results := make([]stats, len(conts))
+	type stats struct{ sum, sum2, n [results.FacingBins]float64 }
+	res := make([]stats, len(conts))
 	for ci, c := range conts {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
@@ -68,9 +69,9 @@ func TestLightAdvantageDependsOnTheContinuation(t *testing.T) {
 						mu.Lock()
 						for k, a := range adv {
 							b := bins[k]
-							results[ci].sum[b] += a
-							results[ci].sum2[b] += a * a
-							results[ci].n[b]++
+							res[ci].sum[b] += a
+							res[ci].sum2[b] += a * a
+							res[ci].n[b]++
 						}
 						mu.Unlock()
 					}
@@ -85,29 +86,25 @@ func TestLightAdvantageDependsOnTheContinuation(t *testing.T) {
 	}
 	for ci, c := range conts {
 		line := c.name + ":"
-		for b := 0; b < facingBins; b++ {
-			m, se := mean(results[ci], b)
-			line += fmt.Sprintf(" %+.4f±%.4f (n %.0f)", m, se, results[ci].n[b])
+		for b := 0; b < results.FacingBins; b++ {
+			m, se := mean(res[ci], b)
+			line += fmt.Sprintf(" %+.4f±%.4f (n %.0f)", m, se, res[ci].n[b])
 		}
 		t.Log(line, " (facing away ... facing the target)")
 	}
 	// Near-uniform continuation: light facing away beats light facing the target.
-	ua, uaSE := mean(results[0], 0)
-	ut, utSE := mean(results[0], facingBins-1)
+	ua, uaSE := mean(res[0], 0)
+	ut, utSE := mean(res[0], results.FacingBins-1)
 	if !(ua-ut > 3*math.Hypot(uaSE, utSE)) {
 		t.Errorf("uniform continuation: advantage facing away %.4f, facing the target %.4f: want away above toward by 3 SE", ua, ut)
 	}
 	// The collection schedule afterwards: light facing away is bad, facing the target good.
-	ba, baSE := mean(results[1], 0)
-	bt, btSE := mean(results[1], facingBins-1)
+	ba, baSE := mean(res[1], 0)
+	bt, btSE := mean(res[1], results.FacingBins-1)
 	if !(ba < -3*baSE && bt > 3*btSE) {
 		t.Errorf("collection-schedule continuation: advantage facing away %.4f ± %.4f, facing the target %.4f ± %.4f: want below and above 0 by 3 SE", ba, baSE, bt, btSE)
 	}
 }
-
-// facingBins bins cos(body angle - direction to the target) in [-1,-0.5), [-0.5,0), [0,0.5),
-// [0.5,1], as results.FacingBin does.
-const facingBins = 4
 
 // branch runs one animal to frame k under the light policy, then twice from the same start:
 // light on at k, and light off at k, each followed by the same policy for horizon frames. It
@@ -161,7 +158,7 @@ func branch(t *testing.T, line Line, seed, stream uint64, k, horizon, targets in
 		}
 		c := math.Cos(bb - math.Atan2(ty-by, tx-bx))
 		adv = append(adv, g[1]-g[0])
-		bins = append(bins, min(facingBins-1, max(0, int(math.Floor((c+1)/2*facingBins)))))
+		bins = append(bins, results.FacingBin(c))
 	}
 	return adv, bins
 }
