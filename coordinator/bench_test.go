@@ -1,4 +1,4 @@
-package coordinator
+package coordinator_test
 
 import (
 	"context"
@@ -11,6 +11,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/optoloop/optoloop/coordinator"
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/coordinator/coordinatortest"
+	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
 
 // BenchmarkLeaseReport measures lease + report round trips per second through a 3-node
@@ -30,33 +36,33 @@ func benchLeaseReport(b *testing.B, workers int) {
 	// 500 ms LAN timeouts a starved heartbeat goroutine can cost an election mid-run, so this
 	// benchmark uses hashicorp/raft's own 1 s timeouts. raft-term reports elections (the first
 	// leader has term 2).
-	c := newCluster(b, 3, func(cfg *Config) {
-		d := DefaultConfig()
+	c := coordinatortest.New(b, 3, func(cfg *coordinator.Config) {
+		d := coordinator.DefaultConfig()
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
 		cfg.TickInterval = d.TickInterval
 		cfg.SnapshotInterval = d.SnapshotInterval
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cl := c.client(b)
+	cl := c.Client(b)
 	hours := math.Ceil(float64(b.N+2*workers)/3600*1000) / 1000
 	if _, err := cl.Submit(ctx, fmt.Appendf(nil, "name: bench\nlines: [\"301\"]\ncollect: {hours_per_line: %g, episode_seconds: 1}\n", hours)); err != nil {
 		b.Fatal(err)
 	}
-	clients := make([]*Client, workers)
+	clients := make([]*api.Client, workers)
 	for i := range clients {
-		clients[i] = c.client(b)
-		if err := clients[i].RegisterWorker(ctx, RegisterWorkerCmd{ID: fmt.Sprintf("w%d", i), ArenaID: "a", Line: "301"}); err != nil {
+		clients[i] = c.Client(b)
+		if err := clients[i].RegisterWorker(ctx, api.RegisterWorkerCmd{ID: fmt.Sprintf("w%d", i), ArenaID: "a", Line: "301"}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	roundTrip := func(i int) error {
 		holder := fmt.Sprintf("w%d", i)
-		it, err := clients[i].Lease(ctx, LeaseRequest{Holder: holder, Type: TypeEpisode})
+		it, err := clients[i].Lease(ctx, api.LeaseRequest{Holder: holder, Type: plan.TypeEpisode})
 		if err != nil || it == nil {
 			return fmt.Errorf("lease: %v %v", it, err)
 		}
-		_, err = clients[i].Report(ctx, ReportCmd{Holder: holder, ItemID: it.ID, Token: it.Token, Metrics: map[string]float64{"closest_cm": 1}})
+		_, err = clients[i].Report(ctx, api.ReportCmd{Holder: holder, ItemID: it.ID, Token: it.Token, Outcome: &episode.Outcome{Seconds: 1, ClosestCM: 1}})
 		return err
 	}
 	errs := make(chan error, workers)
@@ -100,12 +106,12 @@ func benchLeaseReport(b *testing.B, workers int) {
 	// than the rate to other load on a shared machine.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/roundtrip")
 	var fwd uint64
-	for _, t := range c.live() {
-		fwd += t.n.forwarded.Load()
+	for _, n := range c.Nodes() {
+		fwd += n.ForwardedWrites()
 	}
-	b.ReportMetric(float64(c.leader().n.Raft().CurrentTerm()), "raft-term")
+	b.ReportMetric(float64(c.Leader().Raft().CurrentTerm()), "raft-term")
 	b.ReportMetric(float64(fwd)/float64(b.N), "forwards/roundtrip")
-	if got := c.leader().n.FSM().Stats().ReportsAccepted; got != uint64(b.N+workers) {
+	if got := c.Leader().FSM().Stats().ReportsAccepted; got != uint64(b.N+workers) {
 		b.Fatalf("%d reports accepted, want %d", got, b.N+workers)
 	}
 }
@@ -116,8 +122,8 @@ func benchLeaseReport(b *testing.B, workers int) {
 // the median and the worst time.
 func BenchmarkFailover(b *testing.B) {
 	const trials = 20
-	c := newCluster(b, 3, func(cfg *Config) {
-		d := DefaultConfig()
+	c := coordinatortest.New(b, 3, func(cfg *coordinator.Config) {
+		d := coordinator.DefaultConfig()
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
 		cfg.TickInterval = d.TickInterval
 	})
@@ -127,26 +133,28 @@ func BenchmarkFailover(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		for trial := range trials {
-			old := c.leader()
-			cl, err := NewClient(ClientConfig{Endpoints: c.urls(), Token: testToken, MaxAttempts: 100000, BaseBackoff: 2 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+			old := c.Leader()
+			cfg := c.ClientConfig()
+			cfg.MaxAttempts, cfg.BaseBackoff, cfg.MaxBackoff = 100000, 2*time.Millisecond, 10*time.Millisecond
+			cl, err := api.NewClient(cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
 			t0 := time.Now()
-			c.kill(old.cfg.ID)
+			c.Kill(old.ID())
 			for {
-				err := cl.RegisterLearner(ctx, RegisterLearnerCmd{ID: fmt.Sprintf("l%d", trial)})
+				err := cl.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: fmt.Sprintf("l%d", trial)})
 				if err == nil {
 					break
 				}
-				if !errors.Is(err, ErrUnavailable) {
+				if !errors.Is(err, api.ErrUnavailable) {
 					b.Fatal(err)
 				}
 			}
 			times = append(times, time.Since(t0))
 			b.StopTimer()
-			c.restart(old)
-			c.waitConverged()
+			c.Restart(old.ID())
+			c.WaitConverged()
 			b.StartTimer()
 		}
 	}

@@ -1,8 +1,9 @@
-package coordinator
+package coordinator_test
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/optoloop/optoloop/coordinator"
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/coordinator/coordinatortest"
+	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
 
 const clusterSpec = `name: failover
@@ -33,7 +40,7 @@ type ledger struct {
 	refused  int
 }
 
-func (l *ledger) accept(it *Item, holder string) {
+func (l *ledger) accept(it *api.Item, holder string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.accepted[it.ID] = append(l.accepted[it.ID], fmt.Sprintf("%s/%d", holder, it.Token))
@@ -43,14 +50,14 @@ func (l *ledger) accept(it *Item, holder string) {
 // episode), report; a report whose outcome is unknown is retried until the coordinator
 // answers: accepted, duplicate (an earlier try counted), or stale (it did not count). Stopping
 // never abandons a report in flight, so the ledger knows the answer to every report.
-func simulate(ctx context.Context, stop *atomic.Bool, cl *Client, holder string, typ ItemType, lg *ledger) error {
+func simulate(ctx context.Context, stop *atomic.Bool, cl *api.Client, holder string, typ plan.ItemType, lg *ledger) error {
 	for !stop.Load() && ctx.Err() == nil {
-		it, err := cl.Lease(ctx, LeaseRequest{Holder: holder, Type: typ})
+		it, err := cl.Lease(ctx, api.LeaseRequest{Holder: holder, Type: typ})
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, ErrUnavailable) {
+			if errors.Is(err, api.ErrUnavailable) {
 				continue
 			}
 			return fmt.Errorf("%s: lease: %w", holder, err)
@@ -67,23 +74,25 @@ func simulate(ctx context.Context, stop *atomic.Bool, cl *Client, holder string,
 		lg.mu.Lock()
 		lg.leases++
 		lg.mu.Unlock()
-		if _, err := cl.Heartbeat(ctx, HeartbeatRequest{Holder: holder, ItemID: it.ID, Token: it.Token}); err != nil && !errors.Is(err, ErrStaleLease) && !errors.Is(err, ErrUnavailable) {
+		if _, err := cl.Heartbeat(ctx, api.HeartbeatRequest{Holder: holder, ItemID: it.ID, Token: it.Token}); err != nil && !errors.Is(err, api.ErrStaleLease) && !errors.Is(err, api.ErrUnavailable) {
 			return fmt.Errorf("%s: heartbeat: %w", holder, err)
 		}
-		rep := ReportCmd{Holder: holder, ItemID: it.ID, Token: it.Token, Metrics: map[string]float64{"closest_cm": 0.5, "light_fraction": 0.2}}
-		if typ == TypeTrain {
+		rep := api.ReportCmd{Holder: holder, ItemID: it.ID, Token: it.Token}
+		if typ == plan.TypeTrain {
 			rep.PolicyVersion = 7
+		} else {
+			rep.Outcome = &episode.Outcome{Seconds: it.Seconds, ClosestCM: 0.5, LightFraction: 0.2, Frames: 3}
 		}
 		for {
 			_, err := cl.Report(ctx, rep)
 			switch {
-			case err == nil, errors.Is(err, ErrDuplicate):
+			case err == nil, errors.Is(err, api.ErrDuplicate):
 				lg.accept(it, holder)
-			case errors.Is(err, ErrStaleLease):
+			case errors.Is(err, api.ErrStaleLease):
 				lg.mu.Lock()
 				lg.refused++
 				lg.mu.Unlock()
-			case errors.Is(err, ErrUnavailable) && ctx.Err() == nil:
+			case errors.Is(err, api.ErrUnavailable) && ctx.Err() == nil:
 				continue
 			case ctx.Err() != nil:
 				return nil
@@ -97,8 +106,8 @@ func simulate(ctx context.Context, stop *atomic.Bool, cl *Client, holder string,
 }
 
 func TestClusterFailoverExactlyOnce(t *testing.T) {
-	c := newCluster(t, 3, nil)
-	cl := c.client(t)
+	c := coordinatortest.New(t, 3, nil)
+	cl := c.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	id, err := cl.Submit(ctx, []byte(clusterSpec))
@@ -109,13 +118,13 @@ func TestClusterFailoverExactlyOnce(t *testing.T) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
-	start := func(holder string, typ ItemType, line string) {
-		wc := c.client(t)
-		if typ == TypeEpisode {
-			if err := wc.RegisterWorker(ctx, RegisterWorkerCmd{ID: holder, ArenaID: "arena-" + holder, Line: line, Calibration: []byte(`{"px_per_cm":540}`)}); err != nil {
+	start := func(holder string, typ plan.ItemType, line string) {
+		wc := c.Client(t)
+		if typ == plan.TypeEpisode {
+			if err := wc.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: holder, ArenaID: "arena-" + holder, Line: line, Calibration: []byte(`{"px_per_cm":540}`)}); err != nil {
 				t.Fatal(err)
 			}
-		} else if err := wc.RegisterLearner(ctx, RegisterLearnerCmd{ID: holder}); err != nil {
+		} else if err := wc.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: holder}); err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)
@@ -128,26 +137,26 @@ func TestClusterFailoverExactlyOnce(t *testing.T) {
 	}
 	for _, line := range []string{"301", "446"} {
 		for i := range 3 {
-			start(fmt.Sprintf("w%s-%d", line, i), TypeEpisode, line)
+			start(fmt.Sprintf("w%s-%d", line, i), plan.TypeEpisode, line)
 		}
 	}
-	start("learner", TypeTrain, "")
+	start("learner", plan.TypeTrain, "")
 
 	// Kill the leader while episodes are leased and reports are in flight.
-	old := c.leader()
-	waitFor(t, 30*time.Second, "a third of the collect episodes done", func() bool {
-		return old.n.FSM().Stats().ReportsAccepted >= 8
+	old := c.Leader()
+	coordinatortest.WaitFor(t, 30*time.Second, "a third of the collect episodes done", func() bool {
+		return old.FSM().Stats().ReportsAccepted >= 8
 	})
-	leased := old.n.FSM().Counts().Episodes[StateLeased]
-	c.kill(old.cfg.ID)
-	t.Logf("killed leader %s with %d episodes leased", old.cfg.ID, leased)
-	newLeader := c.waitLeader()
-	if newLeader.cfg.ID == old.cfg.ID {
+	leased := old.FSM().Counts().Episodes[api.StateLeased]
+	c.Kill(old.ID())
+	t.Logf("killed leader %s with %d episodes leased", old.ID(), leased)
+	newLeader := c.Leader()
+	if newLeader.ID() == old.ID() {
 		t.Fatal("the killed node leads")
 	}
-	waitFor(t, 60*time.Second, "the experiment done", func() bool {
-		e, _, ok := newLeader.n.FSM().Experiment(id)
-		return ok && e.State != ExperimentRunning
+	coordinatortest.WaitFor(t, 60*time.Second, "the experiment done", func() bool {
+		e, _, ok := newLeader.FSM().Experiment(id)
+		return ok && e.Status != plan.StatusRunning
 	})
 	stop.Store(true)
 	wg.Wait()
@@ -157,32 +166,32 @@ func TestClusterFailoverExactlyOnce(t *testing.T) {
 	}
 
 	// The old leader comes back from its data directory and catches up.
-	c.restart(old)
-	c.waitConverged()
+	c.Restart(old.ID())
+	c.WaitConverged()
 
-	for _, node := range c.live() {
-		e, items, _ := node.n.FSM().Experiment(id)
-		if e.State != ExperimentDone {
-			t.Fatalf("%s: experiment %s: %s", node.cfg.ID, e.State, e.Reason)
+	for _, node := range c.Nodes() {
+		e, items, _ := node.FSM().Experiment(id)
+		if e.Status != plan.StatusDone {
+			t.Fatalf("%s: experiment %s: %s", node.ID(), e.Status, e.Reason)
 		}
 		// 2 lines x (12 collect + 1 train + 3 x 3 evaluate) = 44 items.
 		if len(items) != 44 {
-			t.Fatalf("%s: %d items, want 44", node.cfg.ID, len(items))
+			t.Fatalf("%s: %d items, want 44", node.ID(), len(items))
 		}
 		done := 0
 		for _, it := range items {
-			if it.State != StateDone {
-				t.Fatalf("%s: item %s is %s (failures %q)", node.cfg.ID, it.ID, it.State, it.Failures)
+			if it.State != api.StateDone {
+				t.Fatalf("%s: item %s is %s (failures %q)", node.ID(), it.ID, it.State, it.Failures)
 			}
 			done++
 			got := lg.accepted[it.ID]
 			want := fmt.Sprintf("%s/%d", it.Result.By, it.Result.Token)
 			if len(got) != 1 || got[0] != want {
-				t.Fatalf("%s: item %s done by %s, workers believe %q were accepted", node.cfg.ID, it.ID, want, got)
+				t.Fatalf("%s: item %s done by %s, workers believe %q were accepted", node.ID(), it.ID, want, got)
 			}
 		}
-		if st := node.n.FSM().Stats(); st.ReportsAccepted != uint64(done) {
-			t.Fatalf("%s: %d reports accepted for %d done items", node.cfg.ID, st.ReportsAccepted, done)
+		if st := node.FSM().Stats(); st.ReportsAccepted != uint64(done) {
+			t.Fatalf("%s: %d reports accepted for %d done items", node.ID(), st.ReportsAccepted, done)
 		}
 	}
 	total := 0
@@ -196,63 +205,64 @@ func TestClusterFailoverExactlyOnce(t *testing.T) {
 }
 
 func TestClusterPartitionedFollowerCatchesUp(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	c := coordinatortest.New(t, 3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	f := c.followers()[0]
-	f.n.SetRaftPartitioned(true)
-	before := f.n.Raft().AppliedIndex()
+	f := c.Followers()[0]
+	c.SetPartitioned(f.ID(), true)
+	before := f.Raft().AppliedIndex()
 
 	// Writes through the majority side.
-	cl := c.client(t, c.leader().n.URL())
+	cl := c.Client(t, c.Leader().URL())
 	id, err := cl.Submit(ctx, []byte(clusterSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cl.RegisterWorker(ctx, RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}); err != nil {
+	if err := cl.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}); err != nil {
 		t.Fatal(err)
 	}
 	for range 5 {
-		it, err := cl.Lease(ctx, LeaseRequest{Holder: "w", Type: TypeEpisode})
+		it, err := cl.Lease(ctx, api.LeaseRequest{Holder: "w", Type: plan.TypeEpisode})
 		if err != nil || it == nil {
 			t.Fatalf("lease: %v %v", it, err)
 		}
-		if _, err := cl.Report(ctx, ReportCmd{Holder: "w", ItemID: it.ID, Token: it.Token}); err != nil {
+		if _, err := cl.Report(ctx, api.ReportCmd{Holder: "w", ItemID: it.ID, Token: it.Token}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	leaderIdx := c.leader().n.Raft().AppliedIndex()
-	if got := f.n.Raft().AppliedIndex(); got >= leaderIdx {
+	leaderIdx := c.Leader().Raft().AppliedIndex()
+	if got := f.Raft().AppliedIndex(); got >= leaderIdx {
 		t.Fatalf("partitioned follower applied %d (%d when cut off), the leader %d", got, before, leaderIdx)
 	}
-	if _, _, ok := f.n.FSM().Experiment(id); ok {
+	if _, _, ok := f.FSM().Experiment(id); ok {
 		t.Fatal("partitioned follower sees the experiment")
 	}
 	// A read on the cut-off follower says how stale it is: it no longer hears from a leader.
-	waitFor(t, 10*time.Second, "the follower to notice it is cut off", func() bool {
-		return f.n.lastContactMs() > 400 || f.n.lastContactMs() < 0
+	coordinatortest.WaitFor(t, 10*time.Second, "the follower to notice it is cut off", func() bool {
+		ns := nodeStatus(t, f.URL())
+		return ns.LastContactMs > 400 || ns.LastContactMs < 0
 	})
 
-	f.n.SetRaftPartitioned(false)
-	c.waitConverged()
+	c.SetPartitioned(f.ID(), false)
+	c.WaitConverged()
 	// The follower serves the same state over HTTP, and ?min_index reads wait for a write.
-	fc := c.client(t, f.n.URL())
+	fc := c.Client(t, f.URL())
 	v, err := fc.Experiment(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Counts.Episodes[StateDone] != 5 {
-		t.Fatalf("follower reports %d episodes done, want 5", v.Counts.Episodes[StateDone])
+	if v.Counts.Episodes[api.StateDone] != 5 {
+		t.Fatalf("follower reports %d episodes done, want 5", v.Counts.Episodes[api.StateDone])
 	}
 	// A write sent to the follower is forwarded to the leader; the follower's next read (min_index)
 	// sees it.
-	if err := fc.RegisterWorker(ctx, RegisterWorkerCmd{ID: "w2", ArenaID: "b", Line: "446"}); err != nil {
+	if err := fc.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: "w2", ArenaID: "b", Line: "446"}); err != nil {
 		t.Fatal(err)
 	}
-	if f.n.forwarded.Load() == 0 {
+	if f.ForwardedWrites() == 0 {
 		t.Fatal("the follower did not forward the write")
 	}
-	ws := f.n.FSM().Workers()
+	ws := f.FSM().Workers()
 	var names []string
 	for _, w := range ws {
 		names = append(names, w.ID)
@@ -261,16 +271,16 @@ func TestClusterPartitionedFollowerCatchesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Workers != 2 || st.AnsweredBy != f.cfg.ID {
+	if st.Workers != 2 || st.AnsweredBy != f.ID() {
 		t.Fatalf("status after forwarded write: workers %d (fsm %q), answered by %s", st.Workers, names, st.AnsweredBy)
 	}
 }
 
 func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
-	c := newCluster(t, 3, nil)
+	c := coordinatortest.New(t, 3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cl := c.client(t)
+	cl := c.Client(t)
 	// Bad experiments are refused with the field named; nothing is replicated.
 	for _, bad := range []struct{ spec, field string }{
 		{"name: x\nlines: [\"3 01\"]\n", "lines[0]"},
@@ -278,11 +288,11 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 		{"name: x\nlines: [\"301\"]\ntrain: {ensemble: 3}\n", "train.ensemble: unknown field"},
 	} {
 		_, err := cl.Submit(ctx, []byte(bad.spec))
-		if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), bad.field) {
+		if !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), bad.field) {
 			t.Fatalf("submit %q: %v, want a bad request naming %s", bad.spec, err, bad.field)
 		}
 	}
-	if n := len(c.leader().n.FSM().Experiments()); n != 0 {
+	if n := len(c.Leader().FSM().Experiments()); n != 0 {
 		t.Fatalf("%d experiments after refused submissions", n)
 	}
 	id, err := cl.Submit(ctx, []byte(clusterSpec))
@@ -290,35 +300,35 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range []string{"a", "b"} {
-		if err := cl.RegisterWorker(ctx, RegisterWorkerCmd{ID: w, ArenaID: "arena-" + w, Line: "446"}); err != nil {
+		if err := cl.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: w, ArenaID: "arena-" + w, Line: "446"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	it, err := cl.Lease(ctx, LeaseRequest{Holder: "a", Type: TypeEpisode, TTLSeconds: 5})
+	it, err := cl.Lease(ctx, api.LeaseRequest{Holder: "a", Type: plan.TypeEpisode, TTLSeconds: 5})
 	if err != nil || it == nil {
 		t.Fatalf("lease: %v %v", it, err)
 	}
-	if _, err := cl.Heartbeat(ctx, HeartbeatRequest{Holder: "a", ItemID: it.ID, Token: it.Token, TTLSeconds: 5}); err != nil {
+	if _, err := cl.Heartbeat(ctx, api.HeartbeatRequest{Holder: "a", ItemID: it.ID, Token: it.Token, TTLSeconds: 5}); err != nil {
 		t.Fatal(err)
 	}
 	// Time passes beyond the lease: the leader's tick returns the item to pending.
-	c.clock.Advance(time.Minute)
-	waitFor(t, 10*time.Second, "the lease to expire", func() bool {
-		got, _ := c.leader().n.FSM().Item(it.ID)
-		return got.State == StatePending
+	c.Clock().Advance(time.Minute)
+	coordinatortest.WaitFor(t, 10*time.Second, "the lease to expire", func() bool {
+		got, _ := c.Leader().FSM().Item(it.ID)
+		return got.State == api.StatePending
 	})
-	if _, err := cl.Heartbeat(ctx, HeartbeatRequest{Holder: "a", ItemID: it.ID, Token: it.Token}); !errors.Is(err, ErrStaleLease) {
+	if _, err := cl.Heartbeat(ctx, api.HeartbeatRequest{Holder: "a", ItemID: it.ID, Token: it.Token}); !errors.Is(err, api.ErrStaleLease) {
 		t.Fatalf("heartbeat of an expired lease: %v", err)
 	}
 	// Worker b gets it (after the other pending episodes of its line).
-	var second *Item
+	var second *api.Item
 	for second == nil || second.ID != it.ID {
-		second, err = cl.Lease(ctx, LeaseRequest{Holder: "b", Type: TypeEpisode})
+		second, err = cl.Lease(ctx, api.LeaseRequest{Holder: "b", Type: plan.TypeEpisode})
 		if err != nil || second == nil {
 			t.Fatalf("lease b: %v %v", second, err)
 		}
 		if second.ID != it.ID {
-			if _, err := cl.Report(ctx, ReportCmd{Holder: "b", ItemID: second.ID, Token: second.Token}); err != nil {
+			if _, err := cl.Report(ctx, api.ReportCmd{Holder: "b", ItemID: second.ID, Token: second.Token}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -326,21 +336,21 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 	if second.Attempts != 2 || second.Token == it.Token {
 		t.Fatalf("re-leased item %+v", second)
 	}
-	l := c.leader()
+	l := c.Leader()
 	digest := func() []byte {
-		c.waitConverged()
-		d, _ := l.n.FSM().StateDigest()
+		c.WaitConverged()
+		d, _ := l.FSM().StateDigest()
 		return withoutStats(t, d)
 	}
 	before := digest()
 	refused := []struct {
 		name string
-		rep  ReportCmd
+		rep  api.ReportCmd
 		want error
 	}{
-		{"late report of the expired lease", ReportCmd{Holder: "a", ItemID: it.ID, Token: it.Token}, ErrStaleLease},
-		{"wrong token", ReportCmd{Holder: "b", ItemID: it.ID, Token: second.Token + 1000}, ErrStaleLease},
-		{"unknown item", ReportCmd{Holder: "b", ItemID: id + ".99999", Token: second.Token}, ErrNotFound},
+		{"late report of the expired lease", api.ReportCmd{Holder: "a", ItemID: it.ID, Token: it.Token}, api.ErrStaleLease},
+		{"wrong token", api.ReportCmd{Holder: "b", ItemID: it.ID, Token: second.Token + 1000}, api.ErrStaleLease},
+		{"unknown item", api.ReportCmd{Holder: "b", ItemID: id + ".99999", Token: second.Token}, api.ErrNotFound},
 	}
 	for _, r := range refused {
 		if _, err := cl.Report(ctx, r.rep); !errors.Is(err, r.want) {
@@ -350,27 +360,27 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 	if !bytes.Equal(before, digest()) {
 		t.Fatal("refused reports changed the state")
 	}
-	if _, err := cl.Report(ctx, ReportCmd{Holder: "b", ItemID: it.ID, Token: second.Token, Metrics: map[string]float64{"closest_cm": 0.3}}); err != nil {
+	if _, err := cl.Report(ctx, api.ReportCmd{Holder: "b", ItemID: it.ID, Token: second.Token, Outcome: &episode.Outcome{Seconds: 60, ClosestCM: 0.3}}); err != nil {
 		t.Fatal(err)
 	}
 	before = digest()
-	if _, err := cl.Report(ctx, ReportCmd{Holder: "b", ItemID: it.ID, Token: second.Token, Metrics: map[string]float64{"closest_cm": 9}}); !errors.Is(err, ErrDuplicate) {
+	if _, err := cl.Report(ctx, api.ReportCmd{Holder: "b", ItemID: it.ID, Token: second.Token, Outcome: &episode.Outcome{Seconds: 60, ClosestCM: 9}}); !errors.Is(err, api.ErrDuplicate) {
 		t.Fatalf("duplicate report: %v", err)
 	}
 	if !bytes.Equal(before, digest()) {
 		t.Fatal("the duplicate report changed the state")
 	}
-	got, _ := l.n.FSM().Item(it.ID)
-	if got.Result.Metrics["closest_cm"] != 0.3 || got.Result.By != "b" || len(got.Failures) != 1 {
+	got, _ := l.FSM().Item(it.ID)
+	if got.Result.Outcome == nil || got.Result.Outcome.ClosestCM != 0.3 || got.Result.By != "b" || len(got.Failures) != 1 {
 		t.Fatalf("item after reports: %+v", got)
 	}
 
 	// Mutating calls without the token, or with a wrong one: 401 and nothing changes.
 	before = digest()
-	for _, auth := range []string{"", "Bearer wrong", "Basic " + testToken, "Bearer " + testToken + "x"} {
+	for _, auth := range []string{"", "Bearer wrong", "Basic " + coordinatortest.Token, "Bearer " + coordinatortest.Token + "x"} {
 		for _, path := range []string{"/v1/experiments", "/v1/workers", "/v1/lease", "/v1/report", "/v1/cluster/remove"} {
-			for _, node := range c.live() {
-				req, _ := http.NewRequest(http.MethodPost, node.n.URL()+path, strings.NewReader(`{"id":"n1"}`))
+			for _, node := range c.Nodes() {
+				req, _ := http.NewRequest(http.MethodPost, node.URL()+path, strings.NewReader(`{"id":"n1"}`))
 				if auth != "" {
 					req.Header.Set("Authorization", auth)
 				}
@@ -388,22 +398,26 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 	if !bytes.Equal(before, digest()) {
 		t.Fatal("unauthorized calls changed the state")
 	}
-	unauth := c.client(t)
-	unauth.cfg.Token = "nope"
-	if err := unauth.RegisterWorker(ctx, RegisterWorkerCmd{ID: "x", ArenaID: "x", Line: "301"}); !errors.Is(err, ErrUnauthorized) {
+	badCfg := c.ClientConfig()
+	badCfg.Token = "nope"
+	unauth, err := api.NewClient(badCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unauth.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: "x", ArenaID: "x", Line: "301"}); !errors.Is(err, api.ErrUnauthorized) {
 		t.Fatalf("client with a wrong token: %v", err)
 	}
 
 	// Status, health and metrics on every node. (An election under load may move the
 	// leader meanwhile: the answer must name a live node and its own HTTP address.)
-	for _, node := range c.live() {
-		st, err := c.client(t, node.n.URL()).Status(ctx)
+	for _, node := range c.Nodes() {
+		st, err := c.Client(t, node.URL()).Status(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln := c.node(st.Leader.ID)
-		if ln == nil || st.Leader.HTTPAddr != ln.n.HTTPAddr() || len(st.Nodes) != 3 || st.Episodes[StateDone] == 0 {
-			t.Fatalf("status from %s: %+v", node.cfg.ID, st)
+		ln := c.Node(st.Leader.ID)
+		if ln == nil || st.Leader.HTTPAddr != ln.HTTPAddr() || len(st.Nodes) != 3 || st.Episodes[api.StateDone] == 0 {
+			t.Fatalf("status from %s: %+v", node.ID(), st)
 		}
 		for _, ns := range st.Nodes {
 			if !ns.Reachable || ns.AppliedIndex == 0 || ns.State == "" {
@@ -412,18 +426,18 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 		}
 		for path, want := range map[string]string{
 			"/healthz": `"leader":"n`,
-			"/metrics": fmt.Sprintf("optoloop_coordinator_reports_accepted_total %d\n", node.n.FSM().Stats().ReportsAccepted),
+			"/metrics": fmt.Sprintf("optoloop_coordinator_reports_accepted_total %d\n", node.FSM().Stats().ReportsAccepted),
 		} {
-			resp, err := http.Get(node.n.URL() + path)
+			resp, err := http.Get(node.URL() + path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
-				t.Fatalf("GET %s on %s: %s %s", path, node.cfg.ID, resp.Status, b)
+				t.Fatalf("GET %s on %s: %s %s", path, node.ID(), resp.Status, b)
 			}
-			if resp.Header.Get(HeaderAppliedIndex) == "" || c.node(resp.Header.Get(HeaderLeader)) == nil {
+			if resp.Header.Get(api.HeaderAppliedIndex) == "" || c.Node(resp.Header.Get(api.HeaderLeader)) == nil {
 				t.Fatalf("GET %s: no freshness headers: %v", path, resp.Header)
 			}
 		}
@@ -431,24 +445,24 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 }
 
 func TestClusterSnapshotsRestartAndLateJoin(t *testing.T) {
-	c := newCluster(t, 3, func(cfg *Config) {
+	c := coordinatortest.New(t, 3, func(cfg *coordinator.Config) {
 		cfg.SnapshotThreshold = 32
 		cfg.TrailingLogs = 8
 		cfg.SnapshotInterval = 50 * time.Millisecond
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cl := c.client(t)
+	cl := c.Client(t)
 	id, err := cl.Submit(ctx, []byte(clusterSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cl.RegisterWorker(ctx, RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}); err != nil {
+	if err := cl.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}); err != nil {
 		t.Fatal(err)
 	}
-	var held *Item
+	var held *api.Item
 	for i := range 12 {
-		it, err := cl.Lease(ctx, LeaseRequest{Holder: "w", Type: TypeEpisode})
+		it, err := cl.Lease(ctx, api.LeaseRequest{Holder: "w", Type: plan.TypeEpisode})
 		if err != nil || it == nil {
 			t.Fatalf("lease: %v %v", it, err)
 		}
@@ -456,86 +470,81 @@ func TestClusterSnapshotsRestartAndLateJoin(t *testing.T) {
 			held = it // leave one lease open across the snapshot
 			break
 		}
-		if _, err := cl.Report(ctx, ReportCmd{Holder: "w", ItemID: it.ID, Token: it.Token}); err != nil {
+		if _, err := cl.Report(ctx, api.ReportCmd{Holder: "w", ItemID: it.ID, Token: it.Token}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, node := range c.live() {
-		if err := node.n.Snapshot(); err != nil {
-			t.Fatalf("snapshot on %s: %v", node.cfg.ID, err)
+	for _, node := range c.Nodes() {
+		if err := node.Snapshot(); err != nil {
+			t.Fatalf("snapshot on %s: %v", node.ID(), err)
 		}
 	}
 	// More writes after the snapshot, so that restore replays a log tail too.
 	for i := range 40 {
-		if err := cl.RegisterLearner(ctx, RegisterLearnerCmd{ID: fmt.Sprintf("l%d", i%4)}); err != nil {
+		if err := cl.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: fmt.Sprintf("l%d", i%4)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.waitConverged()
+	c.WaitConverged()
 
 	// A follower restarted from its data directory has the same state.
-	f := c.followers()[0]
-	c.kill(f.cfg.ID)
-	if err := cl.RegisterWorker(ctx, RegisterWorkerCmd{ID: "w2", ArenaID: "b", Line: "446"}); err != nil {
+	f := c.Followers()[0]
+	c.Kill(f.ID())
+	if err := cl.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: "w2", ArenaID: "b", Line: "446"}); err != nil {
 		t.Fatal(err)
 	}
-	c.restart(f)
-	c.waitConverged()
+	c.Restart(f.ID())
+	c.WaitConverged()
 
 	// A node that joins late installs a snapshot (the log before it is compacted) and has the
 	// same state.
-	late := c.add("n3")
-	c.waitConverged()
-	snaps, err := os.ReadDir(filepath.Join(late.cfg.DataDir, "snapshots"))
+	late := c.Add("n3")
+	c.WaitConverged()
+	snaps, err := os.ReadDir(filepath.Join(c.Config(late.ID()).DataDir, "snapshots"))
 	if err != nil || len(snaps) == 0 {
 		t.Fatalf("late node has no snapshot: %v %v", snaps, err)
 	}
 	// Collect is still open: 2 lines x 12 collect episodes.
-	if _, items, ok := late.n.FSM().Experiment(id); !ok || len(items) != 24 {
+	if _, items, ok := late.FSM().Experiment(id); !ok || len(items) != 24 {
 		t.Fatalf("late node: experiment %v, %d items", ok, len(items))
 	}
 	// The lease held across the snapshot is still current everywhere: the holder reports it.
-	if _, err := c.client(t, late.n.URL()).Report(ctx, ReportCmd{Holder: "w", ItemID: held.ID, Token: held.Token}); err != nil {
+	if _, err := c.Client(t, late.URL()).Report(ctx, api.ReportCmd{Holder: "w", ItemID: held.ID, Token: held.Token}); err != nil {
 		t.Fatal(err)
 	}
-	c.waitConverged()
+	c.WaitConverged()
 
 	// Removal of a node, then a clean shutdown of the leader hands leadership over.
 	if err := cl.Remove(ctx, "n3"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "n3 out of the configuration", func() bool { return !c.inConfig("n3") })
-	if err := cl.Remove(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	coordinatortest.WaitFor(t, 10*time.Second, "n3 out of the configuration", func() bool { return !c.InConfig("n3") })
+	if err := cl.Remove(ctx, "nope"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("remove of an unknown node: %v", err)
 	}
-	c.kill("n3")
-	old := c.leader()
+	c.Kill("n3")
+	old := c.Leader()
 	t0 := time.Now()
-	old.cancel()
-	if err := <-old.done; err != nil {
+	if err := c.Stop(old.ID()); err != nil {
 		t.Fatalf("clean shutdown: %v", err)
 	}
-	old.done <- nil // for the cleanup's kill
-	waitFor(t, 10*time.Second, "a new leader after the hand-over", func() bool {
-		l := c.leaderOrNil()
+	coordinatortest.WaitFor(t, 10*time.Second, "a new leader after the hand-over", func() bool {
+		l := c.LeaderOrNil()
 		return l != nil && l != old
 	})
 	t.Logf("leadership handed over in %v", time.Since(t0))
-	c.mu.Lock()
-	delete(c.nodes, old.cfg.ID)
-	c.mu.Unlock()
-	if err := c.client(t, c.leader().n.URL()).RegisterLearner(ctx, RegisterLearnerCmd{ID: "after"}); err != nil {
+	if err := c.Client(t, c.Leader().URL()).RegisterLearner(ctx, api.RegisterLearnerCmd{ID: "after"}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestRaftPeerRestriction(t *testing.T) {
-	c := newCluster(t, 3, nil)
-	l := c.leader()
-	refusedBefore := l.n.RefusedRaftConnections()
+	c := coordinatortest.New(t, 3, nil)
+	l := c.Leader()
+	refusedBefore := l.RefusedRaftConnections()
 	// A connection from an address outside the configuration (127.0.0.2) is dropped.
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 2 * time.Second}
-	conn, err := d.Dial("tcp", l.n.RaftAddr())
+	conn, err := d.Dial("tcp", l.RaftAddr())
 	if err != nil {
 		t.Skipf("cannot bind 127.0.0.2 here: %v", err)
 	}
@@ -544,19 +553,52 @@ func TestRaftPeerRestriction(t *testing.T) {
 	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !isReset(err) {
 		t.Fatalf("read from a refused Raft connection: %v, want EOF", err)
 	}
-	if l.n.RefusedRaftConnections() != refusedBefore+1 {
-		t.Fatalf("refused connections %d, want %d", l.n.RefusedRaftConnections(), refusedBefore+1)
+	if l.RefusedRaftConnections() != refusedBefore+1 {
+		t.Fatalf("refused connections %d, want %d", l.RefusedRaftConnections(), refusedBefore+1)
 	}
 	// The configured peers still replicate.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := c.client(t).RegisterLearner(ctx, RegisterLearnerCmd{ID: "l"}); err != nil {
+	if err := c.Client(t).RegisterLearner(ctx, api.RegisterLearnerCmd{ID: "l"}); err != nil {
 		t.Fatal(err)
 	}
-	c.waitConverged()
+	c.WaitConverged()
 }
 
 func isReset(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && strings.Contains(op.Err.Error(), "reset")
+}
+
+// withoutStats drops from a state digest what moves with every command, refused or not: the
+// counters, the clock and the applied index.
+func withoutStats(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "stats")
+	delete(m, "now")
+	delete(m, "applied")
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// nodeStatus reads a node's own view of itself (GET /v1/node), as an operator would.
+func nodeStatus(t *testing.T, url string) api.NodeStatus {
+	t.Helper()
+	resp, err := http.Get(url + "/v1/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ns api.NodeStatus
+	if err := json.NewDecoder(resp.Body).Decode(&ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns
 }

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
 
 // CommandType names a replicated command.
@@ -29,18 +32,6 @@ const (
 	CmdBatch CommandType = "batch"
 )
 
-// Limits on command contents.
-const (
-	MaxCommandBytes = 2 << 20
-	MaxOutputBytes  = 64 << 10
-	MaxIDLength     = 128
-	MaxReasonLength = 1024
-	MaxMetrics      = 64
-	// MaxBatch is the most commands one batch entry holds; lease tokens number a batch's
-	// commands in the low 12 bits (index<<12 | position).
-	MaxBatch = 1024
-)
-
 // Command is one entry of the replicated log: a type, the leader's time, an optional
 // idempotency key, and exactly the payload that matches the type.
 type Command struct {
@@ -52,46 +43,24 @@ type Command struct {
 	// IdempotencyWindow of the first) returns the first one's response and changes nothing.
 	Key string `json:"key,omitempty"`
 
-	Submit          *SubmitCmd          `json:"submit,omitempty"`
-	RegisterWorker  *RegisterWorkerCmd  `json:"register_worker,omitempty"`
-	RegisterLearner *RegisterLearnerCmd `json:"register_learner,omitempty"`
-	Lease           *LeaseCmd           `json:"lease,omitempty"`
-	Heartbeat       *HeartbeatCmd       `json:"heartbeat,omitempty"`
-	Report          *ReportCmd          `json:"report,omitempty"`
-	Fail            *FailCmd            `json:"fail,omitempty"`
-	SetNode         *NodeInfo           `json:"set_node,omitempty"`
-	RemoveNode      *RemoveNodeCmd      `json:"remove_node,omitempty"`
+	Submit          *api.SubmitCmd          `json:"submit,omitempty"`
+	RegisterWorker  *api.RegisterWorkerCmd  `json:"register_worker,omitempty"`
+	RegisterLearner *api.RegisterLearnerCmd `json:"register_learner,omitempty"`
+	Lease           *LeaseCmd               `json:"lease,omitempty"`
+	Heartbeat       *HeartbeatCmd           `json:"heartbeat,omitempty"`
+	Report          *api.ReportCmd          `json:"report,omitempty"`
+	Fail            *api.FailCmd            `json:"fail,omitempty"`
+	SetNode         *api.NodeInfo           `json:"set_node,omitempty"`
+	RemoveNode      *RemoveNodeCmd          `json:"remove_node,omitempty"`
 	// Batch holds the commands of a batch entry (none of them a batch).
 	Batch []Command `json:"batch,omitempty"`
-}
-
-// SubmitCmd submits an experiment file (YAML). The leader checks it before proposing; the FSM
-// parses it again, so what is replicated is the file itself.
-type SubmitCmd struct {
-	Spec        string `json:"spec"`
-	MaxAttempts int    `json:"max_attempts"`
-}
-
-// RegisterWorkerCmd registers (or re-registers) a worker.
-type RegisterWorkerCmd struct {
-	ID           string          `json:"id"`
-	ArenaID      string          `json:"arena_id"`
-	Line         string          `json:"line"`
-	Calibration  json.RawMessage `json:"calibration,omitempty"`
-	Capabilities []string        `json:"capabilities,omitempty"`
-}
-
-// RegisterLearnerCmd registers (or re-registers) a learner.
-type RegisterLearnerCmd struct {
-	ID           string   `json:"id"`
-	Capabilities []string `json:"capabilities,omitempty"`
 }
 
 // LeaseCmd asks for one item for Holder: an episode of the holder's line (workers) or a
 // training task (learners).
 type LeaseCmd struct {
 	Holder string        `json:"holder"`
-	Type   ItemType      `json:"type"`
+	Type   plan.ItemType `json:"type"`
 	TTL    time.Duration `json:"ttl"`
 }
 
@@ -102,24 +71,6 @@ type HeartbeatCmd struct {
 	ItemID string        `json:"item_id,omitempty"`
 	Token  uint64        `json:"token,omitempty"`
 	TTL    time.Duration `json:"ttl"`
-}
-
-// ReportCmd reports the item done under lease Token.
-type ReportCmd struct {
-	Holder        string             `json:"holder"`
-	ItemID        string             `json:"item_id"`
-	Token         uint64             `json:"token"`
-	Metrics       map[string]float64 `json:"metrics,omitempty"`
-	PolicyVersion uint64             `json:"policy_version,omitempty"`
-	Output        json.RawMessage    `json:"output,omitempty"`
-}
-
-// FailCmd reports that the attempt under lease Token failed.
-type FailCmd struct {
-	Holder string `json:"holder"`
-	ItemID string `json:"item_id"`
-	Token  uint64 `json:"token"`
-	Reason string `json:"reason"`
 }
 
 // RemoveNodeCmd forgets a node's addresses (after it left the Raft configuration).
@@ -142,7 +93,7 @@ func EncodeCommand(c Command) ([]byte, error) {
 // the type, missing or oversized fields are refused with an error wrapping ErrBadCommand.
 func DecodeCommand(b []byte) (Command, error) {
 	var c Command
-	if len(b) > MaxCommandBytes {
+	if len(b) > api.MaxCommandBytes {
 		return c, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -167,8 +118,8 @@ func checkID(what, id string) error {
 	if id == "" {
 		return badf("%s is required", what)
 	}
-	if len(id) > MaxIDLength {
-		return badf("%s longer than %d bytes", what, MaxIDLength)
+	if len(id) > api.MaxIDLength {
+		return badf("%s longer than %d bytes", what, api.MaxIDLength)
 	}
 	return nil
 }
@@ -184,8 +135,8 @@ func (c Command) validate() error {
 	if c.Time.IsZero() {
 		return badf("time is required")
 	}
-	if len(c.Key) > MaxIDLength {
-		return badf("key longer than %d bytes", MaxIDLength)
+	if len(c.Key) > api.MaxIDLength {
+		return badf("key longer than %d bytes", api.MaxIDLength)
 	}
 	n := 0
 	for _, set := range []bool{c.Submit != nil, c.RegisterWorker != nil, c.RegisterLearner != nil, c.Lease != nil,
@@ -208,8 +159,8 @@ func (c Command) validate() error {
 	case CmdTick:
 		return nil
 	case CmdBatch:
-		if len(c.Batch) == 0 || len(c.Batch) > MaxBatch {
-			return badf("batch of %d commands must hold 1..%d", len(c.Batch), MaxBatch)
+		if len(c.Batch) == 0 || len(c.Batch) > api.MaxBatch {
+			return badf("batch of %d commands must hold 1..%d", len(c.Batch), api.MaxBatch)
 		}
 		for i, sub := range c.Batch {
 			if sub.Type == CmdBatch {
@@ -245,7 +196,7 @@ func (c Command) validate() error {
 		if err := checkID("line", w.Line); err != nil {
 			return err
 		}
-		if len(w.Calibration) > MaxOutputBytes || len(w.Capabilities) > 64 {
+		if len(w.Calibration) > api.MaxOutputBytes || len(w.Capabilities) > 64 {
 			return badf("worker registration too large")
 		}
 		return nil
@@ -264,7 +215,7 @@ func (c Command) validate() error {
 		if err := checkID("holder", c.Lease.Holder); err != nil {
 			return err
 		}
-		if c.Lease.Type != TypeEpisode && c.Lease.Type != TypeTrain {
+		if c.Lease.Type != plan.TypeEpisode && c.Lease.Type != plan.TypeTrain {
 			return badf("lease: type %q must be episode or train", c.Lease.Type)
 		}
 		return checkTTL(c.Lease.TTL)
@@ -275,7 +226,7 @@ func (c Command) validate() error {
 		if err := checkID("holder", c.Heartbeat.Holder); err != nil {
 			return err
 		}
-		if len(c.Heartbeat.ItemID) > MaxIDLength {
+		if len(c.Heartbeat.ItemID) > api.MaxIDLength {
 			return badf("item id too long")
 		}
 		return checkTTL(c.Heartbeat.TTL)
@@ -293,11 +244,13 @@ func (c Command) validate() error {
 		if r.Token == 0 {
 			return badf("report: token is required")
 		}
-		if len(r.Metrics) > MaxMetrics {
-			return badf("report: more than %d metrics", MaxMetrics)
+		if r.Outcome != nil {
+			if err := r.Outcome.Validate(); err != nil {
+				return badf("report: %v", err)
+			}
 		}
-		if len(r.Output) > MaxOutputBytes {
-			return badf("report: output larger than %d bytes", MaxOutputBytes)
+		if len(r.Output) > api.MaxOutputBytes {
+			return badf("report: output larger than %d bytes", api.MaxOutputBytes)
 		}
 		return nil
 	case CmdFail:
@@ -313,8 +266,8 @@ func (c Command) validate() error {
 		if c.Fail.Token == 0 {
 			return badf("fail: token is required")
 		}
-		if len(c.Fail.Reason) > MaxReasonLength {
-			return badf("fail: reason longer than %d bytes", MaxReasonLength)
+		if len(c.Fail.Reason) > api.MaxReasonLength {
+			return badf("fail: reason longer than %d bytes", api.MaxReasonLength)
 		}
 		return nil
 	case CmdSetNode:

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/url"
 	"time"
+
+	"github.com/optoloop/optoloop/coordinator/api"
 )
 
 // Config configures one coordinator node.
@@ -112,7 +114,7 @@ func DefaultConfig() Config {
 // Validate reports the first unusable field.
 func (c Config) Validate() error {
 	switch {
-	case c.ID == "" || len(c.ID) > MaxIDLength:
+	case c.ID == "" || len(c.ID) > api.MaxIDLength:
 		return errors.New("coordinator config: id is required (at most 128 bytes)")
 	case c.DataDir == "":
 		return errors.New("coordinator config: data dir is required")
@@ -128,8 +130,8 @@ func (c Config) Validate() error {
 		return errors.New("coordinator config: commit, apply and forward timeouts must be positive")
 	case c.SnapshotThreshold == 0 || c.SnapshotInterval < 5*time.Millisecond || c.SnapshotRetain < 1:
 		return errors.New("coordinator config: snapshot threshold, interval (>= 5ms) and retain must be positive")
-	case c.MaxBatch < 1 || c.MaxBatch > MaxBatch || c.MaxInflightBatches < 1:
-		return fmt.Errorf("coordinator config: max batch must be in 1..%d and max in-flight batches >= 1", MaxBatch)
+	case c.MaxBatch < 1 || c.MaxBatch > api.MaxBatch || c.MaxInflightBatches < 1:
+		return fmt.Errorf("coordinator config: max batch must be in 1..%d and max in-flight batches >= 1", api.MaxBatch)
 	case c.LeaseTTL <= 0 || c.LeaseTTL > 24*time.Hour:
 		return errors.New("coordinator config: lease ttl must be in (0, 24h]")
 	case c.MaxAttempts < 1 || c.MaxAttempts > 1000:

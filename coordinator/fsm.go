@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -14,111 +13,39 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
 
 // IdempotencyWindow is how long the FSM remembers an idempotency key and its response. It is a
 // constant, not a setting, because every node must prune keys identically.
 const IdempotencyWindow = 5 * time.Minute
 
-// Code classifies a refused command in a Response.
-type Code string
-
-// Response codes. The empty code means the command was applied.
-const (
-	CodeOK            Code = ""
-	CodeBadRequest    Code = "bad_request"
-	CodeNotFound      Code = "not_found"
-	CodeNotRegistered Code = "not_registered"
-	CodeStaleLease    Code = "stale_lease"
-	CodeDuplicate     Code = "duplicate"
-)
-
-// Sentinel errors callers branch on. Response.Err and the client wrap them.
-var (
-	// ErrBadRequest: the request is malformed (including a bad experiment file); nothing changed.
-	ErrBadRequest = errors.New("bad request")
-	// ErrNotFound: no such experiment, item or node.
-	ErrNotFound = errors.New("not found")
-	// ErrNotRegistered: the worker or learner must register before it leases.
-	ErrNotRegistered = errors.New("not registered")
-	// ErrStaleLease: the token is not the item's current lease (expired, re-leased, wrong token
-	// or holder); the report or heartbeat was refused and nothing changed.
-	ErrStaleLease = errors.New("stale lease")
-	// ErrDuplicate: the item is already done under this very lease; nothing changed.
-	ErrDuplicate = errors.New("duplicate report")
-)
-
-// Response is what applying a command returns (and what the HTTP API returns for writes).
-type Response struct {
-	Code  Code   `json:"code,omitempty"`
-	Error string `json:"error,omitempty"`
-	// Index is the log index at which the command was applied.
-	Index uint64 `json:"index"`
-	// ExperimentID is set by submit.
-	ExperimentID string `json:"experiment_id,omitempty"`
-	// Item is the leased item (lease; nil when there is no work), or the item after a
-	// heartbeat, report or fail.
-	Item *Item `json:"item,omitempty"`
-}
-
-// Err returns nil for an applied command, else an error wrapping the code's sentinel.
-func (r *Response) Err() error {
-	var s error
-	switch r.Code {
-	case CodeOK:
-		return nil
-	case CodeBadRequest:
-		s = ErrBadRequest
-	case CodeNotFound:
-		s = ErrNotFound
-	case CodeNotRegistered:
-		s = ErrNotRegistered
-	case CodeStaleLease:
-		s = ErrStaleLease
-	case CodeDuplicate:
-		s = ErrDuplicate
-	default:
-		return fmt.Errorf("coordinator: %s: %s", r.Code, r.Error)
-	}
-	return fmt.Errorf("%w: %s", s, r.Error)
-}
-
-func refuse(code Code, format string, args ...any) *Response {
-	return &Response{Code: code, Error: fmt.Sprintf(format, args...)}
-}
-
-// Stats are replicated counters.
-type Stats struct {
-	Commands        uint64 `json:"commands"`
-	Refused         uint64 `json:"refused"`
-	Replayed        uint64 `json:"replayed"`
-	LeasesGranted   uint64 `json:"leases_granted"`
-	LeasesExpired   uint64 `json:"leases_expired"`
-	ReportsAccepted uint64 `json:"reports_accepted"`
-	ReportsRefused  uint64 `json:"reports_refused"`
-	Failures        uint64 `json:"failures"`
+func refuse(code api.Code, format string, args ...any) *api.Response {
+	return &api.Response{Code: code, Error: fmt.Sprintf(format, args...)}
 }
 
 type idemEntry struct {
-	Key  string    `json:"key"`
-	At   time.Time `json:"at"`
-	Resp *Response `json:"resp"`
+	Key  string        `json:"key"`
+	At   time.Time     `json:"at"`
+	Resp *api.Response `json:"resp"`
 }
 
 // state is everything replicated; a snapshot is its JSON.
 type state struct {
-	Now            time.Time              `json:"now"`
-	NextExperiment uint64                 `json:"next_experiment"`
-	NextQueue      uint64                 `json:"next_queue"`
-	Experiments    map[string]*Experiment `json:"experiments"`
-	Items          map[string]*Item       `json:"items"`
-	Workers        map[string]*Worker     `json:"workers"`
-	Learners       map[string]*Learner    `json:"learners"`
-	Nodes          map[string]*NodeInfo   `json:"nodes"`
-	Idem           []idemEntry            `json:"idem"`
+	Now            time.Time                  `json:"now"`
+	NextExperiment uint64                     `json:"next_experiment"`
+	NextQueue      uint64                     `json:"next_queue"`
+	Experiments    map[string]*api.Experiment `json:"experiments"`
+	Items          map[string]*api.Item       `json:"items"`
+	Workers        map[string]*api.Worker     `json:"workers"`
+	Learners       map[string]*api.Learner    `json:"learners"`
+	Nodes          map[string]*api.NodeInfo   `json:"nodes"`
+	Idem           []idemEntry                `json:"idem"`
 	// Applied is the index of the last command applied.
-	Applied uint64 `json:"applied"`
-	Stats   Stats  `json:"stats"`
+	Applied uint64    `json:"applied"`
+	Stats   api.Stats `json:"stats"`
 }
 
 type queued struct {
@@ -146,7 +73,7 @@ type FSM struct {
 	heads       map[string]int
 	leased      map[string]struct{}
 	minDeadline time.Time
-	idem        map[string]*Response
+	idem        map[string]*api.Response
 	idemHead    int
 	held        map[string]string // worker id -> leased episode id
 
@@ -165,44 +92,44 @@ func NewFSM() *FSM {
 
 func (f *FSM) reset(st *state) {
 	if st.Experiments == nil {
-		st.Experiments = map[string]*Experiment{}
+		st.Experiments = map[string]*api.Experiment{}
 	}
 	if st.Items == nil {
-		st.Items = map[string]*Item{}
+		st.Items = map[string]*api.Item{}
 	}
 	if st.Workers == nil {
-		st.Workers = map[string]*Worker{}
+		st.Workers = map[string]*api.Worker{}
 	}
 	if st.Learners == nil {
-		st.Learners = map[string]*Learner{}
+		st.Learners = map[string]*api.Learner{}
 	}
 	if st.Nodes == nil {
-		st.Nodes = map[string]*NodeInfo{}
+		st.Nodes = map[string]*api.NodeInfo{}
 	}
 	f.st = st
 	f.queues = map[string][]queued{}
 	f.heads = map[string]int{}
 	f.leased = map[string]struct{}{}
-	f.idem = map[string]*Response{}
+	f.idem = map[string]*api.Response{}
 	f.idemHead = 0
 	f.held = map[string]string{}
 	f.minDeadline = time.Time{}
-	var pending []*Item
+	var pending []*api.Item
 	for _, it := range st.Items {
 		switch it.State {
-		case StatePending:
+		case api.StatePending:
 			pending = append(pending, it)
-		case StateLeased:
+		case api.StateLeased:
 			f.leased[it.ID] = struct{}{}
 			if f.minDeadline.IsZero() || it.Deadline.Before(f.minDeadline) {
 				f.minDeadline = it.Deadline
 			}
-			if it.Type == TypeEpisode {
+			if it.Type == plan.TypeEpisode {
 				f.held[it.Holder] = it.ID
 			}
 		}
 	}
-	slices.SortFunc(pending, func(a, b *Item) int { return cmp.Compare(a.QueueSeq, b.QueueSeq) })
+	slices.SortFunc(pending, func(a, b *api.Item) int { return cmp.Compare(a.QueueSeq, b.QueueSeq) })
 	for _, it := range pending {
 		k := queueKey(it.Type, it.Line)
 		f.queues[k] = append(f.queues[k], queued{it.ID, it.QueueSeq})
@@ -212,8 +139,8 @@ func (f *FSM) reset(st *state) {
 	}
 }
 
-func queueKey(t ItemType, line string) string {
-	if t == TypeTrain {
+func queueKey(t plan.ItemType, line string) string {
+	if t == plan.TypeTrain {
 		return "t"
 	}
 	return "e/" + line
@@ -281,12 +208,12 @@ func (f *FSM) applyLocked(data []byte, index uint64) any {
 	if err != nil {
 		st.Stats.Commands++
 		st.Stats.Refused++
-		r := refuse(CodeBadRequest, "%v", err)
+		r := refuse(api.CodeBadRequest, "%v", err)
 		r.Index = index
 		return r
 	}
 	if c.Type == CmdBatch {
-		out := make([]*Response, len(c.Batch))
+		out := make([]*api.Response, len(c.Batch))
 		for i, sub := range c.Batch {
 			out[i] = f.applyCommand(sub, index, uint64(i))
 		}
@@ -296,7 +223,7 @@ func (f *FSM) applyLocked(data []byte, index uint64) any {
 }
 
 // applyCommand applies one decoded command; pos is its position in a batch entry.
-func (f *FSM) applyCommand(c Command, index, pos uint64) *Response {
+func (f *FSM) applyCommand(c Command, index, pos uint64) *api.Response {
 	st := f.st
 	st.Stats.Commands++
 	if c.Time.After(st.Now) {
@@ -312,7 +239,7 @@ func (f *FSM) applyCommand(c Command, index, pos uint64) *Response {
 	f.sweep()
 	r := f.dispatch(c, index<<12|pos)
 	r.Index = index
-	if r.Code != CodeOK {
+	if r.Code != api.CodeOK {
 		st.Stats.Refused++
 	}
 	if c.Key != "" {
@@ -337,7 +264,7 @@ func (f *FSM) pruneIdem() {
 }
 
 // dispatch runs c; token is the lease token a lease would get (unique per command).
-func (f *FSM) dispatch(c Command, token uint64) *Response {
+func (f *FSM) dispatch(c Command, token uint64) *api.Response {
 	switch c.Type {
 	case CmdSubmit:
 		return f.submit(c.Submit)
@@ -356,39 +283,39 @@ func (f *FSM) dispatch(c Command, token uint64) *Response {
 	case CmdSetNode:
 		n := *c.SetNode
 		f.st.Nodes[n.ID] = &n
-		return &Response{}
+		return &api.Response{}
 	case CmdRemoveNode:
 		if _, ok := f.st.Nodes[c.RemoveNode.ID]; !ok {
-			return refuse(CodeNotFound, "node %q", c.RemoveNode.ID)
+			return refuse(api.CodeNotFound, "node %q", c.RemoveNode.ID)
 		}
 		delete(f.st.Nodes, c.RemoveNode.ID)
-		return &Response{}
+		return &api.Response{}
 	case CmdTick:
-		return &Response{}
+		return &api.Response{}
 	}
-	return refuse(CodeBadRequest, "unknown command %q", c.Type)
+	return refuse(api.CodeBadRequest, "unknown command %q", c.Type)
 }
 
-func (f *FSM) registerWorker(c *RegisterWorkerCmd) *Response {
+func (f *FSM) registerWorker(c *api.RegisterWorkerCmd) *api.Response {
 	now := f.st.Now
 	w, ok := f.st.Workers[c.ID]
 	if !ok {
-		w = &Worker{ID: c.ID, Registered: now}
+		w = &api.Worker{ID: c.ID, Registered: now}
 		f.st.Workers[c.ID] = w
 	}
 	w.ArenaID, w.Line, w.Calibration, w.Capabilities, w.LastSeen = c.ArenaID, c.Line, c.Calibration, c.Capabilities, now
-	return &Response{}
+	return &api.Response{}
 }
 
-func (f *FSM) registerLearner(c *RegisterLearnerCmd) *Response {
+func (f *FSM) registerLearner(c *api.RegisterLearnerCmd) *api.Response {
 	now := f.st.Now
 	l, ok := f.st.Learners[c.ID]
 	if !ok {
-		l = &Learner{ID: c.ID, Registered: now}
+		l = &api.Learner{ID: c.ID, Registered: now}
 		f.st.Learners[c.ID] = l
 	}
 	l.Capabilities, l.LastSeen = c.Capabilities, now
-	return &Response{}
+	return &api.Response{}
 }
 
 func (f *FSM) touch(holder string) {
@@ -400,22 +327,22 @@ func (f *FSM) touch(holder string) {
 	}
 }
 
-func (f *FSM) enqueue(it *Item) {
+func (f *FSM) enqueue(it *api.Item) {
 	f.st.NextQueue++
 	it.QueueSeq = f.st.NextQueue
-	it.State = StatePending
+	it.State = api.StatePending
 	k := queueKey(it.Type, it.Line)
 	f.queues[k] = append(f.queues[k], queued{it.ID, it.QueueSeq})
 }
 
-func (f *FSM) pop(key string) *Item {
+func (f *FSM) pop(key string) *api.Item {
 	q := f.queues[key]
 	h := f.heads[key]
 	for h < len(q) {
 		e := q[h]
 		h++
 		it, ok := f.st.Items[e.id]
-		if ok && it.State == StatePending && it.QueueSeq == e.seq {
+		if ok && it.State == api.StatePending && it.QueueSeq == e.seq {
 			f.compact(key, q, h)
 			return it
 		}
@@ -433,49 +360,49 @@ func (f *FSM) compact(key string, q []queued, h int) {
 	f.heads[key] = h
 }
 
-func (f *FSM) lease(c *LeaseCmd, token uint64) *Response {
+func (f *FSM) lease(c *LeaseCmd, token uint64) *api.Response {
 	st := f.st
 	var key string
 	switch c.Type {
-	case TypeEpisode:
+	case plan.TypeEpisode:
 		w, ok := st.Workers[c.Holder]
 		if !ok {
-			return refuse(CodeNotRegistered, "worker %q is not registered", c.Holder)
+			return refuse(api.CodeNotRegistered, "worker %q is not registered", c.Holder)
 		}
 		w.LastSeen = st.Now
 		if id, ok := f.held[c.Holder]; ok {
 			// A worker holds one episode at a time: a repeated lease returns it, renewed.
 			it := st.Items[id]
 			f.setDeadline(it, st.Now.Add(c.TTL))
-			return &Response{Item: copyItem(it)}
+			return &api.Response{Item: copyItem(it)}
 		}
-		key = queueKey(TypeEpisode, w.Line)
-	case TypeTrain:
+		key = queueKey(plan.TypeEpisode, w.Line)
+	case plan.TypeTrain:
 		l, ok := st.Learners[c.Holder]
 		if !ok {
-			return refuse(CodeNotRegistered, "learner %q is not registered", c.Holder)
+			return refuse(api.CodeNotRegistered, "learner %q is not registered", c.Holder)
 		}
 		l.LastSeen = st.Now
-		key = queueKey(TypeTrain, "")
+		key = queueKey(plan.TypeTrain, "")
 	}
 	it := f.pop(key)
 	if it == nil {
-		return &Response{}
+		return &api.Response{}
 	}
-	it.State = StateLeased
+	it.State = api.StateLeased
 	it.Holder = c.Holder
 	it.Token = token
 	it.Attempts++
 	f.leased[it.ID] = struct{}{}
 	f.setDeadline(it, st.Now.Add(c.TTL))
-	if it.Type == TypeEpisode {
+	if it.Type == plan.TypeEpisode {
 		f.held[c.Holder] = it.ID
 	}
 	st.Stats.LeasesGranted++
-	return &Response{Item: copyItem(it)}
+	return &api.Response{Item: copyItem(it)}
 }
 
-func (f *FSM) setDeadline(it *Item, d time.Time) {
+func (f *FSM) setDeadline(it *api.Item, d time.Time) {
 	it.Deadline = d
 	if f.minDeadline.IsZero() || d.Before(f.minDeadline) {
 		f.minDeadline = d
@@ -483,24 +410,24 @@ func (f *FSM) setDeadline(it *Item, d time.Time) {
 }
 
 // current checks that (item, token, holder) is the item's live lease.
-func (f *FSM) current(id string, token uint64, holder string) (*Item, *Response) {
+func (f *FSM) current(id string, token uint64, holder string) (*api.Item, *api.Response) {
 	it, ok := f.st.Items[id]
 	if !ok {
-		return nil, refuse(CodeNotFound, "item %q", id)
+		return nil, refuse(api.CodeNotFound, "item %q", id)
 	}
-	if it.State == StateDone && it.Result != nil && it.Result.Token == token && it.Result.By == holder {
-		return nil, refuse(CodeDuplicate, "item %q already done under lease %d", id, token)
+	if it.State == api.StateDone && it.Result != nil && it.Result.Token == token && it.Result.By == holder {
+		return nil, refuse(api.CodeDuplicate, "item %q already done under lease %d", id, token)
 	}
-	if it.State != StateLeased || it.Token != token || it.Holder != holder {
-		return nil, refuse(CodeStaleLease, "item %q: lease %d of %q is not current (item %s, lease %d of %q)", id, token, holder, it.State, it.Token, it.Holder)
+	if it.State != api.StateLeased || it.Token != token || it.Holder != holder {
+		return nil, refuse(api.CodeStaleLease, "item %q: lease %d of %q is not current (item %s, lease %d of %q)", id, token, holder, it.State, it.Token, it.Holder)
 	}
 	return it, nil
 }
 
-func (f *FSM) heartbeat(c *HeartbeatCmd) *Response {
+func (f *FSM) heartbeat(c *HeartbeatCmd) *api.Response {
 	if c.ItemID == "" {
 		f.touch(c.Holder)
-		return &Response{}
+		return &api.Response{}
 	}
 	it, r := f.current(c.ItemID, c.Token, c.Holder)
 	if r != nil {
@@ -508,17 +435,17 @@ func (f *FSM) heartbeat(c *HeartbeatCmd) *Response {
 	}
 	f.touch(c.Holder)
 	f.setDeadline(it, f.st.Now.Add(c.TTL))
-	return &Response{Item: copyItem(it)}
+	return &api.Response{Item: copyItem(it)}
 }
 
-func (f *FSM) endLease(it *Item) {
+func (f *FSM) endLease(it *api.Item) {
 	delete(f.leased, it.ID)
-	if it.Type == TypeEpisode && f.held[it.Holder] == it.ID {
+	if it.Type == plan.TypeEpisode && f.held[it.Holder] == it.ID {
 		delete(f.held, it.Holder)
 	}
 }
 
-func (f *FSM) report(c *ReportCmd) *Response {
+func (f *FSM) report(c *api.ReportCmd) *api.Response {
 	st := f.st
 	it, r := f.current(c.ItemID, c.Token, c.Holder)
 	if r != nil {
@@ -527,48 +454,42 @@ func (f *FSM) report(c *ReportCmd) *Response {
 	}
 	f.touch(c.Holder)
 	f.endLease(it)
-	it.State = StateDone
-	it.Result = &Result{By: c.Holder, Token: c.Token, At: st.Now, Metrics: c.Metrics, PolicyVersion: c.PolicyVersion, Output: c.Output}
+	it.State = api.StateDone
+	it.Result = &api.Result{By: c.Holder, Token: c.Token, At: st.Now, Outcome: c.Outcome, PolicyVersion: c.PolicyVersion, Output: c.Output}
 	st.Stats.ReportsAccepted++
-	if exp := st.Experiments[it.ExperimentID]; exp != nil && it.Type == TypeTrain {
-		if exp.PolicyVersions == nil {
-			exp.PolicyVersions = map[string]uint64{}
-		}
-		exp.PolicyVersions[it.Line] = c.PolicyVersion
-	}
 	out := copyItem(it)
 	f.terminal(it)
-	return &Response{Item: out}
+	return &api.Response{Item: out}
 }
 
-func (f *FSM) fail(c *FailCmd) *Response {
+func (f *FSM) fail(c *api.FailCmd) *api.Response {
 	it, r := f.current(c.ItemID, c.Token, c.Holder)
 	if r != nil {
-		if r.Code == CodeDuplicate {
-			r = refuse(CodeStaleLease, "item %q is done", c.ItemID)
+		if r.Code == api.CodeDuplicate {
+			r = refuse(api.CodeStaleLease, "item %q is done", c.ItemID)
 		}
 		return r
 	}
 	f.touch(c.Holder)
 	f.retryOrFail(it, fmt.Sprintf("attempt %d (%s, lease %d): %s", it.Attempts, c.Holder, c.Token, c.Reason))
-	return &Response{Item: copyItem(it)}
+	return &api.Response{Item: copyItem(it)}
 }
 
 // retryOrFail ends it's lease after a failed attempt: back to pending, or failed after
 // MaxAttempts attempts.
-func (f *FSM) retryOrFail(it *Item, reason string) {
+func (f *FSM) retryOrFail(it *api.Item, reason string) {
 	f.endLease(it)
 	f.st.Stats.Failures++
 	it.Failures = append(it.Failures, reason)
 	maxAttempts := 1
 	if exp := f.st.Experiments[it.ExperimentID]; exp != nil {
 		maxAttempts = exp.MaxAttempts
-		if exp.State != ExperimentRunning {
+		if !exp.Running() {
 			maxAttempts = 0
 		}
 	}
 	if it.Attempts >= maxAttempts {
-		it.State = StateFailed
+		it.State = api.StateFailed
 		f.terminal(it)
 		return
 	}
@@ -599,17 +520,52 @@ func (f *FSM) sweep() {
 	}
 }
 
-func copyItem(it *Item) *Item {
+// copyItem is a deep copy: what the read methods (and Local's calls) return shares nothing
+// with the state, so a caller that changes it cannot change the state.
+func copyItem(it *api.Item) *api.Item {
 	c := *it
 	c.Failures = slices.Clone(it.Failures)
+	if it.Target != nil {
+		t := *it.Target
+		c.Target = &t
+	}
+	if it.Train != nil {
+		t := *it.Train
+		c.Train = &t
+	}
+	if it.Result != nil {
+		r := *it.Result
+		r.Output = slices.Clone(it.Result.Output)
+		if o := it.Result.Outcome; o != nil {
+			oc := *o
+			if o.TimeTo05cmS != nil {
+				v := *o.TimeTo05cmS
+				oc.TimeTo05cmS = &v
+			}
+			r.Outcome = &oc
+		}
+		c.Result = &r
+	}
 	return &c
 }
 
-func copyExperiment(e *Experiment) Experiment {
+func copyExperiment(e *api.Experiment) api.Experiment {
 	c := *e
+	c.Spec.Lines = slices.Clone(e.Spec.Lines)
+	c.Spec.Evaluate.Targets = slices.Clone(e.Spec.Evaluate.Targets)
+	if x := e.Spec.CrossEvaluate; x != nil {
+		cx := *x
+		cx.Lines = slices.Clone(x.Lines)
+		c.Spec.CrossEvaluate = &cx
+	}
 	c.PolicyVersions = maps.Clone(e.PolicyVersions)
 	c.RandomRates = maps.Clone(e.RandomRates)
+	c.RandomFirst = maps.Clone(e.RandomFirst)
 	c.AgentOpen = maps.Clone(e.AgentOpen)
+	c.AgentLight = make(map[string]map[int]float64, len(e.AgentLight))
+	for l, m := range e.AgentLight {
+		c.AgentLight[l] = maps.Clone(m)
+	}
 	c.Items = slices.Clone(e.Items)
 	return c
 }

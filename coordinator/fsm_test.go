@@ -6,11 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -27,7 +32,7 @@ func newFSMHarness(t *testing.T) *fsmHarness {
 	return &fsmHarness{t: t, f: NewFSM(), now: t0}
 }
 
-func (h *fsmHarness) apply(c Command) *Response {
+func (h *fsmHarness) apply(c Command) *api.Response {
 	h.t.Helper()
 	if c.Time.IsZero() {
 		c.Time = h.now
@@ -38,10 +43,10 @@ func (h *fsmHarness) apply(c Command) *Response {
 	}
 	h.index++
 	r := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: b})
-	return r.(*Response)
+	return r.(*api.Response)
 }
 
-func (h *fsmHarness) ok(c Command) *Response {
+func (h *fsmHarness) ok(c Command) *api.Response {
 	h.t.Helper()
 	r := h.apply(c)
 	if err := r.Err(); err != nil {
@@ -60,34 +65,39 @@ cross_evaluate: {lines: ["301", "446"], episodes: 1}
 
 func (h *fsmHarness) submit(spec string) string {
 	h.t.Helper()
-	return h.ok(Command{Type: CmdSubmit, Submit: &SubmitCmd{Spec: spec, MaxAttempts: 3}}).ExperimentID
+	return h.ok(Command{Type: CmdSubmit, Submit: &api.SubmitCmd{Spec: spec, MaxAttempts: 3}}).ExperimentID
 }
 
 func (h *fsmHarness) worker(id, line string) {
 	h.t.Helper()
-	h.ok(Command{Type: CmdRegisterWorker, RegisterWorker: &RegisterWorkerCmd{ID: id, ArenaID: "arena-" + id, Line: line}})
+	h.ok(Command{Type: CmdRegisterWorker, RegisterWorker: &api.RegisterWorkerCmd{ID: id, ArenaID: "arena-" + id, Line: line}})
 }
 
-func (h *fsmHarness) lease(holder string, t ItemType) *Item {
+func (h *fsmHarness) lease(holder string, t plan.ItemType) *api.Item {
 	h.t.Helper()
 	return h.ok(Command{Type: CmdLease, Lease: &LeaseCmd{Holder: holder, Type: t, TTL: time.Minute}}).Item
 }
 
-func (h *fsmHarness) report(holder string, it *Item, metrics map[string]float64, version uint64) *Response {
+func (h *fsmHarness) report(holder string, it *api.Item, o *episode.Outcome, version uint64) *api.Response {
 	h.t.Helper()
-	return h.apply(Command{Type: CmdReport, Report: &ReportCmd{Holder: holder, ItemID: it.ID, Token: it.Token, Metrics: metrics, PolicyVersion: version}})
+	return h.apply(Command{Type: CmdReport, Report: &api.ReportCmd{Holder: holder, ItemID: it.ID, Token: it.Token, Outcome: o, PolicyVersion: version}})
+}
+
+// lightOutcome is a valid episode outcome whose light fraction is lf.
+func lightOutcome(lf float64) *episode.Outcome {
+	return &episode.Outcome{Seconds: 60, ClosestCM: 1, FinalDistanceCM: 1.5, LightFraction: lf, Frames: 20}
 }
 
 // drain leases and reports every item a holder can get.
-func (h *fsmHarness) drain(holder string, t ItemType, metrics map[string]float64, version uint64) []*Item {
+func (h *fsmHarness) drain(holder string, t plan.ItemType, o *episode.Outcome, version uint64) []*api.Item {
 	h.t.Helper()
-	var done []*Item
+	var done []*api.Item
 	for {
 		it := h.lease(holder, t)
 		if it == nil {
 			return done
 		}
-		if err := h.report(holder, it, metrics, version).Err(); err != nil {
+		if err := h.report(holder, it, o, version).Err(); err != nil {
 			h.t.Fatal(err)
 		}
 		done = append(done, it)
@@ -99,40 +109,41 @@ func TestFSMPhases(t *testing.T) {
 	id := h.submit(tinySpec)
 	h.worker("w301", "301")
 	h.worker("w446", "446")
-	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &RegisterLearnerCmd{ID: "l1"}})
+	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &api.RegisterLearnerCmd{ID: "l1"}})
 
 	// collect: ceil(0.1 h / 180 s) = 2 per line, leased only by the line's worker.
-	if got := h.drain("w301", TypeEpisode, nil, 0); len(got) != 2 || got[0].Kind != KindCollect || got[0].Line != "301" || got[0].LightProbability != 0.1 || got[0].Seconds != 180 {
+	if got := h.drain("w301", plan.TypeEpisode, nil, 0); len(got) != 2 || got[0].Kind != episode.KindCollect || got[0].Line != "301" || got[0].LightProbability != 0.1 || got[0].Seconds != 180 {
 		t.Fatalf("collect 301: %+v", got)
 	}
-	if it := h.lease("l1", TypeTrain); it != nil {
+	if it := h.lease("l1", plan.TypeTrain); it != nil {
 		t.Fatalf("training task leased before collect finished: %+v", it)
 	}
-	h.drain("w446", TypeEpisode, nil, 0)
+	h.drain("w446", plan.TypeEpisode, nil, 0)
 	exp, _, _ := h.f.Experiment(id)
-	if exp.Phase != PhaseTrain {
+	if exp.Phase != plan.PhaseTrain {
 		t.Fatalf("phase %s, want train", exp.Phase)
 	}
-	tasks := h.drain("l1", TypeTrain, nil, 42)
-	if len(tasks) != 2 || tasks[0].EnsembleSize != 2 || tasks[0].Updates != 10 || tasks[0].Train == nil || tasks[0].Train.CheckpointEvery != 5 || tasks[0].Train.BatchSize != 64 {
+	tasks := h.drain("l1", plan.TypeTrain, nil, 42)
+	if len(tasks) != 2 || tasks[0].Kind != episode.KindTrain || tasks[0].Line != "301" || tasks[1].Line != "446" || tasks[0].Seed == tasks[1].Seed ||
+		tasks[0].Train == nil || tasks[0].Train.EnsembleSize != 2 || tasks[0].Train.Updates != 10 || tasks[0].Train.CheckpointEvery != 5 || tasks[0].Train.BatchSize != 64 {
 		t.Fatalf("tasks: %+v", tasks)
 	}
 	// evaluate: agent episodes carry the policy version; random ones wait for the agent's.
 	var agent, none int
 	for {
-		it := h.lease("w301", TypeEpisode)
+		it := h.lease("w301", plan.TypeEpisode)
 		if it == nil {
 			break
 		}
 		switch it.Kind {
-		case KindEvaluateAgent:
+		case episode.KindAgent:
 			agent++
 			if it.PolicyVersion != 42 || it.AgentLine != "301" || it.MaxStaleness != 2 || it.Target == nil {
 				t.Fatalf("agent episode: %+v", it)
 			}
-		case KindEvaluateNone:
+		case episode.KindNone:
 			none++
-		case KindEvaluateRandom:
+		case episode.KindRandom:
 			if agent != 2 {
 				t.Fatalf("random episode before the agent episodes ended")
 			}
@@ -144,31 +155,42 @@ func TestFSMPhases(t *testing.T) {
 		if agent == 2 {
 			lf = 0.3
 		}
-		if err := h.report("w301", it, map[string]float64{"light_fraction": lf}, 0).Err(); err != nil {
+		if err := h.report("w301", it, lightOutcome(lf), 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if agent != 2 || none != 2 {
 		t.Fatalf("agent %d none %d, want 2 and 2", agent, none)
 	}
-	h.drain("w446", TypeEpisode, map[string]float64{"light_fraction": 0.1}, 0)
+	h.drain("w446", plan.TypeEpisode, lightOutcome(0.1), 0)
 	exp, items, _ := h.f.Experiment(id)
-	if exp.Phase != PhaseCrossEvaluate || exp.RandomRates["301"] != 0.25 {
+	if exp.Phase != plan.PhaseCrossEvaluate || exp.RandomRates["301"] != 0.25 || exp.RandomRates["446"] != 0.1 || exp.PolicyVersions["446"] != 42 {
 		t.Fatalf("experiment %+v", exp)
 	}
-	h.drain("w301", TypeEpisode, nil, 0)
-	h.drain("w446", TypeEpisode, nil, 0)
+	h.drain("w301", plan.TypeEpisode, nil, 0)
+	h.drain("w446", plan.TypeEpisode, nil, 0)
 	exp, items, _ = h.f.Experiment(id)
-	if exp.State != ExperimentDone || exp.Phase != PhaseDone {
+	if exp.Status != plan.StatusDone || exp.Phase != plan.PhaseDone || exp.Open != 0 {
 		t.Fatalf("experiment not done: %+v", exp)
 	}
 	// 4 collect + 2 train + 2 lines x 3 conditions x 2 + 4 cross = 22.
 	if len(items) != 22 {
 		t.Fatalf("%d items, want 22", len(items))
 	}
-	for _, it := range items {
-		if it.State != StateDone {
-			t.Fatalf("item %s %s", it.ID, it.State)
+	// Items are listed in creation order; their numbers are 0-21, each once. Line 301's
+	// random-light episodes, created after line 446's agent and no-light episodes, have the
+	// numbers reserved right after 301's own no-light ones (6-7 agent, 8-9 none).
+	used := map[int]bool{}
+	for i, it := range items {
+		if it.State != api.StateDone || it.N < 0 || it.N >= len(items) || used[it.N] || it.ID != fmt.Sprintf("%s.%d", id, it.N) || it.Seed != plan.Seed(exp.Spec.Seed, it.N) {
+			t.Fatalf("item %d: %s n %d %s seed %d", i, it.ID, it.N, it.State, it.Seed)
+		}
+		used[it.N] = true
+		if it.Kind == episode.KindRandom && it.Line == "301" && it.N != 10 && it.N != 11 {
+			t.Fatalf("line 301 random-light episode numbered %d, want 10 or 11", it.N)
+		}
+		if it.Kind == episode.KindCross && (it.PolicyVersion != 42 || it.AgentLine == "") {
+			t.Fatalf("cross episode %+v", it)
 		}
 	}
 }
@@ -178,20 +200,23 @@ func TestFSMLeaseRules(t *testing.T) {
 	h.submit(tinySpec)
 	h.worker("a", "301")
 	h.worker("b", "301")
-	it := h.lease("a", TypeEpisode)
-	again := h.lease("a", TypeEpisode)
+	it := h.lease("a", plan.TypeEpisode)
+	again := h.lease("a", plan.TypeEpisode)
 	if again.ID != it.ID || again.Token != it.Token {
 		t.Fatalf("second lease of a holder returned %s/%d, want its held %s/%d", again.ID, again.Token, it.ID, it.Token)
 	}
 	before, _ := h.f.StateDigest()
 	cases := []struct {
 		name string
-		cmd  ReportCmd
+		cmd  api.ReportCmd
 		want error
 	}{
-		{"wrong token", ReportCmd{Holder: "a", ItemID: it.ID, Token: it.Token + 100}, ErrStaleLease},
-		{"wrong holder", ReportCmd{Holder: "b", ItemID: it.ID, Token: it.Token}, ErrStaleLease},
-		{"unknown item", ReportCmd{Holder: "a", ItemID: "nope", Token: it.Token}, ErrNotFound},
+		{"light fraction above 1", api.ReportCmd{Holder: "a", ItemID: it.ID, Token: it.Token, Outcome: &episode.Outcome{Seconds: 60, LightFraction: 1.5}}, api.ErrBadRequest},
+		{"negative closest distance", api.ReportCmd{Holder: "a", ItemID: it.ID, Token: it.Token, Outcome: &episode.Outcome{Seconds: 60, ClosestCM: -1}}, api.ErrBadRequest},
+		{"negative frames", api.ReportCmd{Holder: "a", ItemID: it.ID, Token: it.Token, Outcome: &episode.Outcome{Seconds: 60, Frames: -1}}, api.ErrBadRequest},
+		{"wrong token", api.ReportCmd{Holder: "a", ItemID: it.ID, Token: it.Token + 100}, api.ErrStaleLease},
+		{"wrong holder", api.ReportCmd{Holder: "b", ItemID: it.ID, Token: it.Token}, api.ErrStaleLease},
+		{"unknown item", api.ReportCmd{Holder: "a", ItemID: "nope", Token: it.Token}, api.ErrNotFound},
 	}
 	for _, c := range cases {
 		r := h.apply(Command{Type: CmdReport, Report: &c.cmd})
@@ -207,23 +232,23 @@ func TestFSMLeaseRules(t *testing.T) {
 	h.now = h.now.Add(2 * time.Minute)
 	h.ok(Command{Type: CmdTick})
 	got, _ := h.f.Item(it.ID)
-	if got.State != StatePending || len(got.Failures) != 1 || !strings.Contains(got.Failures[0], "expired") {
+	if got.State != api.StatePending || len(got.Failures) != 1 || !strings.Contains(got.Failures[0], "expired") {
 		t.Fatalf("after expiry: %+v", got)
 	}
-	var second *Item
+	var second *api.Item
 	for second == nil || second.ID != it.ID {
-		second = h.lease("b", TypeEpisode)
+		second = h.lease("b", plan.TypeEpisode)
 		if second.ID != it.ID {
 			h.report("b", second, nil, 0)
 		}
 	}
-	if r := h.report("a", it, nil, 0); !errors.Is(r.Err(), ErrStaleLease) {
+	if r := h.report("a", it, nil, 0); !errors.Is(r.Err(), api.ErrStaleLease) {
 		t.Fatalf("late report of the expired lease: %v", r.Err())
 	}
 	if r := h.report("b", second, nil, 0); r.Err() != nil {
 		t.Fatal(r.Err())
 	}
-	if r := h.report("b", second, nil, 0); !errors.Is(r.Err(), ErrDuplicate) {
+	if r := h.report("b", second, nil, 0); !errors.Is(r.Err(), api.ErrDuplicate) {
 		t.Fatalf("duplicate report: %v", r.Err())
 	}
 	if s := h.f.Stats(); s.ReportsAccepted != 2 {
@@ -231,7 +256,7 @@ func TestFSMLeaseRules(t *testing.T) {
 	}
 	// An idempotency key replays the first response and changes nothing.
 	h.worker("c", "446")
-	w := Command{Type: CmdLease, Key: "k1", Lease: &LeaseCmd{Holder: "c", Type: TypeEpisode, TTL: time.Minute}}
+	w := Command{Type: CmdLease, Key: "k1", Lease: &LeaseCmd{Holder: "c", Type: plan.TypeEpisode, TTL: time.Minute}}
 	r1 := h.ok(w)
 	r2 := h.ok(w)
 	if r1.Item == nil || r2.Item.Token != r1.Item.Token || r2.Index != r1.Index {
@@ -262,14 +287,14 @@ func TestFSMBatch(t *testing.T) {
 	h.worker("a", "301")
 	h.worker("b", "301")
 	lease := func(holder string) Command {
-		return Command{Type: CmdLease, Time: h.now, Lease: &LeaseCmd{Holder: holder, Type: TypeEpisode, TTL: time.Minute}}
+		return Command{Type: CmdLease, Time: h.now, Lease: &LeaseCmd{Holder: holder, Type: plan.TypeEpisode, TTL: time.Minute}}
 	}
 	b, err := json.Marshal(Command{Type: CmdBatch, Time: h.now, Batch: []Command{lease("a"), lease("b"), {Type: CmdTick, Time: h.now}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.index++
-	rs, ok := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: b}).([]*Response)
+	rs, ok := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: b}).([]*api.Response)
 	if !ok || len(rs) != 3 {
 		t.Fatalf("batch responses: %v", rs)
 	}
@@ -279,7 +304,7 @@ func TestFSMBatch(t *testing.T) {
 	}
 	for _, r := range []struct {
 		holder string
-		it     *Item
+		it     *api.Item
 	}{{"a", a}, {"b", bb}} {
 		if err := h.report(r.holder, r.it, nil, 0).Err(); err != nil {
 			t.Fatal(err)
@@ -299,35 +324,77 @@ func TestFSMBatch(t *testing.T) {
 
 func TestFSMMaxAttemptsAndTrainFailure(t *testing.T) {
 	h := newFSMHarness(t)
-	spec := "name: one\nlines: [\"301\"]\ncollect: {hours_per_line: 0.05, episode_seconds: 180}\ntrain: {updates: 10, checkpoint_every: 5}\n"
+	spec := "name: two\nlines: [\"301\", \"446\"]\ncollect: {hours_per_line: 0.05, episode_seconds: 180}\ntrain: {updates: 10, checkpoint_every: 5}\n"
 	id := h.submit(spec)
 	h.worker("w", "301")
-	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &RegisterLearnerCmd{ID: "l"}})
-	var last *Item
+	h.worker("v", "446")
+	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &api.RegisterLearnerCmd{ID: "l"}})
+	var last *api.Item
 	for i := range 3 {
-		it := h.lease("w", TypeEpisode)
-		if it.Attempts != i+1 {
-			t.Fatalf("attempt %d, want %d", it.Attempts, i+1)
+		it := h.lease("w", plan.TypeEpisode)
+		if it.Attempts != i+1 || (last != nil && it.ID != last.ID) {
+			t.Fatalf("lease %d: %s attempt %d, want the same item's attempt %d", i, it.ID, it.Attempts, i+1)
 		}
-		h.ok(Command{Type: CmdFail, Fail: &FailCmd{Holder: "w", ItemID: it.ID, Token: it.Token, Reason: fmt.Sprintf("camera stopped %d", i)}})
+		r := h.ok(Command{Type: CmdFail, Fail: &api.FailCmd{Holder: "w", ItemID: it.ID, Token: it.Token, Reason: fmt.Sprintf("camera stopped %d", i)}})
+		want := api.StatePending
+		if i == 2 {
+			want = api.StateFailed
+		}
+		if r.Item.State != want {
+			t.Fatalf("after failure %d: %s, want %s", i+1, r.Item.State, want)
+		}
 		last = it
 	}
 	got, _ := h.f.Item(last.ID)
-	if got.State != StateFailed || len(got.Failures) != 3 || !strings.Contains(got.Failures[2], "camera stopped 2") {
+	if got.State != api.StateFailed || len(got.Failures) != 3 {
 		t.Fatalf("after 3 failures: %+v", got)
 	}
-	// The collect phase ends with the failed episode; train opens. A training task failing 3
-	// times fails the experiment.
-	for range 3 {
-		it := h.lease("l", TypeTrain)
-		if it == nil {
-			t.Fatal("no training task")
+	for i, f := range got.Failures {
+		if !strings.Contains(f, fmt.Sprintf("attempt %d", i+1)) || !strings.Contains(f, fmt.Sprintf("camera stopped %d", i)) {
+			t.Fatalf("failure %d: %q", i, f)
 		}
-		h.ok(Command{Type: CmdFail, Fail: &FailCmd{Holder: "l", ItemID: it.ID, Token: it.Token, Reason: "nan loss"}})
 	}
+	// A failed episode ends like a done one: the collect phase closes and train opens.
+	h.drain("w", plan.TypeEpisode, lightOutcome(0.1), 0)
+	h.drain("v", plan.TypeEpisode, lightOutcome(0.1), 0)
 	exp, _, _ := h.f.Experiment(id)
-	if exp.State != ExperimentFailed || !strings.Contains(exp.Reason, "training task") {
-		t.Fatalf("experiment %+v", exp)
+	if exp.Phase != plan.PhaseTrain || exp.Status != plan.StatusRunning {
+		t.Fatalf("after collect: %s %s", exp.Phase, exp.Status)
+	}
+	// Line 446's task is leased and stays open while line 301's fails three times: the
+	// experiment fails at the third failure, at once, and the other task ends with it.
+	first := h.lease("l", plan.TypeTrain)
+	if first.Line != "301" {
+		t.Fatalf("first training task of line %s, want 301", first.Line)
+	}
+	other := h.lease("l", plan.TypeTrain)
+	h.ok(Command{Type: CmdFail, Fail: &api.FailCmd{Holder: "l", ItemID: first.ID, Token: first.Token, Reason: "nan loss"}})
+	for range 2 {
+		it := h.lease("l", plan.TypeTrain)
+		if it == nil || it.ID != first.ID {
+			t.Fatalf("retry of the failed training task: %+v", it)
+		}
+		h.ok(Command{Type: CmdFail, Fail: &api.FailCmd{Holder: "l", ItemID: it.ID, Token: it.Token, Reason: "nan loss"}})
+	}
+	exp, items, _ := h.f.Experiment(id)
+	if exp.Status != plan.StatusFailed || exp.Phase != plan.PhaseTrain || !strings.Contains(exp.Reason, "training task") || !strings.Contains(exp.Reason, "301") {
+		t.Fatalf("experiment %s in %s: %q", exp.Status, exp.Phase, exp.Reason)
+	}
+	for _, it := range items {
+		if it.State == api.StatePending || it.State == api.StateLeased {
+			t.Fatalf("item %s still %s after the experiment failed", it.ID, it.State)
+		}
+	}
+	o, _ := h.f.Item(other.ID)
+	if o.State != api.StateFailed || len(o.Failures) != 1 || !strings.Contains(o.Failures[0], "experiment failed") {
+		t.Fatalf("the other training task: %+v", o)
+	}
+	// Its holder's late report is refused; nothing opens, no more work is handed out.
+	if r := h.report("l", other, nil, 9); !errors.Is(r.Err(), api.ErrStaleLease) {
+		t.Fatalf("report of a task of a failed experiment: %v", r.Err())
+	}
+	if it := h.lease("l", plan.TypeTrain); it != nil {
+		t.Fatalf("leased %s of a failed experiment", it.ID)
 	}
 }
 
@@ -336,10 +403,10 @@ func TestFSMSnapshotRoundTrip(t *testing.T) {
 	h.submit(tinySpec)
 	h.worker("w", "301")
 	h.worker("v", "446")
-	it := h.lease("w", TypeEpisode)
-	h.report("w", it, map[string]float64{"closest_cm": 1}, 0)
-	h.lease("w", TypeEpisode)
-	h.ok(Command{Type: CmdLease, Key: "key", Lease: &LeaseCmd{Holder: "v", Type: TypeEpisode, TTL: time.Second}})
+	it := h.lease("w", plan.TypeEpisode)
+	h.report("w", it, lightOutcome(0.1), 0)
+	h.lease("w", plan.TypeEpisode)
+	h.ok(Command{Type: CmdLease, Key: "key", Lease: &LeaseCmd{Holder: "v", Type: plan.TypeEpisode, TTL: time.Second}})
 	snap, err := h.f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -361,8 +428,8 @@ func TestFSMSnapshotRoundTrip(t *testing.T) {
 	for _, x := range []*fsmHarness{h, g} {
 		x.now = x.now.Add(2 * time.Second)
 		x.worker("u", "446")
-		x.lease("u", TypeEpisode)
-		x.ok(Command{Type: CmdLease, Key: "key", Lease: &LeaseCmd{Holder: "v", Type: TypeEpisode, TTL: time.Second}})
+		x.lease("u", plan.TypeEpisode)
+		x.ok(Command{Type: CmdLease, Key: "key", Lease: &LeaseCmd{Holder: "v", Type: plan.TypeEpisode, TTL: time.Second}})
 	}
 	a, _ = h.f.StateDigest()
 	b, _ = g.f.StateDigest()
@@ -390,6 +457,9 @@ func TestDecodeCommandRejects(t *testing.T) {
 		{"bad ttl", `{"type":"lease","time":"2026-01-01T00:00:00Z","lease":{"holder":"a","type":"episode","ttl":-1}}`},
 		{"bad item type", `{"type":"lease","time":"2026-01-01T00:00:00Z","lease":{"holder":"a","type":"x","ttl":1}}`},
 		{"no token", `{"type":"report","time":"2026-01-01T00:00:00Z","report":{"holder":"a","item_id":"x"}}`},
+		{"outcome share above 1", `{"type":"report","time":"2026-01-01T00:00:00Z","report":{"holder":"a","item_id":"x","token":1,"outcome":{"seconds":1,"lost_fraction":1.01}}}`},
+		{"negative time to target", `{"type":"report","time":"2026-01-01T00:00:00Z","report":{"holder":"a","item_id":"x","token":1,"outcome":{"seconds":1,"time_to_05cm_s":-2}}}`},
+		{"metrics map", `{"type":"report","time":"2026-01-01T00:00:00Z","report":{"holder":"a","item_id":"x","token":1,"metrics":{"closest_cm":1}}}`},
 		{"trailing", `{"type":"tick","time":"2026-01-01T00:00:00Z"} {}`},
 	}
 	for _, c := range cases {
@@ -400,8 +470,8 @@ func TestDecodeCommandRejects(t *testing.T) {
 	h := newFSMHarness(t)
 	before, _ := h.f.StateDigest()
 	h.index++
-	r := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: []byte(`{"type":"submit","time":"2026-01-01T00:00:00Z","submit":{"spec":"name: x\nlines: [\"3 01\"]\n","max_attempts":1}}`)}).(*Response)
-	if !errors.Is(r.Err(), ErrBadRequest) || !strings.Contains(r.Error, "lines[0]") {
+	r := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: []byte(`{"type":"submit","time":"2026-01-01T00:00:00Z","submit":{"spec":"name: x\nlines: [\"3 01\"]\n","max_attempts":1}}`)}).(*api.Response)
+	if !errors.Is(r.Err(), api.ErrBadRequest) || !strings.Contains(r.Error, "lines[0]") {
 		t.Fatalf("bad spec: %v", r.Err())
 	}
 	after, _ := h.f.StateDigest()
@@ -413,7 +483,7 @@ func TestDecodeCommandRejects(t *testing.T) {
 func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte(`{"type":"tick","time":"2026-01-01T00:00:00Z"}`))
 	f.Add([]byte(`{"type":"lease","time":"2026-01-01T00:00:00Z","lease":{"holder":"w","type":"episode","ttl":60000000000}}`))
-	f.Add([]byte(`{"type":"report","time":"2026-01-01T00:00:00Z","report":{"holder":"w","item_id":"tiny-1.0","token":3,"metrics":{"closest_cm":1}}}`))
+	f.Add([]byte(`{"type":"report","time":"2026-01-01T00:00:00Z","report":{"holder":"w","item_id":"tiny-1.0","token":3,"outcome":{"seconds":60,"closest_cm":1,"time_to_05cm_s":null,"final_distance_cm":1,"mean_speed_mm_s":0.1,"light_fraction":0.2,"lost_fraction":0,"frames":20}}}`))
 	f.Add([]byte(`{"type":"fail","time":"2026-01-01T00:00:00Z","fail":{"holder":"w","item_id":"tiny-1.0","token":3,"reason":"x"}}`))
 	f.Add([]byte(`{"type":"register_worker","time":"2026-01-01T00:00:00Z","register_worker":{"id":"w","arena_id":"a","line":"301"}}`))
 	f.Add([]byte(`{"type":"heartbeat","time":"2026-01-01T00:00:00Z","key":"k","heartbeat":{"holder":"w","item_id":"tiny-1.0","token":3,"ttl":5}}`))
@@ -426,14 +496,14 @@ func FuzzDecodeCommand(f *testing.F) {
 		h := newFSMHarness(t)
 		h.submit(tinySpec)
 		h.worker("w", "301")
-		h.lease("w", TypeEpisode)
+		h.lease("w", plan.TypeEpisode)
 		h.index++
 		switch r := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: data}).(type) {
-		case *Response:
+		case *api.Response:
 			if r == nil {
 				t.Fatal("apply returned a nil response")
 			}
-		case []*Response:
+		case []*api.Response:
 			if err == nil && len(r) != len(c.Batch) {
 				t.Fatalf("batch of %d returned %d responses", len(c.Batch), len(r))
 			}
@@ -456,27 +526,27 @@ func FuzzDecodeCommand(f *testing.F) {
 func TestFSMHeartbeatRenewsAndRegistration(t *testing.T) {
 	h := newFSMHarness(t)
 	h.submit(tinySpec)
-	if r := h.apply(Command{Type: CmdLease, Lease: &LeaseCmd{Holder: "ghost", Type: TypeEpisode, TTL: time.Minute}}); !errors.Is(r.Err(), ErrNotRegistered) {
+	if r := h.apply(Command{Type: CmdLease, Lease: &LeaseCmd{Holder: "ghost", Type: plan.TypeEpisode, TTL: time.Minute}}); !errors.Is(r.Err(), api.ErrNotRegistered) {
 		t.Fatalf("lease by an unregistered worker: %v", r.Err())
 	}
-	if r := h.apply(Command{Type: CmdLease, Lease: &LeaseCmd{Holder: "ghost", Type: TypeTrain, TTL: time.Minute}}); !errors.Is(r.Err(), ErrNotRegistered) {
+	if r := h.apply(Command{Type: CmdLease, Lease: &LeaseCmd{Holder: "ghost", Type: plan.TypeTrain, TTL: time.Minute}}); !errors.Is(r.Err(), api.ErrNotRegistered) {
 		t.Fatalf("lease by an unregistered learner: %v", r.Err())
 	}
 	h.worker("w", "301")
 	h.worker("other", "73")
-	if it := h.lease("other", TypeEpisode); it != nil {
+	if it := h.lease("other", plan.TypeEpisode); it != nil {
 		t.Fatalf("a worker of line 73 got %s of line %s", it.ID, it.Line)
 	}
-	it := h.lease("w", TypeEpisode) // TTL 1 min
+	it := h.lease("w", plan.TypeEpisode) // TTL 1 min
 	cases := []struct {
 		after     time.Duration
 		heartbeat bool
-		want      ItemState
+		want      api.ItemState
 	}{
-		{50 * time.Second, true, StateLeased}, // renewed until 110 s
-		{100 * time.Second, false, StateLeased},
-		{109 * time.Second, false, StateLeased},
-		{111 * time.Second, false, StatePending},
+		{50 * time.Second, true, api.StateLeased}, // renewed until 110 s
+		{100 * time.Second, false, api.StateLeased},
+		{109 * time.Second, false, api.StateLeased},
+		{111 * time.Second, false, api.StatePending},
 	}
 	start := h.now
 	for _, c := range cases {
@@ -503,5 +573,90 @@ func TestFSMHeartbeatRenewsAndRegistration(t *testing.T) {
 	h.ok(Command{Type: CmdTick})
 	if now := h.f.Now(); !now.Equal(start.Add(111 * time.Second)) {
 		t.Fatalf("FSM time went back to %v", now)
+	}
+}
+
+// scribble changes, in place, every exported number, string and bool reachable from v through
+// pointers, structs, slices and maps.
+func scribble(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			scribble(v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				scribble(v.Field(i))
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			scribble(v.Index(i))
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			scribble(e)
+			v.SetMapIndex(k, e)
+		}
+	case reflect.String:
+		v.SetString(v.String() + "!")
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(v.Int() + 1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(v.Uint() + 1)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(v.Float() + 1)
+	case reflect.Bool:
+		v.SetBool(!v.Bool())
+	}
+}
+
+// TestFSMReadsAreCopies changes everything the read methods return, mid-evaluation (every map
+// of the plan filled, items with results, outcomes and failures), and checks that the state
+// did not change.
+func TestFSMReadsAreCopies(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.submit(tinySpec)
+	h.worker("w301", "301")
+	h.worker("w446", "446")
+	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &api.RegisterLearnerCmd{ID: "l1"}})
+	h.drain("w301", plan.TypeEpisode, nil, 0)
+	h.drain("w446", plan.TypeEpisode, nil, 0)
+	h.drain("l1", plan.TypeTrain, nil, 7)
+	reached := 0.4
+	h.drain("w301", plan.TypeEpisode, &episode.Outcome{Seconds: 30, ClosestCM: 0.3, TimeTo05cmS: &reached, LightFraction: 0.3, Frames: 9}, 0)
+	expiring := h.lease("w446", plan.TypeEpisode)
+	h.now = h.now.Add(2 * time.Minute)
+	h.ok(Command{Type: CmdTick})
+	exp, items, ok := h.f.Experiment(id)
+	if !ok || exp.Phase != plan.PhaseEvaluate || len(exp.RandomRates) != 1 || len(exp.RandomFirst) != 2 || len(exp.AgentLight) != 1 {
+		t.Fatalf("setup: experiment %+v", exp)
+	}
+	if got, _ := h.f.Item(expiring.ID); len(got.Failures) != 1 {
+		t.Fatalf("setup: expired item %+v", got)
+	}
+	before, err := h.f.StateDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scribble(reflect.ValueOf(&exp))
+	scribble(reflect.ValueOf(items))
+	view, _ := h.f.ExperimentView(id)
+	scribble(reflect.ValueOf(&view))
+	list := h.f.Experiments()
+	scribble(reflect.ValueOf(list))
+	for _, it := range items {
+		one, _ := h.f.Item(strings.TrimSuffix(it.ID, "!"))
+		scribble(reflect.ValueOf(&one))
+	}
+	after, err := h.f.StateDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(withoutStats(t, before), withoutStats(t, after)) {
+		t.Fatalf("changing what the reads returned changed the state:\nbefore %s\nafter  %s", before, after)
 	}
 }

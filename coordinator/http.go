@@ -19,110 +19,9 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/optoloop/optoloop/experiment"
+
+	"github.com/optoloop/optoloop/coordinator/api"
 )
-
-// HTTP headers of the API.
-const (
-	// HeaderIdempotencyKey carries the client's key on every write.
-	HeaderIdempotencyKey = "Idempotency-Key"
-	// HeaderForwarded marks a write a follower forwarded to the leader (one hop only).
-	HeaderForwarded = "X-Optoloop-Forwarded-By"
-	// Freshness headers on every response: the answering node, its Raft state and applied
-	// index, the leader it knows (id and URL) and how long ago it heard from it.
-	HeaderNode         = "X-Optoloop-Node"
-	HeaderRaftState    = "X-Optoloop-Raft-State"
-	HeaderAppliedIndex = "X-Optoloop-Applied-Index"
-	HeaderLeader       = "X-Optoloop-Leader"
-	HeaderLeaderURL    = "X-Optoloop-Leader-Url"
-	HeaderLastContact  = "X-Optoloop-Last-Contact-Ms"
-)
-
-// LeaseRequest asks for one item. TTLSeconds 0 takes the node's LeaseTTL.
-type LeaseRequest struct {
-	Holder     string   `json:"holder"`
-	Type       ItemType `json:"type"`
-	TTLSeconds float64  `json:"ttl_seconds,omitempty"`
-}
-
-// HeartbeatRequest renews a lease (or, with no item, says the holder is alive).
-type HeartbeatRequest struct {
-	Holder     string  `json:"holder"`
-	ItemID     string  `json:"item_id,omitempty"`
-	Token      uint64  `json:"token,omitempty"`
-	TTLSeconds float64 `json:"ttl_seconds,omitempty"`
-}
-
-// JoinRequest asks the cluster to add a node as a voter.
-type JoinRequest struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-	HTTPAddr string `json:"http_addr"`
-}
-
-// RemoveRequest asks the cluster to remove a node.
-type RemoveRequest struct {
-	ID string `json:"id"`
-}
-
-// ExperimentView is an experiment with its items.
-type ExperimentView struct {
-	Experiment Experiment `json:"experiment"`
-	Items      []Item     `json:"items"`
-	Counts     Counts     `json:"counts"`
-}
-
-// NodeStatus is one node's view of itself.
-type NodeStatus struct {
-	ID            string `json:"id"`
-	RaftAddr      string `json:"raft_addr"`
-	HTTPAddr      string `json:"http_addr,omitempty"`
-	Voter         bool   `json:"voter"`
-	Reachable     bool   `json:"reachable"`
-	Error         string `json:"error,omitempty"`
-	State         string `json:"state,omitempty"`
-	Term          uint64 `json:"term,omitempty"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	CommitIndex   uint64 `json:"commit_index"`
-	LastIndex     uint64 `json:"last_index"`
-	Leader        string `json:"leader,omitempty"`
-	LastContactMs int64  `json:"last_contact_ms"`
-}
-
-// LeaderInfo names the leader.
-type LeaderInfo struct {
-	ID       string `json:"id"`
-	HTTPAddr string `json:"http_addr"`
-}
-
-// ExperimentSummary is one line of the status.
-type ExperimentSummary struct {
-	ID    string          `json:"id"`
-	Name  string          `json:"name"`
-	State ExperimentState `json:"state"`
-	Phase Phase           `json:"phase"`
-	Open  int             `json:"open"`
-}
-
-// Status is the cluster's status as one node sees it.
-type Status struct {
-	// AnsweredBy is the node that answered; AppliedIndex its applied index (how fresh the
-	// counts are).
-	AnsweredBy   string              `json:"answered_by"`
-	AppliedIndex uint64              `json:"applied_index"`
-	Leader       LeaderInfo          `json:"leader"`
-	Nodes        []NodeStatus        `json:"nodes"`
-	Episodes     map[ItemState]int   `json:"episodes"`
-	Tasks        map[ItemState]int   `json:"tasks"`
-	Experiments  []ExperimentSummary `json:"experiments"`
-	Workers      int                 `json:"workers"`
-	Learners     int                 `json:"learners"`
-	Stats        Stats               `json:"stats"`
-}
-
-type apiError struct {
-	Code  string `json:"code"`
-	Error string `json:"error"`
-}
 
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -130,14 +29,14 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/experiments", n.read(n.getExperiments))
 	mux.HandleFunc("GET /v1/experiments/{id}", n.read(n.getExperiment))
 	mux.HandleFunc("GET /v1/items/{id}", n.read(n.getItem))
-	mux.HandleFunc("POST /v1/workers", n.write(decodeJSON(CmdRegisterWorker, func(c *Command, v *RegisterWorkerCmd) { c.RegisterWorker = v })))
+	mux.HandleFunc("POST /v1/workers", n.write(decodeJSON(CmdRegisterWorker, func(c *Command, v *api.RegisterWorkerCmd) { c.RegisterWorker = v })))
 	mux.HandleFunc("GET /v1/workers", n.read(func(r *http.Request) (any, error) { return n.fsm.Workers(), nil }))
-	mux.HandleFunc("POST /v1/learners", n.write(decodeJSON(CmdRegisterLearner, func(c *Command, v *RegisterLearnerCmd) { c.RegisterLearner = v })))
+	mux.HandleFunc("POST /v1/learners", n.write(decodeJSON(CmdRegisterLearner, func(c *Command, v *api.RegisterLearnerCmd) { c.RegisterLearner = v })))
 	mux.HandleFunc("GET /v1/learners", n.read(func(r *http.Request) (any, error) { return n.fsm.Learners(), nil }))
 	mux.HandleFunc("POST /v1/lease", n.write(n.decodeLease))
 	mux.HandleFunc("POST /v1/heartbeat", n.write(n.decodeHeartbeat))
-	mux.HandleFunc("POST /v1/report", n.write(decodeJSON(CmdReport, func(c *Command, v *ReportCmd) { c.Report = v })))
-	mux.HandleFunc("POST /v1/fail", n.write(decodeJSON(CmdFail, func(c *Command, v *FailCmd) { c.Fail = v })))
+	mux.HandleFunc("POST /v1/report", n.write(decodeJSON(CmdReport, func(c *Command, v *api.ReportCmd) { c.Report = v })))
+	mux.HandleFunc("POST /v1/fail", n.write(decodeJSON(CmdFail, func(c *Command, v *api.FailCmd) { c.Fail = v })))
 	mux.HandleFunc("GET /v1/status", n.read(n.getStatus))
 	mux.HandleFunc("GET /v1/node", n.read(func(r *http.Request) (any, error) { return n.localStatus(), nil }))
 	mux.HandleFunc("GET /v1/cluster", n.read(n.getCluster))
@@ -170,17 +69,17 @@ func (n *Node) count(h http.Handler) http.Handler {
 
 func (n *Node) freshness(h http.Header) {
 	r := n.Raft()
-	h.Set(HeaderNode, n.cfg.ID)
-	h.Set(HeaderRaftState, r.State().String())
-	h.Set(HeaderAppliedIndex, strconv.FormatUint(r.AppliedIndex(), 10))
+	h.Set(api.HeaderNode, n.cfg.ID)
+	h.Set(api.HeaderRaftState, r.State().String())
+	h.Set(api.HeaderAppliedIndex, strconv.FormatUint(r.AppliedIndex(), 10))
 	id, addr := n.leader()
 	if id != "" {
-		h.Set(HeaderLeader, id)
+		h.Set(api.HeaderLeader, id)
 	}
 	if addr != "" {
-		h.Set(HeaderLeaderURL, "http://"+addr)
+		h.Set(api.HeaderLeaderURL, "http://"+addr)
 	}
-	h.Set(HeaderLastContact, strconv.FormatInt(n.lastContactMs(), 10))
+	h.Set(api.HeaderLastContact, strconv.FormatInt(n.lastContactMs(), 10))
 }
 
 // lastContactMs is 0 on the leader, -1 when this node never heard from a leader.
@@ -203,7 +102,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeErr(w http.ResponseWriter, code int, kind string, err error) {
-	writeJSON(w, code, apiError{Code: kind, Error: err.Error()})
+	writeJSON(w, code, api.ErrorBody{Code: kind, Error: err.Error()})
 }
 
 func (n *Node) authorized(r *http.Request) bool {
@@ -212,17 +111,17 @@ func (n *Node) authorized(r *http.Request) bool {
 	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(n.cfg.Token)) == 1
 }
 
-func httpStatus(c Code) int {
+func httpStatus(c api.Code) int {
 	switch c {
-	case CodeOK:
+	case api.CodeOK:
 		return http.StatusOK
-	case CodeBadRequest:
+	case api.CodeBadRequest:
 		return http.StatusBadRequest
-	case CodeNotFound:
+	case api.CodeNotFound:
 		return http.StatusNotFound
-	case CodeNotRegistered:
+	case api.CodeNotRegistered:
 		return http.StatusPreconditionFailed
-	case CodeStaleLease, CodeDuplicate:
+	case api.CodeStaleLease, api.CodeDuplicate:
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
@@ -236,7 +135,7 @@ func decodeJSON[T any](t CommandType, set func(*Command, *T)) decoder {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(v); err != nil {
-			return Command{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+			return Command{}, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 		}
 		c := Command{Type: t}
 		set(&c, v)
@@ -249,14 +148,14 @@ func (n *Node) ttl(seconds float64) (time.Duration, error) {
 		return n.cfg.LeaseTTL, nil
 	}
 	if !(seconds > 0) || seconds > 86400 {
-		return 0, fmt.Errorf("%w: ttl_seconds %v must be in (0, 86400]", ErrBadRequest, seconds)
+		return 0, fmt.Errorf("%w: ttl_seconds %v must be in (0, 86400]", api.ErrBadRequest, seconds)
 	}
 	return time.Duration(seconds * float64(time.Second)), nil
 }
 
 func (n *Node) decodeLease(r *http.Request, body []byte) (Command, error) {
-	var req LeaseRequest
-	c, err := decodeJSON(CmdLease, func(_ *Command, v *LeaseRequest) { req = *v })(r, body)
+	var req api.LeaseRequest
+	c, err := decodeJSON(CmdLease, func(_ *Command, v *api.LeaseRequest) { req = *v })(r, body)
 	if err != nil {
 		return c, err
 	}
@@ -269,8 +168,8 @@ func (n *Node) decodeLease(r *http.Request, body []byte) (Command, error) {
 }
 
 func (n *Node) decodeHeartbeat(r *http.Request, body []byte) (Command, error) {
-	var req HeartbeatRequest
-	c, err := decodeJSON(CmdHeartbeat, func(_ *Command, v *HeartbeatRequest) { req = *v })(r, body)
+	var req api.HeartbeatRequest
+	c, err := decodeJSON(CmdHeartbeat, func(_ *Command, v *api.HeartbeatRequest) { req = *v })(r, body)
 	if err != nil {
 		return c, err
 	}
@@ -284,16 +183,16 @@ func (n *Node) decodeHeartbeat(r *http.Request, body []byte) (Command, error) {
 
 func (n *Node) decodeSubmit(_ *http.Request, body []byte) (Command, error) {
 	if _, err := experiment.ParseWith(body, experiment.Options{KnownLine: n.cfg.KnownLine}); err != nil {
-		return Command{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return Command{}, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
-	return Command{Type: CmdSubmit, Submit: &SubmitCmd{Spec: string(body), MaxAttempts: n.cfg.MaxAttempts}}, nil
+	return Command{Type: CmdSubmit, Submit: &api.SubmitCmd{Spec: string(body), MaxAttempts: n.cfg.MaxAttempts}}, nil
 }
 
 // readBody reads at most MaxCommandBytes.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCommandBytes))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxCommandBytes))
 	if err != nil {
-		return nil, fmt.Errorf("%w: body: %w", ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: body: %w", api.ErrBadRequest, err)
 	}
 	return b, nil
 }
@@ -303,12 +202,12 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // handling the call (it is the leader); otherwise the response has been written.
 func (n *Node) onLeader(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
 	if !n.authorized(r) {
-		writeErr(w, http.StatusUnauthorized, "unauthorized", ErrUnauthorized)
+		writeErr(w, http.StatusUnauthorized, "unauthorized", api.ErrUnauthorized)
 		return nil, false
 	}
 	body, err := readBody(w, r)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
+		writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), err)
 		return nil, false
 	}
 	if !n.IsLeader() {
@@ -327,12 +226,12 @@ func (n *Node) write(dec decoder) http.HandlerFunc {
 		}
 		c, err := dec(r, body)
 		if err != nil {
-			writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
+			writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), err)
 			return
 		}
-		c.Key = r.Header.Get(HeaderIdempotencyKey)
-		if len(c.Key) > MaxIDLength {
-			writeErr(w, http.StatusBadRequest, string(CodeBadRequest), fmt.Errorf("%w: idempotency key longer than %d bytes", ErrBadRequest, MaxIDLength))
+		c.Key = r.Header.Get(api.HeaderIdempotencyKey)
+		if len(c.Key) > api.MaxIDLength {
+			writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), fmt.Errorf("%w: idempotency key longer than %d bytes", api.ErrBadRequest, api.MaxIDLength))
 			return
 		}
 		resp, err := n.propose(r.Context(), c)
@@ -346,8 +245,8 @@ func (n *Node) write(dec decoder) http.HandlerFunc {
 
 func (n *Node) writeProposeErr(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, ErrBadRequest):
-		writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
+	case errors.Is(err, api.ErrBadRequest):
+		writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), err)
 	case errors.Is(err, ErrNotLeader):
 		writeErr(w, http.StatusServiceUnavailable, "not_leader", err)
 	default:
@@ -358,13 +257,13 @@ func (n *Node) writeProposeErr(w http.ResponseWriter, err error) {
 // forward sends a write to the leader, once: a forwarded request that lands on a non-leader
 // (leadership moved) is answered 503 so that the client retries.
 func (n *Node) forward(w http.ResponseWriter, r *http.Request, body []byte) {
-	if r.Header.Get(HeaderForwarded) != "" {
-		writeErr(w, http.StatusServiceUnavailable, "not_leader", fmt.Errorf("%w: forwarded by %s to %s, which no longer leads", ErrUnavailable, r.Header.Get(HeaderForwarded), n.cfg.ID))
+	if r.Header.Get(api.HeaderForwarded) != "" {
+		writeErr(w, http.StatusServiceUnavailable, "not_leader", fmt.Errorf("%w: forwarded by %s to %s, which no longer leads", api.ErrUnavailable, r.Header.Get(api.HeaderForwarded), n.cfg.ID))
 		return
 	}
 	id, addr := n.leader()
 	if addr == "" || id == n.cfg.ID {
-		writeErr(w, http.StatusServiceUnavailable, "no_leader", fmt.Errorf("%w: no leader known to %s", ErrUnavailable, n.cfg.ID))
+		writeErr(w, http.StatusServiceUnavailable, "no_leader", fmt.Errorf("%w: no leader known to %s", api.ErrUnavailable, n.cfg.ID))
 		return
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
@@ -372,16 +271,16 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeErr(w, http.StatusInternalServerError, "internal", err)
 		return
 	}
-	for _, h := range []string{"Authorization", HeaderIdempotencyKey, "Content-Type"} {
+	for _, h := range []string{"Authorization", api.HeaderIdempotencyKey, "Content-Type"} {
 		if v := r.Header.Get(h); v != "" {
 			req.Header.Set(h, v)
 		}
 	}
-	req.Header.Set(HeaderForwarded, n.cfg.ID)
+	req.Header.Set(api.HeaderForwarded, n.cfg.ID)
 	n.forwarded.Add(1)
 	resp, err := n.fwd.Do(req)
 	if err != nil {
-		writeErr(w, http.StatusServiceUnavailable, "unavailable", fmt.Errorf("%w: forward to leader %s: %w", ErrUnavailable, id, err))
+		writeErr(w, http.StatusServiceUnavailable, "unavailable", fmt.Errorf("%w: forward to leader %s: %w", api.ErrUnavailable, id, err))
 		return
 	}
 	defer resp.Body.Close()
@@ -399,22 +298,22 @@ func (n *Node) read(h func(r *http.Request) (any, error)) http.HandlerFunc {
 		if s := r.URL.Query().Get("min_index"); s != "" {
 			idx, err := strconv.ParseUint(s, 10, 64)
 			if err != nil {
-				writeErr(w, http.StatusBadRequest, string(CodeBadRequest), fmt.Errorf("%w: min_index: %w", ErrBadRequest, err))
+				writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), fmt.Errorf("%w: min_index: %w", api.ErrBadRequest, err))
 				return
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 			err = n.fsm.WaitApplied(ctx, idx)
 			cancel()
 			if err != nil {
-				writeErr(w, http.StatusServiceUnavailable, "stale", fmt.Errorf("%w: %w", ErrUnavailable, err))
+				writeErr(w, http.StatusServiceUnavailable, "stale", fmt.Errorf("%w: %w", api.ErrUnavailable, err))
 				return
 			}
 			n.freshness(w.Header())
 		}
 		v, err := h(r)
 		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				writeErr(w, http.StatusNotFound, string(CodeNotFound), err)
+			if errors.Is(err, api.ErrNotFound) {
+				writeErr(w, http.StatusNotFound, string(api.CodeNotFound), err)
 				return
 			}
 			writeErr(w, http.StatusInternalServerError, "internal", err)
@@ -428,34 +327,26 @@ func (n *Node) getExperiments(*http.Request) (any, error) { return n.fsm.Experim
 
 func (n *Node) getExperiment(r *http.Request) (any, error) {
 	id := r.PathValue("id")
-	e, items, ok := n.fsm.Experiment(id)
+	v, ok := n.fsm.ExperimentView(id)
 	if !ok {
-		return nil, fmt.Errorf("%w: experiment %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: experiment %q", api.ErrNotFound, id)
 	}
-	c := Counts{Episodes: map[ItemState]int{}, Tasks: map[ItemState]int{}}
-	for _, it := range items {
-		if it.Type == TypeTrain {
-			c.Tasks[it.State]++
-		} else {
-			c.Episodes[it.State]++
-		}
-	}
-	return ExperimentView{Experiment: e, Items: items, Counts: c}, nil
+	return v, nil
 }
 
 func (n *Node) getItem(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	it, ok := n.fsm.Item(id)
 	if !ok {
-		return nil, fmt.Errorf("%w: item %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: item %q", api.ErrNotFound, id)
 	}
 	return it, nil
 }
 
-func (n *Node) localStatus() NodeStatus {
+func (n *Node) localStatus() api.NodeStatus {
 	r := n.Raft()
 	lid, _ := n.leader()
-	return NodeStatus{
+	return api.NodeStatus{
 		ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), Reachable: true,
 		State: r.State().String(), Term: r.CurrentTerm(), AppliedIndex: r.AppliedIndex(),
 		CommitIndex: r.CommitIndex(), LastIndex: r.LastIndex(), Leader: lid, LastContactMs: n.lastContactMs(),
@@ -489,7 +380,7 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 		return nil, err
 	}
 	servers := fut.Configuration().Servers
-	nodes := make([]NodeStatus, len(servers))
+	nodes := make([]api.NodeStatus, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		id := string(s.ID)
@@ -499,13 +390,13 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 			continue
 		}
 		info, _ := n.fsm.Node(id)
-		nodes[i] = NodeStatus{ID: id, RaftAddr: string(s.Address), HTTPAddr: info.HTTPAddr, Voter: s.Suffrage == raft.Voter}
+		nodes[i] = api.NodeStatus{ID: id, RaftAddr: string(s.Address), HTTPAddr: info.HTTPAddr, Voter: s.Suffrage == raft.Voter}
 		if info.HTTPAddr == "" {
 			nodes[i].Error = "http address unknown"
 			continue
 		}
 		wg.Add(1)
-		go func(ns *NodeStatus) {
+		go func(ns *api.NodeStatus) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 			defer cancel()
@@ -514,7 +405,7 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 				var resp *http.Response
 				if resp, err = n.fwd.Do(req); err == nil {
 					defer resp.Body.Close()
-					var got NodeStatus
+					var got api.NodeStatus
 					if err = json.NewDecoder(resp.Body).Decode(&got); err == nil {
 						voter := ns.Voter
 						*ns = got
@@ -529,13 +420,13 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 	wg.Wait()
 	lid, laddr := n.leader()
 	c := n.fsm.Counts()
-	st := Status{
-		AnsweredBy: n.cfg.ID, AppliedIndex: n.Raft().AppliedIndex(), Leader: LeaderInfo{ID: lid, HTTPAddr: laddr},
+	st := api.Status{
+		AnsweredBy: n.cfg.ID, AppliedIndex: n.Raft().AppliedIndex(), Leader: api.LeaderInfo{ID: lid, HTTPAddr: laddr},
 		Nodes: nodes, Episodes: c.Episodes, Tasks: c.Tasks, Workers: len(n.fsm.Workers()), Learners: len(n.fsm.Learners()),
 		Stats: n.fsm.Stats(),
 	}
 	for _, e := range n.fsm.Experiments() {
-		st.Experiments = append(st.Experiments, ExperimentSummary{ID: e.ID, Name: e.Spec.Name, State: e.State, Phase: e.Phase, Open: e.Open})
+		st.Experiments = append(st.Experiments, api.ExperimentSummary{ID: e.ID, Name: e.Spec.Name, State: e.Status, Phase: e.Phase, Open: e.Open})
 	}
 	return st, nil
 }
@@ -549,16 +440,16 @@ func (n *Node) admin(h func(ctx context.Context, body []byte) error) http.Handle
 		}
 		if err := h(r.Context(), body); err != nil {
 			switch {
-			case errors.Is(err, ErrBadRequest):
-				writeErr(w, http.StatusBadRequest, string(CodeBadRequest), err)
-			case errors.Is(err, ErrNotFound):
-				writeErr(w, http.StatusNotFound, string(CodeNotFound), err)
+			case errors.Is(err, api.ErrBadRequest):
+				writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), err)
+			case errors.Is(err, api.ErrNotFound):
+				writeErr(w, http.StatusNotFound, string(api.CodeNotFound), err)
 			default:
 				n.writeProposeErr(w, err)
 			}
 			return
 		}
-		writeJSON(w, http.StatusOK, &Response{Index: n.Raft().AppliedIndex()})
+		writeJSON(w, http.StatusOK, &api.Response{Index: n.Raft().AppliedIndex()})
 	}
 }
 
@@ -566,23 +457,23 @@ func strictJSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
 	return nil
 }
 
 func (n *Node) join(ctx context.Context, body []byte) error {
-	var req JoinRequest
+	var req api.JoinRequest
 	if err := strictJSON(body, &req); err != nil {
 		return err
 	}
-	info := NodeInfo(req)
+	info := api.NodeInfo(req)
 	if err := (Command{Type: CmdSetNode, Time: time.Unix(1, 0), SetNode: &info}).validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
 	r := n.Raft()
 	if err := r.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
-		return fmt.Errorf("%w: add voter %s: %w", ErrUnavailable, req.ID, err)
+		return fmt.Errorf("%w: add voter %s: %w", api.ErrUnavailable, req.ID, err)
 	}
 	resp, err := n.propose(ctx, Command{Type: CmdSetNode, SetNode: &info})
 	if err != nil {
@@ -592,23 +483,23 @@ func (n *Node) join(ctx context.Context, body []byte) error {
 }
 
 func (n *Node) remove(ctx context.Context, body []byte) error {
-	var req RemoveRequest
+	var req api.RemoveRequest
 	if err := strictJSON(body, &req); err != nil {
 		return err
 	}
 	if req.ID == "" {
-		return fmt.Errorf("%w: id is required", ErrBadRequest)
+		return fmt.Errorf("%w: id is required", api.ErrBadRequest)
 	}
 	r := n.Raft()
 	fut := r.GetConfiguration()
 	if err := fut.Error(); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 	}
 	if !slices.ContainsFunc(fut.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == req.ID }) {
-		return fmt.Errorf("%w: node %q is not in the configuration", ErrNotFound, req.ID)
+		return fmt.Errorf("%w: node %q is not in the configuration", api.ErrNotFound, req.ID)
 	}
 	if err := r.RemoveServer(raft.ServerID(req.ID), 0, n.cfg.ApplyTimeout).Error(); err != nil {
-		return fmt.Errorf("%w: remove %s: %w", ErrUnavailable, req.ID, err)
+		return fmt.Errorf("%w: remove %s: %w", api.ErrUnavailable, req.ID, err)
 	}
 	if req.ID == n.cfg.ID {
 		return nil // the leader removed itself and steps down: the next leader keeps the address record
@@ -617,7 +508,7 @@ func (n *Node) remove(ctx context.Context, body []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := resp.Err(); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := resp.Err(); err != nil && !errors.Is(err, api.ErrNotFound) {
 		return err
 	}
 	return nil

@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
 
 // metrics writes the Prometheus text exposition format (version 0.0.4) by hand: a dozen
@@ -33,18 +36,18 @@ func (n *Node) metrics(w http.ResponseWriter, _ *http.Request) {
 	m.family("optoloop_coordinator_items", "gauge", "Work items by type and state.")
 	for _, t := range []struct {
 		typ string
-		by  map[ItemState]int
+		by  map[api.ItemState]int
 	}{{"episode", c.Episodes}, {"train", c.Tasks}} {
-		for _, s := range []ItemState{StatePending, StateLeased, StateDone, StateFailed} {
+		for _, s := range []api.ItemState{api.StatePending, api.StateLeased, api.StateDone, api.StateFailed} {
 			m.sample("optoloop_coordinator_items", fmt.Sprintf(`{type=%q,state=%q}`, t.typ, s), float64(t.by[s]))
 		}
 	}
-	exp := map[ExperimentState]int{}
+	exp := map[plan.Status]int{}
 	for _, e := range n.fsm.Experiments() {
-		exp[e.State]++
+		exp[e.Status]++
 	}
 	m.family("optoloop_coordinator_experiments", "gauge", "Experiments by state.")
-	for _, s := range []ExperimentState{ExperimentRunning, ExperimentDone, ExperimentFailed} {
+	for _, s := range []plan.Status{plan.StatusRunning, plan.StatusDone, plan.StatusFailed} {
 		m.sample("optoloop_coordinator_experiments", fmt.Sprintf(`{state=%q}`, s), float64(exp[s]))
 	}
 	m.gauge("optoloop_coordinator_workers", "Registered workers.", float64(len(n.fsm.Workers())))

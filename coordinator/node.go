@@ -17,15 +17,12 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/optoloop/optoloop/coordinator/api"
 )
 
-// Errors of the node and the client that callers branch on.
+// Errors of the node (the client's are in package api).
 var (
-	// ErrUnauthorized: the bearer token is missing or wrong; nothing changed.
-	ErrUnauthorized = errors.New("unauthorized")
-	// ErrUnavailable: no leader is known, or the write's outcome is unknown (the request
-	// ended before its log entry was applied). Retrying with the same idempotency key is safe.
-	ErrUnavailable = errors.New("unavailable")
 	// ErrNotLeader: this node is not the leader (internal; the HTTP API forwards instead).
 	ErrNotLeader = errors.New("not the leader")
 )
@@ -69,7 +66,7 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("coordinator: data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, fsm: NewFSM(), fwd: &http.Client{Timeout: cfg.ForwardTimeout, Transport: newTransport()}}
+	n := &Node{cfg: cfg, log: log, fsm: NewFSM(), fwd: &http.Client{Timeout: cfg.ForwardTimeout, Transport: api.NewTransport()}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -163,6 +160,9 @@ func (n *Node) IsLeader() bool { return n.Raft().State() == raft.Leader }
 
 // RefusedRaftConnections counts Raft connections dropped by the peer restriction.
 func (n *Node) RefusedRaftConnections() uint64 { return n.stream.refused.Load() }
+
+// ForwardedWrites counts the writes this node forwarded to the leader (also in /metrics).
+func (n *Node) ForwardedWrites() uint64 { return n.forwarded.Load() }
 
 // Run serves the HTTP API, proposes ticks while leader, joins the cluster if asked, and on
 // ctx's end shuts down cleanly: a leader first hands leadership over. It returns nil after a
@@ -267,7 +267,7 @@ func (n *Node) leaderLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if n.IsLeader() {
-			self := NodeInfo{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()}
+			self := api.NodeInfo{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()}
 			if got, ok := n.fsm.Node(n.cfg.ID); !ok || got != self {
 				if _, err := n.propose(ctx, Command{Type: CmdSetNode, SetNode: &self}); err != nil {
 					n.log.Warn("record own address", "err", err)
@@ -287,14 +287,14 @@ func (n *Node) leaderLoop(ctx context.Context) {
 
 // joinLoop asks the cluster at cfg.Join to add this node, with backoff, until it succeeds.
 func (n *Node) joinLoop(ctx context.Context) {
-	c, err := NewClient(ClientConfig{Endpoints: []string{n.cfg.Join}, Token: n.cfg.Token, MaxAttempts: 1})
+	c, err := api.NewClient(api.ClientConfig{Endpoints: []string{n.cfg.Join}, Token: n.cfg.Token, MaxAttempts: 1})
 	if err != nil {
 		n.log.Error("join", "err", err)
 		return
 	}
 	backoff := 50 * time.Millisecond
 	for {
-		err := c.Join(ctx, JoinRequest{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()})
+		err := c.Join(ctx, api.JoinRequest{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()})
 		if err == nil {
 			n.log.Info("joined", "via", n.cfg.Join)
 			return
@@ -316,34 +316,34 @@ type proposal struct {
 }
 
 type proposalResult struct {
-	resp *Response
+	resp *api.Response
 	err  error
 }
 
 // propose stamps c with the leader's time, replicates it and returns the FSM's response. The
 // wait ends with ctx: the entry may still commit later (ErrUnavailable, outcome unknown).
-func (n *Node) propose(ctx context.Context, c Command) (*Response, error) {
+func (n *Node) propose(ctx context.Context, c Command) (*api.Response, error) {
 	r := n.Raft()
 	if r.State() != raft.Leader {
 		return nil, ErrNotLeader
 	}
 	c.Time = n.cfg.Now()
 	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
 	p := &proposal{cmd: c, done: make(chan proposalResult, 1)}
 	select {
 	case n.proposals <- p:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("%w: %w", api.ErrUnavailable, ctx.Err())
 	case <-n.stopBatch:
-		return nil, fmt.Errorf("%w: node is closing", ErrUnavailable)
+		return nil, fmt.Errorf("%w: node is closing", api.ErrUnavailable)
 	}
 	select {
 	case res := <-p.done:
 		return res.resp, res.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: outcome unknown: %w", ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("%w: outcome unknown: %w", api.ErrUnavailable, ctx.Err())
 	}
 }
 
@@ -366,7 +366,7 @@ func (n *Node) batcher() {
 		select {
 		case sem <- struct{}{}:
 		case <-n.stopBatch:
-			first.done <- proposalResult{err: fmt.Errorf("%w: node is closing", ErrUnavailable)}
+			first.done <- proposalResult{err: fmt.Errorf("%w: node is closing", api.ErrUnavailable)}
 			return
 		}
 		batch := []*proposal{first}
@@ -392,7 +392,7 @@ func (n *Node) batcher() {
 		if err != nil {
 			<-sem
 			for _, p := range batch {
-				p.done <- proposalResult{err: fmt.Errorf("%w: %w", ErrBadRequest, err)}
+				p.done <- proposalResult{err: fmt.Errorf("%w: %w", api.ErrBadRequest, err)}
 			}
 			continue
 		}
@@ -410,19 +410,19 @@ func (n *Node) batcher() {
 			}
 			<-sem
 			if err != nil {
-				err = fmt.Errorf("%w: apply: %w", ErrUnavailable, err)
+				err = fmt.Errorf("%w: apply: %w", api.ErrUnavailable, err)
 				for _, p := range batch {
 					p.done <- proposalResult{err: err}
 				}
 				return
 			}
 			switch resp := f.Response().(type) {
-			case *Response:
+			case *api.Response:
 				if len(batch) == 1 && resp != nil {
 					batch[0].done <- proposalResult{resp: resp}
 					return
 				}
-			case []*Response:
+			case []*api.Response:
 				if len(resp) == len(batch) {
 					for i, p := range batch {
 						p.done <- proposalResult{resp: resp[i]}
@@ -431,7 +431,7 @@ func (n *Node) batcher() {
 				}
 			}
 			for _, p := range batch {
-				p.done <- proposalResult{err: fmt.Errorf("%w: unexpected response %T from the state machine", ErrUnavailable, f.Response())}
+				p.done <- proposalResult{err: fmt.Errorf("%w: unexpected response %T from the state machine", api.ErrUnavailable, f.Response())}
 			}
 		}()
 	}

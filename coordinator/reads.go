@@ -4,6 +4,9 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
 
 // AppliedIndex is the index of the last log entry this FSM applied.
@@ -17,14 +20,14 @@ func (f *FSM) Now() time.Time {
 }
 
 // Experiment returns the experiment and its items in creation order.
-func (f *FSM) Experiment(id string) (Experiment, []Item, bool) {
+func (f *FSM) Experiment(id string) (api.Experiment, []api.Item, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	e, ok := f.st.Experiments[id]
 	if !ok {
-		return Experiment{}, nil, false
+		return api.Experiment{}, nil, false
 	}
-	items := make([]Item, 0, len(e.Items))
+	items := make([]api.Item, 0, len(e.Items))
 	for _, iid := range e.Items {
 		items = append(items, *copyItem(f.st.Items[iid]))
 	}
@@ -32,10 +35,10 @@ func (f *FSM) Experiment(id string) (Experiment, []Item, bool) {
 }
 
 // Experiments returns every experiment (without item lists), ordered by id.
-func (f *FSM) Experiments() []Experiment {
+func (f *FSM) Experiments() []api.Experiment {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make([]Experiment, 0, len(f.st.Experiments))
+	out := make([]api.Experiment, 0, len(f.st.Experiments))
 	for _, id := range slices.Sorted(maps.Keys(f.st.Experiments)) {
 		e := copyExperiment(f.st.Experiments[id])
 		e.Items = nil
@@ -45,23 +48,40 @@ func (f *FSM) Experiments() []Experiment {
 }
 
 // Item returns one item.
-func (f *FSM) Item(id string) (Item, bool) {
+func (f *FSM) Item(id string) (api.Item, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	it, ok := f.st.Items[id]
 	if !ok {
-		return Item{}, false
+		return api.Item{}, false
 	}
 	return *copyItem(it), true
 }
 
+// ExperimentView returns an experiment with its items and their counts.
+func (f *FSM) ExperimentView(id string) (api.ExperimentView, bool) {
+	e, items, ok := f.Experiment(id)
+	if !ok {
+		return api.ExperimentView{}, false
+	}
+	c := api.Counts{Episodes: map[api.ItemState]int{}, Tasks: map[api.ItemState]int{}}
+	for _, it := range items {
+		if it.Type == plan.TypeTrain {
+			c.Tasks[it.State]++
+		} else {
+			c.Episodes[it.State]++
+		}
+	}
+	return api.ExperimentView{Experiment: e, Items: items, Counts: c}, true
+}
+
 // Counts returns the number of episodes and training tasks by state.
-func (f *FSM) Counts() Counts {
+func (f *FSM) Counts() api.Counts {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	c := Counts{Episodes: map[ItemState]int{}, Tasks: map[ItemState]int{}}
+	c := api.Counts{Episodes: map[api.ItemState]int{}, Tasks: map[api.ItemState]int{}}
 	for _, it := range f.st.Items {
-		if it.Type == TypeTrain {
+		if it.Type == plan.TypeTrain {
 			c.Tasks[it.State]++
 		} else {
 			c.Episodes[it.State]++
@@ -71,39 +91,39 @@ func (f *FSM) Counts() Counts {
 }
 
 // Workers returns the registered workers ordered by id.
-func (f *FSM) Workers() []Worker {
+func (f *FSM) Workers() []api.Worker {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return sortedValues(f.st.Workers)
 }
 
 // Learners returns the registered learners ordered by id.
-func (f *FSM) Learners() []Learner {
+func (f *FSM) Learners() []api.Learner {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return sortedValues(f.st.Learners)
 }
 
 // Nodes returns the coordinator nodes' addresses ordered by id.
-func (f *FSM) Nodes() []NodeInfo {
+func (f *FSM) Nodes() []api.NodeInfo {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return sortedValues(f.st.Nodes)
 }
 
 // Node returns one node's addresses.
-func (f *FSM) Node(id string) (NodeInfo, bool) {
+func (f *FSM) Node(id string) (api.NodeInfo, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	n, ok := f.st.Nodes[id]
 	if !ok {
-		return NodeInfo{}, false
+		return api.NodeInfo{}, false
 	}
 	return *n, true
 }
 
 // Stats returns the replicated counters.
-func (f *FSM) Stats() Stats {
+func (f *FSM) Stats() api.Stats {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.st.Stats

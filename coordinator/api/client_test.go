@@ -1,4 +1,4 @@
-package coordinator
+package api_test
 
 import (
 	"bytes"
@@ -11,7 +11,16 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/coordinator/coordinatortest"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
+
+const spec = `name: client
+lines: ["301"]
+collect: {hours_per_line: 0.01, episode_seconds: 12}
+`
 
 // lossyProxy forwards requests to a node and, for the first request to dropPath, throws the
 // node's answer away and answers 503: the write applied, but the client never heard.
@@ -37,7 +46,7 @@ func (p *lossyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	drop := false
 	if r.URL.Path == p.dropPath {
-		p.keys = append(p.keys, r.Header.Get(HeaderIdempotencyKey))
+		p.keys = append(p.keys, r.Header.Get(api.HeaderIdempotencyKey))
 		drop = !p.dropped
 		p.dropped = true
 	}
@@ -54,22 +63,22 @@ func (p *lossyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestClientRetryKeepsIdempotencyKey(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	node := c.leader()
+	c := coordinatortest.New(t, 1, nil)
+	node := c.Leader()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	direct := c.client(t)
-	if _, err := direct.Submit(ctx, []byte(clusterSpec)); err != nil {
+	direct := c.Client(t)
+	if _, err := direct.Submit(ctx, []byte(spec)); err != nil {
 		t.Fatal(err)
 	}
-	if err := direct.RegisterWorker(ctx, RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}); err != nil {
+	if err := direct.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}); err != nil {
 		t.Fatal(err)
 	}
-	p := &lossyProxy{target: node.n.URL(), dropPath: "/v1/lease"}
+	p := &lossyProxy{target: node.URL(), dropPath: "/v1/lease"}
 	srv := httptest.NewServer(p)
 	defer srv.Close()
-	cl := c.client(t, srv.URL)
-	it, err := cl.Lease(ctx, LeaseRequest{Holder: "w", Type: TypeEpisode})
+	cl := c.Client(t, srv.URL)
+	it, err := cl.Lease(ctx, api.LeaseRequest{Holder: "w", Type: plan.TypeEpisode})
 	if err != nil || it == nil {
 		t.Fatalf("lease: %v %v", it, err)
 	}
@@ -77,27 +86,27 @@ func TestClientRetryKeepsIdempotencyKey(t *testing.T) {
 		t.Fatalf("idempotency keys of the two attempts: %q", p.keys)
 	}
 	// The lost first attempt and the retry are one lease.
-	st := node.n.FSM().Stats()
+	st := node.FSM().Stats()
 	if st.LeasesGranted != 1 || st.Replayed != 1 {
 		t.Fatalf("stats %+v: want 1 lease granted and 1 replay", st)
 	}
-	got, _ := node.n.FSM().Item(it.ID)
+	got, _ := node.FSM().Item(it.ID)
 	if got.Token != it.Token || got.Holder != "w" {
 		t.Fatalf("client holds %s/%d, coordinator %s/%d", it.ID, it.Token, got.ID, got.Token)
 	}
 	// The client learned the leader's URL from the answer: the next write goes to the leader
 	// directly, not through the proxy; the worker gets its held episode, not a new one.
-	again, err := cl.Lease(ctx, LeaseRequest{Holder: "w", Type: TypeEpisode})
+	again, err := cl.Lease(ctx, api.LeaseRequest{Holder: "w", Type: plan.TypeEpisode})
 	if err != nil || again.ID != it.ID || len(p.keys) != 2 {
 		t.Fatalf("second lease %v %v, keys through the proxy %q", again, err, p.keys)
 	}
-	if st := node.n.FSM().Stats(); st.LeasesGranted != 1 {
+	if st := node.FSM().Stats(); st.LeasesGranted != 1 {
 		t.Fatalf("leases granted %d after the repeated lease", st.LeasesGranted)
 	}
 }
 
 func TestClientSkipsDeadEndpoints(t *testing.T) {
-	c := newCluster(t, 1, nil)
+	c := coordinatortest.New(t, 1, nil)
 	// A port with nothing listening.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -107,9 +116,9 @@ func TestClientSkipsDeadEndpoints(t *testing.T) {
 	ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl := c.client(t, dead, c.leader().n.URL())
+	cl := c.Client(t, dead, c.Leader().URL())
 	for i := range 3 {
-		if err := cl.RegisterLearner(ctx, RegisterLearnerCmd{ID: "l"}); err != nil {
+		if err := cl.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: "l"}); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
 	}
@@ -117,14 +126,14 @@ func TestClientSkipsDeadEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	// With every endpoint dead the call fails with ErrUnavailable once its attempts are spent.
-	only, err := NewClient(ClientConfig{Endpoints: []string{dead}, Token: testToken, MaxAttempts: 3, BaseBackoff: time.Millisecond})
+	only, err := api.NewClient(api.ClientConfig{Endpoints: []string{dead}, Token: coordinatortest.Token, MaxAttempts: 3, BaseBackoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := only.RegisterLearner(ctx, RegisterLearnerCmd{ID: "l"}); err == nil || !errors.Is(err, ErrUnavailable) {
+	if err := only.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: "l"}); err == nil || !errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("all endpoints dead: %v", err)
 	}
-	if _, err := NewClient(ClientConfig{Endpoints: []string{"ftp://x"}}); err == nil {
+	if _, err := api.NewClient(api.ClientConfig{Endpoints: []string{"ftp://x"}}); err == nil {
 		t.Fatal("an ftp endpoint was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package coordinator
+package api
 
 import (
 	"bytes"
@@ -111,7 +111,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		c.endpoints = append(c.endpoints, u)
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Timeout: 15 * time.Second, Transport: newTransport()}
+		c.hc = &http.Client{Timeout: 15 * time.Second, Transport: NewTransport()}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -119,13 +119,30 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
-// newTransport keeps enough idle connections per node for concurrent callers (the default
-// transport keeps 2, so concurrent calls would open a new connection each).
-func newTransport() *http.Transport {
+// NewTransport is the HTTP transport of the client and of a node forwarding writes: it keeps
+// enough idle connections per node for concurrent callers (the default transport keeps 2, so
+// concurrent calls would open a new connection each).
+func NewTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 1024
 	t.MaxIdleConnsPerHost = 256
 	return t
+}
+
+type keyCtx struct{}
+
+// WithIdempotencyKey returns a context whose writes carry key as their idempotency key, so
+// that a caller retrying a write whose outcome it does not know (a report after a timeout)
+// sends the same key again and the write applies at most once. Without it every call gets a
+// new key (kept across the client's own retries of that call).
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, keyCtx{}, key)
+}
+
+// IdempotencyKey returns the key WithIdempotencyKey set on ctx ("" when none).
+func IdempotencyKey(ctx context.Context) string {
+	k, _ := ctx.Value(keyCtx{}).(string)
+	return k
 }
 
 func newKey() string {
@@ -206,7 +223,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, write
 func (c *Client) doType(ctx context.Context, method, path, contentType string, body []byte, write bool, out any) error {
 	key := ""
 	if write {
-		key = newKey()
+		if key = IdempotencyKey(ctx); key == "" {
+			key = newKey()
+		}
 	}
 	var last error
 	for attempt := 0; attempt < c.cfg.MaxAttempts; attempt++ {
@@ -266,7 +285,7 @@ func (c *Client) doType(ctx context.Context, method, path, contentType string, b
 			c.sawLeader(resp.Header.Get(HeaderLeaderURL))
 		}
 		if resp.StatusCode >= 500 {
-			var e apiError
+			var e ErrorBody
 			_ = json.Unmarshal(data, &e)
 			last = fmt.Errorf("%w: %s: %s", ErrUnavailable, resp.Status, e.Error)
 			c.log.Debug("coordinator client: retry", "url", u, "status", resp.Status, "err", e.Error)
@@ -288,7 +307,7 @@ func (c *Client) doType(ctx context.Context, method, path, contentType string, b
 			return nil
 		}
 		if resp.StatusCode >= 300 {
-			var e apiError
+			var e ErrorBody
 			_ = json.Unmarshal(data, &e)
 			return codeErr(e.Code, e.Error)
 		}

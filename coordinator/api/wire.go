@@ -1,0 +1,177 @@
+package api
+
+import (
+	"encoding/json"
+
+	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/experiment/plan"
+)
+
+// Limits on command contents.
+const (
+	MaxCommandBytes = 2 << 20
+	MaxOutputBytes  = 64 << 10
+	MaxIDLength     = 128
+	MaxReasonLength = 1024
+	// MaxBatch is the most commands one batch entry holds; lease tokens number a batch's
+	// commands in the low 12 bits (index<<12 | position).
+	MaxBatch = 1024
+)
+
+// SubmitCmd submits an experiment file (YAML). The leader checks it before proposing; the FSM
+// parses it again, so what is replicated is the file itself.
+type SubmitCmd struct {
+	Spec        string `json:"spec"`
+	MaxAttempts int    `json:"max_attempts"`
+}
+
+// RegisterWorkerCmd registers (or re-registers) a worker.
+type RegisterWorkerCmd struct {
+	ID           string          `json:"id"`
+	ArenaID      string          `json:"arena_id"`
+	Line         string          `json:"line"`
+	Calibration  json.RawMessage `json:"calibration,omitempty"`
+	Capabilities []string        `json:"capabilities,omitempty"`
+}
+
+// RegisterLearnerCmd registers (or re-registers) a learner.
+type RegisterLearnerCmd struct {
+	ID           string   `json:"id"`
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// ReportCmd reports the item done under lease Token.
+type ReportCmd struct {
+	Holder string `json:"holder"`
+	ItemID string `json:"item_id"`
+	Token  uint64 `json:"token"`
+	// Outcome is a done episode's outcome (nil for a training task).
+	Outcome *episode.Outcome `json:"outcome,omitempty"`
+	// PolicyVersion is, for a training task, the final parameter version it published.
+	PolicyVersion uint64          `json:"policy_version,omitempty"`
+	Output        json.RawMessage `json:"output,omitempty"`
+}
+
+// FailCmd reports that the attempt under lease Token failed.
+type FailCmd struct {
+	Holder string `json:"holder"`
+	ItemID string `json:"item_id"`
+	Token  uint64 `json:"token"`
+	Reason string `json:"reason"`
+}
+
+// HTTP headers of the API.
+const (
+	// HeaderIdempotencyKey carries the client's key on every write.
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderForwarded marks a write a follower forwarded to the leader (one hop only).
+	HeaderForwarded = "X-Optoloop-Forwarded-By"
+	// Freshness headers on every response: the answering node, its Raft state and applied
+	// index, the leader it knows (id and URL) and how long ago it heard from it.
+	HeaderNode         = "X-Optoloop-Node"
+	HeaderRaftState    = "X-Optoloop-Raft-State"
+	HeaderAppliedIndex = "X-Optoloop-Applied-Index"
+	HeaderLeader       = "X-Optoloop-Leader"
+	HeaderLeaderURL    = "X-Optoloop-Leader-Url"
+	HeaderLastContact  = "X-Optoloop-Last-Contact-Ms"
+)
+
+// LeaseRequest asks for one item. TTLSeconds 0 takes the node's LeaseTTL.
+type LeaseRequest struct {
+	Holder     string        `json:"holder"`
+	Type       plan.ItemType `json:"type"`
+	TTLSeconds float64       `json:"ttl_seconds,omitempty"`
+}
+
+// HeartbeatRequest renews a lease (or, with no item, says the holder is alive).
+type HeartbeatRequest struct {
+	Holder     string  `json:"holder"`
+	ItemID     string  `json:"item_id,omitempty"`
+	Token      uint64  `json:"token,omitempty"`
+	TTLSeconds float64 `json:"ttl_seconds,omitempty"`
+}
+
+// JoinRequest asks the cluster to add a node as a voter.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// RemoveRequest asks the cluster to remove a node.
+type RemoveRequest struct {
+	ID string `json:"id"`
+}
+
+// ExperimentView is an experiment with its items.
+type ExperimentView struct {
+	Experiment Experiment `json:"experiment"`
+	Items      []Item     `json:"items"`
+	Counts     Counts     `json:"counts"`
+}
+
+// NodeStatus is one node's view of itself.
+type NodeStatus struct {
+	ID            string `json:"id"`
+	RaftAddr      string `json:"raft_addr"`
+	HTTPAddr      string `json:"http_addr,omitempty"`
+	Voter         bool   `json:"voter"`
+	Reachable     bool   `json:"reachable"`
+	Error         string `json:"error,omitempty"`
+	State         string `json:"state,omitempty"`
+	Term          uint64 `json:"term,omitempty"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	CommitIndex   uint64 `json:"commit_index"`
+	LastIndex     uint64 `json:"last_index"`
+	Leader        string `json:"leader,omitempty"`
+	LastContactMs int64  `json:"last_contact_ms"`
+}
+
+// LeaderInfo names the leader.
+type LeaderInfo struct {
+	ID       string `json:"id"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// ExperimentSummary is one line of the status.
+type ExperimentSummary struct {
+	ID    string      `json:"id"`
+	Name  string      `json:"name"`
+	State plan.Status `json:"state"`
+	Phase plan.Phase  `json:"phase"`
+	Open  int         `json:"open"`
+}
+
+// Status is the cluster's status as one node sees it.
+type Status struct {
+	// AnsweredBy is the node that answered; AppliedIndex its applied index (how fresh the
+	// counts are).
+	AnsweredBy   string              `json:"answered_by"`
+	AppliedIndex uint64              `json:"applied_index"`
+	Leader       LeaderInfo          `json:"leader"`
+	Nodes        []NodeStatus        `json:"nodes"`
+	Episodes     map[ItemState]int   `json:"episodes"`
+	Tasks        map[ItemState]int   `json:"tasks"`
+	Experiments  []ExperimentSummary `json:"experiments"`
+	Workers      int                 `json:"workers"`
+	Learners     int                 `json:"learners"`
+	Stats        Stats               `json:"stats"`
+}
+
+// ErrorBody is the JSON body of a refused call.
+type ErrorBody struct {
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+// Stats are replicated counters.
+type Stats struct {
+	Commands        uint64 `json:"commands"`
+	Refused         uint64 `json:"refused"`
+	Replayed        uint64 `json:"replayed"`
+	LeasesGranted   uint64 `json:"leases_granted"`
+	LeasesExpired   uint64 `json:"leases_expired"`
+	ReportsAccepted uint64 `json:"reports_accepted"`
+	ReportsRefused  uint64 `json:"reports_refused"`
+	Failures        uint64 `json:"failures"`
+}

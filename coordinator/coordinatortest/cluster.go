@@ -1,0 +1,399 @@
+// Package coordinatortest runs a real coordinator cluster inside a test: hashicorp/raft nodes
+// talking Raft over TCP and serving the HTTP API on 127.0.0.1 (free ports), each with its own
+// data directory under the test's temporary directory, all sharing a clock the test can move
+// forward. Tests kill, restart, partition and stop nodes, wait for a leader or for every node
+// to hold the same state, and talk to the cluster through api.Client. Every node is stopped when
+// the test ends (tb.Cleanup), whether it passed, failed or panicked.
+//
+//	c := coordinatortest.New(t, 3, nil)
+//	cl := c.Client(t)
+//	id, err := cl.Submit(ctx, spec)
+//	c.Kill(c.Leader().ID())
+//	c.WaitConverged()
+//
+// Methods that wait fail the test (tb.Fatal) when the cluster does not get there in time, so
+// they must be called from the test's goroutine.
+package coordinatortest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/optoloop/optoloop/coordinator"
+	"github.com/optoloop/optoloop/coordinator/api"
+)
+
+// Token is the bearer token of every harness cluster.
+const Token = "test-token-0123456789"
+
+// LogEnv names the environment variable that, when set, sends the nodes' logs (debug level) to
+// stderr; by default they are discarded.
+const LogEnv = "OPTOLOOP_TEST_LOG"
+
+// Clock is the cluster's clock: the wall clock plus an offset the test moves forward with
+// Advance. Every node stamps its commands with it, so advancing it expires leases on the next
+// tick without the test sleeping. Safe for concurrent use.
+type Clock struct{ offset atomic.Int64 }
+
+// Now returns the wall clock plus the offset.
+func (c *Clock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// Cluster is an in-process coordinator cluster. Node ids are "n0", "n1", ... in the order New
+// started them; Add starts more. Safe for concurrent use, except that waiting methods must run
+// on the test's goroutine.
+type Cluster struct {
+	tb    testing.TB
+	dir   string
+	clock *Clock
+	tune  func(*coordinator.Config)
+
+	mu    sync.Mutex
+	cfgs  map[string]coordinator.Config // every node ever started, with its bound addresses
+	live  map[string]*member
+	order []string
+}
+
+type member struct {
+	n      *coordinator.Node
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// New starts a cluster of size nodes (size >= 1): n0 bootstraps it, the others join through the
+// leader, and New returns once every node holds the same state. tune, when not nil, adjusts
+// each node's configuration after the harness's defaults (LAN timeouts with headroom for -race
+// on a loaded 2-core machine, 100 ms ticks, 10 s leases, Raft peers restricted to 127.0.0.1).
+func New(tb testing.TB, size int, tune func(*coordinator.Config)) *Cluster {
+	tb.Helper()
+	if size < 1 {
+		tb.Fatalf("coordinatortest: cluster size %d must be >= 1", size)
+	}
+	c := &Cluster{tb: tb, dir: tb.TempDir(), clock: &Clock{}, tune: tune,
+		cfgs: map[string]coordinator.Config{}, live: map[string]*member{}}
+	tb.Cleanup(c.stopAll)
+	first := c.config("n0")
+	first.Bootstrap = true
+	c.start(first)
+	c.Leader()
+	for i := 1; i < size; i++ {
+		c.Add(fmt.Sprintf("n%d", i))
+	}
+	c.WaitConverged()
+	return c
+}
+
+// Clock is the clock every node reads.
+func (c *Cluster) Clock() *Clock { return c.clock }
+
+func (c *Cluster) config(id string) coordinator.Config {
+	cfg := coordinator.DefaultConfig()
+	cfg.ID = id
+	cfg.RaftAddr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(c.dir, id)
+	cfg.Token = Token
+	cfg.HeartbeatTimeout = 400 * time.Millisecond
+	cfg.ElectionTimeout = 400 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 200 * time.Millisecond
+	cfg.TickInterval = 100 * time.Millisecond
+	cfg.SnapshotInterval = time.Second
+	cfg.LeaseTTL = 10 * time.Second
+	cfg.RestrictRaftPeers = true
+	cfg.RaftAllowedPeers = []string{"127.0.0.1"}
+	cfg.Now = c.clock.Now
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	if os.Getenv(LogEnv) != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	return cfg
+}
+
+// Add starts a new node with id that joins through the current leader, and returns once it
+// is in the Raft configuration.
+func (c *Cluster) Add(id string) *coordinator.Node {
+	c.tb.Helper()
+	c.mu.Lock()
+	_, exists := c.cfgs[id]
+	c.mu.Unlock()
+	if exists {
+		c.tb.Fatalf("coordinatortest: node %s already exists", id)
+	}
+	cfg := c.config(id)
+	cfg.Join = c.Leader().URL()
+	n := c.start(cfg)
+	WaitFor(c.tb, 20*time.Second, "node "+id+" in the configuration", func() bool { return c.InConfig(id) })
+	return n
+}
+
+// InConfig reports whether the current leader's Raft configuration holds node id (false while
+// no single leader is known).
+func (c *Cluster) InConfig(id string) bool {
+	l := c.LeaderOrNil()
+	if l == nil {
+		return false
+	}
+	fut := l.Raft().GetConfiguration()
+	if fut.Error() != nil {
+		return false
+	}
+	for _, s := range fut.Configuration().Servers {
+		if string(s.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Cluster) start(cfg coordinator.Config) *coordinator.Node {
+	c.tb.Helper()
+	n, err := coordinator.New(cfg)
+	if err != nil {
+		c.tb.Fatalf("coordinatortest: start %s: %v", cfg.ID, err)
+	}
+	// A restart keeps the addresses the node had.
+	cfg.RaftAddr, cfg.HTTPAddr = n.RaftAddr(), n.HTTPAddr()
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{n: n, cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- n.Run(ctx) }()
+	c.mu.Lock()
+	if !slices.Contains(c.order, cfg.ID) {
+		c.order = append(c.order, cfg.ID)
+	}
+	c.cfgs[cfg.ID] = cfg
+	c.live[cfg.ID] = m
+	c.mu.Unlock()
+	return n
+}
+
+func (c *Cluster) take(id string) *member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.live[id]
+	delete(c.live, id)
+	return m
+}
+
+// Kill stops node id abruptly, as a crash looks to the others (no leadership transfer), keeping
+// its data directory for Restart. Killing a node that is not running does nothing.
+func (c *Cluster) Kill(id string) {
+	m := c.take(id)
+	if m == nil {
+		return
+	}
+	_ = m.n.Close()
+	m.cancel()
+	<-m.done
+}
+
+// Stop shuts node id down cleanly (a leader hands leadership over first) and returns what its
+// Run returned; its data directory is kept for Restart. Stopping a node that is not running
+// returns nil.
+func (c *Cluster) Stop(id string) error {
+	m := c.take(id)
+	if m == nil {
+		return nil
+	}
+	m.cancel()
+	return <-m.done
+}
+
+// Restart starts a killed or stopped node again from its data directory, on its old addresses.
+func (c *Cluster) Restart(id string) *coordinator.Node {
+	c.tb.Helper()
+	c.mu.Lock()
+	cfg, ok := c.cfgs[id]
+	_, running := c.live[id]
+	c.mu.Unlock()
+	switch {
+	case !ok:
+		c.tb.Fatalf("coordinatortest: restart of unknown node %s", id)
+	case running:
+		c.tb.Fatalf("coordinatortest: restart of running node %s", id)
+	}
+	cfg.Bootstrap, cfg.Join = false, ""
+	return c.start(cfg)
+}
+
+// SetPartitioned cuts (true) or restores (false) node id's Raft connections to its peers, in
+// both directions; its HTTP API keeps serving.
+func (c *Cluster) SetPartitioned(id string, partitioned bool) {
+	c.tb.Helper()
+	n := c.Node(id)
+	if n == nil {
+		c.tb.Fatalf("coordinatortest: partition of node %s, which is not running", id)
+	}
+	n.SetRaftPartitioned(partitioned)
+}
+
+func (c *Cluster) stopAll() {
+	c.mu.Lock()
+	ids := slices.Clone(c.order)
+	c.mu.Unlock()
+	for _, id := range ids {
+		c.Kill(id)
+	}
+}
+
+// Nodes returns the running nodes in the order they were first started.
+func (c *Cluster) Nodes() []*coordinator.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*coordinator.Node
+	for _, id := range c.order {
+		if m, ok := c.live[id]; ok {
+			out = append(out, m.n)
+		}
+	}
+	return out
+}
+
+// Node returns running node id, or nil.
+func (c *Cluster) Node(id string) *coordinator.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m, ok := c.live[id]; ok {
+		return m.n
+	}
+	return nil
+}
+
+// Config returns the configuration node id was (last) started with, its addresses bound.
+func (c *Cluster) Config(id string) coordinator.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfgs[id]
+}
+
+// LeaderOrNil returns the running node that is the Raft leader, or nil when none is, or when
+// two are (an old leader that has not stepped down yet).
+func (c *Cluster) LeaderOrNil() *coordinator.Node {
+	var found *coordinator.Node
+	for _, n := range c.Nodes() {
+		if n.Raft().State() == raft.Leader {
+			if found != nil {
+				return nil
+			}
+			found = n
+		}
+	}
+	return found
+}
+
+// Leader waits (up to 20 s) for a single leader that has recorded its own addresses in the
+// replicated state (so that followers can forward writes to it) and returns it.
+func (c *Cluster) Leader() *coordinator.Node {
+	c.tb.Helper()
+	var l *coordinator.Node
+	WaitFor(c.tb, 20*time.Second, "a leader", func() bool {
+		l = c.LeaderOrNil()
+		if l == nil {
+			return false
+		}
+		_, ok := l.FSM().Node(l.ID())
+		return ok
+	})
+	return l
+}
+
+// Followers returns the running nodes other than the leader (waiting for one).
+func (c *Cluster) Followers() []*coordinator.Node {
+	c.tb.Helper()
+	l := c.Leader()
+	var out []*coordinator.Node
+	for _, n := range c.Nodes() {
+		if n != l {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// WaitConverged waits (up to 30 s) until every running node has applied the leader's last log
+// index and all hold the same state (coordinator.FSM.StateDigest).
+func (c *Cluster) WaitConverged() {
+	c.tb.Helper()
+	WaitFor(c.tb, 30*time.Second, "all nodes at the same state", func() bool {
+		l := c.LeaderOrNil()
+		if l == nil {
+			return false
+		}
+		want := l.Raft().LastIndex()
+		var first []byte
+		for i, n := range c.Nodes() {
+			if n.Raft().AppliedIndex() < want {
+				return false
+			}
+			d, err := n.FSM().StateDigest()
+			if err != nil {
+				return false
+			}
+			if i == 0 {
+				first = d
+			} else if !bytes.Equal(first, d) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// URLs returns the HTTP base URLs of the running nodes.
+func (c *Cluster) URLs() []string {
+	var out []string
+	for _, n := range c.Nodes() {
+		out = append(out, n.URL())
+	}
+	return out
+}
+
+// ClientConfig is the configuration Client uses: the given endpoints (default: every running
+// node), Token, and patient retries (40 attempts, 10-500 ms backoff) that ride out an election.
+func (c *Cluster) ClientConfig(urls ...string) api.ClientConfig {
+	if len(urls) == 0 {
+		urls = c.URLs()
+	}
+	return api.ClientConfig{Endpoints: urls, Token: Token, MaxAttempts: 40, BaseBackoff: 10 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+}
+
+// Client returns a client of the cluster (see ClientConfig) through urls (default: every
+// running node).
+func (c *Cluster) Client(tb testing.TB, urls ...string) *api.Client {
+	tb.Helper()
+	cl, err := api.NewClient(c.ClientConfig(urls...))
+	if err != nil {
+		tb.Fatalf("coordinatortest: client: %v", err)
+	}
+	return cl
+}
+
+// WaitFor polls cond every 5 ms until it holds, and fails the test after timeout naming what it
+// waited for.
+func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
