@@ -86,6 +86,27 @@ type Result struct {
 	Records []replay.Record
 	// TargetPx is the target in the arena's pixels.
 	TargetPx [2]float64
+	// PolicyVersion is the parameter version the policy acted with (0 for a schedule).
+	PolicyVersion uint64
+}
+
+// Outcome returns the result as the typed outcome a worker reports.
+func (r *Result) Outcome() episode.Outcome {
+	o := episode.Outcome{
+		Seconds:         r.Metrics.Seconds,
+		ClosestCM:       r.Metrics.ClosestCM,
+		FinalDistanceCM: r.Metrics.FinalDistanceCM,
+		MeanSpeedMMs:    r.Metrics.MeanSpeedMMs,
+		LightFraction:   r.ChosenLightFraction(),
+		LostFraction:    r.LostFraction(),
+		Frames:          r.Frames,
+		PolicyVersion:   r.PolicyVersion,
+	}
+	if t := r.Metrics.TimeToWithinS; t != nil {
+		v := *t
+		o.TimeTo05cmS = &v
+	}
+	return o
 }
 
 // LostFraction is the share of steps without a usable pose.
@@ -207,6 +228,9 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 		return res, fmt.Errorf("worker: episode %q: target (%g, %g) cm lies outside the plate", ep.ID, ep.TargetCM[0], ep.TargetCM[1])
 	}
 	res.TargetPx = [2]float64{tx, ty}
+	if ep.Policy != nil {
+		res.PolicyVersion = ep.PolicyVersion
+	}
 	toRef := ReferencePxPerCM / cal.PxPerCM
 	w.build.Reset(tx*toRef, ty*toRef)
 	acc, err := episode.NewAccumulator(cal.PxPerCM)

@@ -116,6 +116,9 @@ func TestRunEpisodeRecordsAndMetrics(t *testing.T) {
 			if diff := closest - res.Metrics.ClosestCM; diff > 1e-9 || diff < -1e-9 {
 				t.Fatalf("closest approach %v cm, records say %v", res.Metrics.ClosestCM, closest)
 			}
+			if o := res.Outcome(); o.PolicyVersion != 0 || o.ClosestCM != res.Metrics.ClosestCM || o.LightFraction != float64(res.LightOn)/float64(res.Frames) {
+				t.Fatalf("outcome %+v of a scheduled episode", o)
+			}
 		})
 	}
 }
@@ -146,6 +149,14 @@ func TestPolicySeesObservationAndVersionIsRecorded(t *testing.T) {
 	// that the light stays off.
 	if want := res.Frames - res.Lost - (obs.Frames - 1); calls != want {
 		t.Fatalf("policy called %d times for %d tracked steps, want %d", calls, res.Frames-res.Lost, want)
+	}
+	out := res.Outcome()
+	if out.PolicyVersion != 42 || out.Frames != res.Frames || out.LightFraction != res.ChosenLightFraction() ||
+		out.LostFraction != res.LostFraction() || out.ClosestCM != res.Metrics.ClosestCM || out.Seconds != res.Metrics.Seconds {
+		t.Fatalf("outcome %+v of result %+v", out, res.Metrics)
+	}
+	if err := out.Validate(); err != nil {
+		t.Fatal(err)
 	}
 	tracked := 0
 	for i, r := range res.Records {

@@ -7,7 +7,7 @@
 // habituation and tiring. A transgenic line (Line, from the embedded catalogue lines.yaml or a
 // user's file via LoadCatalogue) modulates that behaviour while the light is on. Arena renders
 // frames through arenas/sim/render, or skips rendering (Config.NoRender: frames carry a nil Pix
-// and only Pose tells where the worm is). RunEpisode runs one episode under a fixed light policy
-// and returns the episode package's metrics. DESIGN.md describes the model, its sources and its
-// calibration against the reference study.
+// and only Pose tells where the worm is). Episodes run through package station (arena, tracker
+// and worker loop). DESIGN.md describes the model, its sources and its calibration against the
+// reference study.
 package sim

@@ -17,7 +17,7 @@ func TestLineResponses(t *testing.T) {
 	const n, secs = 40, 300
 	type measure struct {
 		name string
-		f    func(Result) float64
+		f    func(fixedResult) float64
 	}
 	rev := measure{"reversals per min (not edge-triggered)", spontaneous}
 	spd := measure{"mean speed", speed}
@@ -37,13 +37,13 @@ func TestLineResponses(t *testing.T) {
 		{"336", spd, false},
 		{"437", rev, true},
 	}
-	cache := map[string][2][]Result{}
-	run := func(code string) [2][]Result {
+	cache := map[string][2][]fixedResult{}
+	run := func(code string) [2][]fixedResult {
 		if r, ok := cache[code]; ok {
 			return r
 		}
 		l := mustLine(t, code)
-		r := [2][]Result{episodes(t, l, "none", n, secs, 300), episodes(t, l, "always", n, secs, 300)}
+		r := [2][]fixedResult{episodes(t, l, "none", n, secs, 300), episodes(t, l, "always", n, secs, 300)}
 		cache[code] = r
 		return r
 	}

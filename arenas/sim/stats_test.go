@@ -68,26 +68,91 @@ func TestMannWhitney(t *testing.T) {
 	}
 }
 
+// fixedEpisode is one episode under a fixed light policy on a new arena, measured on the
+// worm's true centre (no tracking, no pose: the cheapest loop, for statistics over hundreds of
+// animals). Episodes of experiments run through package station instead.
+type fixedEpisode struct {
+	// Arena configures the arena (line, seed, rendering).
+	Arena Config
+	// Policy is the fixed light policy; PolicySeed seeds its random schedule.
+	Policy     episode.Policy
+	PolicySeed uint64
+	// TargetCM is the target's offset from the plate centre in cm (image axes).
+	TargetCM [2]float64
+	// Seconds is the episode's length on the arena's clock.
+	Seconds float64
+}
+
+// fixedResult is a fixed episode's metrics and the simulator's own counts.
+type fixedResult struct {
+	episode.Metrics
+	// ReversalsPerMin counts the simulator's true reversals (spontaneous, evoked and at the
+	// plate edge) per minute of the episode; EdgeReversals how many the plate edge triggered.
+	ReversalsPerMin float64
+	EdgeReversals   int
+	// Omegas is the number of omega turns.
+	Omegas int
+}
+
+// runFixed runs e: frame, true centre, record, then the schedule's light for the next frame.
+func runFixed(ctx context.Context, e fixedEpisode) (fixedResult, error) {
+	a, err := New(e.Arena)
+	if err != nil {
+		return fixedResult{}, err
+	}
+	defer a.Close()
+	cal := a.Calibration()
+	tx, ty := cal.CenterX+e.TargetCM[0]*cal.PxPerCM, cal.CenterY+e.TargetCM[1]*cal.PxPerCM
+	acc, err := episode.NewAccumulator(cal.PxPerCM)
+	if err != nil {
+		return fixedResult{}, err
+	}
+	sched := e.Policy.Schedule(e.PolicySeed)
+	frames := int(math.Round(e.Seconds/cal.FramePeriod.Seconds())) + 1
+	for i := 0; i < frames; i++ {
+		f, err := a.NextFrame(ctx)
+		if err != nil {
+			return fixedResult{}, err
+		}
+		x, y := a.Centre()
+		if err := acc.Add(episode.Record{T: float64(i) * cal.FramePeriod.Seconds(), X: x, Y: y, TargetX: tx, TargetY: ty, Light: f.Light.On}); err != nil {
+			return fixedResult{}, err
+		}
+		if err := a.SetLight(ctx, arenas.Light{On: sched.Next()}); err != nil {
+			return fixedResult{}, err
+		}
+	}
+	m, err := acc.Metrics()
+	if err != nil {
+		return fixedResult{}, err
+	}
+	r := fixedResult{Metrics: m, Omegas: a.model.Omegas(), EdgeReversals: a.model.EdgeReversals()}
+	if m.Seconds > 0 {
+		r.ReversalsPerMin = float64(a.model.Reversals()) / (m.Seconds / 60)
+	}
+	return r, nil
+}
+
 // episodes runs n seeded episodes of a line under a policy (no rendering) and returns results.
-func episodes(t testing.TB, line Line, pol string, n int, seconds float64, seed0 uint64) []Result {
+func episodes(t testing.TB, line Line, pol string, n int, seconds float64, seed0 uint64) []fixedResult {
 	t.Helper()
 	p, err := episode.ParsePolicy(pol)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return episodesWith(t, line, n, seed0, func(i int) Episode {
+	return episodesWith(t, line, n, seed0, func(i int) fixedEpisode {
 		tg, _ := episode.ParseTarget("")
 		x, y := tg.ForEpisode(i)
 		cfg := DefaultConfig(line)
 		cfg.NoRender = true
 		cfg.Seed = seed0 + uint64(i)
-		return Episode{Arena: cfg, Policy: p, PolicySeed: 7919 * (seed0 + uint64(i)), TargetCM: [2]float64{x, y}, Seconds: seconds}
+		return fixedEpisode{Arena: cfg, Policy: p, PolicySeed: 7919 * (seed0 + uint64(i)), TargetCM: [2]float64{x, y}, Seconds: seconds}
 	})
 }
 
-func episodesWith(t testing.TB, line Line, n int, seed0 uint64, mk func(i int) Episode) []Result {
+func episodesWith(t testing.TB, line Line, n int, seed0 uint64, mk func(i int) fixedEpisode) []fixedResult {
 	t.Helper()
-	res := make([]Result, n)
+	res := make([]fixedResult, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2)
@@ -97,7 +162,7 @@ func episodesWith(t testing.TB, line Line, n int, seed0 uint64, mk func(i int) E
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			res[i], errs[i] = RunEpisode(context.Background(), mk(i))
+			res[i], errs[i] = runFixed(context.Background(), mk(i))
 		}(i)
 	}
 	wg.Wait()
@@ -109,7 +174,7 @@ func episodesWith(t testing.TB, line Line, n int, seed0 uint64, mk func(i int) E
 	return res
 }
 
-func field(rs []Result, f func(Result) float64) []float64 {
+func field(rs []fixedResult, f func(fixedResult) float64) []float64 {
 	out := make([]float64, len(rs))
 	for i, r := range rs {
 		out[i] = f(r)
@@ -128,15 +193,14 @@ func meanSD(xs []float64) (m, sd float64) {
 	return m, math.Sqrt(sd / float64(len(xs)-1))
 }
 
-func closest(r Result) float64   { return r.ClosestCM }
-func speed(r Result) float64     { return r.MeanSpeedMMs }
-func reversals(r Result) float64 { return r.ReversalsPerMin }
+func closest(r fixedResult) float64 { return r.ClosestCM }
+func speed(r fixedResult) float64   { return r.MeanSpeedMMs }
 
 // spontaneous counts the reversals per minute not triggered by the plate edge.
-func spontaneous(r Result) float64 {
+func spontaneous(r fixedResult) float64 {
 	return r.ReversalsPerMin - float64(r.EdgeReversals)/(r.Seconds/60)
 }
-func omegas(r Result) float64 { return float64(r.Omegas) / (r.Seconds / 60) }
+func omegas(r fixedResult) float64 { return float64(r.Omegas) / (r.Seconds / 60) }
 
 // poseFrame is a helper type for tests that inspect poses frame by frame.
 type poseFrame struct {

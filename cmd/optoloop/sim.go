@@ -14,12 +14,15 @@ import (
 	"path/filepath"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/optoloop/optoloop/arenas"
 	"github.com/optoloop/optoloop/arenas/sim"
 	"github.com/optoloop/optoloop/charts"
 	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/report"
 	"github.com/optoloop/optoloop/results"
+	"github.com/optoloop/optoloop/station"
 	"github.com/spf13/cobra"
 )
 
@@ -31,7 +34,7 @@ type simOptions struct {
 	target    string
 	policy    string
 	seed      uint64
-	workers   int
+	parallel  int
 	frames    string
 	every     int
 	noRender  bool
@@ -50,11 +53,12 @@ type simEpisodeOut struct {
 	ClosestCM       float64    `json:"closest_cm"`
 	TimeTo05CMS     *float64   `json:"time_to_05cm_s"`
 	LightFraction   float64    `json:"light_fraction"`
+	LostFraction    float64    `json:"lost_fraction"`
 	ReversalsPerMin float64    `json:"reversals_per_min"`
 	MeanSpeedMMs    float64    `json:"mean_speed_mm_s"`
 	FinalDistanceCM float64    `json:"final_distance_cm"`
 	TargetCM        [2]float64 `json:"target_cm"`
-	// track is the episode's true track, kept for --plot.
+	// track is the episode's track as the worker saw it, kept for --plot.
 	track *charts.Track
 }
 
@@ -67,9 +71,12 @@ func newSimCmd() *cobra.Command {
 		Use:   "sim",
 		Short: "Run simulated episodes of one line under a fixed light policy",
 		Long: "sim runs episodes of a simulated worm of one line under a fixed light policy (none, always,\n" +
-			"random:P as the reference's data collection) and prints one result per episode. Each episode is\n" +
-			"a new animal placed near the plate centre with a random heading; its seed is --seed plus the\n" +
-			"episode's index. The default target rotates up, down, left, right, 1.5 cm from the plate centre.",
+			"random:P as the reference's data collection) on simulated stations, the arena + tracker +\n" +
+			"worker loop every experiment uses, and prints one result per episode. Each episode is a new\n" +
+			"animal placed near the plate centre with a random heading; its seed is --seed plus the\n" +
+			"episode's index and also seeds the light schedule. The default target rotates up, down, left,\n" +
+			"right, 1.5 cm from the plate centre. Frames are rendered and tracked unless --no-render (the\n" +
+			"worker then sees the simulator's true pose); reversals_per_min is the simulator's own count.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSim(cmd.Context(), o, cmd.OutOrStdout())
@@ -82,8 +89,12 @@ func newSimCmd() *cobra.Command {
 	f.StringVar(&o.target, "target", "", "target: up|down|left|right (1.5 cm from the plate centre) or x,y in cm from the plate centre (image axes); default rotates up/down/left/right")
 	f.StringVar(&o.policy, "policy", "none", "light policy: none|always|random:P")
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the first episode")
-	f.IntVar(&o.workers, "workers", 1, "episodes run in parallel")
-	f.StringVar(&o.frames, "frames", "", "write each episode's rendered frames (PNG) and track (CSV) under this directory")
+	f.IntVar(&o.parallel, "parallel", 1, "episodes run in parallel (one simulated station each)")
+	f.IntVar(&o.parallel, "workers", 1, "episodes run in parallel")
+	if err := f.MarkDeprecated("workers", "use --parallel"); err != nil {
+		panic(err) // the flag is defined just above
+	}
+	f.StringVar(&o.frames, "frames", "", "write each episode's rendered frames (PNG) and true and tracked track (CSV) under this directory")
 	f.IntVar(&o.every, "frame-every", 1, "with --frames, write every Nth frame's PNG (the track has every frame)")
 	f.BoolVar(&o.noRender, "no-render", false, "do not render frames (true pose only; much faster)")
 	f.BoolVar(&o.realtime, "realtime", false, "pace frames at the frame period on the wall clock")
@@ -96,6 +107,7 @@ func newSimCmd() *cobra.Command {
 // simPlan is a validated sim run.
 type simPlan struct {
 	o      simOptions
+	cat    *sim.Catalogue
 	line   sim.Line
 	policy episode.Policy
 	target episode.Target
@@ -110,8 +122,8 @@ func planSim(o simOptions) (simPlan, error) {
 		return p, fmt.Errorf("--seconds %v is absurd (at most %d)", o.seconds, maxSimSeconds)
 	case o.episodes < 1 || o.episodes > 1000000:
 		return p, fmt.Errorf("--episodes %d must be within 1-1000000", o.episodes)
-	case o.workers < 1 || o.workers > 1024:
-		return p, fmt.Errorf("--workers %d must be within 1-1024", o.workers)
+	case o.parallel < 1 || o.parallel > 1024:
+		return p, fmt.Errorf("--parallel %d must be within 1-1024", o.parallel)
 	case o.every < 1:
 		return p, fmt.Errorf("--frame-every %d must be at least 1", o.every)
 	case o.frames != "" && o.noRender:
@@ -130,6 +142,7 @@ func planSim(o simOptions) (simPlan, error) {
 	if err != nil {
 		return p, err
 	}
+	p.cat = cat
 	if p.line, err = cat.Line(o.line); err != nil {
 		return p, err
 	}
@@ -155,6 +168,18 @@ func runSim(ctx context.Context, o simOptions, out io.Writer) error {
 			return fmt.Errorf("--frames: %w", err)
 		}
 	}
+	// One simulated station per parallel episode; each runs its share of the episodes.
+	stations := make([]*station.Station, min(o.parallel, o.episodes))
+	for w := range stations {
+		cfg := station.DefaultConfig()
+		cfg.ArenaID = fmt.Sprintf("sim-%s-%d", p.line.Code, w)
+		cfg.Catalogue, cfg.Line = p.cat, p.line.Code
+		cfg.NoRender, cfg.Realtime = o.noRender, o.realtime
+		if stations[w], err = station.New(cfg); err != nil {
+			return err
+		}
+		defer stations[w].Close()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type done struct {
@@ -165,12 +190,12 @@ func runSim(ctx context.Context, o simOptions, out io.Writer) error {
 	jobs := make(chan int)
 	results := make(chan done)
 	var wg sync.WaitGroup
-	for w := 0; w < min(o.workers, o.episodes); w++ {
+	for _, st := range stations {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				r, err := p.runEpisode(ctx, i)
+				r, err := p.runEpisode(ctx, st, i)
 				results <- done{i, r, err}
 			}
 		}()
@@ -190,7 +215,7 @@ func runSim(ctx context.Context, o simOptions, out io.Writer) error {
 	var tw *tabwriter.Writer
 	if !o.asJSON {
 		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "line\tseed\tpolicy\tseconds\tclosest_cm\ttime_to_05cm_s\tlight_fraction\treversals_per_min\tmean_speed_mm_s\tfinal_distance_cm\t")
+		fmt.Fprintln(tw, "line\tseed\tpolicy\tseconds\tclosest_cm\ttime_to_05cm_s\tlight_fraction\tlost_fraction\treversals_per_min\tmean_speed_mm_s\tfinal_distance_cm\t")
 	}
 	pending := map[int]simEpisodeOut{}
 	next := 0
@@ -261,82 +286,65 @@ func printSimResult(out io.Writer, tw *tabwriter.Writer, asJSON bool, r simEpiso
 	if r.TimeTo05CMS != nil {
 		t05 = fmt.Sprintf("%.1f", *r.TimeTo05CMS)
 	}
-	_, err := fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.3f\t%s\t%.3f\t%.2f\t%.3f\t%.3f\t\n", r.Line, r.Seed, r.Policy, r.Seconds,
-		r.ClosestCM, t05, r.LightFraction, r.ReversalsPerMin, r.MeanSpeedMMs, r.FinalDistanceCM)
+	_, err := fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.3f\t%s\t%.3f\t%.3f\t%.2f\t%.3f\t%.3f\t\n", r.Line, r.Seed, r.Policy, r.Seconds,
+		r.ClosestCM, t05, r.LightFraction, r.LostFraction, r.ReversalsPerMin, r.MeanSpeedMMs, r.FinalDistanceCM)
 	return err
 }
 
-func (p simPlan) runEpisode(ctx context.Context, i int) (simEpisodeOut, error) {
+// runEpisode runs episode i (seed --seed + i: a new animal and its light schedule) on st.
+func (p simPlan) runEpisode(ctx context.Context, st *station.Station, i int) (simEpisodeOut, error) {
 	seed := p.o.seed + uint64(i)
-	cfg := sim.DefaultConfig(p.line)
-	cfg.Seed = seed
-	cfg.NoRender = p.o.noRender
-	cfg.Realtime = p.o.realtime
 	tx, ty := p.target.ForEpisode(i)
-	e := sim.Episode{
-		Arena:      cfg,
-		Policy:     p.policy,
-		PolicySeed: seed ^ 0x9e3779b97f4a7c15,
-		TargetCM:   [2]float64{tx, ty},
-		Seconds:    p.o.seconds,
+	kind, lightP := station.FixedLight(p.policy)
+	e := station.Episode{
+		ID: fmt.Sprintf("sim-%s-%d", p.line.Code, seed),
+		Spec: episode.Spec{
+			Kind: kind, Line: p.line.Code, Seed: seed, Seconds: p.o.seconds, LightProbability: lightP,
+			Target: &episode.Place{XCM: tx, YCM: ty},
+		},
+		KeepFrames: p.o.plot != "",
 	}
-	var closeTrack func() error
+	var fw *frameWriter
 	if p.o.frames != "" {
-		w, err := newFrameWriter(filepath.Join(p.o.frames, fmt.Sprintf("episode-%04d", i)), p.o.every)
-		if err != nil {
+		var err error
+		if fw, err = newFrameWriter(filepath.Join(p.o.frames, fmt.Sprintf("episode-%04d", i)), p.o.every, st.Calibration().FramePeriod); err != nil {
 			return simEpisodeOut{}, err
 		}
-		e.Frame = w.write
-		closeTrack = w.close
+		e.OnStep = fw.write
 	}
-	var track *charts.Track
-	if p.o.plot != "" {
-		cal := cfg.Calibration
-		track = &charts.Track{
-			Label:  fmt.Sprintf("seed %d", seed),
-			Plate:  charts.Plate{CenterX: cal.CenterX, CenterY: cal.CenterY, Radius: cal.PlateRadius, PxPerCM: cal.PxPerCM},
-			Target: [2]float64{cal.CenterX + tx*cal.PxPerCM, cal.CenterY + ty*cal.PxPerCM},
-		}
-		period := cal.FramePeriod.Seconds()
-		next := e.Frame
-		e.Frame = func(f arenas.Frame, pose arenas.Pose) error {
-			// A frame records the light it was exposed under: the command chosen after the
-			// previous frame.
-			if n := len(track.Frames); n > 0 {
-				track.Frames[n-1].Light = f.Light.On
-			}
-			track.Frames = append(track.Frames, charts.TrackFrame{T: float64(f.Seq) * period, X: pose.X, Y: pose.Y, OK: true})
-			if next != nil {
-				return next(f, pose)
-			}
-			return nil
-		}
-	}
-	r, err := sim.RunEpisode(ctx, e)
-	if closeTrack != nil {
-		if cerr := closeTrack(); err == nil {
+	r, err := st.Run(ctx, e)
+	if fw != nil {
+		if cerr := fw.close(); err == nil {
 			err = cerr
 		}
 	}
 	if err != nil {
 		return simEpisodeOut{}, err
 	}
+	var track *charts.Track
+	if p.o.plot != "" {
+		t := report.Track(&r.Track)
+		t.Label = fmt.Sprintf("seed %d", seed)
+		track = &t
+	}
+	out := r.Outcome
 	var t05 *float64
-	if r.TimeToWithinS != nil {
-		v := round(*r.TimeToWithinS, 3)
+	if out.TimeTo05cmS != nil {
+		v := round(*out.TimeTo05cmS, 3)
 		t05 = &v
 	}
 	return simEpisodeOut{
 		Line:            p.line.Code,
 		Seed:            seed,
 		Policy:          p.policy.String(),
-		Seconds:         round(r.Seconds, 3),
-		ClosestCM:       round(r.ClosestCM, 4),
+		Seconds:         round(p.o.seconds, 3),
+		ClosestCM:       round(out.ClosestCM, 4),
 		TimeTo05CMS:     t05,
-		LightFraction:   round(r.LightFraction, 4),
-		ReversalsPerMin: round(r.ReversalsPerMin, 3),
-		MeanSpeedMMs:    round(r.MeanSpeedMMs, 4),
-		FinalDistanceCM: round(r.FinalDistanceCM, 4),
+		LightFraction:   round(out.LightFraction, 4),
+		LostFraction:    round(out.LostFraction, 4),
+		ReversalsPerMin: round(r.Sim.PerMinute(r.Sim.Reversals), 3),
+		MeanSpeedMMs:    round(out.MeanSpeedMMs, 4),
+		FinalDistanceCM: round(out.FinalDistanceCM, 4),
 		TargetCM:        [2]float64{tx, ty},
 		track:           track,
 	}, nil
@@ -348,16 +356,18 @@ func round(v float64, d int) float64 {
 	return math.Round(v*p) / p
 }
 
-// frameWriter writes an episode's frames as PNG files and its true track as CSV.
+// frameWriter writes an episode's rendered frames as PNG files and, for every step, its true
+// and tracked pose as CSV.
 type frameWriter struct {
-	dir   string
-	every int
-	track *os.File
-	img   *image.Gray
-	enc   png.Encoder
+	dir    string
+	every  int
+	period time.Duration
+	track  *os.File
+	img    *image.Gray
+	enc    png.Encoder
 }
 
-func newFrameWriter(dir string, every int) (*frameWriter, error) {
+func newFrameWriter(dir string, every int, period time.Duration) (*frameWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("--frames: %w", err)
 	}
@@ -365,19 +375,23 @@ func newFrameWriter(dir string, every int) (*frameWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--frames: %w", err)
 	}
-	if _, err := fmt.Fprintln(f, "seq,time_s,light,x_px,y_px,body_angle,head_angle,coiled"); err != nil {
+	if _, err := fmt.Fprintln(f, "seq,time_s,light,x_px,y_px,body_angle,head_angle,coiled,tracked_ok,tracked_x_px,tracked_y_px"); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &frameWriter{dir: dir, every: every, track: f, enc: png.Encoder{CompressionLevel: png.BestSpeed}}, nil
+	return &frameWriter{dir: dir, every: every, period: period, track: f, enc: png.Encoder{CompressionLevel: png.BestSpeed}}, nil
 }
 
-func (w *frameWriter) write(f arenas.Frame, p arenas.Pose) error {
-	t := float64(f.Seq) * arenas.DefaultCalibration().FramePeriod.Seconds()
-	if _, err := fmt.Fprintf(w.track, "%d,%.3f,%t,%.2f,%.2f,%.4f,%.4f,%t\n", f.Seq, t, f.Light.On, p.X, p.Y, p.BodyAngle, p.HeadAngle, p.Coiled); err != nil {
+// write records one control step: the camera frame's number and time on the arena's clock,
+// the light it was exposed under, the simulator's true pose and the pose the worker acted on;
+// and every Nth step's frame as PNG.
+func (w *frameWriter) write(st station.Step) error {
+	f, p, tr := st.Frame, *st.True, st.Pose
+	t := float64(f.Seq) * w.period.Seconds()
+	if _, err := fmt.Fprintf(w.track, "%d,%.3f,%t,%.2f,%.2f,%.4f,%.4f,%t,%t,%.2f,%.2f\n", f.Seq, t, f.Light.On, p.X, p.Y, p.BodyAngle, p.HeadAngle, p.Coiled, tr.OK, tr.X, tr.Y); err != nil {
 		return err
 	}
-	if f.Seq%uint64(w.every) != 0 {
+	if st.Index%w.every != 0 || f.Pix == nil {
 		return nil
 	}
 	if w.img == nil || w.img.Rect.Dx() != f.Width || w.img.Rect.Dy() != f.Height {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -48,7 +49,7 @@ func TestSimBadInput(t *testing.T) {
 		{"target malformed", []string{"--target", "north"}, `target "north"`},
 		{"bad policy", []string{"--policy", "random:1.5"}, "within 0-1"},
 		{"no episodes", []string{"--episodes", "0"}, "--episodes 0"},
-		{"no workers", []string{"--workers", "0"}, "--workers 0"},
+		{"no parallel episodes", []string{"--parallel", "0"}, "--parallel 0"},
 		{"bad frame-every", []string{"--frame-every", "0"}, "--frame-every 0"},
 		{"frames without rendering", []string{"--no-render"}, "--frames needs rendering"},
 		{"malformed catalogue", []string{"--lines-file", badCat}, `line "9": field response.speed_factor: -2 must be >= 0`},
@@ -79,7 +80,7 @@ func TestSimBadInput(t *testing.T) {
 }
 
 func TestSimJSON(t *testing.T) {
-	out, err := runCmd(t, "sim", "--line", "301", "--episodes", "3", "--workers", "2", "--seconds", "60",
+	out, err := runCmd(t, "sim", "--line", "301", "--episodes", "3", "--parallel", "2", "--seconds", "60",
 		"--policy", "random:0.5", "--no-render", "--json", "--seed", "10")
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +94,7 @@ func TestSimJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []string{"line", "seed", "policy", "seconds", "closest_cm", "time_to_05cm_s", "light_fraction", "reversals_per_min", "mean_speed_mm_s", "final_distance_cm"} {
+		for _, k := range []string{"line", "seed", "policy", "seconds", "closest_cm", "time_to_05cm_s", "light_fraction", "lost_fraction", "reversals_per_min", "mean_speed_mm_s", "final_distance_cm"} {
 			if _, ok := m[k]; !ok {
 				t.Fatalf("episode %d lacks %q: %s", i, k, l)
 			}
@@ -104,12 +105,17 @@ func TestSimJSON(t *testing.T) {
 		if lf := m["light_fraction"].(float64); lf < 0.2 || lf > 0.8 {
 			t.Fatalf("episode %d light fraction %v under random:0.5", i, lf)
 		}
+		if m["lost_fraction"] != 0.0 || !(m["reversals_per_min"].(float64) > 0) {
+			t.Fatalf("episode %d: the true pose lost frames or the simulator counted no reversal: %s", i, l)
+		}
 	}
-	// The same command gives the same output (seeded), whatever the number of workers.
+	// The same command gives the same output (seeded), whatever the number of parallel episodes
+	// (given here with the deprecated alias --workers).
 	again, err := runCmd(t, "sim", "--line", "301", "--episodes", "3", "--workers", "1", "--seconds", "60",
 		"--policy", "random:0.5", "--no-render", "--json", "--seed", "10")
-	if err != nil || again != out {
-		t.Fatalf("not reproducible (%v):\n%s\nvs\n%s", err, out, again)
+	notice, again, _ := strings.Cut(again, "\n")
+	if err != nil || notice != "Flag --workers has been deprecated, use --parallel" || again != out {
+		t.Fatalf("not reproducible (%v):\n%s\nvs\n%s\n%s", err, out, notice, again)
 	}
 	// Without --json: a table with a header and one row per episode.
 	table, err := runCmd(t, "sim", "--episodes", "2", "--seconds", "30", "--no-render")
@@ -123,27 +129,37 @@ func TestSimJSON(t *testing.T) {
 
 func TestSimFrames(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "frames")
-	if _, err := runCmd(t, "sim", "--seconds", "1", "--frames", dir, "--json"); err != nil {
+	// Rendered frames are tracked: the tracker needs a few frames to settle, so 3 s.
+	if _, err := runCmd(t, "sim", "--seconds", "3", "--frames", dir, "--json"); err != nil {
 		t.Fatal(err)
 	}
+	// One frame per control step: 9 in 3 s.
 	pngs, _ := filepath.Glob(filepath.Join(dir, "episode-0000", "frame-*.png"))
-	if len(pngs) != 4 {
-		t.Fatalf("%d frames written for 1 s, want 4", len(pngs))
+	if len(pngs) != 9 {
+		t.Fatalf("%d frames written for 3 s, want 9", len(pngs))
 	}
 	track, err := os.ReadFile(filepath.Join(dir, "episode-0000", "track.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(track), "\n"); n != 5 {
-		t.Fatalf("track has %d lines, want header + 4", n)
+	rows := strings.Split(strings.TrimSpace(string(track)), "\n")
+	if len(rows) != 10 || !strings.HasSuffix(rows[0], ",tracked_ok,tracked_x_px,tracked_y_px") || !strings.Contains(string(track), ",true,") {
+		t.Fatalf("track has %d lines, want header + 9 with tracked rows:\n%s", len(rows), track)
+	}
+	// Each PNG is the frame of a track row.
+	for _, r := range rows[1:] {
+		seq, _, _ := strings.Cut(r, ",")
+		if _, err := os.Stat(filepath.Join(dir, "episode-0000", fmt.Sprintf("frame-%05s.png", seq))); err != nil {
+			t.Fatalf("track row %q has no frame: %v", r, err)
+		}
 	}
 	// Every second frame only; the track keeps all.
 	dir2 := filepath.Join(t.TempDir(), "frames")
-	if _, err := runCmd(t, "sim", "--seconds", "1", "--frames", dir2, "--frame-every", "2", "--json"); err != nil {
+	if _, err := runCmd(t, "sim", "--seconds", "3", "--frames", dir2, "--frame-every", "4", "--json"); err != nil {
 		t.Fatal(err)
 	}
-	if pngs, _ := filepath.Glob(filepath.Join(dir2, "episode-0000", "frame-*.png")); len(pngs) != 2 {
-		t.Fatalf("%d frames with --frame-every 2, want 2 (frames 0 and 2)", len(pngs))
+	if pngs, _ := filepath.Glob(filepath.Join(dir2, "episode-0000", "frame-*.png")); len(pngs) != 3 {
+		t.Fatalf("%d frames with --frame-every 4, want 3 (steps 0, 4 and 8)", len(pngs))
 	}
 }
 
