@@ -11,6 +11,7 @@ import (
 	"github.com/optoloop/optoloop/agentlib/learner"
 	"github.com/optoloop/optoloop/agentlib/policy"
 	"github.com/optoloop/optoloop/charts"
+	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/results"
 )
 
@@ -44,7 +45,7 @@ const (
 const ReferencePxPerCM = 540
 
 // conditions are the evaluation conditions of a line, in display order.
-func conditions() []string { return []string{results.Agent, results.None, results.Random} }
+func conditions() []episode.Kind { return []episode.Kind{results.Agent, results.None, results.Random} }
 
 // job builds and renders one figure.
 type job struct {
@@ -104,7 +105,7 @@ func (r *run) plan(cfg Config) []job {
 			if len(shown) < len(eps) {
 				note = fmt.Sprintf(" (first %d of %d episodes)", len(shown), len(eps))
 			}
-			add(Figure{ID: "line-" + l + "-" + KindTrajectory + "-" + c, Line: l, Kind: KindTrajectory,
+			add(Figure{ID: "line-" + l + "-" + KindTrajectory + "-" + string(c), Line: l, Kind: KindTrajectory,
 				Title:   fmt.Sprintf("Trajectories, line %s, %s%s", l, c, note),
 				Caption: "Camera view of the plate (y down). Blue: path while the light was on; grey: off; green: start; red cross and dashed ring: target and 0.5 cm; orange ring: closest approach."},
 				func(buf *bytes.Buffer) error {
@@ -114,7 +115,7 @@ func (r *run) plan(cfg Config) []job {
 					}
 					return g.Render(buf, charts.PNG)
 				})
-			add(Figure{ID: "line-" + l + "-" + KindOverlay + "-" + c, Line: l, Kind: KindOverlay,
+			add(Figure{ID: "line-" + l + "-" + KindOverlay + "-" + string(c), Line: l, Kind: KindOverlay,
 				Title:   fmt.Sprintf("All %s episodes of line %s, target rotated to the right", c, l),
 				Caption: "Every episode of the condition on one plate, each rotated about the plate centre so that its target lies to the right."},
 				func(buf *bytes.Buffer) error {
@@ -242,7 +243,7 @@ func (r *run) closestGroups(l string) ([]charts.Group, []charts.PValue) {
 	lr := r.lineResult(l)
 	groups := make([]charts.Group, 0, 3)
 	for _, c := range conditions() {
-		g := charts.Group{Name: c}
+		g := charts.Group{Name: string(c)}
 		if lr != nil && len(lr.Conditions) > 0 {
 			g.Values = lr.Conditions[c].ClosestCM
 		} else {
@@ -263,7 +264,7 @@ func (r *run) closestGroups(l string) ([]charts.Group, []charts.PValue) {
 			pr = p
 		}
 	}
-	return groups, []charts.PValue{{A: results.Agent, B: results.None, P: pn}, {A: results.Agent, B: results.Random, P: pr}}
+	return groups, []charts.PValue{{A: string(results.Agent), B: string(results.None), P: pn}, {A: string(results.Agent), B: string(results.Random), P: pr}}
 }
 
 func (r *run) lineResult(l string) *results.LineResult {
@@ -283,7 +284,7 @@ func (r *run) survivalGroups(l string) []charts.SurvivalGroup {
 	var out []charts.SurvivalGroup
 	n := 0
 	for _, c := range conditions() {
-		g := charts.SurvivalGroup{Name: c}
+		g := charts.SurvivalGroup{Name: string(c)}
 		for _, e := range r.byLine[l][c] {
 			if e.TimeTo05cmS != nil {
 				g.Events = append(g.Events, charts.Event{T: *e.TimeTo05cmS, Observed: true})

@@ -13,6 +13,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/optoloop/optoloop/charts"
+	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/experiment/plan"
 	"github.com/optoloop/optoloop/results"
 )
 
@@ -181,7 +183,7 @@ func (r *run) lightUse() []lightUseRow {
 		if u.AgentLine == "" {
 			u.AgentLine = "–"
 		}
-		rw := lightUseRow{Line: u.Line, Agent: u.AgentLine, Condition: u.Condition, Episodes: u.Episodes, All: p(u.All()),
+		rw := lightUseRow{Line: u.Line, Agent: u.AgentLine, Condition: string(u.Condition), Episodes: u.Episodes, All: p(u.All()),
 			Still: num(u.StillShare(), 2)}
 		for i := range u.Moving {
 			rw.Moving[i], rw.StillP[i] = p(u.Moving[i]), p(u.Still[i])
@@ -193,7 +195,7 @@ func (r *run) lightUse() []lightUseRow {
 
 // reached is "k/n": of the line's n episodes of the condition, k came within 0.5 cm (from
 // report.json when it has the line, else from the episode files; "–" without episodes).
-func (r *run) reached(l, c string) string {
+func (r *run) reached(l string, c episode.Kind) string {
 	var times []*float64
 	if lr := r.lineResult(l); lr != nil && len(lr.Conditions) > 0 {
 		times = lr.Conditions[c].TimeTo05cmS
@@ -231,32 +233,91 @@ type page struct {
 	Title     string
 	Generated string
 	Status    string
-	Dir       string
-	Missing   []string
-	Problems  []string
-	Settings  []setting
-	YAML      string
-	Rows      []row
-	LightUse  []lightUseRow
-	Overall   []figView
-	Lines     []lineView
-	NFigures  int
+	// Failed and Running announce an experiment that did not finish (Failed holds its
+	// reason): what the report shows is then not a finished result.
+	Failed, Running string
+	FailedItems     []failedRow
+	Dir             string
+	Missing         []string
+	Problems        []string
+	Settings        []setting
+	YAML            string
+	Rows            []row
+	LightUse        []lightUseRow
+	Overall         []figView
+	Lines           []lineView
+	NFigures        int
+}
+
+// failedRow is one item that failed for good.
+type failedRow struct {
+	ID, Kind, Line, Agent string
+	Attempts              int
+	Reasons               []string
+}
+
+// progress says how far an experiment got: its phase and how many of its items are done.
+func progress(rep *results.Report) string {
+	s := ""
+	if rep.Phase != "" {
+		s = fmt.Sprintf("phase %s", rep.Phase)
+	}
+	if c := rep.Items; c != nil {
+		if s != "" {
+			s += ", "
+		}
+		s += fmt.Sprintf("%d of %d items done, %d failed, %d open", c.Done, c.Total, c.Failed, c.Open)
+	}
+	return s
 }
 
 func (r *run) writeHTML(w io.Writer, figs []Figure, now time.Time) error {
 	p := page{Dir: r.Dir, Missing: r.missing, Problems: r.problems, Generated: now.UTC().Format(time.RFC3339)}
 	name := filepath.Base(filepath.Clean(r.Dir))
+	rep := r.Report
 	switch {
-	case r.Report == nil:
+	case rep == nil:
 		p.Status = "no report.json: the experiment is still running, or it failed before writing its results"
-	case r.Report.Finished.IsZero():
-		name = r.Report.Name
-		p.Status = fmt.Sprintf("started %s, not finished", r.Report.Started.UTC().Format(time.RFC3339))
+	case rep.Status == plan.StatusFailed:
+		name = rep.Name
+		p.Status = fmt.Sprintf("started %s, FAILED", rep.Started.UTC().Format(time.RFC3339))
+		if pr := progress(rep); pr != "" {
+			p.Status += " (" + pr + ")"
+		}
+		p.Failed = rep.Reason
+		if p.Failed == "" {
+			p.Failed = "no reason recorded"
+		}
+	case rep.Status == plan.StatusRunning, rep.Finished.IsZero():
+		name = rep.Name
+		p.Status = fmt.Sprintf("started %s, not finished", rep.Started.UTC().Format(time.RFC3339))
+		if rep.Status == plan.StatusRunning {
+			p.Status = fmt.Sprintf("started %s, still running", rep.Started.UTC().Format(time.RFC3339))
+			p.Running = progress(rep)
+			if p.Running == "" {
+				p.Running = "no progress recorded"
+			}
+		}
 	default:
-		name = r.Report.Name
-		p.Status = fmt.Sprintf("started %s, finished %s (%s)", r.Report.Started.UTC().Format(time.RFC3339), r.Report.Finished.UTC().Format(time.RFC3339), r.Report.Finished.Sub(r.Report.Started).Round(time.Second))
+		name = rep.Name
+		p.Status = fmt.Sprintf("started %s, finished %s (%s)", rep.Started.UTC().Format(time.RFC3339), rep.Finished.UTC().Format(time.RFC3339), rep.Finished.Sub(rep.Started).Round(time.Second))
+	}
+	if rep != nil {
+		for _, f := range rep.Failed {
+			agent := f.AgentLine
+			if agent == "" {
+				agent = "–"
+			}
+			p.FailedItems = append(p.FailedItems, failedRow{ID: f.ID, Kind: string(f.Kind), Line: f.Line, Agent: agent, Attempts: f.Attempts, Reasons: f.Reasons})
+		}
 	}
 	p.Title = "optoloop experiment " + name
+	switch {
+	case p.Failed != "":
+		p.Title += " (failed)"
+	case p.Running != "":
+		p.Title += " (still running)"
+	}
 	if r.Experiment != nil {
 		p.YAML = string(r.Experiment)
 		s, err := flattenYAML(r.Experiment)
@@ -314,14 +375,26 @@ pre { background: #f7f7f7; padding: 0.7em; overflow-x: auto; }
 </head>
 <body>
 <h1>{{.Title}}</h1>
+{{if .Failed}}<div class="problems" id="experiment-failed"><h2>This experiment failed</h2>
+<p>Reason: {{.Failed}}.</p>
+<p>The results below are what was accepted before it failed. They are not a finished result.</p></div>{{end}}
+{{if .Running}}<div class="missing" id="experiment-running"><h2>This experiment is still running</h2>
+<p>{{.Running}}.</p>
+<p>The results below are what has been accepted so far. They are not a finished result.</p></div>{{end}}
 <p id="status">{{.Status}}.<br>Run folder: <code>{{.Dir}}</code>. Report generated {{.Generated}}; {{.NFigures}} figures.</p>
-<nav id="contents">Contents: <a href="#settings">settings</a> · <a href="#lines">results per line</a>{{range .Overall}} · <a href="#fig-{{.ID}}">{{.Title}}</a>{{end}}{{range .Lines}} · <a href="#line-{{.Line}}">line {{.Line}}</a>{{end}}</nav>
+<nav id="contents">Contents: <a href="#settings">settings</a>{{if .FailedItems}} · <a href="#failed-items">failed items</a>{{end}} · <a href="#lines">results per line</a>{{range .Overall}} · <a href="#fig-{{.ID}}">{{.Title}}</a>{{end}}{{range .Lines}} · <a href="#line-{{.Line}}">line {{.Line}}</a>{{end}}</nav>
 {{if .Missing}}<div class="missing" id="missing"><h2>Missing parts</h2><ul>
 {{range .Missing}}<li>{{.}}</li>
 {{end}}</ul></div>{{end}}
 {{if .Problems}}<div class="problems" id="problems"><h2>Parts that could not be read</h2><ul>
 {{range .Problems}}<li>{{.}}</li>
 {{end}}</ul></div>{{end}}
+{{if .FailedItems}}<h2 id="failed-items">Failed items</h2>
+<p>Episodes and training tasks that failed for good (their attempts spent, or ended by the experiment's failure); they count in no result below.</p>
+<div class="wide"><table id="failed-table">
+<tr><th class="k">item</th><th class="k">kind</th><th class="k">line</th><th class="k">agent line</th><th>attempts</th><th class="k">reasons, oldest first</th></tr>
+{{range .FailedItems}}<tr><td class="k">{{.ID}}</td><td class="k">{{.Kind}}</td><td class="k">{{.Line}}</td><td class="k">{{.Agent}}</td><td>{{.Attempts}}</td><td class="k">{{range $i, $r := .Reasons}}{{if $i}}<br>{{end}}{{$r}}{{end}}</td></tr>
+{{end}}</table></div>{{end}}
 <h2 id="settings">Experiment settings</h2>
 {{if .Settings}}<table><tr><th class="k">setting</th><th class="k">value</th></tr>
 {{range .Settings}}<tr><td class="k">{{.Key}}</td><td class="k">{{.Value}}</td></tr>

@@ -13,6 +13,8 @@ import (
 
 	"github.com/optoloop/optoloop/agentlib/learner"
 	"github.com/optoloop/optoloop/agentlib/policy"
+	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/experiment/plan"
 	"github.com/optoloop/optoloop/results"
 )
 
@@ -23,7 +25,7 @@ type run struct {
 	// Lines in the order of report.json, then any other line found in lines/ or episodes.
 	order []string
 	// byLine[line][condition] are the line's episodes (the animal's line) of one condition.
-	byLine map[string]map[string][]*results.Episode
+	byLine map[string]map[episode.Kind][]*results.Episode
 	curves map[string][]learner.CurvePoint
 	maps   map[string]*policy.Map
 	// ensembles holds the lines whose ensemble folder has a manifest.
@@ -44,7 +46,7 @@ func load(dir string) (*run, error) {
 		return nil, fmt.Errorf("report: run folder %s is not a folder", dir)
 	}
 	r := &run{
-		byLine:    map[string]map[string][]*results.Episode{},
+		byLine:    map[string]map[episode.Kind][]*results.Episode{},
 		curves:    map[string][]learner.CurvePoint{},
 		maps:      map[string]*policy.Map{},
 		ensembles: map[string]bool{},
@@ -80,7 +82,7 @@ func load(dir string) (*run, error) {
 			rest = append(rest, e.Line)
 		}
 		if r.byLine[e.Line] == nil {
-			r.byLine[e.Line] = map[string][]*results.Episode{}
+			r.byLine[e.Line] = map[episode.Kind][]*results.Episode{}
 		}
 		r.byLine[e.Line][e.Condition] = append(r.byLine[e.Line][e.Condition], e)
 		if !hasPlate(e) {
@@ -120,14 +122,21 @@ func load(dir string) (*run, error) {
 		} else {
 			r.missing = append(r.missing, rel(results.EnsembleDir)+"/")
 		}
-		for _, c := range []string{results.Agent, results.None, results.Random} {
+		for _, c := range conditions() {
 			if len(r.byLine[l][c]) == 0 {
 				r.missing = append(r.missing, fmt.Sprintf("%s episodes of line %s", c, l))
 			}
 		}
 	}
-	if rr.Report != nil && rr.Report.Finished.IsZero() {
-		r.missing = append(r.missing, "finish time in report.json (the experiment is still running or failed)")
+	if rep := rr.Report; rep != nil && rep.Finished.IsZero() {
+		why := "the experiment is still running or failed"
+		switch rep.Status {
+		case plan.StatusFailed:
+			why = "the experiment failed"
+		case plan.StatusRunning:
+			why = "the experiment is still running"
+		}
+		r.missing = append(r.missing, "finish time in report.json ("+why+")")
 	}
 	return r, nil
 }

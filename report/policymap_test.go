@@ -3,9 +3,7 @@ package report
 import (
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/optoloop/optoloop/charts"
@@ -63,24 +61,5 @@ func TestPolicyMapCellsAreEnsembleProbabilities(t *testing.T) {
 	}
 	if fig.Color.Min > lo || fig.Color.Max < hi {
 		t.Errorf("colour range %+v does not cover the data %v..%v", fig.Color, lo, hi)
-	}
-}
-
-func TestLoadEnsembleErrors(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := LoadEnsemble(dir); err == nil {
-		t.Error("folder without an ensemble accepted")
-	}
-	os.WriteFile(filepath.Join(dir, "ensemble.json"), []byte(`{"format_version":1,"arch":{"obs":{"frames":15,"features":6,"pos_scale_px":900},"sizes":[90,64,2]},"members":["member-000.olp"]}`), 0o644)
-	if _, err := LoadEnsemble(dir); err == nil {
-		t.Error("manifest naming a missing member accepted")
-	}
-	good := filepath.Join(t.TempDir(), "e")
-	saveEnsemble(t, good, 1, 1)
-	// A member of another shape than the manifest says.
-	b, _ := os.ReadFile(filepath.Join(good, "ensemble.json"))
-	os.WriteFile(filepath.Join(good, "ensemble.json"), []byte(strings.Replace(string(b), "64", "32", 1)), 0o644)
-	if _, err := LoadEnsemble(good); err == nil {
-		t.Error("member of another shape accepted")
 	}
 }

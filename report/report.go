@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -89,10 +88,6 @@ func WriteWith(ctx context.Context, runDir string, cfg Config) (string, error) {
 	}
 	path := filepath.Join(runDir, FileName)
 	if err := results.WriteFileAtomic(path, rep.HTML); err != nil {
-		return "", fmt.Errorf("report: %w", err)
-	}
-	// The temporary file was private; a report is for reading.
-	if err := os.Chmod(path, 0o644); err != nil {
 		return "", fmt.Errorf("report: %w", err)
 	}
 	cfg.Logger.Info("report written", "path", path, "figures", len(rep.Figures), "missing", len(rep.Missing), "problems", len(rep.Problems))

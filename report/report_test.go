@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/experiment/plan"
 	"github.com/optoloop/optoloop/results"
 )
 
@@ -115,10 +118,10 @@ func TestFullRunHasEveryFigure(t *testing.T) {
 	// The table shows report.json's means and how many episodes reached 0.5 cm.
 	var cells string
 	conds := run.Report.Lines[0].Conditions
-	for _, c := range []string{"agent", "none", "random"} {
+	for _, c := range conditions() {
 		cells += "<td>" + meanSD(conds[c].ClosestCM) + "</td>"
 	}
-	for _, c := range []string{"agent", "none", "random"} {
+	for _, c := range conditions() {
 		k := 0
 		for _, tt := range conds[c].TimeTo05cmS {
 			if tt != nil {
@@ -270,7 +273,7 @@ func TestCrossFromEpisodesWhileRunning(t *testing.T) {
 	// No report.json yet: the cross-evaluation comes from the cross episodes, with each line's
 	// own agent episodes on the diagonal.
 	dir := t.TempDir()
-	ep := func(id, cond, line, agentLine string, closest float64) {
+	ep := func(id string, cond episode.Kind, line, agentLine string, closest float64) {
 		e := results.Episode{ID: id, Condition: cond, Line: line, AgentLine: agentLine, Seconds: 1, PxPerCM: 540,
 			PlateCenter: [2]float64{1080, 960}, PlateRadius: 970, Target: [2]float64{1890, 960}, ClosestCM: closest,
 			Frames: []results.Frame{{X: 1080, Y: 960, OK: true}, {T: 0.33, X: 1081, Y: 960, OK: true}}}
@@ -317,5 +320,71 @@ func TestTrackFollowsEpisode(t *testing.T) {
 	}
 	if tr.Label != "e: 0.70 cm" {
 		t.Errorf("label %q", tr.Label)
+	}
+}
+
+func TestExperimentStatus(t *testing.T) {
+	t.Parallel()
+	started := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	finished := started.Add(90 * time.Minute)
+	nan := math.NaN()
+	failedEp := results.FailedItem{ID: "tiny-1.9", N: 9, Kind: episode.KindNone, Line: "301", Attempts: 3,
+		Reasons: []string{"attempt 1 (w1, lease 4): arena failed: camera stopped", "attempt 2 (w2, lease 9): arena failed: camera stopped", "attempt 3 (w1, lease 12): lease expired"}}
+	failedTask := results.FailedItem{ID: "tiny-1.5", N: 5, Kind: episode.KindTrain, Line: "446", Attempts: 3, Reasons: []string{"a", "b", "learner crashed"}}
+	partialLine := results.LineResult{Line: "301", RandomRate: nan, PAgentVsNone: nan, PAgentVsRandom: nan, AgentLightFraction: 0.25,
+		Conditions: map[episode.Kind]results.Condition{episode.KindAgent: {ClosestCM: []float64{0.3, 0.4}, TimeTo05cmS: []*float64{nil, nil}, EpisodeIDs: []string{"tiny-1.6", "tiny-1.7"}, MeanClosest: 0.35, SDClosest: 0.07, N: 2}}}
+	tests := []struct {
+		name      string
+		rep       results.Report
+		want, not []string
+	}{
+		{name: "done", rep: results.Report{Name: "tiny", Started: started, Finished: finished, Status: plan.StatusDone, Phase: plan.PhaseDone, Items: &results.ItemCounts{Total: 30, Done: 30}},
+			want: []string{"<title>optoloop experiment tiny</title>", "finished 2026-03-01T11:30:00Z (1h30m0s)"},
+			not:  []string{`id="experiment-failed"`, `id="experiment-running"`, `id="failed-table"`, "not a finished result"}},
+		{name: "done with a failed episode", rep: results.Report{Name: "tiny", Started: started, Finished: finished, Status: plan.StatusDone, Failed: []results.FailedItem{failedEp}},
+			want: []string{"finished 2026-03-01T11:30:00Z", `id="failed-table"`, `<a href="#failed-items">failed items</a>`,
+				`<td class="k">tiny-1.9</td><td class="k">none</td><td class="k">301</td><td class="k">–</td><td>3</td>`, "camera stopped<br>attempt 2", "attempt 3 (w1, lease 12): lease expired"},
+			not: []string{`id="experiment-failed"`, `id="experiment-running"`}},
+		{name: "failed", rep: results.Report{Name: "tiny", Started: started, Status: plan.StatusFailed, Phase: plan.PhaseTrain,
+			Reason: "training task 5 of line 446 failed: learner crashed", Failed: []results.FailedItem{failedTask}, Lines: []results.LineResult{partialLine}},
+			want: []string{"<title>optoloop experiment tiny (failed)</title>", `id="experiment-failed"`, "<h2>This experiment failed</h2>",
+				"Reason: training task 5 of line 446 failed: learner crashed.", "They are not a finished result.", "started 2026-03-01T10:00:00Z, FAILED (phase train)",
+				`<td class="k">tiny-1.5</td><td class="k">train</td><td class="k">446</td>`, "finish time in report.json (the experiment failed)"},
+			not: []string{"finished 2026", `id="experiment-running"`}},
+		{name: "failed, with a finish time", rep: results.Report{Name: "tiny", Started: started, Finished: finished, Status: plan.StatusFailed, Reason: "cancelled"},
+			want: []string{`id="experiment-failed"`, "Reason: cancelled.", "started 2026-03-01T10:00:00Z, FAILED.<br>"},
+			not:  []string{"finished 2026"}},
+		{name: "running", rep: results.Report{Name: "tiny", Started: started, Status: plan.StatusRunning, Phase: plan.PhaseEvaluate,
+			Items: &results.ItemCounts{Total: 30, Done: 12, Failed: 1, Open: 17}, Failed: []results.FailedItem{failedEp}, Lines: []results.LineResult{partialLine}},
+			want: []string{"<title>optoloop experiment tiny (still running)</title>", `id="experiment-running"`, "<h2>This experiment is still running</h2>",
+				"phase evaluate, 12 of 30 items done, 1 failed, 17 open.", "They are not a finished result.", "started 2026-03-01T10:00:00Z, still running",
+				`<td class="k">tiny-1.9</td>`, "finish time in report.json (the experiment is still running)"},
+			not: []string{"finished 2026", `id="experiment-failed"`}},
+		{name: "older folder, not finished", rep: results.Report{Name: "tiny", Started: started},
+			want: []string{"started 2026-03-01T10:00:00Z, not finished", "finish time in report.json (the experiment is still running or failed)"},
+			not:  []string{`id="experiment-failed"`, `id="experiment-running"`, "finished 2026"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := results.WriteJSON(filepath.Join(dir, results.ReportFile), &tc.rep); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Build(context.Background(), dir, DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := string(rep.HTML)
+			for _, s := range tc.want {
+				if !strings.Contains(h, s) {
+					t.Errorf("report lacks %q", s)
+				}
+			}
+			for _, s := range tc.not {
+				if strings.Contains(h, s) {
+					t.Errorf("report says %q", s)
+				}
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/optoloop/optoloop/agentlib/learner"
 	"github.com/optoloop/optoloop/agentlib/nn"
 	"github.com/optoloop/optoloop/agentlib/policy"
+	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/results"
 )
 
@@ -36,7 +37,7 @@ type synth struct {
 
 // synthEpisode simulates a biased random walk toward the target when the light is on under the
 // agent, so that conditions differ.
-func synthEpisode(rng *rand.Rand, id, line, cond string, frames int, k int) results.Episode {
+func synthEpisode(rng *rand.Rand, id, line string, cond episode.Kind, frames int, k int) results.Episode {
 	cx, cy, ppc := 1080.0, 960.0, 540.0
 	ang := float64(k%4) * math.Pi / 2
 	tx, ty := cx+810*math.Cos(ang), cy+810*math.Sin(ang)
@@ -145,8 +146,8 @@ func (s synth) write(t testing.TB, dir string) {
 	rep := results.Report{Name: "synth", Started: time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC), Finished: time.Date(2026, 11, 26, 21, 30, 0, 0, time.UTC)}
 	k := 0
 	for _, l := range s.lines {
-		lr := results.LineResult{Line: l, Conditions: map[string]results.Condition{}, Members: s.members, Updates: 1000, TransitionsUsed: 5400, RandomRate: 0.15}
-		for _, c := range []string{results.Agent, results.None, results.Random} {
+		lr := results.LineResult{Line: l, Conditions: map[episode.Kind]results.Condition{}, Members: s.members, Updates: 1000, TransitionsUsed: 5400, RandomRate: 0.15}
+		for _, c := range conditions() {
 			var cond results.Condition
 			for i := range s.episodes {
 				e := synthEpisode(rng, fmt.Sprintf("%s-%s-%03d", l, c, i), l, c, s.frames, k)

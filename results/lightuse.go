@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+
+	"github.com/optoloop/optoloop/episode"
 )
 
 // FacingBins is the number of bins of the facing cosine in a LightUse table: cos(body angle -
@@ -44,10 +46,10 @@ func (c LightUseCell) P() float64 {
 // way it faced relative to the target. It shows what a policy does on the tracks it produced,
 // where a policy map shows it on made-up observations.
 type LightUse struct {
-	Line      string `json:"line"` // the animals' line
-	AgentLine string `json:"agent_line,omitempty"`
-	Condition string `json:"condition"`
-	Episodes  int    `json:"episodes"`
+	Line      string       `json:"line"` // the animals' line
+	AgentLine string       `json:"agent_line,omitempty"`
+	Condition episode.Kind `json:"condition"`
+	Episodes  int          `json:"episodes"`
 	// Moving and Still are indexed by facing bin (FacingBins), from facing away to facing the
 	// target.
 	Moving [FacingBins]LightUseCell `json:"moving"`
@@ -95,7 +97,10 @@ func LightUseOf(eps []Episode, cfg LightUseConfig) ([]LightUse, error) {
 	if cfg.Window < 2 || !(cfg.StillMM > 0) {
 		return nil, fmt.Errorf("results: light use needs a window of at least 2 frames and a positive still distance, got %d and %v mm", cfg.Window, cfg.StillMM)
 	}
-	type key struct{ line, agent, cond string }
+	type key struct {
+		line, agent string
+		cond        episode.Kind
+	}
 	groups := map[key]*LightUse{}
 	for i := range eps {
 		e := &eps[i]

@@ -1,8 +1,10 @@
 // Package results defines an experiment's run folder and the files in it: report.json (the
-// per-line comparison of agent against baselines, and the cross-evaluation), one JSON file per
-// episode (metrics and the per-frame track), and where the ensembles, learning curves and policy
-// maps of each line are kept. The single-process runner writes it; the report renderer reads it,
-// also while an experiment is still running or after one failed (Load tolerates missing parts).
+// per-line comparison of agent against baselines, the cross-evaluation, the experiment's status
+// and its failed items), one JSON file per episode (metrics and the per-frame track), and where
+// the ensembles, learning curves and policy maps of each line are kept. Build writes it from an
+// experiment's accepted outcomes and stored outputs, whichever broker ran it; the report
+// renderer reads it, also while an experiment is still running or after one failed (Load
+// tolerates missing parts, and folders written before reports carried a status).
 //
 // Layout of a run folder:
 //
@@ -24,6 +26,10 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/optoloop/optoloop/agentlib/policy"
+	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
 
 // File and folder names inside a run folder.
@@ -37,33 +43,79 @@ const (
 	PolicyMapFile  = "policy_map.json"
 )
 
-// Conditions of evaluation episodes, and the kind of data-collection episodes.
+// Conditions of evaluation episodes, and the kind of data-collection episodes: the episode
+// kinds (package episode), so a run folder names episodes as the coordinator does.
 const (
-	Collect = "collect" // random light, data for training
-	Agent   = "agent"   // the line's own ensemble acts
-	None    = "none"    // light never on
-	Random  = "random"  // random light at the agent's measured on-rate
-	Cross   = "cross"   // another line's ensemble acts on this line's animals
+	Collect = episode.KindCollect // random light, data for training
+	Agent   = episode.KindAgent   // the line's own ensemble acts
+	None    = episode.KindNone    // light never on
+	Random  = episode.KindRandom  // random light at the agent's measured on-rate
+	Cross   = episode.KindCross   // another line's ensemble acts on this line's animals
 )
 
 // Report is report.json.
 type Report struct {
-	// Name of the experiment and when the run started and finished (zero while running).
+	// Name of the experiment and when the run started and finished. Finished is zero unless
+	// the experiment is done: a report of a running or failed experiment is never a finished
+	// result.
 	Name     string    `json:"name"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
+	// ID is the experiment's id at the coordinator that ran it ("" in folders the former
+	// single-process runner wrote).
+	ID string `json:"id,omitempty"`
+	// Status is the experiment's status when the report was built (running, done or failed;
+	// "" in folders written before reports carried it), Phase the phase it had reached and
+	// Reason why a failed experiment failed.
+	Status plan.Status `json:"status,omitempty"`
+	Phase  plan.Phase  `json:"phase,omitempty"`
+	Reason string      `json:"reason,omitempty"`
+	// Items counts the experiment's items (episodes and training tasks) by state; nil in
+	// folders written before reports carried it.
+	Items *ItemCounts `json:"items,omitempty"`
 	// Lines holds one entry per line, in the experiment's order.
 	Lines []LineResult `json:"lines"`
-	// Cross is the cross-evaluation, nil when the experiment has none.
+	// Cross is the cross-evaluation, nil when the experiment has none (or none of its
+	// episodes is done yet).
 	Cross *CrossResult `json:"cross,omitempty"`
+	// Failed names the items that failed for good, in item order, with the reason of every
+	// failed attempt as the coordinator recorded it (naming the holder and lease of the
+	// attempt, which depend on the scheduling as timestamps do).
+	Failed []FailedItem `json:"failed,omitempty"`
 }
 
-// LineResult compares a line's agent against the baselines on that line's animals.
+// ItemCounts counts an experiment's items by state.
+type ItemCounts struct {
+	Total  int `json:"total"`
+	Done   int `json:"done"`
+	Failed int `json:"failed"`
+	// Open are the items neither done nor failed (pending or leased).
+	Open int `json:"open"`
+}
+
+// FailedItem is an episode or a training task that failed for good: its attempts are spent,
+// or the experiment failed around it.
+type FailedItem struct {
+	ID string `json:"id"`
+	// N is the item's number in the experiment.
+	N         int          `json:"n"`
+	Kind      episode.Kind `json:"kind"`
+	Line      string       `json:"line"`
+	AgentLine string       `json:"agent_line,omitempty"`
+	Attempts  int          `json:"attempts"`
+	// Reasons holds the reason of every failed attempt, oldest first.
+	Reasons []string `json:"reasons"`
+}
+
+// LineResult compares a line's agent against the baselines on that line's animals. A number
+// that cannot be had yet (no episode of a condition, no random-light rate before the plan set
+// it) is NaN, written as null in report.json.
 type LineResult struct {
-	Line       string               `json:"line"`
-	Conditions map[string]Condition `json:"conditions"` // keys Agent, None, Random
+	Line string `json:"line"`
+	// Conditions holds the conditions that have done episodes (keys Agent, None, Random).
+	Conditions map[episode.Kind]Condition `json:"conditions"`
 	// RandomRate is the light-on probability of the random condition: the agent's own measured
-	// on-rate (the mean light fraction of its evaluation episodes).
+	// on-rate (the mean light fraction of its evaluation episodes) as the plan set it.
 	RandomRate float64 `json:"random_rate"`
 	// P values of two-sided Mann-Whitney U tests on closest approach.
 	PAgentVsNone   float64 `json:"p_agent_vs_none"`
@@ -73,8 +125,12 @@ type LineResult struct {
 	// Updates is the number of training updates per ensemble member; Members the ensemble size.
 	Updates int `json:"updates"`
 	Members int `json:"members"`
-	// TransitionsUsed is the number of replay frames the ensemble was trained on.
+	// TransitionsUsed is the number of replay frames the ensemble was trained on, EpisodesUsed
+	// the number of collect episodes they came from.
 	TransitionsUsed int `json:"transitions_used"`
+	EpisodesUsed    int `json:"episodes_used,omitempty"`
+	// PolicyVersion is the final parameter version of the line's ensemble (0: not trained).
+	PolicyVersion uint64 `json:"policy_version,omitempty"`
 }
 
 // Condition holds per-episode results of one condition, in episode order, and their summary.
@@ -91,7 +147,7 @@ type Condition struct {
 
 // CrossResult is the cross-evaluation: mean closest approach of agents of one line on animals of
 // another. ClosestCM[i][j] is animal line Animals[i] under the agent of line Agents[j]; N[i][j]
-// the number of episodes behind it.
+// the number of episodes behind it (NaN, null in report.json, where there is none).
 type CrossResult struct {
 	Agents    []string    `json:"agents"`
 	Animals   []string    `json:"animals"`
@@ -113,12 +169,12 @@ type Frame struct {
 
 // Episode is one finished episode: what it was, its metrics and its track.
 type Episode struct {
-	ID        string  `json:"id"`
-	Condition string  `json:"condition"` // Collect, Agent, None, Random or Cross
-	Line      string  `json:"line"`      // the animal's line
-	AgentLine string  `json:"agent_line,omitempty"`
-	Seed      uint64  `json:"seed"`
-	Seconds   float64 `json:"seconds"`
+	ID        string       `json:"id"`
+	Condition episode.Kind `json:"condition"` // Collect, Agent, None, Random or Cross
+	Line      string       `json:"line"`      // the animal's line
+	AgentLine string       `json:"agent_line,omitempty"`
+	Seed      uint64       `json:"seed"`
+	Seconds   float64      `json:"seconds"`
 	// LightProbability is P of a random-light schedule (Collect, Random).
 	LightProbability float64 `json:"light_probability,omitempty"`
 	// Plate geometry in pixels and the target, so the track can be drawn without the arena.
@@ -159,37 +215,13 @@ func WriteJSON(path string, v any) error {
 	return WriteFileAtomic(path, append(b, '\n'))
 }
 
-// WriteFileAtomic writes data to path through a temporary file in the same folder and a rename,
-// so a reader never sees a half-written file.
+// WriteFileAtomic writes data to path atomically with mode 0644 (policy.WriteFileAtomic: a
+// reader never sees a half-written file), creating parent folders.
 func WriteFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	// CreateTemp makes the file private (0600); results are for the lab to read.
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return policy.WriteFileAtomic(path, data)
 }
 
 // WriteEpisode stores e as episodes/<id>.json in runDir.

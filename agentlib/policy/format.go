@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/optoloop/optoloop/agentlib/nn"
 )
 
@@ -178,29 +180,27 @@ type manifest struct {
 	Members       []string `json:"members"`
 }
 
-// WriteFileAtomic writes data to path through a temporary file in the same directory and a
-// rename, so that readers see either the old file or the whole new one.
+// WriteFileAtomic writes data to path through a temporary file in the same folder, synced,
+// then renamed into place (github.com/google/renameio), so that a reader sees either the old
+// file or the whole new one, never a part. The file gets mode 0644 whatever the umask: what
+// optoloop writes is for the lab to read. The folder must exist.
 func WriteFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("policy: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
+	if err := writeFileAtomic(path, data); err != nil {
 		return fmt.Errorf("policy: write %s: %w", path, err)
 	}
 	return nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(0o644))
+	if err != nil {
+		return err
+	}
+	defer f.Cleanup()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.CloseAtomicallyReplace()
 }
 
 // SaveDir writes the ensemble to dir (created if needed): one member file per actor

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -44,7 +43,7 @@ the extension of --out. --json also writes the map's numbers.`,
 			if err := charts.WritePolicyMap(&buf, format, report.PolicyMapChart(m, title)); err != nil {
 				return fmt.Errorf("policy-map: %w", err)
 			}
-			if err := writeReadable(out, buf.Bytes()); err != nil {
+			if err := results.WriteFileAtomic(out, buf.Bytes()); err != nil {
 				return fmt.Errorf("policy-map: %w", err)
 			}
 			if jsonOut != "" {
@@ -52,7 +51,7 @@ the extension of --out. --json also writes the map's numbers.`,
 				if err := m.WriteJSON(&buf); err != nil {
 					return fmt.Errorf("policy-map: %w", err)
 				}
-				if err := writeReadable(jsonOut, buf.Bytes()); err != nil {
+				if err := results.WriteFileAtomic(jsonOut, buf.Bytes()); err != nil {
 					return fmt.Errorf("policy-map: %w", err)
 				}
 			}
@@ -77,12 +76,4 @@ func ensembleName(dir string) string {
 		return "line " + filepath.Base(line)
 	}
 	return "ensemble " + filepath.Base(dir)
-}
-
-// writeReadable writes data to path atomically with mode 0644.
-func writeReadable(path string, data []byte) error {
-	if err := results.WriteFileAtomic(path, data); err != nil {
-		return err
-	}
-	return os.Chmod(path, 0o644)
 }
