@@ -1,21 +1,31 @@
 package runner
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/optoloop/optoloop/arenas/sim"
+	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/experiment"
+	"github.com/optoloop/optoloop/experiment/plan"
+	"github.com/optoloop/optoloop/fleet"
 	"github.com/optoloop/optoloop/results"
+	"github.com/optoloop/optoloop/station"
 )
 
 const tinyYAML = `
 name: tiny
 seed: 3
 lines: ["446", "73"]
+arenas_per_line: 2
 collect: { hours_per_line: 0.25, episode_seconds: 300, light_probability: 0.1 }
 train: { ensemble_size: 2, updates: 60, checkpoint_every: 30 }
 evaluate: { episodes_per_condition: 3, episode_seconds: 120 }
@@ -35,8 +45,8 @@ func tinyConfig(t *testing.T, yaml string) Config {
 	return Config{Spec: spec, SpecYAML: []byte(yaml), Dir: filepath.Join(t.TempDir(), "run"), Catalogue: cat, NoRender: true, Parallel: 2}
 }
 
-func TestRunWritesACompleteRunFolder(t *testing.T) {
-	cfg := tinyConfig(t, tinyYAML)
+func run(t *testing.T, cfg Config) *results.Report {
+	t.Helper()
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +55,12 @@ func TestRunWritesACompleteRunFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rep
+}
+
+func TestRunWritesACompleteRunFolder(t *testing.T) {
+	cfg := tinyConfig(t, tinyYAML)
+	rep := run(t, cfg)
 	run, err := results.Load(cfg.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +68,7 @@ func TestRunWritesACompleteRunFolder(t *testing.T) {
 	if len(run.Missing) != 0 {
 		t.Fatalf("run folder misses %v", run.Missing)
 	}
-	if run.Report.Finished.IsZero() || run.Report.Name != "tiny" {
+	if run.Report.Finished.IsZero() || run.Report.Name != "tiny" || run.Report.Status != plan.StatusDone {
 		t.Fatalf("report header %+v", run.Report)
 	}
 	// 2 lines x (3 collect + 3 conditions x 3) episodes + 4 cross pairs x 2.
@@ -72,7 +88,7 @@ func TestRunWritesACompleteRunFolder(t *testing.T) {
 		if l.Members != 2 || l.Updates != 60 || l.TransitionsUsed == 0 {
 			t.Errorf("line %s trained %d members x %d updates on %d windows", l.Line, l.Members, l.Updates, l.TransitionsUsed)
 		}
-		for _, c := range []string{results.Agent, results.None, results.Random} {
+		for _, c := range []episode.Kind{results.Agent, results.None, results.Random} {
 			cond := l.Conditions[c]
 			if cond.N != 3 || len(cond.ClosestCM) != 3 || len(cond.EpisodeIDs) != 3 {
 				t.Fatalf("line %s %s: %+v", l.Line, c, cond)
@@ -94,12 +110,12 @@ func TestRunWritesACompleteRunFolder(t *testing.T) {
 		}
 		// Random light runs at the agent's measured on-rate.
 		rate, _, _ := results.Summarize(l.Conditions[results.Agent].LightFrac)
-		if l.RandomRate != rate || l.AgentLightFraction != rate {
+		if d := l.RandomRate - rate; d > 1e-12 || d < -1e-12 || l.AgentLightFraction != l.RandomRate {
 			t.Errorf("line %s: random rate %v, agent light fraction %v, measured %v", l.Line, l.RandomRate, l.AgentLightFraction, rate)
 		}
 		for _, id := range l.Conditions[results.Random].EpisodeIDs {
-			if byID[id].LightProbability != rate {
-				t.Errorf("random episode %s ran at P=%v, want %v", id, byID[id].LightProbability, rate)
+			if byID[id].LightProbability != l.RandomRate {
+				t.Errorf("random episode %s ran at P=%v, want %v", id, byID[id].LightProbability, l.RandomRate)
 			}
 		}
 		_, p, err := results.MannWhitneyU(l.Conditions[results.Agent].ClosestCM, l.Conditions[results.None].ClosestCM)
@@ -110,33 +126,162 @@ func TestRunWritesACompleteRunFolder(t *testing.T) {
 	if rep.Cross == nil || len(rep.Cross.ClosestCM) != 2 || len(rep.Cross.ClosestCM[0]) != 2 || rep.Cross.N[1][0] != 2 {
 		t.Fatalf("cross %+v", rep.Cross)
 	}
-	// Episodes of the same experiment and seed are the same animals: a second run reproduces
-	// the first.
-	cfg2 := cfg
-	cfg2.Dir = filepath.Join(t.TempDir(), "again")
-	r2, err := New(cfg2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep2, err := r2.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range rep.Lines {
-		a, b := rep.Lines[i].Conditions[results.None].ClosestCM, rep2.Lines[i].Conditions[results.None].ClosestCM
-		for k := range a {
-			if a[k] != b[k] {
-				t.Fatalf("line %s none episode %d: %v then %v", rep.Lines[i].Line, k, a[k], b[k])
-			}
-		}
-	}
 	// A folder that holds a report is not overwritten.
-	if _, err := New(cfg); err != nil {
+	r3, err := New(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	r3, _ := New(cfg)
 	if _, err := r3.Run(context.Background()); err == nil {
 		t.Fatal("a second run into a finished run folder was accepted")
+	}
+}
+
+// reportNumbers is report.json without its timestamps.
+func reportNumbers(t *testing.T, dir string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, results.ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "started")
+	delete(m, "finished")
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// TestResultsDoNotDependOnParallelism runs one experiment three times: twice with two arenas
+// at once, once with one. Episodes finish in different orders, yet report.json and the trained
+// ensembles must be the same: items, seeds and the replay order come from the plan, not from
+// which arena finished first.
+func TestResultsDoNotDependOnParallelism(t *testing.T) {
+	const yaml = `
+name: order
+seed: 5
+lines: ["301"]
+arenas_per_line: 3
+collect: { hours_per_line: 0.25, episode_seconds: 150, light_probability: 0.1 }
+train: { ensemble_size: 2, updates: 200, checkpoint_every: 100, target_every: 1 }
+evaluate: { episodes_per_condition: 3, episode_seconds: 60 }
+`
+	var reports [3][]byte
+	var ens [3][]byte
+	for i, parallel := range []int{2, 1, 2} {
+		cfg := tinyConfig(t, yaml)
+		cfg.Parallel = parallel
+		run(t, cfg)
+		reports[i] = reportNumbers(t, cfg.Dir)
+		b, err := os.ReadFile(filepath.Join(results.LineDir(cfg.Dir, "301"), results.PolicyMapFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ens[i] = b
+	}
+	for i := 1; i < 3; i++ {
+		if !bytes.Equal(reports[0], reports[i]) {
+			t.Errorf("run %d: report.json differs from run 0:\n%s\n%s", i, reports[0], reports[i])
+		}
+		if !bytes.Equal(ens[0], ens[i]) {
+			t.Errorf("run %d trained a different ensemble (policy maps differ)", i)
+		}
+	}
+}
+
+// flaky fails chosen episodes: every attempt of those in always, the first attempt of those in
+// once.
+type flaky struct {
+	fleet.Station
+	mu     *sync.Mutex
+	once   map[string]bool
+	always map[string]bool
+}
+
+func (f flaky) Run(ctx context.Context, e station.Episode) (station.Result, error) {
+	f.mu.Lock()
+	fail := f.always[e.ID] || f.once[e.ID]
+	delete(f.once, e.ID)
+	f.mu.Unlock()
+	if fail {
+		return station.Result{}, fmt.Errorf("arena lost its camera during %s", e.ID)
+	}
+	return f.Station.Run(ctx, e)
+}
+
+// TestFailedEpisodesAreRetriedThenNamed injects arena failures: an episode whose first attempt
+// fails is retried and counts once; one whose every attempt fails is failed for good with its
+// reasons kept, left out of the results and named in the report.
+func TestFailedEpisodesAreRetriedThenNamed(t *testing.T) {
+	const yaml = `
+name: faults
+seed: 2
+lines: ["301"]
+arenas_per_line: 2
+collect: { hours_per_line: 0.25, episode_seconds: 300, light_probability: 0.1 }
+train: { ensemble_size: 1, updates: 20, checkpoint_every: 10 }
+evaluate: { episodes_per_condition: 3, episode_seconds: 60 }
+`
+	cfg := tinyConfig(t, yaml)
+	// Items: 0-2 collect, 3 train, 4-6 agent, 7-9 none.
+	once := map[string]bool{"faults-1.1": true, "faults-1.5": true}
+	always := map[string]bool{"faults-1.8": true}
+	var mu sync.Mutex
+	cfg.NewStation = func(c station.Config) (fleet.Station, error) {
+		s, err := station.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return flaky{Station: s, mu: &mu, once: once, always: always}, nil
+	}
+	rep := run(t, cfg)
+	l := rep.Lines[0]
+	if n := l.Conditions[results.Agent].N; n != 3 {
+		t.Errorf("agent condition has %d episodes, want 3 (one retried)", n)
+	}
+	if n := l.Conditions[results.None].N; n != 2 {
+		t.Errorf("none condition has %d episodes, want 2 (one failed for good)", n)
+	}
+	if len(rep.Failed) != 1 || rep.Failed[0].ID != "faults-1.8" || len(rep.Failed[0].Reasons) != 3 ||
+		!strings.Contains(rep.Failed[0].Reasons[0], "lost its camera") {
+		t.Fatalf("failed items %+v, want faults-1.8 with its 3 reasons", rep.Failed)
+	}
+	for _, id := range l.Conditions[results.None].EpisodeIDs {
+		if id == "faults-1.8" {
+			t.Fatal("the failed episode is counted in the results")
+		}
+	}
+}
+
+// TestFailedTrainingFailsTheRun checks that a run whose training cannot succeed ends with an
+// error and a report that is not presented as finished.
+func TestFailedTrainingFailsTheRun(t *testing.T) {
+	const yaml = `
+name: notrain
+seed: 2
+lines: ["301"]
+arenas_per_line: 1
+collect: { hours_per_line: 0.01, episode_seconds: 3, light_probability: 0.1 }
+train: { ensemble_size: 1, updates: 20, checkpoint_every: 10 }
+evaluate: { episodes_per_condition: 1, episode_seconds: 60 }
+`
+	// 3 s episodes have no 16-frame window to train on: every training attempt fails.
+	cfg := tinyConfig(t, yaml)
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background())
+	if err == nil {
+		t.Fatal("a run whose training failed returned no error")
+	}
+	if rep == nil || rep.Status != plan.StatusFailed || !rep.Finished.IsZero() || len(rep.Failed) == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	loaded, lerr := results.Load(cfg.Dir)
+	if lerr != nil || loaded.Report == nil || loaded.Report.Status != plan.StatusFailed {
+		t.Fatalf("run folder report %+v (%v)", loaded, lerr)
 	}
 }
 

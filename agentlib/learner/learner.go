@@ -5,12 +5,12 @@
 // in parallel, each with its own random source (minibatch sampling and augmentation) and its own
 // agent. At the end of a round the learner, in this order: appends the round's learning-curve
 // points to curves.jsonl, publishes the new parameter version (version n after round n) through
-// the Publisher, and writes a checkpoint. A learner that stops (context cancelled, crash) and is
-// started again on the same directory resumes from the last checkpoint: it truncates the learning
-// curves back to that point and repeats the interrupted round. Since every member is
-// deterministic for its seed, the resumed run ends with exactly the parameters, curves and
-// published blobs of an uninterrupted one; a version may be published twice (with the same
-// bytes), so publishers must treat a repeated version as idempotent.
+// the Publisher, writes a checkpoint and calls Config.Checkpointed. A learner that stops
+// (context cancelled, crash) and is started again on the same directory resumes from the last
+// checkpoint: it truncates the learning curves back to that point and repeats the interrupted
+// round. Since every member is deterministic for its seed, the resumed run ends with exactly the
+// parameters, curves and published blobs of an uninterrupted one; a version may be published
+// twice (with the same bytes), so publishers must treat a repeated version as idempotent.
 //
 // Directory layout (Config.Dir):
 //
@@ -72,6 +72,10 @@ type Config struct {
 	// Spec is the observation the replay produces, recorded in the parameter files. Default
 	// policy.ReferenceSpec().
 	Spec policy.ObsSpec
+	// Checkpointed, when set, is called after every checkpoint is complete in Dir (its
+	// checkpoint/ folder and curves.jsonl), so that a caller can copy it to shared storage; an
+	// error ends Run with it.
+	Checkpointed func(ctx context.Context) error
 }
 
 // DefaultConfig returns the reference training schedule; Dir must still be set.
@@ -238,6 +242,11 @@ func (l *Learner) Run(ctx context.Context) error {
 		}
 		if err := l.checkpoint(curveSize); err != nil {
 			return err
+		}
+		if l.cfg.Checkpointed != nil {
+			if err := l.cfg.Checkpointed(ctx); err != nil {
+				return fmt.Errorf("learner: after checkpoint at %d updates: %w", l.updates, err)
+			}
 		}
 		l.log.Info("learner round done", "updates", l.updates, "version", l.version)
 	}

@@ -1,0 +1,54 @@
+package fleet
+
+import (
+	"testing"
+
+	"github.com/optoloop/optoloop/agentlib/learner"
+	"github.com/optoloop/optoloop/agentlib/replay"
+	"github.com/optoloop/optoloop/agentlib/sac"
+	"github.com/optoloop/optoloop/experiment"
+)
+
+// TestLearnerConfigFollowsTheTrainSection checks that every field of the experiment's train
+// section reaches the learner, and that an omitted field keeps the reference value.
+func TestLearnerConfigFollowsTheTrainSection(t *testing.T) {
+	ref := learner.DefaultConfig()
+	tests := []struct {
+		name string
+		yaml string
+		want func(c learner.Config, r replay.Config) bool
+	}{
+		{"defaults are the reference", "", func(c learner.Config, r replay.Config) bool {
+			return c.Members == ref.Members && c.Updates == ref.Updates && c.Round == ref.Round &&
+				c.SAC.BatchSize == ref.SAC.BatchSize && c.SAC.TargetEvery == ref.SAC.TargetEvery &&
+				c.SAC.TargetEvery == 500 && c.SAC.Gamma == ref.SAC.Gamma &&
+				c.SAC.TargetEntropyRatio == ref.SAC.TargetEntropyRatio && c.SAC.TargetEntropyRatio == 0.98 &&
+				c.SAC.RewardScale == 1 && r.ReachReward == replay.DefaultConfig().ReachReward && r.ReachReward == 4 &&
+				c.SAC.Backup == ref.SAC.Backup && c.SAC.Backup == sac.PolicyBackup && c.SAC.Gamma == 0.99
+		}},
+		{"explicit fields", "train: {ensemble_size: 3, updates: 4000, batch_size: 32, checkpoint_every: 1000, target_every: 1, target_entropy_ratio: 0.3, reward_scale: 100, reach_reward: 0, critic_target: behaviour, gamma: 0.95}\n",
+			func(c learner.Config, r replay.Config) bool {
+				return c.Members == 3 && c.Updates == 4000 && c.Round == 1000 && c.SAC.BatchSize == 32 && c.SAC.TargetEvery == 1 &&
+					c.SAC.TargetEntropyRatio == 0.3 && c.SAC.RewardScale == 100 && r.ReachReward == 0 &&
+					c.SAC.Backup == sac.BehaviourBackup && c.SAC.Gamma == 0.95
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, err := experiment.Parse([]byte("name: t\nlines: [\"446\"]\n" + tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := LearnerSettings(spec.Train, t.TempDir())
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if err := ReplaySettings(spec.Train).Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(c, ReplaySettings(spec.Train)) {
+				t.Errorf("learner config %+v does not follow %q", c, tt.yaml)
+			}
+		})
+	}
+}
