@@ -12,6 +12,7 @@ import (
 
 	"github.com/optoloop/optoloop/arenas/sim"
 	"github.com/optoloop/optoloop/coordinator"
+	"github.com/optoloop/optoloop/coordinator/api"
 )
 
 type coordinatorOptions struct {
@@ -124,7 +125,7 @@ func (o *clientOptions) register(cmd *cobra.Command) {
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
 }
 
-func (o *clientOptions) client(needToken bool) (*coordinator.Client, error) {
+func (o *clientOptions) client(needToken bool) (*api.Client, error) {
 	eps := o.endpoints
 	if eps == "" {
 		eps = os.Getenv("OPTOLOOP_COORDINATOR")
@@ -132,7 +133,7 @@ func (o *clientOptions) client(needToken bool) (*coordinator.Client, error) {
 	if eps == "" {
 		return nil, errors.New("no coordinator: pass --coordinator URL or set OPTOLOOP_COORDINATOR")
 	}
-	cfg := coordinator.DefaultClientConfig(strings.Split(eps, ",")...)
+	cfg := api.DefaultClientConfig(strings.Split(eps, ",")...)
 	if needToken || o.tokenFile != "" || os.Getenv("OPTOLOOP_TOKEN") != "" {
 		tok, err := readToken(o.tokenFile)
 		if err != nil {
@@ -140,5 +141,5 @@ func (o *clientOptions) client(needToken bool) (*coordinator.Client, error) {
 		}
 		cfg.Token = tok
 	}
-	return coordinator.NewClient(cfg)
+	return api.NewClient(cfg)
 }

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/optoloop/optoloop/coordinator"
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/experiment"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a command writing while the test reads.
@@ -89,7 +91,7 @@ func TestCoordinatorCommands(t *testing.T) {
 	demo := filepath.Join("..", "..", "experiments", "demo.yaml")
 
 	// Without a token the submission is refused before anything is sent.
-	if _, err := runCoordCmd(t, "submit", demo, "--coordinator", url); err == nil || !strings.Contains(err.Error(), "no token") {
+	if _, err := runCoordCmd(t, "experiment", "submit", demo, "--coordinator", url); err == nil || !strings.Contains(err.Error(), "no token") {
 		t.Fatalf("submit without a token: %v", err)
 	}
 	// A wrong token: 401.
@@ -97,7 +99,7 @@ func TestCoordinatorCommands(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("nope"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runCoordCmd(t, "submit", demo, "--coordinator", url, "--token-file", bad); err == nil || !strings.Contains(err.Error(), "unauthorized") {
+	if _, err := runCoordCmd(t, "experiment", "submit", demo, "--coordinator", url, "--token-file", bad); err == nil || !strings.Contains(err.Error(), "unauthorized") {
 		t.Fatalf("submit with a wrong token: %v", err)
 	}
 	// A malformed file names the field.
@@ -105,7 +107,7 @@ func TestCoordinatorCommands(t *testing.T) {
 	if err := os.WriteFile(malformed, []byte("name: x\nlines: [\"301\"]\ntrain: {updates: -5}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runCoordCmd(t, "submit", malformed, "--coordinator", url, "--token-file", tokenFile); err == nil || !strings.Contains(err.Error(), "train.updates") {
+	if _, err := runCoordCmd(t, "experiment", "submit", malformed, "--coordinator", url, "--token-file", tokenFile); err == nil || !strings.Contains(err.Error(), "train.updates") {
 		t.Fatalf("malformed submit: %v", err)
 	}
 	// An unknown line is refused by the coordinator's catalogue check.
@@ -113,12 +115,12 @@ func TestCoordinatorCommands(t *testing.T) {
 	if err := os.WriteFile(unknown, []byte("name: x\nlines: [\"99999\"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runCoordCmd(t, "submit", unknown, "--coordinator", url, "--token-file", tokenFile); err == nil || !strings.Contains(err.Error(), "lines[0]") {
+	if _, err := runCoordCmd(t, "experiment", "submit", unknown, "--coordinator", url, "--token-file", tokenFile); err == nil || !strings.Contains(err.Error(), "lines[0]") {
 		t.Fatalf("unknown line: %v", err)
 	}
 
 	t.Setenv("OPTOLOOP_COORDINATOR", url)
-	idOut, err := runCoordCmd(t, "submit", demo, "--token-file", tokenFile)
+	idOut, err := runCoordCmd(t, "experiment", "submit", demo, "--token-file", tokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,13 +131,13 @@ func TestCoordinatorCommands(t *testing.T) {
 
 	// The leader records its own HTTP address through the log shortly after its election: wait
 	// for that entry to be applied.
-	var st coordinator.Status
+	var st api.Status
 	for {
 		js, err := runCoordCmd(t, "status", "--json")
 		if err != nil {
 			t.Fatal(err)
 		}
-		st = coordinator.Status{}
+		st = api.Status{}
 		if err := json.Unmarshal([]byte(js), &st); err != nil {
 			t.Fatalf("status --json: %v\n%s", err, js)
 		}
@@ -150,7 +152,7 @@ func TestCoordinatorCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantPending := len(spec.Lines) * spec.CollectEpisodesPerLine()
-	if st.Leader.ID != "c1" || st.Leader.HTTPAddr == "" || len(st.Nodes) != 1 || st.Nodes[0].State != "Leader" || st.Nodes[0].AppliedIndex == 0 || st.Episodes[coordinator.StatePending] != wantPending {
+	if st.Leader.ID != "c1" || st.Leader.HTTPAddr == "" || len(st.Nodes) != 1 || st.Nodes[0].State != "Leader" || st.Nodes[0].AppliedIndex == 0 || st.Episodes[api.StatePending] != wantPending {
 		t.Fatalf("status: %+v", st)
 	}
 	text, err := runCoordCmd(t, "status")
@@ -158,25 +160,25 @@ func TestCoordinatorCommands(t *testing.T) {
 		t.Fatalf("status: %v\n%s", err, text)
 	}
 
-	js, err := runCoordCmd(t, "experiments", "get", id, "--json")
+	js, err := runCoordCmd(t, "experiment", "get", id, "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v coordinator.ExperimentView
+	var v api.ExperimentView
 	if err := json.Unmarshal([]byte(js), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Experiment.ID != id || v.Experiment.Phase != coordinator.PhaseCollect || len(v.Items) != wantPending || v.Items[0].Kind != coordinator.KindCollect {
+	if v.Experiment.ID != id || v.Experiment.Phase != plan.PhaseCollect || len(v.Items) != wantPending || v.Items[0].Kind != episode.KindCollect {
 		t.Fatalf("experiment: %+v", v.Experiment)
 	}
-	text, err = runCoordCmd(t, "experiments", "get", id)
+	text, err = runCoordCmd(t, "experiment", "get", id)
 	if err != nil || !strings.Contains(text, "collect") {
 		t.Fatalf("experiments get: %v\n%s", err, text)
 	}
-	if _, err := runCoordCmd(t, "experiments", "get", "nope-1"); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, err := runCoordCmd(t, "experiment", "get", "nope-1"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("experiments get of an unknown id: %v", err)
 	}
-	list, err := runCoordCmd(t, "experiments", "list")
+	list, err := runCoordCmd(t, "experiment", "list")
 	if err != nil || !strings.Contains(list, id) {
 		t.Fatalf("experiments list: %v\n%s", err, list)
 	}

@@ -9,16 +9,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newExperimentsCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "experiments",
-		Short: "Read experiments submitted to the coordinator",
-	}
-	cmd.AddCommand(newExperimentsGetCmd(), newExperimentsListCmd())
-	return cmd
-}
-
-func newExperimentsGetCmd() *cobra.Command {
+func newExperimentGetCmd() *cobra.Command {
 	var o clientOptions
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -44,7 +35,7 @@ func newExperimentsGetCmd() *cobra.Command {
 			e := v.Experiment
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "experiment\t%s (%s)\n", e.ID, e.Spec.Name)
-			fmt.Fprintf(tw, "state\t%s\nphase\t%s\n", e.State, e.Phase)
+			fmt.Fprintf(tw, "state\t%s\nphase\t%s\n", e.Status, e.Phase)
 			if e.Reason != "" {
 				fmt.Fprintf(tw, "reason\t%s\n", e.Reason)
 			}
@@ -66,7 +57,7 @@ func newExperimentsGetCmd() *cobra.Command {
 	return cmd
 }
 
-func newExperimentsListCmd() *cobra.Command {
+func newExperimentListCmd() *cobra.Command {
 	var o clientOptions
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -86,7 +77,7 @@ func newExperimentsListCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "EXPERIMENT\tSTATE\tPHASE\tOPEN\tSUBMITTED")
 			for _, e := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.ID, e.State, e.Phase, e.Open, e.SubmittedAt.Format("2006-01-02 15:04:05"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.ID, e.Status, e.Phase, e.Open, e.SubmittedAt.Format("2006-01-02 15:04:05"))
 			}
 			return tw.Flush()
 		},

@@ -22,9 +22,11 @@ import (
 func newExperimentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "experiment",
-		Short: "Run whole experiments in one process",
+		Short: "Run an experiment in this process, or submit and read experiments on a coordinator",
+		Long: "experiment run runs a whole experiment in this process (the cluster's engine with in-memory\n" +
+			"stores); submit, list and get talk to a coordinator cluster.",
 	}
-	cmd.AddCommand(newExperimentRunCmd())
+	cmd.AddCommand(newExperimentRunCmd(), newExperimentSubmitCmd(), newExperimentListCmd(), newExperimentGetCmd())
 	return cmd
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/optoloop/optoloop/experiment"
 )
 
-func newSubmitCmd() *cobra.Command {
+func newExperimentSubmitCmd() *cobra.Command {
 	var o clientOptions
 	cmd := &cobra.Command{
 		Use:   "submit FILE",

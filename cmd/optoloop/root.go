@@ -22,9 +22,7 @@ func newRootCmd() *cobra.Command {
 		newLightUseCmd(),
 		newRigCmd(),
 		newCoordinatorCmd(),
-		newSubmitCmd(),
 		newStatusCmd(),
-		newExperimentsCmd(),
 		newTrackCmd(),
 	)
 	return root

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/optoloop/optoloop/coordinator"
+	"github.com/optoloop/optoloop/coordinator/api"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -43,7 +43,7 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func printStatus(w io.Writer, st coordinator.Status) error {
+func printStatus(w io.Writer, st api.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "leader\t%s\t%s\n", st.Leader.ID, st.Leader.HTTPAddr)
 	fmt.Fprintf(tw, "answered by\t%s\tapplied index %d\n\n", st.AnsweredBy, st.AppliedIndex)
@@ -55,9 +55,9 @@ func printStatus(w io.Writer, st coordinator.Status) error {
 	fmt.Fprintln(tw, "ITEMS\tPENDING\tLEASED\tDONE\tFAILED")
 	for _, r := range []struct {
 		name string
-		by   map[coordinator.ItemState]int
+		by   map[api.ItemState]int
 	}{{"episodes", st.Episodes}, {"training tasks", st.Tasks}} {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", r.name, r.by[coordinator.StatePending], r.by[coordinator.StateLeased], r.by[coordinator.StateDone], r.by[coordinator.StateFailed])
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", r.name, r.by[api.StatePending], r.by[api.StateLeased], r.by[api.StateDone], r.by[api.StateFailed])
 	}
 	fmt.Fprintf(tw, "\nworkers %d, learners %d\n", st.Workers, st.Learners)
 	if len(st.Experiments) > 0 {
