@@ -26,8 +26,9 @@ type Spec struct {
 	// Lines are the transgenic line codes to compare (for example "301", "446", "73"): 1-32
 	// characters of [A-Za-z0-9_.-], unique. Required, at least one.
 	Lines []string `yaml:"lines" json:"lines"`
-	// ArenasPerLine is how many arenas (plates) run each line at the same time: a hint for the
-	// single-process runner and for sizing a cluster. Default 4, at most 1000.
+	// ArenasPerLine is how many arenas (plates) hold each line: the local run starts this many
+	// simulated arenas (workers) per line; a cluster is sized by it. It changes the speed, never
+	// the results. Default 4, at most 1000.
 	ArenasPerLine int `yaml:"arenas_per_line" json:"arenas_per_line"`
 	// Collect is the random-light data collection phase.
 	Collect Collect `yaml:"collect" json:"collect"`
@@ -132,8 +133,9 @@ type CrossEvaluate struct {
 
 // Policy bounds the parameters that workers act on.
 type Policy struct {
-	// MaxStaleness is how many parameter versions older than the newest a worker may act on
-	// (0 = only the newest; at most 1000). Default 2.
+	// MaxStaleness is how many parameter versions older than the one an episode names a worker
+	// may act on when that version is not yet available to it (0 = only the named version; at
+	// most 1000). Default 2.
 	MaxStaleness int `yaml:"max_staleness" json:"max_staleness"`
 }
 

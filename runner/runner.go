@@ -125,6 +125,9 @@ func (r *Runner) Run(ctx context.Context) (*results.Report, error) {
 	lcfg := coordinator.DefaultLocalConfig()
 	lcfg.MaxAttempts = r.cfg.MaxAttempts
 	lcfg.KnownLine = r.cfg.known
+	// The logical clock starts at the wall clock and follows it (see tick), so that the report's
+	// times are real and a lease whose holder stops heartbeating expires as on a cluster.
+	lcfg.Start = time.Now().UTC()
 	local, err := coordinator.NewLocal(lcfg)
 	if err != nil {
 		return nil, err
@@ -160,6 +163,11 @@ func (r *Runner) Run(ctx context.Context) (*results.Report, error) {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick(rctx, local)
+	}()
 	waitErr := r.wait(rctx, local, id)
 	stop()
 	wg.Wait()
@@ -185,9 +193,16 @@ func (r *Runner) Run(ctx context.Context) (*results.Report, error) {
 
 // roles builds arenas_per_line workers per line, each on its own simulated station, and one
 // learner. Parallel bounds how many episodes run at once.
-func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) ([]func(context.Context) error, error) {
+func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (roles []func(context.Context) error, err error) {
 	gate := make(chan struct{}, r.cfg.Parallel)
-	var roles []func(context.Context) error
+	var opened []fleet.Station
+	defer func() {
+		if err != nil {
+			for _, s := range opened {
+				closeStation(s)
+			}
+		}
+	}()
 	for _, line := range r.cfg.Spec.Lines {
 		for a := range r.cfg.Spec.ArenasPerLine {
 			arena := fmt.Sprintf("sim-%s-%d", line, a)
@@ -201,6 +216,7 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 			if err != nil {
 				return nil, fmt.Errorf("runner: arena %s: %w", arena, err)
 			}
+			opened = append(opened, s)
 			wcfg := fleet.DefaultWorkerConfig()
 			wcfg.ID, wcfg.ArenaID = "worker-"+arena, arena
 			wcfg.Station = gated{s, gate}
@@ -212,9 +228,7 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 				return nil, err
 			}
 			roles = append(roles, func(ctx context.Context) error {
-				if c, ok := s.(io.Closer); ok {
-					defer c.Close()
-				}
+				defer closeStation(s)
 				return w.Run(ctx)
 			})
 		}
@@ -258,6 +272,29 @@ func (r *Runner) wait(ctx context.Context, local *coordinator.Local, id string) 
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-changed:
+		}
+	}
+}
+
+// closeStation closes a station that can be closed (station.Station closes its arena).
+func closeStation(s fleet.Station) {
+	if c, ok := s.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// tick moves the local clock to the wall clock every second until ctx ends.
+func tick(ctx context.Context, local *coordinator.Local) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if d := now.Sub(local.Now()); d > 0 {
+				_ = local.Advance(d)
+			}
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,7 +59,7 @@ func newExperimentRunCmd() *cobra.Command {
 	f.StringVar(&o.out, "out", "", "run folder (default runs/<name>-<time>)")
 	f.StringVar(&o.linesFile, "lines-file", "", "YAML or JSON catalogue merged over the embedded one")
 	f.BoolVar(&o.noRender, "no-render", false, "act on the simulator's own pose instead of rendering and tracking frames (fast)")
-	f.IntVar(&o.parallel, "parallel", 0, "arenas run at once (default: number of CPUs)")
+	f.IntVar(&o.parallel, "parallel", 0, "episodes run at once over all arenas (default: number of CPUs); changes the speed, never the results")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every episode")
 	return cmd
 }
@@ -93,9 +95,18 @@ func runExperiment(cmd *cobra.Command, path string, o experimentRunOptions) erro
 		return err
 	}
 	log.Info("run folder", "dir", dir)
-	rep, err := r.Run(cmd.Context())
-	if err != nil {
-		return fmt.Errorf("experiment %s failed (partial results in %s): %w", spec.Name, dir, err)
+	rep, runErr := r.Run(cmd.Context())
+	if rep == nil {
+		return fmt.Errorf("experiment %s: %w", spec.Name, runErr)
+	}
+	if runErr != nil {
+		// The report of what was accepted names the failed items and says it is not a finished
+		// result; write it, then fail.
+		html, err := report.Write(context.WithoutCancel(cmd.Context()), dir)
+		if err != nil {
+			return fmt.Errorf("experiment %s failed (partial results in %s): %w", spec.Name, dir, errors.Join(runErr, err))
+		}
+		return fmt.Errorf("experiment %s failed (partial results in %s, report %s): %w", spec.Name, dir, html, runErr)
 	}
 	if err := printReportTable(cmd.OutOrStdout(), rep); err != nil {
 		return err
@@ -119,6 +130,16 @@ func printReportTable(w io.Writer, rep *results.Report) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(rep.Failed) > 0 {
+		fmt.Fprintf(w, "\n%d items failed for good (left out of the results):\n", len(rep.Failed))
+		for _, f := range rep.Failed {
+			last := ""
+			if n := len(f.Reasons); n > 0 {
+				last = f.Reasons[n-1]
+			}
+			fmt.Fprintf(w, "  %s (%s, line %s, %d attempts): %s\n", f.ID, f.Kind, f.Line, f.Attempts, last)
+		}
 	}
 	if rep.Cross == nil {
 		return nil
