@@ -296,7 +296,15 @@ func (f *FSM) dispatch(c Command, token uint64) *api.Response {
 	return refuse(api.CodeBadRequest, "unknown command %q", c.Type)
 }
 
+// registerWorker registers a worker. A worker registers when its process starts, so an episode
+// it still holds belongs to a process that died: that attempt ends at once (retried or failed),
+// and the new process can never resume it under the old token and splice two runs' frames into
+// one episode.
 func (f *FSM) registerWorker(c *api.RegisterWorkerCmd) *api.Response {
+	if id, ok := f.held[c.ID]; ok {
+		it := f.st.Items[id]
+		f.retryOrFail(it, fmt.Sprintf("attempt %d (%s, lease %d): the worker registered again (restarted) while holding it", it.Attempts, it.Holder, it.Token))
+	}
 	now := f.st.Now
 	w, ok := f.st.Workers[c.ID]
 	if !ok {

@@ -660,3 +660,30 @@ func TestFSMReadsAreCopies(t *testing.T) {
 		t.Fatalf("changing what the reads returned changed the state:\nbefore %s\nafter  %s", before, after)
 	}
 }
+
+// TestFSMReregistrationEndsTheHeldLease checks that a worker that registers again (its process
+// restarted) loses the episode it held: the old attempt ends with a reason, its token is stale,
+// and the next lease is a new attempt under a new token, so two runs' frames can never be
+// accepted as one episode.
+func TestFSMReregistrationEndsTheHeldLease(t *testing.T) {
+	h := newFSMHarness(t)
+	h.submit(tinySpec)
+	h.worker("w", "301")
+	first := h.lease("w", plan.TypeEpisode)
+	if again := h.lease("w", plan.TypeEpisode); again == nil || again.ID != first.ID || again.Token != first.Token {
+		t.Fatalf("a repeated lease of a live worker returned %+v, want its held %s", again, first.ID)
+	}
+	h.worker("w", "301") // the worker's process restarted
+	got, _ := h.f.Item(first.ID)
+	if got.State != api.StatePending || len(got.Failures) != 1 || !strings.Contains(got.Failures[0], "registered again") {
+		t.Fatalf("held item after re-registration: %s, failures %q", got.State, got.Failures)
+	}
+	r := h.apply(Command{Type: CmdReport, Report: &api.ReportCmd{Holder: "w", ItemID: first.ID, Token: first.Token, Outcome: &episode.Outcome{}}})
+	if !errors.Is(r.Err(), api.ErrStaleLease) {
+		t.Fatalf("report under the old token: %v, want a stale lease", r.Err())
+	}
+	next := h.lease("w", plan.TypeEpisode)
+	if next == nil || next.Token == first.Token {
+		t.Fatalf("lease after re-registration %+v: want a new attempt under a new token", next)
+	}
+}

@@ -91,31 +91,13 @@ func NewLearner(cfg LearnerConfig) (*Learner, error) {
 }
 
 // Run registers the learner and trains tasks until ctx ends; it then returns nil. It returns an
-// error only when the broker refuses the learner.
+// error only when the broker refuses the learner; while the broker is unavailable it asks again
+// every Poll.
 func (l *Learner) Run(ctx context.Context) error {
-	if err := l.cfg.Broker.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: l.cfg.ID}); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("fleet: register learner %s: %w", l.cfg.ID, err)
+	reg := func(ctx context.Context) error {
+		return l.cfg.Broker.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: l.cfg.ID})
 	}
-	for ctx.Err() == nil {
-		changed := changes(l.cfg.Broker)
-		worked, err := l.Step(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, api.ErrNotRegistered) || errors.Is(err, api.ErrBadRequest) {
-				return err
-			}
-			l.log.Warn("learner step failed", "err", err)
-		}
-		if !worked {
-			wait(ctx, changed, l.cfg.Poll)
-		}
-	}
-	return nil
+	return serve(ctx, "learner "+l.cfg.ID, l.cfg.Broker, l.cfg.Poll, l.log, reg, l.Step)
 }
 
 // Step leases one training task and trains it to its report. It returns false when there was

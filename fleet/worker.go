@@ -107,19 +107,29 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 }
 
 // Run registers the worker and runs episodes until ctx ends; it then returns nil. It returns an
-// error only when the broker refuses the worker (registration, an unknown worker).
+// error only when the broker refuses the worker (registration, an unknown worker); while the
+// broker is unavailable it asks again every Poll.
 func (w *Worker) Run(ctx context.Context) error {
 	cal, _ := json.Marshal(w.cfg.Station.Calibration())
 	reg := api.RegisterWorkerCmd{ID: w.cfg.ID, ArenaID: w.cfg.ArenaID, Line: w.cfg.Station.Line(), Calibration: cal}
-	if err := w.cfg.Broker.RegisterWorker(ctx, reg); err != nil {
+	regFn := func(ctx context.Context) error { return w.cfg.Broker.RegisterWorker(ctx, reg) }
+	return serve(ctx, "worker "+w.cfg.ID, w.cfg.Broker, w.cfg.Poll, w.log, regFn, w.Step)
+}
+
+// serve is a role's life: register (retrying while the broker is unavailable), then step until
+// ctx ends, waiting for the broker's next change (or poll) whenever a step found no work. It
+// returns nil when ctx ends and an error only when the broker refuses the role.
+func serve(ctx context.Context, role string, b Broker, poll time.Duration, log *slog.Logger,
+	reg func(context.Context) error, step func(context.Context) (bool, error)) error {
+	if err := register(ctx, reg, poll, log); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("fleet: register worker %s: %w", w.cfg.ID, err)
+		return fmt.Errorf("fleet: register %s: %w", role, err)
 	}
 	for ctx.Err() == nil {
-		changed := changes(w.cfg.Broker)
-		worked, err := w.Step(ctx)
+		changed := changes(b)
+		worked, err := step(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -127,13 +137,27 @@ func (w *Worker) Run(ctx context.Context) error {
 			if errors.Is(err, api.ErrNotRegistered) || errors.Is(err, api.ErrBadRequest) {
 				return err
 			}
-			w.log.Warn("worker step failed", "err", err)
+			log.Warn("step failed", "err", err)
 		}
 		if !worked {
-			wait(ctx, changed, w.cfg.Poll)
+			wait(ctx, changed, poll)
 		}
 	}
 	return nil
+}
+
+// register calls reg until the broker answers: while it is unavailable (no leader yet, a
+// coordinator still starting) it waits poll and tries again, so that a role started before
+// its coordinator waits for it instead of exiting. A refusal is returned.
+func register(ctx context.Context, reg func(context.Context) error, poll time.Duration, log *slog.Logger) error {
+	for {
+		err := reg(ctx)
+		if !errors.Is(err, api.ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("coordinator unavailable; registering again", "err", err)
+		wait(ctx, nil, poll)
+	}
 }
 
 // changes returns the broker's change channel when it is a Notifier (nil otherwise). Take it
@@ -198,6 +222,11 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
+			// The worker is stopping: give the attempt back at once rather than let its lease
+			// run out, so another arena retries it without waiting.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = w.fail(fctx, it, fmt.Errorf("worker stopped during the episode: %w", context.Cause(ctx)))
 			return ctx.Err()
 		}
 		return w.fail(ctx, it, err)

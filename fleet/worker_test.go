@@ -308,7 +308,7 @@ func TestWorkerRunsItsLinesEpisodes(t *testing.T) {
 		if len(chunks) != 4 || recs != out.Frames {
 			t.Errorf("item %d: %d chunks of %d records, outcome says %d frames", n, len(chunks), recs, out.Frames)
 		}
-		if !slices.EqualFunc(concat(chunks), want.Records, func(a, b replayRecord) bool { return a == b }) {
+		if !slices.Equal(concat(chunks), want.Records) {
 			t.Errorf("item %d: appended records are not the episode's", n)
 		}
 		tr, err := w.tracks.Get(context.Background(), w.id, it.ID, res.Token)
@@ -375,7 +375,7 @@ func TestWorkerStopsOnAStaleLease(t *testing.T) {
 					after++
 					return nil
 				}
-				if s.Index < 10 || !plate.LightState().On {
+				if s.Index < 20 || !plate.LightState().On {
 					return nil
 				}
 				staleAt, lit = s.Index, true
@@ -409,33 +409,24 @@ func TestWorkerStopsOnAStaleLease(t *testing.T) {
 				t.Errorf("a report counted: %+v", it.Result)
 			}
 			tt.check(t, w, it)
-			// What the stale attempt appended is under its own token, short of an episode.
+			// What the stale attempt appended is under its own token: the records of the steps
+			// before its lease turned stale, no more.
+			all, err := w.replay.Chunks(context.Background(), w.id, "446")
+			if err != nil {
+				t.Fatal(err)
+			}
 			var recs int
-			for _, c := range w.chunksOf(t, "446", it.ID, firstToken(t, w, it)) {
+			for _, c := range all {
+				if c.Episode != it.ID || c.Token != b.leased[0] {
+					t.Errorf("chunk %d of %s under token %d; the stale attempt's is %d", c.Seq, c.Episode, c.Token, b.leased[0])
+				}
 				recs += len(c.Records)
 			}
-			if recs > staleAt {
-				t.Errorf("the stale attempt appended %d records, more than the %d steps before it turned stale", recs, staleAt)
+			if recs < chunkFrames || recs > staleAt {
+				t.Errorf("the stale attempt appended %d records; it ran %d steps before it turned stale", recs, staleAt)
 			}
 		})
 	}
-}
-
-// firstToken returns the token of item it's first attempt (the only chunks in the replay that
-// are not under its current token).
-func firstToken(t *testing.T, w *world, it api.Item) uint64 {
-	t.Helper()
-	all, err := w.replay.Chunks(context.Background(), w.id, it.Line)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range all {
-		if c.Episode == it.ID {
-			return c.Token
-		}
-	}
-	t.Fatal("the first attempt appended nothing")
-	return 0
 }
 
 // TestWorkerFailsAttempts makes a station fail mid-episode: the attempt is failed with the
@@ -516,7 +507,7 @@ func TestWorkerReportRetryKeepsItsKey(t *testing.T) {
 	}
 }
 
-// countingBroker is a broker that counts reports and failures, can lose the answer to the
+// countingBroker is a broker that records leases, counts reports and failures, can lose the answer to the
 // first loseReports reports (applied, then answered "unavailable"), and can answer heartbeats
 // with a stale lease.
 type countingBroker struct {
@@ -527,6 +518,7 @@ type countingBroker struct {
 
 	mu         sync.Mutex
 	reportKeys []string
+	leased     []uint64 // tokens of the leases granted
 }
 
 func (b *countingBroker) Report(ctx context.Context, req api.ReportCmd) (*api.Item, error) {
@@ -542,6 +534,16 @@ func (b *countingBroker) Report(ctx context.Context, req api.ReportCmd) (*api.It
 	return it, err
 }
 
+func (b *countingBroker) Lease(ctx context.Context, req api.LeaseRequest) (*api.Item, error) {
+	it, err := b.Broker.Lease(ctx, req)
+	if it != nil {
+		b.mu.Lock()
+		b.leased = append(b.leased, it.Token)
+		b.mu.Unlock()
+	}
+	return it, err
+}
+
 func (b *countingBroker) Fail(ctx context.Context, req api.FailCmd) (*api.Item, error) {
 	b.fails.Add(1)
 	return b.Broker.Fail(ctx, req)
@@ -553,8 +555,6 @@ func (b *countingBroker) Heartbeat(ctx context.Context, req api.HeartbeatRequest
 	}
 	return b.Broker.Heartbeat(ctx, req)
 }
-
-type replayRecord = replay.Record
 
 // concat returns the records of chunks in order.
 func concat(chunks []fleet.Chunk) []replay.Record {
@@ -659,27 +659,83 @@ func TestWorkerParameters(t *testing.T) {
 	}
 }
 
-// TestWorkerRunEndsOnARefusal: a broker that refuses the worker's leases as from an unknown
-// worker ends Run with that error (it is not retried forever).
-func TestWorkerRunEndsOnARefusal(t *testing.T) {
-	w := newWorld(t, collectYAML(`"446"`, 1))
-	cfg := fleet.DefaultWorkerConfig()
-	cfg.ID, cfg.ArenaID = "w1", "a1"
-	cfg.Station = simStation(t, "446")
-	cfg.Broker = unregistered{w.local}
-	cfg.Replay, cfg.Params, cfg.Tracks = w.replay, w.params, w.tracks
-	wk, err := fleet.NewWorker(cfg)
-	if err != nil {
-		t.Fatal(err)
+// TestWorkerRunRegisters: Run registers the worker, asking again while the broker is
+// unavailable, and then runs episodes; a broker that refuses the worker's leases as from an
+// unknown worker ends Run with that error instead of being asked forever.
+func TestWorkerRunRegisters(t *testing.T) {
+	tests := []struct {
+		name string
+		b    registrar
+		want error // nil: Run runs the episode
+	}{
+		{"unavailable twice, then registered", registrar{unavailable: 2}, nil},
+		{"not registered", registrar{forget: true}, api.ErrNotRegistered},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := wk.Run(ctx); !errors.Is(err, api.ErrNotRegistered) {
-		t.Fatalf("Run of a worker the broker does not know: %v, want not registered", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, collectYAML(`"446"`, 1))
+			b := tt.b
+			b.Local = w.local
+			cfg := fleet.DefaultWorkerConfig()
+			cfg.ID, cfg.ArenaID = "w1", "a1"
+			cfg.Station = simStation(t, "446")
+			cfg.Broker = &b
+			cfg.Replay, cfg.Params, cfg.Tracks = w.replay, w.params, w.tracks
+			cfg.Poll = time.Millisecond
+			wk, err := fleet.NewWorker(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- wk.Run(ctx) }()
+			if tt.want != nil {
+				if err := <-done; !errors.Is(err, tt.want) {
+					t.Fatalf("Run: %v, want %v", err, tt.want)
+				}
+				return
+			}
+			for {
+				changed := w.local.Changed()
+				if w.item(t, 0).State == api.StateDone {
+					break
+				}
+				select {
+				case <-changed:
+				case err := <-done:
+					t.Fatalf("Run ended before the episode: %v", err)
+				case <-ctx.Done():
+					t.Fatal("the worker did not run the episode")
+				}
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if b.tries != 3 {
+				t.Errorf("%d registrations tried, want 3", b.tries)
+			}
+		})
 	}
 }
 
-// unregistered forgets registrations: every lease is refused as from an unknown worker.
-type unregistered struct{ *coordinator.Local }
+// registrar is a broker whose first registrations fail as unavailable, or that forgets every
+// registration (its leases are then refused as from an unknown worker).
+type registrar struct {
+	*coordinator.Local
+	unavailable int
+	forget      bool
+	tries       int // used by Run's goroutine only, read after it ended
+}
 
-func (unregistered) RegisterWorker(context.Context, api.RegisterWorkerCmd) error { return nil }
+func (r *registrar) RegisterWorker(ctx context.Context, c api.RegisterWorkerCmd) error {
+	r.tries++
+	switch {
+	case r.tries <= r.unavailable:
+		return fmt.Errorf("register: no leader: %w", api.ErrUnavailable)
+	case r.forget:
+		return nil
+	}
+	return r.Local.RegisterWorker(ctx, c)
+}
