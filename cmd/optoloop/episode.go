@@ -28,6 +28,7 @@ type episodeOptions struct {
 	target    string
 	out       string
 	id        string
+	noRender  bool
 }
 
 func newEpisodeCmd() *cobra.Command {
@@ -58,6 +59,7 @@ func newEpisodeCmd() *cobra.Command {
 	f.StringVar(&o.target, "target", "up", "target: up|down|left|right (1.5 cm from the plate centre) or x,y in cm from the plate centre (image axes)")
 	f.StringVar(&o.out, "out", "", "write the episode (metrics and track) as JSON to this file")
 	f.StringVar(&o.id, "id", "episode", "episode id recorded with the data")
+	f.BoolVar(&o.noRender, "no-render", false, "with --line: act on the simulator's own pose instead of rendering and tracking frames (fast)")
 	return cmd
 }
 
@@ -74,6 +76,9 @@ func runEpisodeCmd(cmd *cobra.Command, o episodeOptions) (err error) {
 	if !(o.seconds > 0) || o.seconds > 86400 {
 		return fmt.Errorf("episode: --seconds %v must be in (0, 86400]", o.seconds)
 	}
+	if o.noRender && o.rigConfig != "" {
+		return errors.New("episode: --no-render simulates; a rig's camera is real")
+	}
 	tgt, err := episode.ParseTarget(o.target)
 	if err != nil {
 		return fmt.Errorf("episode: --target: %w", err)
@@ -89,9 +94,12 @@ func runEpisodeCmd(cmd *cobra.Command, o episodeOptions) (err error) {
 		KeepFrames: o.out != "",
 	}
 	if o.ensemble != "" {
-		ens, err := policy.LoadDir(o.ensemble, policy.ReferenceArch())
+		ens, err := results.LoadEnsemble(o.ensemble)
 		if err != nil {
 			return fmt.Errorf("episode: --ensemble: %w", err)
+		}
+		if got, want := ens.Arch().Spec, policy.ReferenceSpec(); got != want {
+			return fmt.Errorf("episode: --ensemble %s observes %+v; the worker builds %+v", o.ensemble, got, want)
 		}
 		ep.Policy = ens
 		ep.Spec.Kind, ep.Spec.AgentLine = episode.KindAgent, line
@@ -108,7 +116,7 @@ func runEpisodeCmd(cmd *cobra.Command, o episodeOptions) (err error) {
 
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 	cfg := station.DefaultConfig()
-	cfg.Line, cfg.Logger = line, log
+	cfg.Line, cfg.Logger, cfg.NoRender = line, log, o.noRender
 	if o.rigConfig != "" {
 		rc, err := rig.LoadConfig(o.rigConfig)
 		if err != nil {

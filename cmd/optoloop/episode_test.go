@@ -122,7 +122,7 @@ func TestEpisodeWithEnsemble(t *testing.T) {
 		{"301", episode.KindCross, "301"},
 	} {
 		t.Run(string(tt.kind), func(t *testing.T) {
-			args := []string{"episode", "--line", "446", "--ensemble", dir, "--seconds", "6", "--id", "ens"}
+			args := []string{"episode", "--line", "446", "--ensemble", dir, "--seconds", "6", "--id", "ens", "--no-render"}
 			if tt.agentLine != "" {
 				args = append(args, "--agent-line", tt.agentLine)
 			}
