@@ -168,7 +168,7 @@ func (r *Runner) Run(ctx context.Context) (*results.Report, error) {
 		defer wg.Done()
 		tick(rctx, local)
 	}()
-	waitErr := r.wait(rctx, local, id)
+	waitErr := r.wait(rctx, local, id, stores)
 	stop()
 	wg.Wait()
 	close(errc)
@@ -246,8 +246,9 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 	return append(roles, l.Run), nil
 }
 
-// wait returns when the experiment has ended (done or failed) or ctx ends, logging each phase.
-func (r *Runner) wait(ctx context.Context, local *coordinator.Local, id string) error {
+// wait returns when the experiment has ended (done or failed) or ctx ends, logging each phase
+// and exporting the run folder as each phase ends.
+func (r *Runner) wait(ctx context.Context, local *coordinator.Local, id string, st fleet.Stores) error {
 	var phase plan.Phase
 	var t0 time.Time
 	for {
@@ -260,6 +261,13 @@ func (r *Runner) wait(ctx context.Context, local *coordinator.Local, id string) 
 		if e.Phase != phase {
 			if phase != "" {
 				r.log.Info("phase done", "phase", phase, "seconds", time.Since(t0).Seconds())
+				if e.Running() {
+					// A partial run folder after every phase, as the report of a running
+					// experiment reads it (not finished, the phase named).
+					if _, err := fleet.Export(ctx, r.cfg.Dir, local, id, r.yaml, st); err != nil {
+						return err
+					}
+				}
 			}
 			phase, t0 = e.Phase, time.Now()
 			r.log.Info("phase start", "phase", phase, "experiment", id, "items", len(e.Items))
