@@ -59,6 +59,9 @@ type Local struct {
 	mu    sync.Mutex // serialises applies (one log)
 	index uint64
 	now   time.Time
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced after every command that can make work
 }
 
 // NewLocal returns an empty Local broker.
@@ -66,7 +69,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Local{cfg: cfg, fsm: NewFSM(), now: cfg.Start}, nil
+	return &Local{cfg: cfg, fsm: NewFSM(), now: cfg.Start, notify: make(chan struct{})}, nil
 }
 
 // FSM returns the state machine (for reads).
@@ -92,12 +95,21 @@ func (l *Local) Advance(d time.Duration) error {
 	return err
 }
 
-// Changed returns a channel that is closed after the next command is applied: a caller with no
-// work waits on it instead of polling.
+// Changed returns a channel that is closed after the next command that can make work or end
+// an experiment is applied (every command but a lease and a heartbeat: a lease that finds
+// nothing must not wake the other idle callers, who would lease in turn and wake each other
+// for ever): a caller with no work waits on it instead of polling.
 func (l *Local) Changed() <-chan struct{} {
-	l.fsm.notifyMu.Lock()
-	defer l.fsm.notifyMu.Unlock()
-	return l.fsm.notify
+	l.notifyMu.Lock()
+	defer l.notifyMu.Unlock()
+	return l.notify
+}
+
+func (l *Local) changed() {
+	l.notifyMu.Lock()
+	close(l.notify)
+	l.notify = make(chan struct{})
+	l.notifyMu.Unlock()
 }
 
 // apply stamps c with the logical time and an idempotency key (the context's, else a new one),
@@ -128,6 +140,9 @@ func (l *Local) apply(ctx context.Context, c Command) (*api.Response, error) {
 	// Under l.mu, so that the applied index never goes back when applies race.
 	l.fsm.setApplied(index)
 	l.mu.Unlock()
+	if c.Type != CmdLease && c.Type != CmdHeartbeat {
+		l.changed()
+	}
 	r, ok := out.(*api.Response)
 	if !ok {
 		return nil, fmt.Errorf("coordinator: unexpected response %T from the state machine", out)

@@ -323,6 +323,9 @@ func TestLocalIdempotencyKey(t *testing.T) {
 	}
 }
 
+// TestLocalChanged checks that Changed closes after every command that can make work or end an
+// experiment, and not after a lease or a heartbeat: idle callers that lease on every change
+// would otherwise wake each other for ever.
 func TestLocalChanged(t *testing.T) {
 	ctx := context.Background()
 	l := newLocal(t, nil)
@@ -334,30 +337,45 @@ func TestLocalChanged(t *testing.T) {
 			return false
 		}
 	}
+	var leased *api.Item
 	steps := []struct {
-		name string
-		call func() error
+		name  string
+		call  func() error
+		wakes bool
 	}{
-		{"submit", func() error { _, err := l.Submit(ctx, []byte(localSpec)); return err }},
-		{"register", func() error { return l.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}) }},
+		{"submit", func() error { _, err := l.Submit(ctx, []byte(localSpec)); return err }, true},
+		{"register", func() error { return l.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}) }, true},
 		{"refused lease", func() error {
 			_, err := l.Lease(ctx, api.LeaseRequest{Holder: "w", Type: plan.TypeTrain})
 			if !errors.Is(err, api.ErrNotRegistered) {
 				return fmt.Errorf("train lease by a worker: %w", err)
 			}
 			return nil
-		}},
+		}, false},
+		{"register learner", func() error { return l.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: "l"}) }, true},
 		{"lease with no work", func() error {
-			if err := l.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: "l"}); err != nil {
-				return err
-			}
 			it, err := l.Lease(ctx, api.LeaseRequest{Holder: "l", Type: plan.TypeTrain})
 			if it != nil {
 				return fmt.Errorf("a training task during collect: %s", it.ID)
 			}
 			return err
-		}},
-		{"advance", func() error { return l.Advance(time.Second) }},
+		}, false},
+		{"lease", func() error {
+			var err error
+			if leased, err = l.Lease(ctx, api.LeaseRequest{Holder: "w", Type: plan.TypeEpisode}); err == nil && leased == nil {
+				err = errors.New("no episode")
+			}
+			return err
+		}, false},
+		{"heartbeat", func() error {
+			_, err := l.Heartbeat(ctx, api.HeartbeatRequest{Holder: "w", ItemID: leased.ID, Token: leased.Token})
+			return err
+		}, false},
+		{"fail", func() error {
+			_, err := l.Fail(ctx, api.FailCmd{Holder: "w", ItemID: leased.ID, Token: leased.Token, Reason: "test"})
+			return err
+		}, true},
+		{"advance", func() error { return l.Advance(time.Second) }, true},
 	}
 	for _, s := range steps {
 		ch := l.Changed()
@@ -367,8 +385,8 @@ func TestLocalChanged(t *testing.T) {
 		if err := s.call(); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if !closed(ch) {
-			t.Fatalf("%s: Changed not closed after an apply", s.name)
+		if closed(ch) != s.wakes {
+			t.Fatalf("%s: Changed closed %v, want %v", s.name, closed(ch), s.wakes)
 		}
 	}
 	// A call refused before it reaches the state machine applies nothing and says nothing.

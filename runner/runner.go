@@ -31,6 +31,8 @@ import (
 	"github.com/optoloop/optoloop/memstore"
 	"github.com/optoloop/optoloop/results"
 	"github.com/optoloop/optoloop/station"
+
+	"github.com/optoloop/optoloop/coordinator/api"
 )
 
 // Config configures one run.
@@ -253,11 +255,10 @@ func (r *Runner) wait(ctx context.Context, local *coordinator.Local, id string, 
 	var t0 time.Time
 	for {
 		changed := local.Changed()
-		v, err := local.Experiment(ctx, id)
-		if err != nil {
-			return err
+		e, ok := experimentOf(local, id)
+		if !ok {
+			return fmt.Errorf("runner: experiment %s vanished", id)
 		}
-		e := v.Experiment
 		if e.Phase != phase {
 			if phase != "" {
 				r.log.Info("phase done", "phase", phase, "seconds", time.Since(t0).Seconds())
@@ -282,6 +283,16 @@ func (r *Runner) wait(ctx context.Context, local *coordinator.Local, id string, 
 		case <-changed:
 		}
 	}
+}
+
+// experimentOf reads one experiment without copying its items.
+func experimentOf(local *coordinator.Local, id string) (api.Experiment, bool) {
+	for _, e := range local.FSM().Experiments() {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return api.Experiment{}, false
 }
 
 // closeStation closes a station that can be closed (station.Station closes its arena).
