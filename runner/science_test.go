@@ -18,10 +18,11 @@ import (
 // of 446, 301 and 281 beat no light and random light at their own on-rate (p < 0.05, two-sided
 // Mann-Whitney, 20 episodes per condition), and the wild type's (73) do not beat no light. It
 // runs the science file's training settings with 4 agents per line and no cross-evaluation.
-// Measured (1 min 8 s on 2 cores): 446 0.39 cm against no light 1.19 and random light 1.13
-// (p 5e-5, 8e-5), 301 0.39 against 1.20 and 1.23 (p 2e-5, 7e-6), 281 0.11 against 1.19 and
-// 0.56 (p 2e-11, 2e-4), 73 1.26 against 1.31 (p 0.82). With gamma 0.99, the first round's
-// setting, 446 failed at full scale on both seeds measured (runner/SCIENCE.md).
+// Measured on the one engine (coordinator.Local + fleet; 3 min 21 s with two other jobs on the
+// 2 cores): 446 0.24 cm against no light 1.26 and random light 1.06 (p 1e-9, 6e-6), 301 0.26
+// against 1.15 and 1.19 (p 1e-7, 2e-8), 281 0.06 against 1.16 and 0.54 (p 2e-11, 1e-4), 73 1.24
+// against 1.21 (p 0.93). With gamma 0.99, the first round's setting, 446 failed at full scale on
+// both seeds measured (runner/SCIENCE.md).
 func TestScienceSubset(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", "experiments", "science.yaml"))
 	if err != nil {
