@@ -139,7 +139,7 @@ type Policy struct {
 	MaxStaleness int `yaml:"max_staleness" json:"max_staleness"`
 }
 
-// Default returns the reference protocol (DESIGN.md section 1) with no name and no lines.
+// Default returns the reference protocol (docs/PROTOCOL.md section 1) with no name and no lines.
 func Default() Spec {
 	return Spec{
 		Seed:          1,

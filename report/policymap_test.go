@@ -10,7 +10,7 @@ import (
 )
 
 // TestPolicyMapCellsAreEnsembleProbabilities checks the drawn cells against the ensemble's own
-// P(light on) for observations built here from the protocol (DESIGN.md section 1): one frame of
+// P(light on) for observations built here from the protocol (docs/PROTOCOL.md section 1): one frame of
 // (sin body, cos body, sin head, cos head, dx/900, dy/900) repeated 15 times, feature-major, with
 // the body angle measured from the direction to the target and the head angle from the body.
 func TestPolicyMapCellsAreEnsembleProbabilities(t *testing.T) {

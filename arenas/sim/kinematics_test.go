@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// TestKinematics checks the wild type without light against the ranges of DESIGN.md section 2,
-// measured from the true pose at the camera's 3 Hz: forward speed 0.15-0.25 mm/s, reversals
-// 1-3 per minute lasting 1-3 s, undulation 0.3-0.5 Hz, head swings of 30-50 degrees, a body
-// of about 1 mm (54 px) and 3-5 px wide.
+// TestKinematics checks the wild type without light against the ranges of docs/PROTOCOL.md
+// section 3, measured from the true pose at the camera's 3 Hz: forward speed 0.15-0.25 mm/s,
+// reversals 1-3 per minute lasting 1-3 s, undulation 0.3-0.5 Hz, head swings of 30-50 degrees,
+// a body of about 1 mm (54 px) and 3-5 px wide.
 func TestKinematics(t *testing.T) {
 	const animals, frames = 16, 900 // 300 s each
 	var (
