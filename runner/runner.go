@@ -248,9 +248,28 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 	return append(roles, l.Run), nil
 }
 
-// wait returns when the experiment has ended (done or failed) or ctx ends, logging each phase
-// and exporting the run folder as each phase ends.
+// wait returns when the experiment has ended (done or failed) or ctx ends, logging each phase.
+// As each phase ends it asks for a partial run folder (as the report of a running experiment
+// reads it: not finished, the phase named), written by a goroutine of its own so that the
+// phases are still seen as they pass; wait returns once that writer is done.
 func (r *Runner) wait(ctx context.Context, local *coordinator.Local, id string, st fleet.Stores) error {
+	exports := make(chan struct{}, 1)
+	exported := make(chan error, 1)
+	go func() {
+		var err error
+		for range exports {
+			if err == nil {
+				_, err = fleet.Export(ctx, r.cfg.Dir, local, id, r.yaml, st)
+			}
+		}
+		exported <- err
+	}()
+	err := r.watch(ctx, local, id, exports)
+	close(exports)
+	return errors.Join(err, <-exported)
+}
+
+func (r *Runner) watch(ctx context.Context, local *coordinator.Local, id string, exports chan<- struct{}) error {
 	var phase plan.Phase
 	var t0 time.Time
 	for {
@@ -263,15 +282,14 @@ func (r *Runner) wait(ctx context.Context, local *coordinator.Local, id string, 
 			if phase != "" {
 				r.log.Info("phase done", "phase", phase, "seconds", time.Since(t0).Seconds())
 				if e.Running() {
-					// A partial run folder after every phase, as the report of a running
-					// experiment reads it (not finished, the phase named).
-					if _, err := fleet.Export(ctx, r.cfg.Dir, local, id, r.yaml, st); err != nil {
-						return err
+					select {
+					case exports <- struct{}{}:
+					default: // one is pending: it will see this phase too
 					}
 				}
 			}
 			phase, t0 = e.Phase, time.Now()
-			r.log.Info("phase start", "phase", phase, "experiment", id, "items", len(e.Items))
+			r.log.Info("phase start", "phase", phase, "experiment", id, "items", e.NextItem)
 		}
 		if !e.Running() {
 			r.log.Info("experiment ended", "experiment", id, "status", e.Status, "reason", e.Reason)
