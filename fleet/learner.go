@@ -143,8 +143,6 @@ func (l *Learner) runTask(ctx context.Context, it *api.Item) error {
 		return nil
 	}
 	out, _ := json.Marshal(summary)
-	stop(nil)
-	<-hbDone
 	return sendReport(ctx, l.cfg.Broker, api.ReportCmd{Holder: l.cfg.ID, ItemID: it.ID, Token: it.Token, PolicyVersion: version, Output: out},
 		l.cfg.ReportAttempts, l.cfg.ReportBackoff, log)
 }

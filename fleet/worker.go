@@ -236,8 +236,8 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 		return w.fail(ctx, it, fmt.Errorf("store track: %w", err))
 	}
 	out := res.Outcome
-	stop(nil)
-	<-hbDone
+	// The heartbeat goes on while the report is retried, so that a slow coordinator does not
+	// let the lease lapse under a finished episode.
 	return w.report(ctx, it, api.ReportCmd{Holder: w.cfg.ID, ItemID: it.ID, Token: it.Token, Outcome: &out}, log)
 }
 
@@ -338,6 +338,8 @@ func heartbeat(ctx context.Context, b Broker, it *api.Item, holder string, ttl t
 		_, err := b.Heartbeat(ctx, api.HeartbeatRequest{Holder: holder, ItemID: it.ID, Token: it.Token, TTLSeconds: ttl.Seconds()})
 		switch {
 		case err == nil, ctx.Err() != nil:
+		case errors.Is(err, api.ErrDuplicate):
+			return // the report was accepted: nothing left to keep alive
 		case errors.Is(err, api.ErrStaleLease), errors.Is(err, api.ErrNotFound):
 			stop(fmt.Errorf("item %s lease %d: %w", it.ID, it.Token, api.ErrStaleLease))
 			return
