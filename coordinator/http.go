@@ -18,8 +18,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/optoloop/optoloop/experiment"
-
 	"github.com/optoloop/optoloop/coordinator/api"
 )
 
@@ -143,28 +141,13 @@ func decodeJSON[T any](t CommandType, set func(*Command, *T)) decoder {
 	}
 }
 
-func (n *Node) ttl(seconds float64) (time.Duration, error) {
-	if seconds == 0 {
-		return n.cfg.LeaseTTL, nil
-	}
-	if !(seconds > 0) || seconds > 86400 {
-		return 0, fmt.Errorf("%w: ttl_seconds %v must be in (0, 86400]", api.ErrBadRequest, seconds)
-	}
-	return time.Duration(seconds * float64(time.Second)), nil
-}
-
 func (n *Node) decodeLease(r *http.Request, body []byte) (Command, error) {
 	var req api.LeaseRequest
 	c, err := decodeJSON(CmdLease, func(_ *Command, v *api.LeaseRequest) { req = *v })(r, body)
 	if err != nil {
 		return c, err
 	}
-	ttl, err := n.ttl(req.TTLSeconds)
-	if err != nil {
-		return c, err
-	}
-	c.Lease = &LeaseCmd{Holder: req.Holder, Type: req.Type, TTL: ttl}
-	return c, nil
+	return leaseCommand(req, n.cfg.LeaseTTL)
 }
 
 func (n *Node) decodeHeartbeat(r *http.Request, body []byte) (Command, error) {
@@ -173,19 +156,11 @@ func (n *Node) decodeHeartbeat(r *http.Request, body []byte) (Command, error) {
 	if err != nil {
 		return c, err
 	}
-	ttl, err := n.ttl(req.TTLSeconds)
-	if err != nil {
-		return c, err
-	}
-	c.Heartbeat = &HeartbeatCmd{Holder: req.Holder, ItemID: req.ItemID, Token: req.Token, TTL: ttl}
-	return c, nil
+	return heartbeatCommand(req, n.cfg.LeaseTTL)
 }
 
 func (n *Node) decodeSubmit(_ *http.Request, body []byte) (Command, error) {
-	if _, err := experiment.ParseWith(body, experiment.Options{KnownLine: n.cfg.KnownLine}); err != nil {
-		return Command{}, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
-	}
-	return Command{Type: CmdSubmit, Submit: &api.SubmitCmd{Spec: string(body), MaxAttempts: n.cfg.MaxAttempts}}, nil
+	return submitCommand(body, n.cfg.KnownLine, n.cfg.MaxAttempts)
 }
 
 // readBody reads at most MaxCommandBytes.

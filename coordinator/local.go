@@ -2,15 +2,12 @@ package coordinator
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/optoloop/optoloop/coordinator/api"
-	"github.com/optoloop/optoloop/experiment"
 )
 
 // LocalConfig configures a Local broker.
@@ -120,9 +117,7 @@ func (l *Local) apply(ctx context.Context, c Command) (*api.Response, error) {
 	}
 	if c.Type != CmdTick {
 		if c.Key = api.IdempotencyKey(ctx); c.Key == "" {
-			var b [16]byte
-			_, _ = rand.Read(b[:])
-			c.Key = hex.EncodeToString(b[:])
+			c.Key = api.NewIdempotencyKey()
 		}
 	}
 	l.mu.Lock()
@@ -155,22 +150,13 @@ func (l *Local) apply(ctx context.Context, c Command) (*api.Response, error) {
 	return &cp, cp.Err()
 }
 
-func (l *Local) ttl(seconds float64) (time.Duration, error) {
-	if seconds == 0 {
-		return l.cfg.LeaseTTL, nil
-	}
-	if !(seconds > 0) || seconds > 86400 {
-		return 0, fmt.Errorf("%w: ttl_seconds %v must be in (0, 86400]", api.ErrBadRequest, seconds)
-	}
-	return time.Duration(seconds * float64(time.Second)), nil
-}
-
 // Submit submits an experiment file (YAML) and returns the experiment's id.
 func (l *Local) Submit(ctx context.Context, spec []byte) (string, error) {
-	if _, err := experiment.ParseWith(spec, experiment.Options{KnownLine: l.cfg.KnownLine}); err != nil {
-		return "", fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+	c, err := submitCommand(spec, l.cfg.KnownLine, l.cfg.MaxAttempts)
+	if err != nil {
+		return "", err
 	}
-	r, err := l.apply(ctx, Command{Type: CmdSubmit, Submit: &api.SubmitCmd{Spec: string(spec), MaxAttempts: l.cfg.MaxAttempts}})
+	r, err := l.apply(ctx, c)
 	if err != nil {
 		return "", err
 	}
@@ -191,11 +177,11 @@ func (l *Local) RegisterLearner(ctx context.Context, r api.RegisterLearnerCmd) e
 
 // Lease leases one item, or returns nil when there is none for the holder.
 func (l *Local) Lease(ctx context.Context, req api.LeaseRequest) (*api.Item, error) {
-	ttl, err := l.ttl(req.TTLSeconds)
+	c, err := leaseCommand(req, l.cfg.LeaseTTL)
 	if err != nil {
 		return nil, err
 	}
-	r, err := l.apply(ctx, Command{Type: CmdLease, Lease: &LeaseCmd{Holder: req.Holder, Type: req.Type, TTL: ttl}})
+	r, err := l.apply(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -204,11 +190,11 @@ func (l *Local) Lease(ctx context.Context, req api.LeaseRequest) (*api.Item, err
 
 // Heartbeat renews a lease; it fails with api.ErrStaleLease when the lease is not current.
 func (l *Local) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (*api.Item, error) {
-	ttl, err := l.ttl(req.TTLSeconds)
+	c, err := heartbeatCommand(req, l.cfg.LeaseTTL)
 	if err != nil {
 		return nil, err
 	}
-	r, err := l.apply(ctx, Command{Type: CmdHeartbeat, Heartbeat: &HeartbeatCmd{Holder: req.Holder, ItemID: req.ItemID, Token: req.Token, TTL: ttl}})
+	r, err := l.apply(ctx, c)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +12,6 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/optoloop/optoloop/agentlib/nn"
-	"github.com/optoloop/optoloop/agentlib/policy"
 	"github.com/optoloop/optoloop/arenas"
 	"github.com/optoloop/optoloop/arenas/sim"
 	"github.com/optoloop/optoloop/episode"
@@ -98,21 +95,7 @@ func TestEpisodeBadInput(t *testing.T) {
 // line's a cross episode.
 func TestEpisodeWithEnsemble(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ensemble")
-	rng := rand.New(rand.NewPCG(8, 1))
-	arch := policy.ReferenceArch()
-	var ms []*nn.MLP
-	for range 2 {
-		m := nn.New(arch.Sizes...)
-		m.InitXavier(rng)
-		ms = append(ms, m)
-	}
-	ens, err := policy.NewEnsemble(arch, ms...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := policy.SaveDir(dir, ens); err != nil {
-		t.Fatal(err)
-	}
+	saveRandomEnsemble(t, dir, 8, 1)
 	for _, tt := range []struct {
 		agentLine string
 		kind      episode.Kind

@@ -60,10 +60,11 @@ func TestReportCommand(t *testing.T) {
 	}
 }
 
-func TestPolicyMapCommand(t *testing.T) {
-	dir := t.TempDir()
-	ens := filepath.Join(dir, "ensemble")
-	rng := rand.New(rand.NewPCG(4, 5))
+// saveRandomEnsemble saves an untrained ensemble of two reference actors (Xavier init from
+// PCG(seed, stream)) to dir.
+func saveRandomEnsemble(t *testing.T, dir string, seed, stream uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, stream))
 	arch := policy.ReferenceArch()
 	var ms []*nn.MLP
 	for range 2 {
@@ -75,9 +76,15 @@ func TestPolicyMapCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := policy.SaveDir(ens, e); err != nil {
+	if err := policy.SaveDir(dir, e); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestPolicyMapCommand(t *testing.T) {
+	dir := t.TempDir()
+	ens := filepath.Join(dir, "ensemble")
+	saveRandomEnsemble(t, ens, 4, 5)
 	pngPath, jsonPath := filepath.Join(dir, "map.png"), filepath.Join(dir, "map.json")
 	out, _, err := runReportCmd(t, "policy-map", "--ensemble", ens, "--out", pngPath, "--json", jsonPath)
 	if err != nil {

@@ -145,7 +145,8 @@ func IdempotencyKey(ctx context.Context) string {
 	return k
 }
 
-func newKey() string {
+// NewIdempotencyKey returns a new random idempotency key (128 bits, hex).
+func NewIdempotencyKey() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
@@ -224,7 +225,7 @@ func (c *Client) doType(ctx context.Context, method, path, contentType string, b
 	key := ""
 	if write {
 		if key = IdempotencyKey(ctx); key == "" {
-			key = newKey()
+			key = NewIdempotencyKey()
 		}
 	}
 	var last error
