@@ -24,6 +24,7 @@ const (
 	CmdHeartbeat       CommandType = "heartbeat"
 	CmdReport          CommandType = "report"
 	CmdFail            CommandType = "fail"
+	CmdDeregister      CommandType = "deregister"
 	CmdTick            CommandType = "tick"
 	CmdSetNode         CommandType = "set_node"
 	CmdRemoveNode      CommandType = "remove_node"
@@ -50,6 +51,7 @@ type Command struct {
 	Heartbeat       *HeartbeatCmd           `json:"heartbeat,omitempty"`
 	Report          *api.ReportCmd          `json:"report,omitempty"`
 	Fail            *api.FailCmd            `json:"fail,omitempty"`
+	Deregister      *api.DeregisterRequest  `json:"deregister,omitempty"`
 	SetNode         *api.NodeInfo           `json:"set_node,omitempty"`
 	RemoveNode      *RemoveNodeCmd          `json:"remove_node,omitempty"`
 	// Batch holds the commands of a batch entry (none of them a batch).
@@ -71,6 +73,8 @@ type HeartbeatCmd struct {
 	ItemID string        `json:"item_id,omitempty"`
 	Token  uint64        `json:"token,omitempty"`
 	TTL    time.Duration `json:"ttl"`
+	// Progress, when set, replaces the item's progress.
+	Progress *api.Progress `json:"progress,omitempty"`
 }
 
 // RemoveNodeCmd forgets a node's addresses (after it left the Raft configuration).
@@ -140,7 +144,7 @@ func (c Command) validate() error {
 	}
 	n := 0
 	for _, set := range []bool{c.Submit != nil, c.RegisterWorker != nil, c.RegisterLearner != nil, c.Lease != nil,
-		c.Heartbeat != nil, c.Report != nil, c.Fail != nil, c.SetNode != nil, c.RemoveNode != nil} {
+		c.Heartbeat != nil, c.Report != nil, c.Fail != nil, c.Deregister != nil, c.SetNode != nil, c.RemoveNode != nil} {
 		if set {
 			n++
 		}
@@ -229,6 +233,9 @@ func (c Command) validate() error {
 		if len(c.Heartbeat.ItemID) > api.MaxIDLength {
 			return badf("item id too long")
 		}
+		if p := c.Heartbeat.Progress; p != nil && (p.Done < 0 || p.Total < 0 || p.Done > p.Total) {
+			return badf("heartbeat: progress %d of %d", p.Done, p.Total)
+		}
 		return checkTTL(c.Heartbeat.TTL)
 	case CmdReport:
 		if c.Report == nil {
@@ -270,6 +277,14 @@ func (c Command) validate() error {
 			return badf("fail: reason longer than %d bytes", api.MaxReasonLength)
 		}
 		return nil
+	case CmdDeregister:
+		if c.Deregister == nil {
+			break
+		}
+		if len(c.Deregister.Reason) > api.MaxReasonLength {
+			return badf("deregister: reason longer than %d bytes", api.MaxReasonLength)
+		}
+		return checkID("holder", c.Deregister.Holder)
 	case CmdSetNode:
 		if c.SetNode == nil {
 			break

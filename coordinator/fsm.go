@@ -280,6 +280,8 @@ func (f *FSM) dispatch(c Command, token uint64) *api.Response {
 		return f.report(c.Report)
 	case CmdFail:
 		return f.fail(c.Fail)
+	case CmdDeregister:
+		return f.deregister(c.Deregister)
 	case CmdSetNode:
 		n := *c.SetNode
 		f.st.Nodes[n.ID] = &n
@@ -400,6 +402,7 @@ func (f *FSM) lease(c *LeaseCmd, token uint64) *api.Response {
 	it.State = api.StateLeased
 	it.Holder = c.Holder
 	it.Token = token
+	it.Progress = nil
 	it.Attempts++
 	f.leased[it.ID] = struct{}{}
 	f.setDeadline(it, st.Now.Add(c.TTL))
@@ -443,7 +446,41 @@ func (f *FSM) heartbeat(c *HeartbeatCmd) *api.Response {
 	}
 	f.touch(c.Holder)
 	f.setDeadline(it, f.st.Now.Add(c.TTL))
+	if c.Progress != nil {
+		p := *c.Progress
+		it.Progress = &p
+	}
 	return &api.Response{Item: copyItem(it)}
+}
+
+// deregister forgets a worker or learner that is leaving. Every lease it still holds ends as a
+// failed attempt (with the holder's reason), so that the item is retried at once instead of
+// when its lease runs out.
+func (f *FSM) deregister(c *api.DeregisterRequest) *api.Response {
+	st := f.st
+	_, isWorker := st.Workers[c.Holder]
+	_, isLearner := st.Learners[c.Holder]
+	if !isWorker && !isLearner {
+		return refuse(api.CodeNotFound, "holder %q is not registered", c.Holder)
+	}
+	reason := c.Reason
+	if reason == "" {
+		reason = "deregistered"
+	}
+	var held []string
+	for id := range f.leased {
+		if st.Items[id].Holder == c.Holder {
+			held = append(held, id)
+		}
+	}
+	slices.Sort(held)
+	for _, id := range held {
+		it := st.Items[id]
+		f.retryOrFail(it, fmt.Sprintf("attempt %d (%s, lease %d): the holder left: %s", it.Attempts, it.Holder, it.Token, reason))
+	}
+	delete(st.Workers, c.Holder)
+	delete(st.Learners, c.Holder)
+	return &api.Response{}
 }
 
 func (f *FSM) endLease(it *api.Item) {
@@ -533,6 +570,10 @@ func (f *FSM) sweep() {
 func copyItem(it *api.Item) *api.Item {
 	c := *it
 	c.Failures = slices.Clone(it.Failures)
+	if it.Progress != nil {
+		p := *it.Progress
+		c.Progress = &p
+	}
 	if it.Target != nil {
 		t := *it.Target
 		c.Target = &t

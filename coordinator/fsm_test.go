@@ -687,3 +687,87 @@ func TestFSMReregistrationEndsTheHeldLease(t *testing.T) {
 		t.Fatalf("lease after re-registration %+v: want a new attempt under a new token", next)
 	}
 }
+
+func TestFSMDeregister(t *testing.T) {
+	h := newFSMHarness(t)
+	h.submit(tinySpec)
+	h.worker("w", "301")
+	h.worker("idle", "301")
+	it := h.lease("w", plan.TypeEpisode)
+	if it == nil {
+		t.Fatal("no episode")
+	}
+	h.ok(Command{Type: CmdDeregister, Deregister: &api.DeregisterRequest{Holder: "w", Reason: "SIGTERM: grace period over"}})
+	if _, ok := h.f.st.Workers["w"]; ok {
+		t.Error("a deregistered worker is still registered")
+	}
+	got := h.f.st.Items[it.ID]
+	if got.State != api.StatePending || len(got.Failures) != 1 || !strings.Contains(got.Failures[0], "SIGTERM: grace period over") {
+		t.Errorf("held episode after deregister: %s, failures %q; want pending with the reason", got.State, got.Failures)
+	}
+	// The freed episode goes to another arena at once (behind the line's other pending
+	// episodes), under a new token.
+	var again *api.Item
+	for _, d := range h.drain("idle", plan.TypeEpisode, lightOutcome(0.1), 0) {
+		if d.ID == it.ID {
+			again = d
+		}
+	}
+	if again == nil || again.Token == it.Token {
+		t.Fatalf("re-lease after deregister: %+v", again)
+	}
+	// The old lease cannot report; the leaver cannot lease; a second deregister is refused.
+	if r := h.report("w", it, lightOutcome(0.1), 0); r.Code != api.CodeStaleLease {
+		t.Errorf("report under the leaver's lease: %v", r.Err())
+	}
+	if r := h.apply(Command{Type: CmdLease, Lease: &LeaseCmd{Holder: "w", Type: plan.TypeEpisode, TTL: time.Minute}}); r.Code != api.CodeNotRegistered {
+		t.Errorf("lease by a deregistered worker: %v", r.Err())
+	}
+	if r := h.apply(Command{Type: CmdDeregister, Deregister: &api.DeregisterRequest{Holder: "w"}}); r.Code != api.CodeNotFound {
+		t.Errorf("second deregister: %v", r.Err())
+	}
+	// A learner's training task is freed the same way.
+	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &api.RegisterLearnerCmd{ID: "l"}})
+	h.ok(Command{Type: CmdDeregister, Deregister: &api.DeregisterRequest{Holder: "l"}})
+	if _, ok := h.f.st.Learners["l"]; ok {
+		t.Error("a deregistered learner is still registered")
+	}
+}
+
+func TestFSMHeartbeatProgress(t *testing.T) {
+	h := newFSMHarness(t)
+	h.submit(tinySpec)
+	h.worker("w", "301")
+	it := h.lease("w", plan.TypeEpisode)
+	hb := func(p *api.Progress) *api.Response {
+		return h.apply(Command{Type: CmdHeartbeat, Heartbeat: &HeartbeatCmd{Holder: "w", ItemID: it.ID, Token: it.Token, TTL: time.Minute, Progress: p}})
+	}
+	if r := hb(&api.Progress{Done: 3, Total: 20}); r.Err() != nil || r.Item.Progress == nil || *r.Item.Progress != (api.Progress{Done: 3, Total: 20}) {
+		t.Fatalf("heartbeat with progress: %+v, %v", r.Item, r.Err())
+	}
+	if r := hb(nil); r.Err() != nil || r.Item.Progress == nil || r.Item.Progress.Done != 3 {
+		t.Fatalf("a heartbeat without progress keeps the last: %+v", r.Item)
+	}
+	for _, bad := range []api.Progress{{Done: -1, Total: 2}, {Done: 3, Total: 2}} {
+		if _, err := EncodeCommand(Command{Type: CmdHeartbeat, Time: t0, Heartbeat: &HeartbeatCmd{Holder: "w", ItemID: it.ID, Token: it.Token, TTL: time.Minute, Progress: &bad}}); !errors.Is(err, ErrBadCommand) {
+			t.Errorf("progress %+v accepted: %v", bad, err)
+		}
+	}
+	// A new lease starts with no progress.
+	h.ok(Command{Type: CmdFail, Fail: &api.FailCmd{Holder: "w", ItemID: it.ID, Token: it.Token, Reason: "x"}})
+	for {
+		again := h.lease("w", plan.TypeEpisode)
+		if again == nil {
+			t.Fatal("the failed item was not leased again")
+		}
+		if again.ID == it.ID {
+			if again.Progress != nil {
+				t.Errorf("re-leased item keeps the old lease's progress: %+v", again.Progress)
+			}
+			break
+		}
+		if err := h.report("w", again, lightOutcome(0.1), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -35,6 +35,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/heartbeat", n.write(n.decodeHeartbeat))
 	mux.HandleFunc("POST /v1/report", n.write(decodeJSON(CmdReport, func(c *Command, v *api.ReportCmd) { c.Report = v })))
 	mux.HandleFunc("POST /v1/fail", n.write(decodeJSON(CmdFail, func(c *Command, v *api.FailCmd) { c.Fail = v })))
+	mux.HandleFunc("POST /v1/deregister", n.write(decodeJSON(CmdDeregister, func(c *Command, v *api.DeregisterRequest) { c.Deregister = v })))
 	mux.HandleFunc("GET /v1/status", n.read(n.getStatus))
 	mux.HandleFunc("GET /v1/node", n.read(func(r *http.Request) (any, error) { return n.localStatus(), nil }))
 	mux.HandleFunc("GET /v1/cluster", n.read(n.getCluster))

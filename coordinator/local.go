@@ -219,6 +219,12 @@ func (l *Local) Fail(ctx context.Context, req api.FailCmd) (*api.Item, error) {
 	return r.Item, nil
 }
 
+// Deregister removes a worker or learner that is leaving (see api.Client.Deregister).
+func (l *Local) Deregister(ctx context.Context, req api.DeregisterRequest) error {
+	_, err := l.apply(ctx, Command{Type: CmdDeregister, Deregister: &req})
+	return err
+}
+
 // Experiment returns an experiment with its items.
 func (l *Local) Experiment(_ context.Context, id string) (api.ExperimentView, error) {
 	v, ok := l.fsm.ExperimentView(id)

@@ -36,7 +36,7 @@ func heartbeatCommand(req api.HeartbeatRequest, def time.Duration) (Command, err
 	if err != nil {
 		return Command{}, err
 	}
-	return Command{Type: CmdHeartbeat, Heartbeat: &HeartbeatCmd{Holder: req.Holder, ItemID: req.ItemID, Token: req.Token, TTL: ttl}}, nil
+	return Command{Type: CmdHeartbeat, Heartbeat: &HeartbeatCmd{Holder: req.Holder, ItemID: req.ItemID, Token: req.Token, TTL: ttl, Progress: req.Progress}}, nil
 }
 
 // submitCommand checks an experiment file (known, when set, refuses unknown lines) before it

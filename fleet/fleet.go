@@ -30,6 +30,8 @@ type Broker interface {
 	Heartbeat(ctx context.Context, req api.HeartbeatRequest) (*api.Item, error)
 	Report(ctx context.Context, req api.ReportCmd) (*api.Item, error)
 	Fail(ctx context.Context, req api.FailCmd) (*api.Item, error)
+	// Deregister removes a leaving role; a lease it still holds is failed with the reason.
+	Deregister(ctx context.Context, req api.DeregisterRequest) error
 	Experiment(ctx context.Context, id string) (api.ExperimentView, error)
 }
 
@@ -53,7 +55,10 @@ type Chunk struct {
 	// PolicyVersion is the parameter version that chose the chunk's lights (0: a fixed
 	// schedule).
 	PolicyVersion uint64
-	Records       []replay.Record
+	// TraceParent is the W3C traceparent of the span that wrote the chunk (empty when not
+	// traced).
+	TraceParent string
+	Records     []replay.Record
 }
 
 // Replay is the shared replay: chunks appended by workers, read back by learners.

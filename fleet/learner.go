@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/optoloop/optoloop/agentlib/learner"
@@ -43,13 +44,17 @@ type LearnerConfig struct {
 	Poll           time.Duration
 	ReportAttempts int
 	ReportBackoff  time.Duration
+	// StoreRetry is how long a store call that failed with ErrUnavailable is retried (the
+	// replay snapshot, a checkpoint, a parameter version) before the attempt fails. Default 2
+	// minutes.
+	StoreRetry time.Duration
 	// Logger (default: discard).
 	Logger *slog.Logger
 }
 
 // DefaultLearnerConfig returns the defaults; the required fields must still be set.
 func DefaultLearnerConfig() LearnerConfig {
-	return LearnerConfig{LeaseTTL: 30 * time.Second, Poll: time.Second, ReportAttempts: 20, ReportBackoff: 100 * time.Millisecond}
+	return LearnerConfig{LeaseTTL: 30 * time.Second, Poll: time.Second, ReportAttempts: 20, ReportBackoff: 100 * time.Millisecond, StoreRetry: 2 * time.Minute}
 }
 
 // Validate reports the first unusable field.
@@ -65,8 +70,8 @@ func (c LearnerConfig) Validate() error {
 		return fmt.Errorf("fleet: learner lease ttl %v must be within 3ms-24h", c.LeaseTTL)
 	case c.Poll <= 0:
 		return fmt.Errorf("fleet: learner poll %v must be positive", c.Poll)
-	case c.ReportAttempts < 1 || c.ReportBackoff <= 0:
-		return errors.New("fleet: learner report attempts and backoff must be positive")
+	case c.ReportAttempts < 1 || c.ReportBackoff <= 0 || c.StoreRetry <= 0:
+		return errors.New("fleet: learner report attempts, backoff and store retry must be positive")
 	}
 	return nil
 }
@@ -94,10 +99,22 @@ func NewLearner(cfg LearnerConfig) (*Learner, error) {
 // error only when the broker refuses the learner; while the broker is unavailable it asks again
 // every Poll.
 func (l *Learner) Run(ctx context.Context) error {
+	return l.Serve(ctx, nil)
+}
+
+// Serve is Run with a drain: once drain is closed the learner leases nothing more, lets the
+// running task go on until ctx ends and returns nil.
+func (l *Learner) Serve(ctx context.Context, drain <-chan struct{}) error {
 	reg := func(ctx context.Context) error {
 		return l.cfg.Broker.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: l.cfg.ID})
 	}
-	return serve(ctx, "learner "+l.cfg.ID, l.cfg.Broker, l.cfg.Poll, l.log, reg, l.Step)
+	return serve(ctx, drain, "learner "+l.cfg.ID, l.cfg.Broker, l.cfg.Poll, l.log, reg, l.Step)
+}
+
+// Deregister tells the coordinator the learner is leaving; a task it still holds is failed
+// with reason, so that another learner resumes it from its checkpoint at once.
+func (l *Learner) Deregister(ctx context.Context, reason string) error {
+	return deregister(ctx, l.cfg.Broker, l.cfg.ID, reason)
 }
 
 // Step leases one training task and trains it to its report. It returns false when there was
@@ -116,14 +133,16 @@ func (l *Learner) Step(ctx context.Context) (bool, error) {
 func (l *Learner) runTask(ctx context.Context, it *api.Item) error {
 	log := l.log.With("task", it.ID, "line", it.Line, "token", it.Token)
 	taskCtx, stop := context.WithCancelCause(ctx)
+	// progress is the task's updates so far, carried by every heartbeat.
+	var progress atomic.Pointer[api.Progress]
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		heartbeat(taskCtx, l.cfg.Broker, it, l.cfg.ID, l.cfg.LeaseTTL, stop, log)
+		heartbeat(taskCtx, l.cfg.Broker, it, l.cfg.ID, l.cfg.LeaseTTL, progress.Load, stop, log)
 	}()
 	defer func() { stop(nil); <-hbDone }()
 
-	summary, version, err := l.train(taskCtx, it, log)
+	summary, version, err := l.train(taskCtx, it, &progress, log)
 	if cause := context.Cause(taskCtx); errors.Is(cause, api.ErrStaleLease) {
 		log.Warn("lease lost: training abandoned", "err", cause)
 		return nil
@@ -149,7 +168,7 @@ func (l *Learner) runTask(ctx context.Context, it *api.Item) error {
 
 // train snapshots the line's replay, restores the task's checkpoint, trains and returns the
 // summary and the final parameter version.
-func (l *Learner) train(ctx context.Context, it *api.Item, log *slog.Logger) (results.TrainingSummary, uint64, error) {
+func (l *Learner) train(ctx context.Context, it *api.Item, progress *atomic.Pointer[api.Progress], log *slog.Logger) (results.TrainingSummary, uint64, error) {
 	var sum results.TrainingSummary
 	if it.Train == nil {
 		return sum, 0, errors.New("training task without a train section")
@@ -167,12 +186,18 @@ func (l *Learner) train(ctx context.Context, it *api.Item, log *slog.Logger) (re
 		return sum, 0, err
 	}
 	lc := LearnerSettings(*it.Train, dir)
-	lc.Checkpointed = func(ctx context.Context) error { return l.save(ctx, it, dir) }
-	pub := publisher{params: l.cfg.Params, exp: it.ExperimentID, line: it.Line}
-	ln, err := learner.New(lc, mem, pub, log, rand.New(rand.NewPCG(it.Seed, 0)))
+	var ln *learner.Learner
+	members := int64(lc.Members)
+	lc.Checkpointed = func(ctx context.Context) error {
+		progress.Store(&api.Progress{Done: ln.Updates() * members, Total: lc.Updates * members})
+		return l.save(ctx, it, dir)
+	}
+	pub := publisher{params: l.cfg.Params, exp: it.ExperimentID, line: it.Line, retry: l.cfg.StoreRetry, log: log}
+	ln, err = learner.New(lc, mem, pub, log, rand.New(rand.NewPCG(it.Seed, 0)))
 	if err != nil {
 		return sum, 0, err
 	}
+	progress.Store(&api.Progress{Done: ln.Updates() * members, Total: lc.Updates * members})
 	t0 := time.Now()
 	if err := ln.Run(ctx); err != nil {
 		return sum, 0, err
@@ -208,7 +233,12 @@ func (l *Learner) snapshot(ctx context.Context, it *api.Item) (*replay.Memory, i
 		}
 		acc[e.ID] = accepted{n: e.N, token: e.Result.Token, frames: frames}
 	}
-	chunks, err := l.cfg.Replay.Chunks(ctx, it.ExperimentID, it.Line)
+	var chunks []Chunk
+	err = retry(ctx, l.cfg.StoreRetry, l.log, "read replay", func(ctx context.Context) error {
+		var err error
+		chunks, err = l.cfg.Replay.Chunks(ctx, it.ExperimentID, it.Line)
+		return err
+	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("replay of line %s: %w", it.Line, err)
 	}
@@ -281,13 +311,20 @@ func (l *Learner) save(ctx context.Context, it *api.Item, dir string) error {
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
-	return l.cfg.Checkpoints.Save(ctx, it.ExperimentID, it.ID, files)
+	return retry(ctx, l.cfg.StoreRetry, l.log, "save checkpoint", func(ctx context.Context) error {
+		return l.cfg.Checkpoints.Save(ctx, it.ExperimentID, it.ID, files)
+	})
 }
 
 // restore writes the task's stored checkpoint into dir, so that a re-leased task resumes where
 // the last attempt's last checkpoint left it.
 func (l *Learner) restore(ctx context.Context, it *api.Item, dir string) error {
-	files, err := l.cfg.Checkpoints.Load(ctx, it.ExperimentID, it.ID)
+	var files map[string][]byte
+	err := retry(ctx, l.cfg.StoreRetry, l.log, "load checkpoint", func(ctx context.Context) error {
+		var err error
+		files, err = l.cfg.Checkpoints.Load(ctx, it.ExperimentID, it.ID)
+		return err
+	})
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -314,10 +351,14 @@ func (l *Learner) restore(ctx context.Context, it *api.Item, dir string) error {
 type publisher struct {
 	params    Params
 	exp, line string
+	retry     time.Duration
+	log       *slog.Logger
 }
 
 func (p publisher) Publish(ctx context.Context, version uint64, blob []byte) error {
-	return p.params.Publish(ctx, p.exp, p.line, version, blob)
+	return retry(ctx, p.retry, p.log, "publish parameters", func(ctx context.Context) error {
+		return p.params.Publish(ctx, p.exp, p.line, version, blob)
+	})
 }
 
 // safeName turns an item id into a folder name.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/optoloop/optoloop/agentlib/policy"
-	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/arenas"
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/episode"
@@ -51,6 +50,13 @@ type WorkerConfig struct {
 	// Defaults 20 and 100 ms.
 	ReportAttempts int
 	ReportBackoff  time.Duration
+	// ReplayBuffer bounds the frames of the running episode that may wait for the replay
+	// (its store unavailable) before the episode fails. Default 1800 (10 minutes at 3 Hz).
+	ReplayBuffer int
+	// StoreRetry is how long a write to a store that is unavailable (ErrUnavailable) is
+	// retried once the episode has ended: the replay's last chunks, the track, and a read of
+	// parameters. Default 2 minutes.
+	StoreRetry time.Duration
 	// Arch is the architecture the ensembles must have. Default policy.ReferenceArch().
 	Arch policy.Arch
 	// Logger (default: discard).
@@ -59,7 +65,8 @@ type WorkerConfig struct {
 
 // DefaultWorkerConfig returns the defaults; the required fields must still be set.
 func DefaultWorkerConfig() WorkerConfig {
-	return WorkerConfig{LeaseTTL: 30 * time.Second, Poll: time.Second, ReportAttempts: 20, ReportBackoff: 100 * time.Millisecond, Arch: policy.ReferenceArch()}
+	return WorkerConfig{LeaseTTL: 30 * time.Second, Poll: time.Second, ReportAttempts: 20, ReportBackoff: 100 * time.Millisecond,
+		ReplayBuffer: 1800, StoreRetry: 2 * time.Minute, Arch: policy.ReferenceArch()}
 }
 
 // Validate reports the first unusable field.
@@ -75,6 +82,8 @@ func (c WorkerConfig) Validate() error {
 		return fmt.Errorf("fleet: worker poll %v must be positive", c.Poll)
 	case c.ReportAttempts < 1 || c.ReportBackoff <= 0:
 		return errors.New("fleet: worker report attempts and backoff must be positive")
+	case c.ReplayBuffer < 1 || c.StoreRetry <= 0:
+		return errors.New("fleet: worker replay buffer and store retry must be positive")
 	}
 	return c.Arch.Validate()
 }
@@ -109,25 +118,60 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 // Run registers the worker and runs episodes until ctx ends; it then returns nil. It returns an
 // error only when the broker refuses the worker (registration, an unknown worker); while the
 // broker is unavailable it asks again every Poll.
-func (w *Worker) Run(ctx context.Context) error {
+func (w *Worker) Run(ctx context.Context) error { return w.Serve(ctx, nil) }
+
+// Serve is Run with a drain: once drain is closed the worker leases nothing more, lets the
+// running episode finish (until ctx ends, which fails it) and returns nil. Call Deregister
+// after it to hand the arena's id back.
+func (w *Worker) Serve(ctx context.Context, drain <-chan struct{}) error {
 	cal, _ := json.Marshal(w.cfg.Station.Calibration())
 	reg := api.RegisterWorkerCmd{ID: w.cfg.ID, ArenaID: w.cfg.ArenaID, Line: w.cfg.Station.Line(), Calibration: cal}
 	regFn := func(ctx context.Context) error { return w.cfg.Broker.RegisterWorker(ctx, reg) }
-	return serve(ctx, "worker "+w.cfg.ID, w.cfg.Broker, w.cfg.Poll, w.log, regFn, w.Step)
+	return serve(ctx, drain, "worker "+w.cfg.ID, w.cfg.Broker, w.cfg.Poll, w.log, regFn, w.Step)
+}
+
+// Deregister tells the coordinator the worker is leaving (reason says why); a lease it still
+// holds is failed so that its episode is re-run at once. A worker that was not registered is
+// not an error.
+func (w *Worker) Deregister(ctx context.Context, reason string) error {
+	return deregister(ctx, w.cfg.Broker, w.cfg.ID, reason)
+}
+
+func deregister(ctx context.Context, b Broker, id, reason string) error {
+	if len(reason) > api.MaxReasonLength {
+		reason = reason[:api.MaxReasonLength]
+	}
+	err := b.Deregister(ctx, api.DeregisterRequest{Holder: id, Reason: reason})
+	if err != nil && !errors.Is(err, api.ErrNotFound) {
+		return fmt.Errorf("fleet: deregister %s: %w", id, err)
+	}
+	return nil
 }
 
 // serve is a role's life: register (retrying while the broker is unavailable), then step until
-// ctx ends, waiting for the broker's next change (or poll) whenever a step found no work. It
-// returns nil when ctx ends and an error only when the broker refuses the role.
-func serve(ctx context.Context, role string, b Broker, poll time.Duration, log *slog.Logger,
+// ctx ends or drain is closed, waiting for the broker's next change (or poll) whenever a step
+// found no work. A step that runs when drain closes goes on (until ctx ends). serve returns nil
+// when ctx ends or drain closes, and an error only when the broker refuses the role.
+func serve(ctx context.Context, drain <-chan struct{}, role string, b Broker, poll time.Duration, log *slog.Logger,
 	reg func(context.Context) error, step func(context.Context) (bool, error)) error {
-	if err := register(ctx, reg, poll, log); err != nil {
-		if ctx.Err() != nil {
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if drain != nil {
+		go func() {
+			select {
+			case <-drain:
+				cancel()
+			case <-dctx.Done():
+			}
+		}()
+	}
+	if err := register(dctx, reg, poll, log); err != nil {
+		if dctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("fleet: register %s: %w", role, err)
 	}
-	for ctx.Err() == nil {
+	for dctx.Err() == nil {
 		changed := changes(b)
 		worked, err := step(ctx)
 		if err != nil {
@@ -140,7 +184,7 @@ func serve(ctx context.Context, role string, b Broker, poll time.Duration, log *
 			log.Warn("step failed", "err", err)
 		}
 		if !worked {
-			wait(ctx, changed, poll)
+			wait(dctx, changed, poll)
 		}
 	}
 	return nil
@@ -201,7 +245,7 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		heartbeat(epCtx, w.cfg.Broker, it, w.cfg.ID, w.cfg.LeaseTTL, stop, log)
+		heartbeat(epCtx, w.cfg.Broker, it, w.cfg.ID, w.cfg.LeaseTTL, nil, stop, log)
 	}()
 	defer func() { stop(nil); <-hbDone }()
 
@@ -213,9 +257,19 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 		}
 		ep.Policy, ep.PolicyVersion = ens, version
 	}
-	sink := &chunkSink{ctx: epCtx, replay: w.cfg.Replay, chunk: Chunk{Experiment: it.ExperimentID, Line: it.Line, Episode: it.ID, Token: it.Token, PolicyVersion: ep.PolicyVersion}}
+	first := Chunk{Experiment: it.ExperimentID, Line: it.Line, Episode: it.ID, Token: it.Token, PolicyVersion: ep.PolicyVersion}
+	sink := newChunkSink(epCtx, w.cfg.Replay, first, w.cfg.ReplayBuffer, log)
+	defer sink.Close()
 	ep.Sink = sink
 	res, err := w.cfg.Station.Run(epCtx, ep)
+	if err == nil {
+		// The episode's report waits until its records are in the replay.
+		fctx, cancel := context.WithTimeout(epCtx, w.cfg.StoreRetry)
+		if ferr := sink.Flush(fctx); ferr != nil {
+			err = fmt.Errorf("replay: %w", ferr)
+		}
+		cancel()
+	}
 	if cause := context.Cause(epCtx); errors.Is(cause, api.ErrStaleLease) {
 		log.Warn("lease lost: episode abandoned", "err", cause)
 		return nil
@@ -232,7 +286,8 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 		return w.fail(ctx, it, err)
 	}
 	res.Track.ID = it.ID
-	if err := w.cfg.Tracks.Put(epCtx, it.ExperimentID, it.Token, res.Track); err != nil {
+	put := func(ctx context.Context) error { return w.cfg.Tracks.Put(ctx, it.ExperimentID, it.Token, res.Track) }
+	if err := retry(epCtx, w.cfg.StoreRetry, log, "store track", put); err != nil {
 		return w.fail(ctx, it, fmt.Errorf("store track: %w", err))
 	}
 	out := res.Outcome
@@ -245,9 +300,23 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 // one when that is at most MaxStaleness versions older.
 func (w *Worker) ensemble(ctx context.Context, it *api.Item) (*policy.Ensemble, uint64, error) {
 	v := it.PolicyVersion
-	blob, err := w.cfg.Params.Fetch(ctx, it.ExperimentID, it.AgentLine, v)
+	fetch := func(v uint64) ([]byte, error) {
+		var blob []byte
+		err := retry(ctx, w.cfg.StoreRetry, w.log, "fetch parameters", func(ctx context.Context) error {
+			var err error
+			blob, err = w.cfg.Params.Fetch(ctx, it.ExperimentID, it.AgentLine, v)
+			return err
+		})
+		return blob, err
+	}
+	blob, err := fetch(v)
 	if errors.Is(err, ErrNotFound) {
-		latest, lerr := w.cfg.Params.Latest(ctx, it.ExperimentID, it.AgentLine)
+		var latest uint64
+		lerr := retry(ctx, w.cfg.StoreRetry, w.log, "latest parameters", func(ctx context.Context) error {
+			var err error
+			latest, err = w.cfg.Params.Latest(ctx, it.ExperimentID, it.AgentLine)
+			return err
+		})
 		switch {
 		case errors.Is(lerr, ErrNotFound):
 			return nil, 0, fmt.Errorf("%w: line %s has no published version (episode needs %d)", ErrStaleParams, it.AgentLine, v)
@@ -257,7 +326,7 @@ func (w *Worker) ensemble(ctx context.Context, it *api.Item) (*policy.Ensemble, 
 			return nil, 0, fmt.Errorf("%w: line %s version %d is absent and the newest, %d, is more than %d versions older", ErrStaleParams, it.AgentLine, v, latest, it.MaxStaleness)
 		}
 		v = latest
-		blob, err = w.cfg.Params.Fetch(ctx, it.ExperimentID, it.AgentLine, v)
+		blob, err = fetch(v)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("fetch parameters of line %s version %d: %w", it.AgentLine, v, err)
@@ -324,9 +393,10 @@ func sendReport(ctx context.Context, b Broker, req api.ReportCmd, attempts int, 
 	return fmt.Errorf("fleet: report %s: %d attempts: %w", req.ItemID, attempts, err)
 }
 
-// heartbeat renews the lease every ttl/3 until ctx ends; a stale lease cancels the work with
-// api.ErrStaleLease as the cause.
-func heartbeat(ctx context.Context, b Broker, it *api.Item, holder string, ttl time.Duration, stop context.CancelCauseFunc, log *slog.Logger) {
+// heartbeat renews the lease every ttl/3 until ctx ends, carrying progress() when progress is
+// set; a stale lease cancels the work with api.ErrStaleLease as the cause.
+func heartbeat(ctx context.Context, b Broker, it *api.Item, holder string, ttl time.Duration, progress func() *api.Progress,
+	stop context.CancelCauseFunc, log *slog.Logger) {
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
 	for {
@@ -335,7 +405,11 @@ func heartbeat(ctx context.Context, b Broker, it *api.Item, holder string, ttl t
 			return
 		case <-t.C:
 		}
-		_, err := b.Heartbeat(ctx, api.HeartbeatRequest{Holder: holder, ItemID: it.ID, Token: it.Token, TTLSeconds: ttl.Seconds()})
+		req := api.HeartbeatRequest{Holder: holder, ItemID: it.ID, Token: it.Token, TTLSeconds: ttl.Seconds()}
+		if progress != nil {
+			req.Progress = progress()
+		}
+		_, err := b.Heartbeat(ctx, req)
 		switch {
 		case err == nil, ctx.Err() != nil:
 		case errors.Is(err, api.ErrDuplicate):
@@ -347,21 +421,4 @@ func heartbeat(ctx context.Context, b Broker, it *api.Item, holder string, ttl t
 			log.Warn("heartbeat failed", "err", err)
 		}
 	}
-}
-
-// chunkSink appends the worker loop's record batches to the replay as numbered chunks.
-type chunkSink struct {
-	ctx    context.Context
-	replay Replay
-	chunk  Chunk
-}
-
-func (s *chunkSink) Append(recs ...replay.Record) error {
-	c := s.chunk
-	c.Records = recs
-	if err := s.replay.Append(s.ctx, c); err != nil {
-		return err
-	}
-	s.chunk.Seq++
-	return nil
 }

@@ -66,6 +66,8 @@ type Config struct {
 	// Realtime paces simulated frames at the frame period on the wall clock (simulated
 	// stations only); otherwise the virtual clock runs as fast as the CPU allows.
 	Realtime bool
+	// Speed, with Realtime, paces frames Speed times faster than real time (0: real time).
+	Speed float64
 	// Arena is a real arena open for episodes, a rig (rig.Open). New takes it over: the station
 	// keeps it open across episodes and closes it in Close.
 	Arena arenas.Arena
@@ -88,6 +90,8 @@ func (c Config) Validate() error {
 		return errors.New("station: no line")
 	case (c.Catalogue == nil) == (c.Arena == nil):
 		return errors.New("station: give exactly one of a line catalogue (simulated) and a real arena")
+	case c.Speed < 0 || c.Speed > 1e6:
+		return fmt.Errorf("station: speed %v must be within 0-1e6", c.Speed)
 	case c.Arena != nil && (c.NoRender || c.Realtime || c.Calibration != arenas.Calibration{}):
 		return errors.New("station: no_render, realtime and calibration are for simulated stations (a real arena has its own calibration)")
 	}
@@ -362,7 +366,7 @@ func (s *Station) openSim(seed uint64) (*sim.Arena, *track.Observer, error) {
 	cfg.Calibration = s.cal
 	cfg.Seed = seed
 	cfg.NoRender = s.cfg.NoRender
-	cfg.Realtime = s.cfg.Realtime
+	cfg.Realtime, cfg.Speed = s.cfg.Realtime, s.cfg.Speed
 	cfg.Logger = s.log
 	a, err := sim.New(cfg)
 	if err != nil {

@@ -31,6 +31,9 @@ type Config struct {
 	// Realtime paces frames at the calibration's frame period on the wall clock (Now, After);
 	// otherwise the virtual clock runs as fast as the CPU allows.
 	Realtime bool
+	// Speed, with Realtime, runs the wall clock's pacing Speed times faster than real time
+	// (frames every FramePeriod/Speed); 0 means 1. The simulated time is unchanged.
+	Speed float64
 	// Start is the virtual clock's time at the first frame (default 2024-01-01 UTC).
 	Start time.Time
 	// Now and After are the wall clock used by Realtime (default time.Now and time.After).
@@ -56,6 +59,9 @@ func DefaultConfig(line Line) Config {
 
 // Validate reports the first unusable field.
 func (c Config) Validate() error {
+	if !(c.Speed >= 0) || c.Speed > 1e6 {
+		return fmt.Errorf("sim: speed %v must be within 0-1e6", c.Speed)
+	}
 	if err := c.Calibration.Validate(); err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
@@ -242,7 +248,11 @@ func (a *Arena) NextFrame(ctx context.Context) (arenas.Frame, error) {
 		a.wall0 = a.cfg.Now()
 	}
 	if a.cfg.Realtime {
-		due := a.wall0.Add(time.Duration(a.seq) * a.cal.FramePeriod)
+		period := a.cal.FramePeriod
+		if a.cfg.Speed > 0 {
+			period = time.Duration(float64(period) / a.cfg.Speed)
+		}
+		due := a.wall0.Add(time.Duration(a.seq) * period)
 		if wait := due.Sub(a.cfg.Now()); wait > 0 {
 			select {
 			case <-ctx.Done():

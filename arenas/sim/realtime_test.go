@@ -185,3 +185,32 @@ func TestIntensity(t *testing.T) {
 		t.Fatal("intensity 1.5 accepted")
 	}
 }
+
+func TestRealtimeSpeed(t *testing.T) {
+	// At Speed 10 the second frame is due a tenth of a frame period after the first.
+	clk := &fakeClock{now: time.Unix(1000, 0), waits: make(chan time.Duration, 1), fire: make(chan time.Time, 1)}
+	cfg := DefaultConfig(mustLine(t, "446"))
+	cfg.NoRender, cfg.Realtime, cfg.Speed = true, true, 10
+	cfg.Now, cfg.After = clk.Now, clk.After
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := a.NextFrame(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := a.NextFrame(ctx); done <- err }()
+	if d := <-clk.waits; d != cfg.Calibration.FramePeriod/10 {
+		t.Fatalf("waited %v, want %v", d, cfg.Calibration.FramePeriod/10)
+	}
+	clk.fire <- clk.now
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cfg.Speed = -1
+	if _, err := New(cfg); err == nil {
+		t.Error("a negative speed was accepted")
+	}
+}

@@ -399,6 +399,13 @@ func (c *Client) Fail(ctx context.Context, req FailCmd) (*Item, error) {
 	return r.Item, nil
 }
 
+// Deregister removes a worker or learner that is leaving; a lease it holds is failed with the
+// request's reason (ErrNotFound: it was not registered).
+func (c *Client) Deregister(ctx context.Context, req DeregisterRequest) error {
+	_, err := c.write(ctx, "/v1/deregister", req)
+	return err
+}
+
 // Join asks the cluster to add a node as a voter.
 func (c *Client) Join(ctx context.Context, req JoinRequest) error {
 	_, err := c.write(ctx, "/v1/cluster/join", req)

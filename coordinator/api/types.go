@@ -41,11 +41,21 @@ type Item struct {
 	Deadline time.Time `json:"deadline,omitzero"`
 	// Failures keeps the reason of every failed attempt (including expired leases).
 	Failures []string `json:"failures,omitempty"`
+	// Progress is how far the current lease's holder says it is (a training task's updates),
+	// as its last heartbeat carried it; nil when it said nothing.
+	Progress *Progress `json:"progress,omitempty"`
 	// Result is the accepted report (done items).
 	Result *Result `json:"result,omitempty"`
 	// QueueSeq orders pending items: lower is leased first.
 	QueueSeq uint64    `json:"queue_seq"`
 	Created  time.Time `json:"created"`
+}
+
+// Progress is a holder's count of work done out of a total (a training task: gradient updates
+// done by every member together, out of members x updates).
+type Progress struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
 }
 
 // Result is what a worker or learner reported for a done item.

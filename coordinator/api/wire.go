@@ -89,6 +89,15 @@ type HeartbeatRequest struct {
 	ItemID     string  `json:"item_id,omitempty"`
 	Token      uint64  `json:"token,omitempty"`
 	TTLSeconds float64 `json:"ttl_seconds,omitempty"`
+	// Progress, when set, replaces the item's Progress.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// DeregisterRequest removes a worker or learner that is leaving (a worker drained on SIGTERM):
+// a lease it still holds is failed with Reason so that the item is retried at once.
+type DeregisterRequest struct {
+	Holder string `json:"holder"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // JoinRequest asks the cluster to add a node as a voter.

@@ -1,0 +1,211 @@
+package fleet_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/fleet"
+	"github.com/optoloop/optoloop/station"
+)
+
+// awayReplay is a replay whose store can be taken away: while down, every call fails with
+// fleet.ErrUnavailable, as a Redis that is restarting does.
+type awayReplay struct {
+	fleet.Replay
+	down     atomic.Bool
+	refusals atomic.Int64
+}
+
+func (r *awayReplay) Append(ctx context.Context, c fleet.Chunk) error {
+	if r.down.Load() {
+		r.refusals.Add(1)
+		return fmt.Errorf("replay: connection refused: %w", fleet.ErrUnavailable)
+	}
+	return r.Replay.Append(ctx, c)
+}
+
+// runOne runs one collect episode of line 446 on a plate the test holds, with the replay taken
+// away by hook; it returns the episode's item after the attempt, the worker's config and the
+// plate's light at the end.
+func runOne(t *testing.T, r *awayReplay, buffer int, hook func(s station.Step)) (api.Item, bool) {
+	t.Helper()
+	w := newWorld(t, collectYAML(`"446"`, 2))
+	r.Replay = w.replay
+	st, plate := plateStation(t, "446")
+	cfg := fleet.DefaultWorkerConfig()
+	cfg.ID, cfg.ArenaID = "w", "arena-w"
+	cfg.Station = hooked{st, func(_ context.Context, _ station.Episode, s station.Step) error { hook(s); return nil }}
+	cfg.Broker = w.local
+	cfg.Replay, cfg.Params, cfg.Tracks = r, w.params, w.tracks
+	cfg.LeaseTTL, cfg.ReportBackoff = testTTL, time.Millisecond
+	cfg.ReplayBuffer = buffer
+	cfg.StoreRetry = 5 * time.Second
+	wk, err := fleet.NewWorker(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.local.RegisterWorker(context.Background(), api.RegisterWorkerCmd{ID: "w", ArenaID: "arena-w", Line: "446"}); err != nil {
+		t.Fatal(err)
+	}
+	step(t, wk)
+	it := w.item(t, 0)
+	if it.State == api.StateDone {
+		// Every frame reached the replay, in order, under the accepted lease.
+		got := 0
+		for i, c := range w.chunksOf(t, "446", it.ID, it.Result.Token) {
+			if c.Seq != i {
+				t.Fatalf("chunk %d has seq %d", i, c.Seq)
+			}
+			got += len(c.Records)
+		}
+		if got != it.Result.Outcome.Frames {
+			t.Fatalf("replay holds %d frames of the episode, its report says %d", got, it.Result.Outcome.Frames)
+		}
+	}
+	return it, plate.LightState().On
+}
+
+func TestWorkerRidesOutAnUnavailableReplay(t *testing.T) {
+	// The replay goes away for a third of the episode and comes back: the closed loop never
+	// waits for it, the chunks queue, and the episode is reported once all of them are stored.
+	r := &awayReplay{}
+	it, lit := runOne(t, r, 1800, func(s station.Step) {
+		switch s.Index {
+		case 10:
+			r.down.Store(true)
+		case 30:
+			r.down.Store(false)
+		}
+	})
+	if it.State != api.StateDone || len(it.Failures) != 0 {
+		t.Fatalf("episode %s, failures %q; want done at the first attempt", it.State, it.Failures)
+	}
+	if r.refusals.Load() == 0 {
+		t.Error("the replay was never refused: the test did not take it away")
+	}
+	if lit {
+		t.Error("light on after the episode")
+	}
+}
+
+func TestWorkerFailsAnEpisodeWhoseRecordsOutgrowTheBuffer(t *testing.T) {
+	// The replay is away from the start and the buffer holds 20 frames (the station sends
+	// chunks of 16): the second chunk passes the bound, the episode ends with the light off and
+	// the attempt is failed, naming the full buffer, rather than losing frames.
+	r := &awayReplay{}
+	r.down.Store(true)
+	it, lit := runOne(t, r, 20, func(station.Step) {})
+	if it.State != api.StatePending || len(it.Failures) != 1 || !strings.Contains(it.Failures[0], fleet.ErrBufferFull.Error()) {
+		t.Fatalf("episode %s, failures %q; want pending again after a buffer-full failure", it.State, it.Failures)
+	}
+	if lit {
+		t.Error("light on after the failed episode")
+	}
+}
+
+// recordingBroker records the progress carried by heartbeats.
+type recordingBroker struct {
+	fleet.Broker
+	mu       sync.Mutex
+	progress []api.Progress
+}
+
+func (b *recordingBroker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (*api.Item, error) {
+	if req.Progress != nil {
+		b.mu.Lock()
+		b.progress = append(b.progress, *req.Progress)
+		b.mu.Unlock()
+	}
+	return b.Broker.Heartbeat(ctx, req)
+}
+
+func TestWorkerDrainFinishesItsEpisodeAndLeasesNoMore(t *testing.T) {
+	w := newWorld(t, collectYAML(`"446"`, 3))
+	drain := make(chan struct{})
+	var once sync.Once
+	st := hooked{simStation(t, "446"), func(_ context.Context, _ station.Episode, s station.Step) error {
+		if s.Index == 5 {
+			once.Do(func() { close(drain) })
+		}
+		return nil
+	}}
+	wk := newWorker(t, w, w.local, "w", st)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := wk.Serve(ctx, drain); err != nil {
+		t.Fatal(err)
+	}
+	done := 0
+	for _, it := range w.view(t).Items {
+		switch it.State {
+		case api.StateDone:
+			done++
+		case api.StateLeased:
+			t.Errorf("item %s still leased after the drain", it.ID)
+		}
+	}
+	if done != 1 {
+		t.Fatalf("%d episodes done after a drain during the first; want exactly that one", done)
+	}
+	if err := wk.Deregister(ctx, "drained"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.local.Lease(ctx, api.LeaseRequest{Holder: "w", Type: "episode"}); !errors.Is(err, api.ErrNotRegistered) {
+		t.Errorf("lease after deregister: %v", err)
+	}
+	if err := wk.Deregister(ctx, "again"); err != nil {
+		t.Errorf("a second deregister: %v", err)
+	}
+}
+
+// slowCheckpoints makes every round of training last long enough for heartbeats to be sent.
+type slowCheckpoints struct{ fleet.Checkpoints }
+
+func (c slowCheckpoints) Save(ctx context.Context, experiment, task string, files map[string][]byte) error {
+	time.Sleep(3 * testTTL)
+	return c.Checkpoints.Save(ctx, experiment, task, files)
+}
+
+func TestLearnerHeartbeatsCarryItsUpdates(t *testing.T) {
+	base := collected(t, trainYAML)
+	rb := &recordingBroker{Broker: base.local}
+	cfg := fleet.DefaultLearnerConfig()
+	cfg.ID, cfg.Broker = "l", rb
+	cfg.Replay, cfg.Params, cfg.Checkpoints = base.replay, base.params, slowCheckpoints{base.ckpts}
+	cfg.WorkDir, cfg.LeaseTTL, cfg.ReportBackoff = t.TempDir(), testTTL, time.Millisecond
+	l, err := fleet.NewLearner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := base.local.RegisterLearner(context.Background(), api.RegisterLearnerCmd{ID: "l"}); err != nil {
+		t.Fatal(err)
+	}
+	step(t, l)
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	// trainYAML: 2 members x 30 updates in rounds of 10.
+	const total = 60
+	if len(rb.progress) == 0 {
+		t.Fatal("no heartbeat carried progress")
+	}
+	last := int64(-1)
+	for _, p := range rb.progress {
+		if p.Total != total || p.Done < last || p.Done%20 != 0 {
+			t.Fatalf("progress %v; want totals of %d and done growing by rounds of 20", rb.progress, total)
+		}
+		last = p.Done
+	}
+	if last < 20 {
+		t.Errorf("progress never passed the first round: %v", rb.progress)
+	}
+	if got := base.task(t); got.State != api.StateDone {
+		t.Errorf("task %s after the learner's step; want done", got.State)
+	}
+}
