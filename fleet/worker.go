@@ -296,10 +296,25 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 	return w.report(ctx, it, api.ReportCmd{Holder: w.cfg.ID, ItemID: it.ID, Token: it.Token, Outcome: &out}, log)
 }
 
-// ensemble returns the ensemble the item acts with: its named version, or the newest published
-// one when that is at most MaxStaleness versions older.
+// ensemble returns the ensemble the item acts with. The worker never acts on a version more
+// than the item's MaxStaleness versions behind the newest published for the agent's line: it
+// acts with the item's named version when that is published and fresh enough, and otherwise
+// with the newest, provided the newest is at most MaxStaleness versions before the named one
+// (the named version is not published yet).
 func (w *Worker) ensemble(ctx context.Context, it *api.Item) (*policy.Ensemble, uint64, error) {
-	v := it.PolicyVersion
+	named, stale := it.PolicyVersion, uint64(it.MaxStaleness)
+	var newest uint64
+	err := retry(ctx, w.cfg.StoreRetry, w.log, "latest parameters", func(ctx context.Context) error {
+		var err error
+		newest, err = w.cfg.Params.Latest(ctx, it.ExperimentID, it.AgentLine)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, 0, fmt.Errorf("%w: line %s has no published version (episode needs %d)", ErrStaleParams, it.AgentLine, named)
+	case err != nil:
+		return nil, 0, fmt.Errorf("parameters of line %s: %w", it.AgentLine, err)
+	}
 	fetch := func(v uint64) ([]byte, error) {
 		var blob []byte
 		err := retry(ctx, w.cfg.StoreRetry, w.log, "fetch parameters", func(ctx context.Context) error {
@@ -309,23 +324,24 @@ func (w *Worker) ensemble(ctx context.Context, it *api.Item) (*policy.Ensemble, 
 		})
 		return blob, err
 	}
-	blob, err := fetch(v)
-	if errors.Is(err, ErrNotFound) {
-		var latest uint64
-		lerr := retry(ctx, w.cfg.StoreRetry, w.log, "latest parameters", func(ctx context.Context) error {
-			var err error
-			latest, err = w.cfg.Params.Latest(ctx, it.ExperimentID, it.AgentLine)
-			return err
-		})
-		switch {
-		case errors.Is(lerr, ErrNotFound):
-			return nil, 0, fmt.Errorf("%w: line %s has no published version (episode needs %d)", ErrStaleParams, it.AgentLine, v)
-		case lerr != nil:
-			return nil, 0, lerr
-		case latest > v || latest+uint64(it.MaxStaleness) < v:
-			return nil, 0, fmt.Errorf("%w: line %s version %d is absent and the newest, %d, is more than %d versions older", ErrStaleParams, it.AgentLine, v, latest, it.MaxStaleness)
+	v := newest
+	var blob []byte
+	switch {
+	case named <= newest && named+stale >= newest:
+		v = named
+		blob, err = fetch(v)
+		if errors.Is(err, ErrNotFound) {
+			// Versions are published in order by one task, but a store may hold a gap (a
+			// version published by an attempt that lost its lease): the newest is fresh.
+			v = newest
+			blob, err = fetch(v)
 		}
-		v = latest
+	case named > newest && newest+stale < named:
+		return nil, 0, fmt.Errorf("%w: line %s version %d is absent and the newest, %d, is more than %d versions older", ErrStaleParams, it.AgentLine, named, newest, stale)
+	default:
+		if named < newest {
+			w.log.Info("named parameter version too stale; acting with the newest", "item", it.ID, "named", named, "newest", newest, "max_staleness", stale)
+		}
 		blob, err = fetch(v)
 	}
 	if err != nil {

@@ -593,6 +593,8 @@ func TestWorkerParameters(t *testing.T) {
 		want      uint64 // 0: the attempt fails
 	}{
 		{"named version", []uint64{2, 3, 4}, 3},
+		{"named version too far behind the newest", []uint64{1, 2, 3, 4, 5}, 5},
+		{"named version absent, a newer one published", []uint64{2, 4}, 4},
 		{"newest within max staleness", []uint64{1, 2}, 2},
 		{"newest too stale", []uint64{1}, 0},
 		{"none published", nil, 0},
