@@ -312,6 +312,10 @@ func (c *Client) doType(ctx context.Context, method, path, contentType string, b
 			_ = json.Unmarshal(data, &e)
 			return codeErr(e.Code, e.Error)
 		}
+		// Reads are monotonic: a later read never sees an older state than this one did.
+		if i, err := strconv.ParseUint(resp.Header.Get(HeaderAppliedIndex), 10, 64); err == nil {
+			c.sawIndex(i)
+		}
 		if out != nil {
 			if err := json.Unmarshal(data, out); err != nil {
 				return fmt.Errorf("coordinator client: %s %s: %w", method, path, err)
@@ -397,6 +401,21 @@ func (c *Client) Fail(ctx context.Context, req FailCmd) (*Item, error) {
 		return nil, err
 	}
 	return r.Item, nil
+}
+
+// Sync makes the client's later reads at least as fresh as the newest state any reachable
+// node has applied, so that a client that has written nothing itself (an export, a status
+// display) does not read a follower that lags behind what the leader has acknowledged.
+func (c *Client) Sync(ctx context.Context) error {
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	c.sawIndex(st.AppliedIndex)
+	for _, n := range st.Nodes {
+		c.sawIndex(n.AppliedIndex)
+	}
+	return nil
 }
 
 // Deregister removes a worker or learner that is leaving; a lease it holds is failed with the

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -135,5 +136,75 @@ func TestClientSkipsDeadEndpoints(t *testing.T) {
 	}
 	if _, err := api.NewClient(api.ClientConfig{Endpoints: []string{"ftp://x"}}); err == nil {
 		t.Fatal("an ftp endpoint was accepted")
+	}
+}
+
+// indexServer answers every read with the applied index it is told and records the min_index
+// each read asked for.
+type indexServer struct {
+	mu      sync.Mutex
+	applied string
+	asked   []string
+}
+
+func (s *indexServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked = append(s.asked, r.URL.Query().Get("min_index"))
+	w.Header().Set(api.HeaderAppliedIndex, s.applied)
+	w.Header().Set("Content-Type", "application/json")
+	if r.URL.Path == "/v1/status" {
+		_, _ = io.WriteString(w, `{"applied_index": 7, "nodes": [{"id": "a", "applied_index": 9}, {"id": "b", "applied_index": 0}]}`)
+		return
+	}
+	_, _ = io.WriteString(w, `[]`)
+}
+
+func TestClientReadsAreMonotonic(t *testing.T) {
+	// A read that saw index 40 makes every later read ask for at least 40, even after a node
+	// answers with an older index; Sync raises the floor to the newest index any node applied.
+	srv := &indexServer{applied: "40"}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	cl, err := api.NewClient(api.DefaultClientConfig(ts.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cl.Experiments(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	srv.applied = "12"
+	srv.mu.Unlock()
+	for range 2 {
+		if _, err := cl.Experiments(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.mu.Lock()
+	got := append([]string{}, srv.asked...)
+	srv.mu.Unlock()
+	if want := []string{"", "40", "40"}; !slices.Equal(got, want) {
+		t.Errorf("min_index asked %q, want %q", got, want)
+	}
+
+	fresh, err := api.NewClient(api.DefaultClientConfig(ts.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	srv.applied, srv.asked = "", nil
+	srv.mu.Unlock()
+	if err := fresh.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Experiments(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if n := len(srv.asked); n != 2 || srv.asked[1] != "9" {
+		t.Errorf("after Sync the read asked min_index %q, want 9 (the newest node's)", srv.asked)
 	}
 }
