@@ -209,3 +209,41 @@ func TestLearnerHeartbeatsCarryItsUpdates(t *testing.T) {
 		t.Errorf("task %s after the learner's step; want done", got.State)
 	}
 }
+
+func TestWorkerStopsWhenItsArenaFailsEpisodeAfterEpisode(t *testing.T) {
+	// A station that fails every episode (a camera unplugged) fails MaxArenaFailures attempts,
+	// then the worker stops with ErrArenaFailing instead of failing every episode of its line;
+	// a success in between resets the count.
+	w := newWorld(t, collectYAML(`"446"`, 6))
+	var n atomic.Int32
+	broken := hooked{simStation(t, "446"), func(_ context.Context, _ station.Episode, s station.Step) error {
+		if s.Index != 3 {
+			return nil
+		}
+		if k := n.Add(1); k == 2 {
+			return nil // the second episode succeeds
+		}
+		return errors.New("camera delivered no frame")
+	}}
+	wk := newWorker(t, w, w.local, "w", broken)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := wk.Run(ctx)
+	if !errors.Is(err, fleet.ErrArenaFailing) || !strings.Contains(err.Error(), "camera delivered no frame") {
+		t.Fatalf("Run: %v; want ErrArenaFailing with the station's reason", err)
+	}
+	// Episodes: fail, succeed, fail, fail, fail: then stop.
+	if got := n.Load(); got != 5 {
+		t.Errorf("%d episodes started; want 5 (one failure, one success, three failures)", got)
+	}
+	failed := 0
+	for _, it := range w.view(t).Items {
+		failed += len(it.Failures)
+		if it.State == api.StateFailed {
+			t.Errorf("item %s failed for good: the broken arena used up its attempts", it.ID)
+		}
+	}
+	if failed != 4 {
+		t.Errorf("%d failed attempts recorded, want 4", failed)
+	}
+}

@@ -23,6 +23,10 @@ type Station interface {
 	Run(ctx context.Context, e station.Episode) (station.Result, error)
 }
 
+// ErrArenaFailing is returned (wrapped) by a worker whose station failed MaxArenaFailures
+// episodes in a row: the arena needs a person, and its line's episodes go to other arenas.
+var ErrArenaFailing = errors.New("arena failing")
+
 // ErrStaleParams is wrapped in the failure reason of an episode whose parameters are missing or
 // older than its spec allows.
 var ErrStaleParams = errors.New("parameters unavailable or too stale")
@@ -57,6 +61,9 @@ type WorkerConfig struct {
 	// retried once the episode has ended: the replay's last chunks, the track, and a read of
 	// parameters. Default 2 minutes.
 	StoreRetry time.Duration
+	// MaxArenaFailures is how many episodes in a row the station may fail before the worker
+	// stops with ErrArenaFailing (its arena is broken). Default 3.
+	MaxArenaFailures int
 	// Arch is the architecture the ensembles must have. Default policy.ReferenceArch().
 	Arch policy.Arch
 	// Logger (default: discard).
@@ -66,7 +73,7 @@ type WorkerConfig struct {
 // DefaultWorkerConfig returns the defaults; the required fields must still be set.
 func DefaultWorkerConfig() WorkerConfig {
 	return WorkerConfig{LeaseTTL: 30 * time.Second, Poll: time.Second, ReportAttempts: 20, ReportBackoff: 100 * time.Millisecond,
-		ReplayBuffer: 1800, StoreRetry: 2 * time.Minute, Arch: policy.ReferenceArch()}
+		ReplayBuffer: 1800, StoreRetry: 2 * time.Minute, MaxArenaFailures: 3, Arch: policy.ReferenceArch()}
 }
 
 // Validate reports the first unusable field.
@@ -82,8 +89,8 @@ func (c WorkerConfig) Validate() error {
 		return fmt.Errorf("fleet: worker poll %v must be positive", c.Poll)
 	case c.ReportAttempts < 1 || c.ReportBackoff <= 0:
 		return errors.New("fleet: worker report attempts and backoff must be positive")
-	case c.ReplayBuffer < 1 || c.StoreRetry <= 0:
-		return errors.New("fleet: worker replay buffer and store retry must be positive")
+	case c.ReplayBuffer < 1 || c.StoreRetry <= 0 || c.MaxArenaFailures < 1:
+		return errors.New("fleet: worker replay buffer, store retry and max arena failures must be positive")
 	}
 	return c.Arch.Validate()
 }
@@ -93,6 +100,8 @@ func (c WorkerConfig) Validate() error {
 type Worker struct {
 	cfg WorkerConfig
 	log *slog.Logger
+	// failures counts the episodes in a row whose station failed.
+	failures int
 	// ens caches decoded ensembles by line and version (a Worker runs one episode at a time, so
 	// its ensembles are never used concurrently).
 	ens map[ensKey]*policy.Ensemble
@@ -178,7 +187,7 @@ func serve(ctx context.Context, drain <-chan struct{}, role string, b Broker, po
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, api.ErrNotRegistered) || errors.Is(err, api.ErrBadRequest) {
+			if errors.Is(err, api.ErrNotRegistered) || errors.Is(err, api.ErrBadRequest) || errors.Is(err, ErrArenaFailing) {
 				return err
 			}
 			log.Warn("step failed", "err", err)
@@ -262,6 +271,7 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 	defer sink.Close()
 	ep.Sink = sink
 	res, err := w.cfg.Station.Run(epCtx, ep)
+	arenaFailed := err != nil
 	if err == nil {
 		// The episode's report waits until its records are in the replay.
 		fctx, cancel := context.WithTimeout(epCtx, w.cfg.StoreRetry)
@@ -283,8 +293,20 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 			_ = w.fail(fctx, it, fmt.Errorf("worker stopped during the episode: %w", context.Cause(ctx)))
 			return ctx.Err()
 		}
-		return w.fail(ctx, it, err)
+		if ferr := w.fail(ctx, it, err); ferr != nil {
+			return ferr
+		}
+		if !arenaFailed {
+			return nil
+		}
+		// An arena that fails episode after episode (a camera unplugged, a light that does
+		// not answer) would fail every episode of its line in turn: it stops instead.
+		if w.failures++; w.failures >= w.cfg.MaxArenaFailures {
+			return fmt.Errorf("%w: arena %s failed %d episodes in a row, the last: %w", ErrArenaFailing, w.cfg.ArenaID, w.failures, err)
+		}
+		return nil
 	}
+	w.failures = 0
 	res.Track.ID = it.ID
 	put := func(ctx context.Context) error { return w.cfg.Tracks.Put(ctx, it.ExperimentID, it.Token, res.Track) }
 	if err := retry(epCtx, w.cfg.StoreRetry, log, "store track", put); err != nil {
