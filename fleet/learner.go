@@ -135,14 +135,22 @@ func (l *Learner) runTask(ctx context.Context, it *api.Item) error {
 	taskCtx, stop := context.WithCancelCause(ctx)
 	// progress is the task's updates so far, carried by every heartbeat.
 	var progress atomic.Pointer[api.Progress]
+	moved := make(chan struct{}, 1)
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		heartbeat(taskCtx, l.cfg.Broker, it, l.cfg.ID, l.cfg.LeaseTTL, progress.Load, stop, log)
+		heartbeat(taskCtx, l.cfg.Broker, it, l.cfg.ID, l.cfg.LeaseTTL, progress.Load, moved, stop, log)
 	}()
 	defer func() { stop(nil); <-hbDone }()
+	report := func(p api.Progress) {
+		progress.Store(&p)
+		select {
+		case moved <- struct{}{}:
+		default:
+		}
+	}
 
-	summary, version, err := l.train(taskCtx, it, &progress, log)
+	summary, version, err := l.train(taskCtx, it, report, log)
 	if cause := context.Cause(taskCtx); errors.Is(cause, api.ErrStaleLease) {
 		log.Warn("lease lost: training abandoned", "err", cause)
 		return nil
@@ -168,7 +176,7 @@ func (l *Learner) runTask(ctx context.Context, it *api.Item) error {
 
 // train snapshots the line's replay, restores the task's checkpoint, trains and returns the
 // summary and the final parameter version.
-func (l *Learner) train(ctx context.Context, it *api.Item, progress *atomic.Pointer[api.Progress], log *slog.Logger) (results.TrainingSummary, uint64, error) {
+func (l *Learner) train(ctx context.Context, it *api.Item, progress func(api.Progress), log *slog.Logger) (results.TrainingSummary, uint64, error) {
 	var sum results.TrainingSummary
 	if it.Train == nil {
 		return sum, 0, errors.New("training task without a train section")
@@ -189,7 +197,7 @@ func (l *Learner) train(ctx context.Context, it *api.Item, progress *atomic.Poin
 	var ln *learner.Learner
 	members := int64(lc.Members)
 	lc.Checkpointed = func(ctx context.Context) error {
-		progress.Store(&api.Progress{Done: ln.Updates() * members, Total: lc.Updates * members})
+		progress(api.Progress{Done: ln.Updates() * members, Total: lc.Updates * members})
 		return l.save(ctx, it, dir)
 	}
 	pub := publisher{params: l.cfg.Params, exp: it.ExperimentID, line: it.Line, retry: l.cfg.StoreRetry, log: log}
@@ -197,7 +205,7 @@ func (l *Learner) train(ctx context.Context, it *api.Item, progress *atomic.Poin
 	if err != nil {
 		return sum, 0, err
 	}
-	progress.Store(&api.Progress{Done: ln.Updates() * members, Total: lc.Updates * members})
+	progress(api.Progress{Done: ln.Updates() * members, Total: lc.Updates * members})
 	t0 := time.Now()
 	if err := ln.Run(ctx); err != nil {
 		return sum, 0, err

@@ -254,7 +254,7 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		heartbeat(epCtx, w.cfg.Broker, it, w.cfg.ID, w.cfg.LeaseTTL, nil, stop, log)
+		heartbeat(epCtx, w.cfg.Broker, it, w.cfg.ID, w.cfg.LeaseTTL, nil, nil, stop, log)
 	}()
 	defer func() { stop(nil); <-hbDone }()
 
@@ -432,17 +432,31 @@ func sendReport(ctx context.Context, b Broker, req api.ReportCmd, attempts int, 
 }
 
 // heartbeat renews the lease every ttl/3 until ctx ends, carrying progress() when progress is
-// set; a stale lease cancels the work with api.ErrStaleLease as the cause.
+// set; a stale lease cancels the work with api.ErrStaleLease as the cause. A value on moved (the
+// progress changed) sends a heartbeat early, at most one a second, so that a watcher sees
+// training move without waiting a third of the lease.
 func heartbeat(ctx context.Context, b Broker, it *api.Item, holder string, ttl time.Duration, progress func() *api.Progress,
-	stop context.CancelCauseFunc, log *slog.Logger) {
+	moved <-chan struct{}, stop context.CancelCauseFunc, log *slog.Logger) {
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
+	var last time.Time         // the last heartbeat sent
+	var early <-chan time.Time // an early heartbeat held back by the rate limit
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-early:
+		case <-moved:
+			if wait := time.Second - time.Since(last); wait > 0 {
+				if early == nil {
+					early = time.After(wait)
+				}
+				continue
+			}
 		}
+		early = nil
+		last = time.Now()
 		req := api.HeartbeatRequest{Holder: holder, ItemID: it.ID, Token: it.Token, TTLSeconds: ttl.Seconds()}
 		if progress != nil {
 			req.Progress = progress()

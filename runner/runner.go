@@ -59,7 +59,17 @@ type Config struct {
 	NewStation func(station.Config) (fleet.Station, error)
 	// Logger receives progress (default: discard).
 	Logger *slog.Logger
+	// Progress, when set, is given the experiment with its items (a copy: for a progress
+	// display) as the run's watch loop sees it change: on a change of phase or status at once,
+	// otherwise at most every ProgressInterval; the local clock's tick is a change, so a quiet
+	// run still calls it every second or two. The last call shows the experiment ended. It runs
+	// on the watch loop's goroutine and must return quickly.
+	Progress func(api.ExperimentView)
 }
+
+// ProgressInterval is the shortest time between two calls of Config.Progress for the same
+// phase: every call copies the experiment's items.
+const ProgressInterval = 100 * time.Millisecond
 
 // Validate reports the first unusable field.
 func (c *Config) Validate() error {
@@ -272,11 +282,23 @@ func (r *Runner) wait(ctx context.Context, local *coordinator.Local, id string, 
 func (r *Runner) watch(ctx context.Context, local *coordinator.Local, id string, exports chan<- struct{}) error {
 	var phase plan.Phase
 	var t0 time.Time
+	var shown struct {
+		at   time.Time
+		step string
+	}
 	for {
 		changed := local.Changed()
 		e, ok := experimentOf(local, id)
 		if !ok {
 			return fmt.Errorf("runner: experiment %s vanished", id)
+		}
+		if r.cfg.Progress != nil {
+			if step := string(e.Phase) + " " + string(e.Status); step != shown.step || time.Since(shown.at) >= ProgressInterval {
+				if v, ok := local.FSM().ExperimentView(id); ok {
+					r.cfg.Progress(v)
+					shown.at, shown.step = time.Now(), step
+				}
+			}
 		}
 		if e.Phase != phase {
 			if phase != "" {

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/optoloop/optoloop/arenas/sim"
+	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/experiment"
 	"github.com/optoloop/optoloop/experiment/plan"
@@ -337,5 +339,36 @@ func TestCancelledRunLeavesAPartialReport(t *testing.T) {
 	}
 	if run.Report == nil || !run.Report.Finished.IsZero() {
 		t.Fatalf("partial report %+v", run.Report)
+	}
+}
+
+func TestRunProgress(t *testing.T) {
+	cfg := tinyConfig(t, tinyYAML)
+	var mu sync.Mutex
+	var phases []plan.Phase
+	var last api.ExperimentView
+	cfg.Progress = func(v api.ExperimentView) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n := len(phases); n == 0 || phases[n-1] != v.Experiment.Phase {
+			phases = append(phases, v.Experiment.Phase)
+		}
+		last = v
+	}
+	run(t, cfg)
+	mu.Lock()
+	defer mu.Unlock()
+	order := []plan.Phase{plan.PhaseCollect, plan.PhaseTrain, plan.PhaseEvaluate, plan.PhaseCrossEvaluate, plan.PhaseDone}
+	if len(phases) < 2 || phases[0] != plan.PhaseCollect || phases[len(phases)-1] != plan.PhaseDone ||
+		!slices.IsSortedFunc(phases, func(a, b plan.Phase) int { return slices.Index(order, a) - slices.Index(order, b) }) {
+		t.Fatalf("phases seen %v", phases)
+	}
+	if last.Experiment.Status != plan.StatusDone || len(last.Items) == 0 {
+		t.Fatalf("last view: %s, %d items", last.Experiment.Status, len(last.Items))
+	}
+	for _, it := range last.Items {
+		if it.State != api.StateDone {
+			t.Fatalf("item %s %s in the last view", it.ID, it.State)
+		}
 	}
 }
