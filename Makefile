@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/optoloop
 DEMO    := demo-out
 
-.PHONY: all deps build test vet demo bench clean
+.PHONY: all deps build test vet demo cluster-demo bench clean
 
 all: build
 
@@ -27,6 +27,14 @@ test: deps vet
 
 demo: build
 	scripts/demo.sh $(BIN) $(DEMO)
+
+# The demo experiment (experiments/demo.yaml) on a cluster of separate processes on this machine:
+# redis-server, 3 coordinators, one worker process per line and a learner (optoloop cluster up).
+cluster-demo: build
+	rm -rf $(DEMO)/cluster-run
+	@mkdir -p $(DEMO)
+	@start=$$(date +%s); $(BIN) cluster up experiments/demo.yaml --out $(DEMO)/cluster-run && \
+		echo "cluster experiment wall time: $$(( $$(date +%s) - start )) s"
 
 bench: build
 	scripts/bench.sh $(BIN)

@@ -24,6 +24,7 @@ func (f *FSM) submit(c *api.SubmitCmd) *api.Response {
 	exp := &api.Experiment{
 		ID:          spec.Name + "-" + strconv.FormatUint(st.NextExperiment, 10),
 		Plan:        *p,
+		File:        c.Spec,
 		MaxAttempts: c.MaxAttempts,
 		SubmittedAt: st.Now,
 		UpdatedAt:   st.Now,

@@ -18,10 +18,14 @@ type Stores struct {
 // Export writes the run folder of experiment id (results.Build): report.json from the
 // accepted outcomes the broker holds, episode files from the stored tracks, each line's final
 // ensemble, learning curves and policy map. It works alike for coordinator.Local and a cluster.
+// specYAML nil takes the file the coordinator was given.
 func Export(ctx context.Context, dir string, b Broker, id string, specYAML []byte, st Stores) (*results.Report, error) {
 	view, err := b.Experiment(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: export %s: %w", id, err)
+	}
+	if specYAML == nil && view.Experiment.File != "" {
+		specYAML = []byte(view.Experiment.File)
 	}
 	return results.Build(ctx, dir, view, specYAML, source{exp: id, st: st})
 }

@@ -126,7 +126,11 @@ func TestEpisodeWithEnsemble(t *testing.T) {
 
 // TestEpisodeOnRig runs an episode on a rig whose camera plays a recorded simulated plate and
 // whose light is a file-backed GPIO value file; the light is off afterwards.
-func TestEpisodeOnRig(t *testing.T) {
+// rigFixture writes a rig file whose camera is a 40-frame video of a simulated 446 plate (640 x
+// 640 at 540 px/cm, 3 Hz) and whose light is a GPIO value file (holding "0"); it returns both
+// paths.
+func rigFixture(t *testing.T) (conf, value string) {
+	t.Helper()
 	dir := t.TempDir()
 	cal := arenas.Calibration{PxPerCM: 540, CenterX: 320, CenterY: 320, PlateRadius: 300, Width: 640, Height: 640, FramePeriod: time.Second / 3}
 	cat, err := sim.DefaultCatalogue()
@@ -165,17 +169,22 @@ func TestEpisodeOnRig(t *testing.T) {
 		}
 	}
 	vw.Close()
-	value := filepath.Join(dir, "value")
+	value = filepath.Join(dir, "value")
 	if err := os.WriteFile(value, []byte("0"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "rig.yaml")
+	conf = filepath.Join(dir, "rig.yaml")
 	doc := "calibration: {px_per_cm: 540, center_x_px: 320, center_y_px: 320, plate_radius_px: 300, width_px: 640, height_px: 640, frame_period: 333ms}\n" +
 		"camera: {source: " + video + ", api: any, period: 0}\n" +
 		"light: {driver: gpio, gpio: {path: " + value + ", verify: true}}\n"
 	if err := os.WriteFile(conf, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return conf, value
+}
+
+func TestEpisodeOnRig(t *testing.T) {
+	conf, value := rigFixture(t)
 	stdout, err := runCmd(t, "episode", "--rig", conf, "--policy", "random:0.5", "--seconds", "3", "--target", "0.2,0", "--id", "rig-ep")
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/optoloop/optoloop/arenas/sim"
+	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/experiment"
+	"github.com/optoloop/optoloop/progress"
 	"github.com/optoloop/optoloop/report"
 	"github.com/optoloop/optoloop/results"
 	"github.com/optoloop/optoloop/runner"
@@ -28,7 +30,7 @@ func newExperimentCmd() *cobra.Command {
 		Long: "experiment run runs a whole experiment in this process (the cluster's engine with in-memory\n" +
 			"stores); submit, list and get talk to a coordinator cluster.",
 	}
-	cmd.AddCommand(newExperimentRunCmd(), newExperimentSubmitCmd(), newExperimentListCmd(), newExperimentGetCmd())
+	cmd.AddCommand(newExperimentRunCmd(), newExperimentSubmitCmd(), newExperimentListCmd(), newExperimentGetCmd(), newExperimentExportCmd(), newExperimentStatusCmd())
 	return cmd
 }
 
@@ -86,16 +88,23 @@ func runExperiment(cmd *cobra.Command, path string, o experimentRunOptions) erro
 	if o.verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	// Progress on stderr: redrawn in place on a terminal (the log lines go above it), plain
+	// lines otherwise.
+	stderr := cmd.ErrOrStderr()
+	f, isFile := stderr.(*os.File)
+	disp := progress.New(stderr, isFile && progress.IsTerminal(f))
+	log := slog.New(slog.NewTextHandler(disp, &slog.HandlerOptions{Level: level}))
 	r, err := runner.New(runner.Config{
 		Spec: spec, SpecYAML: data, Dir: dir, Catalogue: cat,
 		NoRender: o.noRender, Parallel: o.parallel, Logger: log,
+		Progress: func(v api.ExperimentView) { disp.Update(v, time.Now()) },
 	})
 	if err != nil {
 		return err
 	}
 	log.Info("run folder", "dir", dir)
 	rep, runErr := r.Run(cmd.Context())
+	disp.Close()
 	if rep == nil {
 		return fmt.Errorf("experiment %s: %w", spec.Name, runErr)
 	}

@@ -5,12 +5,21 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/optoloop/optoloop/redisstore"
 )
 
 func main() {
+	// go-redis has one logger per process, not per client, and by default prints its own
+	// messages (failed dials, reconnects) to stderr; the stores report those failures as errors,
+	// so its messages are dropped. The one process-wide setting, made here in the wiring only.
+	redis.SetLogger(redisstore.ClientLogger{Logger: slog.New(slog.DiscardHandler)})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()

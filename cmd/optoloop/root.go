@@ -22,6 +22,9 @@ func newRootCmd() *cobra.Command {
 		newLightUseCmd(),
 		newRigCmd(),
 		newCoordinatorCmd(),
+		newWorkerCmd(),
+		newLearnerCmd(),
+		newClusterCmd(),
 		newStatusCmd(),
 		newTrackCmd(),
 	)

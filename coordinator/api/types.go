@@ -78,6 +78,9 @@ type Experiment struct {
 	// Plan is the experiment's file and its progress through the protocol: phase, status,
 	// reason, open items, policy versions and random-light rates.
 	plan.Plan
+	// File is the experiment file as submitted (its comments and layout kept: a run folder's
+	// experiment.yaml is this file).
+	File        string    `json:"file,omitempty"`
 	MaxAttempts int       `json:"max_attempts"`
 	SubmittedAt time.Time `json:"submitted_at"`
 	UpdatedAt   time.Time `json:"updated_at"`

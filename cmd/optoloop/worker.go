@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/optoloop/optoloop/arenas/rig"
+	"github.com/optoloop/optoloop/arenas/sim"
+	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/fleet"
+	"github.com/optoloop/optoloop/station"
+)
+
+type workerOptions struct {
+	client    clientOptions
+	redis     redisOptions
+	sim       string
+	arenas    int
+	noRender  bool
+	pace      float64
+	linesFile string
+	rigFile   string
+	line      string
+	id        string
+	leaseTTL  time.Duration
+	grace     time.Duration
+	buffer    int
+	logLevel  string
+}
+
+func newWorkerCmd() *cobra.Command {
+	var o workerOptions
+	d := fleet.DefaultWorkerConfig()
+	cmd := &cobra.Command{
+		Use:   "worker (--sim LINE [--arenas N] | --rig rig.yaml --line LINE)",
+		Short: "Serve arenas to a coordinator cluster: lease episodes, run them, send records to Redis",
+		Long: "worker serves one real arena (--rig rig.yaml, its animals of --line) or N simulated arenas of a\n" +
+			"line (--sim LINE --arenas N, each its own worker id PREFIX-i) to the coordinator cluster: it\n" +
+			"registers, leases episodes of its line, runs them, appends their records to the Redis replay in\n" +
+			"chunks while they run, stores each track and reports the outcome. SIGINT/SIGTERM: it leases no\n" +
+			"more, lets the running episodes finish within --grace (or fails them), switches the light off,\n" +
+			"deregisters and exits 0; a second signal stops at once. The coordinator token comes from\n" +
+			"--token-file or $OPTOLOOP_TOKEN, the Redis password from --redis-password-file or\n" +
+			"$OPTOLOOP_REDIS_PASSWORD: never from a flag value.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runWorker(cmd, o) },
+	}
+	o.client.register(cmd)
+	o.redis.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.sim, "sim", "", "serve simulated arenas of this catalogue line")
+	f.IntVar(&o.arenas, "arenas", 1, "number of simulated arenas (with --sim)")
+	f.BoolVar(&o.noRender, "no-render", false, "simulated arenas act on the simulator's pose instead of rendering and tracking")
+	f.Float64Var(&o.pace, "pace", 0, "simulated frames at this many times real time (0: as fast as the CPU allows)")
+	f.StringVar(&o.linesFile, "lines-file", "", "lines catalogue merged over the embedded one (with --sim)")
+	f.StringVar(&o.rigFile, "rig", "", "serve the real arena of this rig file (optoloop rig config)")
+	f.StringVar(&o.line, "line", "", "the line of the animals on the rig's plates (with --rig)")
+	f.StringVar(&o.id, "id", "", "worker id (simulated arenas: PREFIX-0, PREFIX-1, ...; default: host-line)")
+	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length asked for; heartbeats every third of it")
+	f.DurationVar(&o.grace, "grace", time.Minute, "on SIGTERM, how long running episodes may take to finish before they are failed")
+	f.IntVar(&o.buffer, "replay-buffer", d.ReplayBuffer, "frames of a running episode that may wait for an unavailable Redis before the episode fails")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// arena is one arena the worker process serves.
+type arena struct {
+	id string
+	st *station.Station
+}
+
+func (o workerOptions) check() error {
+	switch {
+	case (o.sim == "") == (o.rigFile == ""):
+		return errors.New("give exactly one of --sim LINE and --rig FILE")
+	case o.sim != "" && (o.arenas < 1 || o.arenas > 1024):
+		return fmt.Errorf("--arenas %d must be within 1-1024", o.arenas)
+	case o.rigFile != "" && o.line == "":
+		return errors.New("--rig needs --line: the line of the animals on its plates")
+	case o.rigFile != "" && (o.noRender || o.pace != 0 || o.arenas != 1):
+		return errors.New("--no-render, --pace and --arenas are for simulated arenas (--sim)")
+	case o.pace < 0 || o.pace > 1e6:
+		return fmt.Errorf("--pace %v must be within 0-1e6", o.pace)
+	case o.grace <= 0:
+		return fmt.Errorf("--grace %v must be positive", o.grace)
+	case o.buffer < 1:
+		return fmt.Errorf("--replay-buffer %d must be positive", o.buffer)
+	}
+	return nil
+}
+
+func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
+	if err := o.check(); err != nil {
+		return err
+	}
+	log, err := newLogger(cmd, o.logLevel)
+	if err != nil {
+		return err
+	}
+	line := o.sim
+	var cat *sim.Catalogue
+	if o.sim != "" {
+		if cat, err = sim.LoadCatalogue(o.linesFile); err != nil {
+			return err
+		}
+		if _, err := cat.Line(o.sim); err != nil {
+			return err
+		}
+	} else {
+		line = o.line
+	}
+	prefix := o.id
+	if prefix == "" {
+		host, _ := os.Hostname()
+		prefix = strings.ToLower(host) + "-" + line
+	}
+	cl, err := o.client.client(true)
+	if err != nil {
+		return err
+	}
+	// Everything the workers need is checked before any of them registers: Redis answers,
+	// authenticates and is durable; the coordinator answers.
+	ctx := cmd.Context()
+	store, stores, err := o.redis.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := reachable(ctx, cl, o.client.timeout); err != nil {
+		return err
+	}
+	arenas, err := openArenas(ctx, o, prefix, line, cat, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, a := range arenas {
+			if cerr := a.st.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("arena %s: %w", a.id, cerr))
+			}
+		}
+	}()
+	workers := make([]*fleet.Worker, len(arenas))
+	for i, a := range arenas {
+		cfg := fleet.DefaultWorkerConfig()
+		cfg.ID, cfg.ArenaID = a.id, a.id
+		cfg.Station = a.st
+		cfg.Broker = cl
+		cfg.Replay, cfg.Params, cfg.Tracks = stores.Replay, stores.Params, stores.Tracks
+		cfg.LeaseTTL, cfg.ReplayBuffer = o.leaseTTL, o.buffer
+		cfg.Logger = log
+		if workers[i], err = fleet.NewWorker(cfg); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "worker %s: %d arena(s) of line %s\n", prefix, len(arenas), line)
+	return serveRoles(ctx, log, o.grace, len(workers),
+		func(ctx context.Context, drain <-chan struct{}, i int) error { return workers[i].Serve(ctx, drain) },
+		func(ctx context.Context, i int, reason string) error { return workers[i].Deregister(ctx, reason) })
+}
+
+// openArenas opens the simulated arenas or the rig; on error none is left open.
+func openArenas(ctx context.Context, o workerOptions, prefix, line string, cat *sim.Catalogue, log *slog.Logger) ([]arena, error) {
+	if o.rigFile != "" {
+		rc, err := rig.LoadConfig(o.rigFile)
+		if err != nil {
+			return nil, err
+		}
+		rc.Logger = log
+		a, err := rig.Open(ctx, rc)
+		if err != nil {
+			return nil, err
+		}
+		cfg := station.DefaultConfig()
+		cfg.ArenaID, cfg.Line, cfg.Arena, cfg.Logger = prefix, line, a, log
+		st, err := station.New(cfg)
+		if err != nil {
+			return nil, errors.Join(err, a.Close())
+		}
+		return []arena{{prefix, st}}, nil
+	}
+	var out []arena
+	for i := range o.arenas {
+		cfg := station.DefaultConfig()
+		cfg.ArenaID = fmt.Sprintf("%s-%d", prefix, i)
+		cfg.Catalogue, cfg.Line, cfg.NoRender, cfg.Logger = cat, line, o.noRender, log
+		cfg.Realtime, cfg.Speed = o.pace > 0, o.pace
+		st, err := station.New(cfg)
+		if err != nil {
+			for _, a := range out {
+				err = errors.Join(err, a.st.Close())
+			}
+			return nil, err
+		}
+		out = append(out, arena{cfg.ArenaID, st})
+	}
+	return out, nil
+}
+
+// reachable checks that a coordinator answers within timeout.
+func reachable(ctx context.Context, cl *api.Client, timeout time.Duration) error {
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := cl.Status(sctx); err != nil {
+		return fmt.Errorf("coordinator unreachable: %w", err)
+	}
+	return nil
+}
+
+// serveRoles runs n roles until ctx ends (SIGINT or SIGTERM: the drain) or one of them is
+// refused; it then waits up to grace for the running work to finish (a second signal ends the
+// wait), deregisters every role and returns the first refusal.
+func serveRoles(ctx context.Context, log *slog.Logger, grace time.Duration, n int,
+	serve func(ctx context.Context, drain <-chan struct{}, i int) error,
+	leave func(ctx context.Context, i int, reason string) error) error {
+	// hard ends the running work: grace after the drain, at a second signal, or when a role
+	// is refused.
+	hard, stop := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stop(nil)
+	drain := make(chan struct{})
+	var drainOnce sync.Once
+	startDrain := func() { drainOnce.Do(func() { close(drain) }) }
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-hard.Done():
+			return
+		}
+		startDrain()
+		log.Info("stopping: no new work; running work may finish", "grace", grace)
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			stop(fmt.Errorf("grace period of %v over", grace))
+		case s := <-again:
+			stop(fmt.Errorf("second signal (%v)", s))
+		case <-hard.Done():
+		}
+	}()
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error // the first refusal: the others are usually the same
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := serve(hard, drain, i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				startDrain()
+				stop(err)
+			}
+		}()
+	}
+	wg.Wait()
+	reason := "stopped"
+	if cause := context.Cause(hard); cause != nil && !errors.Is(cause, context.Canceled) {
+		reason = "stopped: " + cause.Error()
+	} else if ctx.Err() != nil {
+		reason = "stopped by a signal"
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var leaveErr error
+	for i := range n {
+		if err := leave(lctx, i, reason); err != nil {
+			leaveErr = errors.Join(leaveErr, err)
+		}
+	}
+	if errors.Is(first, api.ErrUnauthorized) {
+		return errors.New("the coordinator refused the token of --token-file or $OPTOLOOP_TOKEN (unauthorized)")
+	}
+	if first != nil {
+		return first
+	}
+	if leaveErr != nil {
+		log.Warn("deregistration failed; the coordinator expires the leases", "err", leaveErr)
+	}
+	return nil
+}

@@ -1,0 +1,552 @@
+// Package redisserver starts and manages a real redis-server process: the Redis that tests,
+// benchmarks and `optoloop cluster up` run on loopback.
+//
+// A Server is configured by a redis.conf that Start writes (mode 0600) in the server's data
+// folder, so the password is never on a command line: AUTH required (requirepass), the
+// append-only file on (appendonly yes, appendfsync always by default), no RDB snapshots, the log
+// on the server's standard output, bound to one address. The process is in a process group of
+// its own and, on Linux, is killed with SIGKILL when the process that started it dies, so a
+// crashed test or command leaves no redis-server behind. Every process started is reaped.
+package redisserver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Config configures a redis-server.
+type Config struct {
+	// Binary is the redis-server executable (default "redis-server", looked up on PATH).
+	Binary string
+	// Dir is the server's data folder (required; created if absent): its redis.conf and its
+	// append-only file live here.
+	Dir string
+	// Addr is the host:port to listen on; "" or port 0 is a free port (on 127.0.0.1 when the
+	// host is empty). The host must be an IP address or "localhost".
+	Addr string
+	// Password is the password AUTH requires (required).
+	Password string
+	// Fsync is the appendfsync policy: "always" (default: a write is acknowledged once it is
+	// fsynced to the append-only file) or "everysec".
+	Fsync string
+	// Stderr receives the server's log (default: discarded).
+	Stderr io.Writer
+
+	// TLSCertFile and TLSKeyFile, when both are set, make the server also accept TLS
+	// connections (rediss://) on TLSAddr, with that certificate and key; clients are not asked
+	// for certificates (AUTH still applies).
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSPort is the TLS port on Addr's host (0: a free port).
+	TLSPort int
+}
+
+// startAttempts bounds the retries when a free port found is taken before the server binds it.
+const startAttempts = 8
+
+// stopTimeout bounds how long Stop waits after SIGTERM before it kills the server.
+const stopTimeout = time.Minute
+
+// Server is a running (or stopped) redis-server. Its methods are safe for concurrent use.
+type Server struct {
+	cfg     Config
+	binary  string
+	host    string // the address bound
+	dial    string // the host clients connect to (127.0.0.1 for an unspecified bind address)
+	port    int
+	tlsPort int
+	conf    string
+
+	mu   sync.Mutex
+	proc *process // nil before the first start
+}
+
+// process is one started redis-server and its reaper.
+type process struct {
+	cmd  *exec.Cmd
+	log  *tail
+	done chan struct{} // closed once the process is reaped
+	err  error         // cmd.Wait's error, set before done is closed
+}
+
+// exited reports whether the process has been reaped.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Start writes the server's redis.conf in cfg.Dir, starts redis-server and returns once it
+// answers an authenticated PING. It gives up when ctx ends; the process is then killed and
+// reaped.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	freePort, freeTLS := s.port == 0, s.tls() && s.tlsPort == 0
+	for attempt := 1; ; attempt++ {
+		if freePort {
+			if s.port, err = pickPort(s.host); err != nil {
+				return nil, err
+			}
+		}
+		if freeTLS {
+			for {
+				if s.tlsPort, err = pickPort(s.host); err != nil {
+					return nil, err
+				}
+				if s.tlsPort != s.port {
+					break
+				}
+			}
+		}
+		err = s.start(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errAddrInUse) || !(freePort || freeTLS) || attempt == startAttempts {
+			return nil, err
+		}
+	}
+}
+
+func newServer(cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("redisserver: no data folder (Config.Dir)")
+	}
+	if cfg.Password == "" {
+		return nil, errors.New("redisserver: no password (Config.Password): AUTH is required")
+	}
+	switch cfg.Fsync {
+	case "":
+		cfg.Fsync = "always"
+	case "always", "everysec":
+	default:
+		return nil, fmt.Errorf("redisserver: appendfsync %q: want always or everysec", cfg.Fsync)
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return nil, errors.New("redisserver: TLS needs both a certificate and a key file")
+	}
+	if cfg.TLSPort < 0 || cfg.TLSPort > 65535 {
+		return nil, fmt.Errorf("redisserver: TLS port %d out of range", cfg.TLSPort)
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = io.Discard
+	}
+	bin := cfg.Binary
+	if bin == "" {
+		bin = "redis-server"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return nil, fmt.Errorf("redisserver: %s not found: install redis-server or set Config.Binary: %w", bin, err)
+	}
+	host, port, err := parseAddr(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("redisserver: data folder %s: %w", cfg.Dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("redisserver: data folder: %w", err)
+	}
+	cfg.Dir = dir
+	dial := host
+	if ip := net.ParseIP(host); ip.IsUnspecified() {
+		dial = "127.0.0.1"
+		if ip.To4() == nil {
+			dial = "::1"
+		}
+	}
+	return &Server{cfg: cfg, binary: path, host: host, dial: dial, port: port, tlsPort: cfg.TLSPort,
+		conf: filepath.Join(dir, "redis.conf")}, nil
+}
+
+// parseAddr splits a listen address; an empty one is 127.0.0.1 on a free port (0).
+func parseAddr(addr string) (host string, port int, err error) {
+	if addr == "" {
+		return "127.0.0.1", 0, nil
+	}
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("redisserver: address %q: %w", addr, err)
+	}
+	switch {
+	case h == "" || h == "localhost":
+		h = "127.0.0.1"
+	case net.ParseIP(h) == nil:
+		return "", 0, fmt.Errorf("redisserver: address %q: the host must be an IP address", addr)
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("redisserver: address %q: bad port", addr)
+	}
+	return h, port, nil
+}
+
+// pickPort returns a port that was free on host a moment ago.
+func pickPort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("redisserver: find a free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) tls() bool { return s.cfg.TLSCertFile != "" }
+
+// errAddrInUse marks a start that failed because the port was taken.
+var errAddrInUse = errors.New("address already in use")
+
+// start writes the configuration, starts the process and waits until it answers.
+func (s *Server) start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil && !s.proc.exited() {
+		return fmt.Errorf("redisserver %s: already running (pid %d)", s.Addr(), s.proc.cmd.Process.Pid)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisserver %s: start: %w", s.Addr(), err)
+	}
+	if err := writeFile(s.conf, s.config()); err != nil {
+		return fmt.Errorf("redisserver: write %s: %w", s.conf, err)
+	}
+	log := &tail{w: s.cfg.Stderr}
+	cmd := exec.Command(s.binary, s.conf)
+	cmd.Dir = s.cfg.Dir
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = procAttr()
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("redisserver: start %s: %w", s.binary, err)
+	}
+	p := &process{cmd: cmd, log: log, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	s.proc = p
+	if err := s.waitReady(ctx, p); err != nil {
+		p.kill()
+		<-p.done
+		return err
+	}
+	return nil
+}
+
+// waitReady polls the server with AUTH and PING until it answers PONG, exits or ctx ends.
+func (s *Server) waitReady(ctx context.Context, p *process) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	// A ping in flight ends when the process exits (something else may hold the port).
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	for {
+		err := ping(pctx, s.Addr(), s.cfg.Password)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errWrongPassword) {
+			return fmt.Errorf("redisserver %s: another server answers there: %w", s.Addr(), err)
+		}
+		select {
+		case <-p.done:
+			last := p.log.lastLine()
+			if strings.Contains(p.log.String(), "Address already in use") {
+				return fmt.Errorf("redisserver %s: %w: %s", s.Addr(), errAddrInUse, last)
+			}
+			return fmt.Errorf("redisserver %s: exited at start (%v): %s", s.Addr(), p.err, last)
+		case <-ctx.Done():
+			return fmt.Errorf("redisserver %s: no answer to PING (last: %v): %w", s.Addr(), err, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// config is the redis.conf of the server.
+func (s *Server) config() []byte {
+	var b bytes.Buffer
+	line := func(k string, v ...string) {
+		b.WriteString(k)
+		for _, x := range v {
+			b.WriteByte(' ')
+			b.WriteString(x)
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("# Written by optoloop's redisserver at every start; changes are overwritten.\n")
+	line("bind", s.host)
+	line("port", strconv.Itoa(s.port))
+	line("protected-mode", "yes")
+	line("requirepass", quote(s.cfg.Password))
+	line("dir", quote(s.cfg.Dir))
+	line("daemonize", "no")
+	line("logfile", `""`)
+	line("save", `""`)
+	line("appendonly", "yes")
+	line("appendfsync", s.cfg.Fsync)
+	if s.tls() {
+		line("tls-port", strconv.Itoa(s.tlsPort))
+		line("tls-cert-file", quote(s.cfg.TLSCertFile))
+		line("tls-key-file", quote(s.cfg.TLSKeyFile))
+		line("tls-auth-clients", "no")
+	}
+	return b.Bytes()
+}
+
+// quote writes v as a double-quoted redis.conf argument: every byte that is not a letter, a
+// digit or a harmless punctuation mark is escaped as \xHH, so any value reads back exactly.
+func quote(v string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.IndexByte("/._-+=,:@", c) >= 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// writeFile writes data to path with mode 0600 (also when path existed with another mode).
+func writeFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Addr returns the server's host:port.
+func (s *Server) Addr() string { return net.JoinHostPort(s.dial, strconv.Itoa(s.port)) }
+
+// URL returns the server's redis:// URL (without the password).
+func (s *Server) URL() string { return "redis://" + s.Addr() }
+
+// TLSAddr returns the host:port of the server's TLS listener ("" without TLS).
+func (s *Server) TLSAddr() string {
+	if !s.tls() {
+		return ""
+	}
+	return net.JoinHostPort(s.dial, strconv.Itoa(s.tlsPort))
+}
+
+// TLSURL returns the server's rediss:// URL ("" without TLS).
+func (s *Server) TLSURL() string {
+	if !s.tls() {
+		return ""
+	}
+	return "rediss://" + s.TLSAddr()
+}
+
+// Password returns the password the server requires.
+func (s *Server) Password() string { return s.cfg.Password }
+
+// Dir returns the server's data folder.
+func (s *Server) Dir() string { return s.cfg.Dir }
+
+// Running reports whether the server process is running (started and not yet exited).
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil && !s.proc.exited()
+}
+
+// PID returns the process id of the running server (0 when it is not running).
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.exited() {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
+}
+
+// Stop shuts the server down with SIGTERM and waits for it to exit: Redis fsyncs its
+// append-only file on shutdown. A server that has not exited after a minute is killed. Stopping
+// a server that is not running does nothing.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil || p.exited() {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("redisserver %s: stop: %w", s.Addr(), err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(stopTimeout):
+		p.kill()
+		<-p.done
+		return fmt.Errorf("redisserver %s: not stopped %v after SIGTERM: killed", s.Addr(), stopTimeout)
+	}
+	var exit *exec.ExitError
+	if p.err != nil && !errors.As(p.err, &exit) {
+		return fmt.Errorf("redisserver %s: stop: %w", s.Addr(), p.err)
+	}
+	if exit != nil && !exit.Success() {
+		return fmt.Errorf("redisserver %s: stopped with %v: %s", s.Addr(), p.err, p.log.lastLine())
+	}
+	return nil
+}
+
+// Kill kills the server (and any child it forked) with SIGKILL and waits until it is reaped:
+// a crash, for tests. What the server acknowledged with appendfsync always is in its
+// append-only file. Killing a server that is not running does nothing.
+func (s *Server) Kill() error {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil || p.exited() {
+		return nil
+	}
+	p.kill()
+	<-p.done
+	return nil
+}
+
+// kill sends SIGKILL to the process's group (the server and an append-only file rewrite child).
+func (p *process) kill() {
+	pid := p.cmd.Process.Pid
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		p.cmd.Process.Kill() //nolint:errcheck // the process may have exited already
+	}
+}
+
+// Restart starts the server again after Stop or Kill (or after it died), on the same port and
+// data folder: it reloads its append-only file, and Restart returns once it answers an
+// authenticated PING.
+func (s *Server) Restart(ctx context.Context) error {
+	return s.start(ctx)
+}
+
+// errWrongPassword is ping's error for a server that refuses the password.
+var errWrongPassword = errors.New("wrong password")
+
+// ping sends AUTH and PING and returns nil when the server answers PONG.
+func ping(ctx context.Context, addr, password string) error {
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	deadline := time.Now().Add(2 * time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn.SetDeadline(deadline) //nolint:errcheck // a failed deadline shows as a failed read
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*1\r\n$4\r\nPING\r\n", len(password), password)
+	if _, err := conn.Write(req.Bytes()); err != nil {
+		return err
+	}
+	r := bufio.NewReader(conn)
+	for i, want := range []string{"+OK", "+PONG"} {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		l = strings.TrimRight(l, "\r\n")
+		if l == want {
+			continue
+		}
+		if i == 0 && (strings.HasPrefix(l, "-WRONGPASS") || strings.HasPrefix(l, "-ERR invalid password")) {
+			return errWrongPassword
+		}
+		return fmt.Errorf("answer %q", l)
+	}
+	return nil
+}
+
+// tail forwards a process's output to w and keeps its last few KiB, for error messages.
+type tail struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+}
+
+const tailSize = 8 << 10
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > tailSize {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailSize:]...)
+	}
+	t.w.Write(p) //nolint:errcheck // a failing log writer must not stop the server
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// lastLine returns the last lines of the output that say why a server stopped, without their
+// pid and time stamp ("no output" when there is none).
+func (t *tail) lastLine() string {
+	var lines []string
+	for _, l := range strings.Split(t.String(), "\n") {
+		// A log line is "pid:role day month year time level message".
+		if f := strings.SplitN(strings.TrimSpace(l), " ", 7); len(f) == 7 && strings.Contains(f[0], ":") {
+			l = f[6]
+		}
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	switch n := len(lines); {
+	case n == 0:
+		return "no output"
+	case n >= 2 && strings.Contains(lines[n-1], "Check logs"):
+		return lines[n-2] + "; " + lines[n-1]
+	default:
+		return lines[n-1]
+	}
+}
