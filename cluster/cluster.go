@@ -36,6 +36,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -511,10 +512,23 @@ func (c *Cluster) workerArgs(w WorkerProcess) []string {
 	if c.cfg.Pace > 0 {
 		args = append(args, "--pace", strconv.FormatFloat(c.cfg.Pace, 'g', -1, 64))
 	}
+	args = append(args, "--parallel", strconv.Itoa(c.parallel(w)))
 	if c.cfg.LinesFile != "" {
 		args = append(args, "--lines-file", c.cfg.LinesFile)
 	}
 	return args
+}
+
+// parallel is how many of w's arenas may run an episode at once. The processes share this
+// machine's cores: unpaced episodes are bound by the CPU, and more of them at once than cores
+// only thrash the caches (a rendered arena's working set is ~100 MB), so each process gets its
+// share of the cores (at least one); paced episodes mostly wait for the wall clock and all run.
+func (c *Cluster) parallel(w WorkerProcess) int {
+	if c.cfg.Pace > 0 {
+		return w.Arenas
+	}
+	procs := len(c.workers)
+	return min(w.Arenas, max(1, (runtime.NumCPU()+procs-1)/procs))
 }
 
 func (c *Cluster) learnerArgs(name string) []string {

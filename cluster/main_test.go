@@ -301,16 +301,10 @@ func episodeSummary(e results.Episode) results.Episode {
 // reportNumbers is report.json as JSON values without its wall-clock times.
 func reportNumbers(t *testing.T, dir string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, results.ReportFile))
+	m, err := results.ReportNumbers(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	delete(m, "started")
-	delete(m, "finished")
 	return m
 }
 

@@ -79,16 +79,10 @@ func runRoles(t *testing.T, broker func() fleet.Broker, st fleet.Stores, lines .
 // (which name holders and leases) reduced to their number.
 func reportNumbers(t *testing.T, dir string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, results.ReportFile))
+	m, err := results.ReportNumbers(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	delete(m, "started")
-	delete(m, "finished")
 	if failed, ok := m["failed"].([]any); ok {
 		for _, f := range failed {
 			f := f.(map[string]any)

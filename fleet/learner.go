@@ -108,7 +108,8 @@ func (l *Learner) Serve(ctx context.Context, drain <-chan struct{}) error {
 	reg := func(ctx context.Context) error {
 		return l.cfg.Broker.RegisterLearner(ctx, api.RegisterLearnerCmd{ID: l.cfg.ID})
 	}
-	return serve(ctx, drain, "learner "+l.cfg.ID, l.cfg.Broker, l.cfg.Poll, l.log, reg, l.Step)
+	step := func(ctx, _ context.Context) (bool, error) { return l.Step(ctx) }
+	return serve(ctx, drain, "learner "+l.cfg.ID, l.cfg.Broker, l.cfg.Poll, l.log, reg, step)
 }
 
 // Deregister tells the coordinator the learner is leaving; a task it still holds is failed

@@ -247,3 +247,78 @@ func TestWorkerStopsWhenItsArenaFailsEpisodeAfterEpisode(t *testing.T) {
 		t.Errorf("%d failed attempts recorded, want 4", failed)
 	}
 }
+
+// counting is a station that counts the episodes it runs at once into running (the most into
+// most).
+type counting struct {
+	fleet.Station
+	running, most *atomic.Int32
+}
+
+func (c counting) Run(ctx context.Context, e station.Episode) (station.Result, error) {
+	n := c.running.Add(1)
+	defer c.running.Add(-1)
+	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	}
+	return c.Station.Run(ctx, e)
+}
+
+func TestWorkersSharingAGateRunOneEpisodeAtATime(t *testing.T) {
+	// Two workers share a gate of one slot: they run their line's episodes one at a time, and
+	// the waiting worker holds no lease it cannot run yet.
+	w := newWorld(t, collectYAML(`"446"`, 4))
+	gate := make(chan struct{}, 1)
+	var running, most atomic.Int32
+	var leasedTwice atomic.Bool
+	hook := func(_ context.Context, _ station.Episode, s station.Step) error {
+		if s.Index == 10 && w.view(t).Counts.Episodes[api.StateLeased] > 1 {
+			leasedTwice.Store(true)
+		}
+		return nil
+	}
+	var workers []*fleet.Worker
+	for _, id := range []string{"a", "b"} {
+		cfg := fleet.DefaultWorkerConfig()
+		cfg.ID, cfg.ArenaID = id, "arena-"+id
+		cfg.Station = counting{hooked{simStation(t, "446"), hook}, &running, &most}
+		cfg.Broker = w.local
+		cfg.Replay, cfg.Params, cfg.Tracks = w.replay, w.params, w.tracks
+		cfg.LeaseTTL, cfg.ReportBackoff, cfg.Gate = testTTL, time.Millisecond, gate
+		wk, err := fleet.NewWorker(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		workers = append(workers, wk)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, id := range []string{"a", "b"} {
+		if err := w.local.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: id, ArenaID: "arena-" + id, Line: "446"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, wk := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				worked, err := wk.Step(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !worked {
+					return // collection is done
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := w.view(t).Counts.Episodes[api.StateDone]; got != 4 {
+		t.Fatalf("%d episodes done, want 4", got)
+	}
+	if most.Load() != 1 || leasedTwice.Load() {
+		t.Errorf("at most %d episodes ran at once (want 1); two leases held at once: %v", most.Load(), leasedTwice.Load())
+	}
+}

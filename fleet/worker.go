@@ -61,6 +61,11 @@ type WorkerConfig struct {
 	// retried once the episode has ended: the replay's last chunks, the track, and a read of
 	// parameters. Default 2 minutes.
 	StoreRetry time.Duration
+	// Gate, when set, bounds the episodes that run at once over every worker sharing it (the
+	// arenas of one process on a machine with fewer cores than arenas): a worker takes a slot
+	// before it leases and gives it back after the episode, so it never holds a lease it
+	// cannot run yet. It changes only the speed, never the results.
+	Gate chan struct{}
 	// MaxArenaFailures is how many episodes in a row the station may fail before the worker
 	// stops with ErrArenaFailing (its arena is broken). Default 3.
 	MaxArenaFailures int
@@ -136,7 +141,7 @@ func (w *Worker) Serve(ctx context.Context, drain <-chan struct{}) error {
 	cal, _ := json.Marshal(w.cfg.Station.Calibration())
 	reg := api.RegisterWorkerCmd{ID: w.cfg.ID, ArenaID: w.cfg.ArenaID, Line: w.cfg.Station.Line(), Calibration: cal}
 	regFn := func(ctx context.Context) error { return w.cfg.Broker.RegisterWorker(ctx, reg) }
-	return serve(ctx, drain, "worker "+w.cfg.ID, w.cfg.Broker, w.cfg.Poll, w.log, regFn, w.Step)
+	return serve(ctx, drain, "worker "+w.cfg.ID, w.cfg.Broker, w.cfg.Poll, w.log, regFn, w.step)
 }
 
 // Deregister tells the coordinator the worker is leaving (reason says why); a lease it still
@@ -159,10 +164,11 @@ func deregister(ctx context.Context, b Broker, id, reason string) error {
 
 // serve is a role's life: register (retrying while the broker is unavailable), then step until
 // ctx ends or drain is closed, waiting for the broker's next change (or poll) whenever a step
-// found no work. A step that runs when drain closes goes on (until ctx ends). serve returns nil
-// when ctx ends or drain closes, and an error only when the broker refuses the role.
+// found no work. A step that runs when drain closes goes on (until ctx ends); step's second
+// context ends at the drain, for what it does before it leases. serve returns nil when ctx ends
+// or drain closes, and an error only when the broker refuses the role.
 func serve(ctx context.Context, drain <-chan struct{}, role string, b Broker, poll time.Duration, log *slog.Logger,
-	reg func(context.Context) error, step func(context.Context) (bool, error)) error {
+	reg func(context.Context) error, step func(ctx, leaseCtx context.Context) (bool, error)) error {
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if drain != nil {
@@ -182,7 +188,7 @@ func serve(ctx context.Context, drain <-chan struct{}, role string, b Broker, po
 	}
 	for dctx.Err() == nil {
 		changed := changes(b)
-		worked, err := step(ctx)
+		worked, err := step(ctx, dctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -234,7 +240,20 @@ func wait(ctx context.Context, changed <-chan struct{}, poll time.Duration) {
 }
 
 // Step leases one episode and runs it to its report. It returns false when there was no work.
-func (w *Worker) Step(ctx context.Context) (bool, error) {
+func (w *Worker) Step(ctx context.Context) (bool, error) { return w.step(ctx, ctx) }
+
+// step is Step whose wait for a slot of the Gate ends with leaseCtx (a drain) as well as ctx.
+func (w *Worker) step(ctx, leaseCtx context.Context) (bool, error) {
+	if w.cfg.Gate != nil {
+		select {
+		case w.cfg.Gate <- struct{}{}:
+		case <-leaseCtx.Done():
+			return false, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		defer func() { <-w.cfg.Gate }()
+	}
 	it, err := w.cfg.Broker.Lease(ctx, api.LeaseRequest{Holder: w.cfg.ID, Type: plan.TypeEpisode, TTLSeconds: w.cfg.LeaseTTL.Seconds()})
 	if err != nil {
 		return false, fmt.Errorf("fleet: lease: %w", err)

@@ -23,8 +23,8 @@ func (c *Checkpoints) Save(ctx context.Context, experiment, task string, files m
 	if err := errCtx(ctx, "save checkpoint"); err != nil {
 		return err
 	}
-	if err := checkName("save checkpoint", experiment, task); err != nil {
-		return err
+	if err := fleet.CheckKey("save checkpoint", experiment, task); err != nil {
+		return fmt.Errorf("memstore: %w", err)
 	}
 	for f := range files {
 		if f == "" {

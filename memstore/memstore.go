@@ -26,16 +26,6 @@ var (
 // name is an experiment and a key inside it (a line, an item id or a task id).
 type name struct{ experiment, key string }
 
-func checkName(what, experiment, key string) error {
-	switch {
-	case experiment == "":
-		return fmt.Errorf("memstore: %s: no experiment", what)
-	case key == "":
-		return fmt.Errorf("memstore: %s: empty key", what)
-	}
-	return nil
-}
-
 // notifier is a broadcast: wait returns a channel closed at the next signal.
 type notifier struct {
 	ch chan struct{}

@@ -35,14 +35,8 @@ func (p *Params) Publish(ctx context.Context, experiment, line string, version u
 	if err := errCtx(ctx, "publish"); err != nil {
 		return err
 	}
-	if err := checkName("publish", experiment, line); err != nil {
-		return err
-	}
-	switch {
-	case version == 0:
-		return fmt.Errorf("memstore: publish %s/%s: version 0 is not a parameter version", experiment, line)
-	case len(blob) == 0:
-		return fmt.Errorf("memstore: publish %s/%s version %d: empty blob", experiment, line, version)
+	if err := fleet.CheckPublish(experiment, line, version, blob); err != nil {
+		return fmt.Errorf("memstore: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

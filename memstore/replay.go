@@ -38,14 +38,8 @@ func (r *Replay) Append(ctx context.Context, c fleet.Chunk) error {
 	if err := errCtx(ctx, "append"); err != nil {
 		return err
 	}
-	if err := checkName("append", c.Experiment, c.Line); err != nil {
-		return err
-	}
-	switch {
-	case c.Episode == "":
-		return fmt.Errorf("memstore: append to %s/%s: chunk without an episode", c.Experiment, c.Line)
-	case c.Seq < 0:
-		return fmt.Errorf("memstore: append to %s/%s: chunk %d of episode %s: seq must be >= 0", c.Experiment, c.Line, c.Seq, c.Episode)
+	if err := fleet.CheckChunk(c); err != nil {
+		return fmt.Errorf("memstore: %w", err)
 	}
 	k := chunkKey{c.Episode, c.Token, c.Seq}
 	cp := c

@@ -32,8 +32,8 @@ func (t *Tracks) Put(ctx context.Context, experiment string, token uint64, track
 	if err := errCtx(ctx, "put track"); err != nil {
 		return err
 	}
-	if err := checkName("put track", experiment, track.ID); err != nil {
-		return err
+	if err := fleet.CheckKey("put track", experiment, track.ID); err != nil {
+		return fmt.Errorf("memstore: %w", err)
 	}
 	cp := copyTrack(track)
 	t.mu.Lock()

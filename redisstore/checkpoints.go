@@ -35,8 +35,8 @@ func (s *Store) Save(ctx context.Context, experiment, task string, files map[str
 	if err := errCtx(ctx, "save checkpoint"); err != nil {
 		return err
 	}
-	if err := checkName("save checkpoint", experiment, task); err != nil {
-		return err
+	if err := fleet.CheckKey("save checkpoint", experiment, task); err != nil {
+		return fmt.Errorf("redisstore: %w", err)
 	}
 	args := make([]any, 0, 2+2*len(files))
 	args = append(args, fieldCheckpoint, "1")

@@ -56,14 +56,8 @@ func (s *Store) Publish(ctx context.Context, experiment, line string, version ui
 	if err := errCtx(ctx, "publish"); err != nil {
 		return err
 	}
-	if err := checkName("publish", experiment, line); err != nil {
-		return err
-	}
-	switch {
-	case version == 0:
-		return fmt.Errorf("redisstore: publish %s/%s: version 0 is not a parameter version", experiment, line)
-	case len(blob) == 0:
-		return fmt.Errorf("redisstore: publish %s/%s version %d: empty blob", experiment, line, version)
+	if err := fleet.CheckPublish(experiment, line, version, blob); err != nil {
+		return fmt.Errorf("redisstore: %w", err)
 	}
 	sum := sha256.Sum256(blob)
 	v := strconv.FormatUint(version, 10)

@@ -417,17 +417,6 @@ func escape(p string) string {
 	return strings.NewReplacer("%", "%25", ":", "%3A").Replace(p)
 }
 
-// checkName refuses an empty experiment or key, as memstore does.
-func checkName(what, experiment, key string) error {
-	switch {
-	case experiment == "":
-		return fmt.Errorf("redisstore: %s: no experiment", what)
-	case key == "":
-		return fmt.Errorf("redisstore: %s: empty key", what)
-	}
-	return nil
-}
-
 // errCtx returns the context's error, wrapped, when it has ended.
 func errCtx(ctx context.Context, what string) error {
 	if err := ctx.Err(); err != nil {

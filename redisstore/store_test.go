@@ -26,6 +26,7 @@ import (
 
 	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/fleet"
+	"github.com/optoloop/optoloop/fleet/storetest"
 	"github.com/optoloop/optoloop/redisserver"
 )
 
@@ -256,7 +257,7 @@ func TestRedisHung(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(pid, syscall.SIGCONT)
-	err = s.Append(ctx, chunk("e", "301", "e.1", 1, 0, 1))
+	err = s.Append(ctx, storetest.Chunk("e", "301", "e.1", 1, 0, 1))
 	if err == nil || !strings.Contains(err.Error(), "no answer within 300ms") || !errors.Is(err, fleet.ErrUnavailable) {
 		t.Fatalf("append to a hung server: %v; want no answer, unavailable", err)
 	}
@@ -264,7 +265,7 @@ func TestRedisHung(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The append may or may not have reached the server: appending again stores it once.
-	if err := s.Append(ctx, chunk("e", "301", "e.1", 1, 0, 1)); err != nil {
+	if err := s.Append(ctx, storetest.Chunk("e", "301", "e.1", 1, 0, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Chunks(ctx, "e", "301"); err != nil || len(got) != 1 {
@@ -285,7 +286,7 @@ func TestAppendRetriedAfterLostReply(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range chunks {
-				c := chunk("e", "301", fmt.Sprintf("e.%d", a%2), 1, i, float64(i)) // two appenders per episode
+				c := storetest.Chunk("e", "301", fmt.Sprintf("e.%d", a%2), 1, i, float64(i)) // two appenders per episode
 				for d := 20 * time.Microsecond; ; d *= 2 {
 					ctx, cancel := context.WithTimeout(context.Background(), d)
 					err := s.Append(ctx, c)
@@ -355,7 +356,7 @@ func TestCorruptEntries(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			line := strings.ReplaceAll(name, " ", "-")
-			if err := s.Append(ctx, chunk("e", line, "e.0", 1, 0, 0.5)); err != nil {
+			if err := s.Append(ctx, storetest.Chunk("e", line, "e.0", 1, 0, 0.5)); err != nil {
 				t.Fatal(err)
 			}
 			id, err := raw.XAdd(ctx, &redis.XAddArgs{Stream: s.key("e", "replay", line), Values: v}).Result()
@@ -364,7 +365,7 @@ func TestCorruptEntries(t *testing.T) {
 			}
 			got, err := s.Chunks(ctx, "e", line)
 			if err == nil {
-				t.Fatalf("chunks of a replay with a corrupt entry: %q", times(got))
+				t.Fatalf("chunks of a replay with a corrupt entry: %q", storetest.Times(got))
 			}
 			t.Log(err)
 			if !errors.Is(err, errCorrupt) || !strings.Contains(err.Error(), id) {
@@ -405,11 +406,11 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Append(ctx, chunk("e", "301", "e.1", 7, 0, 1, 2)); err != nil {
+	if err := s.Append(ctx, storetest.Chunk("e", "301", "e.1", 7, 0, 1, 2)); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Chunks(ctx, "e", "301"); err != nil || !slices.Equal(times(got), []string{"e.1/7/0: 1 2"}) {
-		t.Fatalf("chunks over TLS: %q, %v", times(got), err)
+	if got, err := s.Chunks(ctx, "e", "301"); err != nil || !slices.Equal(storetest.Times(got), []string{"e.1/7/0: 1 2"}) {
+		t.Fatalf("chunks over TLS: %q, %v", storetest.Times(got), err)
 	}
 	// Without the CA the server's certificate is not trusted; plain redis:// to the TLS port
 	// gets no answer.

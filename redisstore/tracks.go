@@ -20,8 +20,8 @@ func (s *Store) Put(ctx context.Context, experiment string, token uint64, track 
 	if err := errCtx(ctx, "put track"); err != nil {
 		return err
 	}
-	if err := checkName("put track", experiment, track.ID); err != nil {
-		return err
+	if err := fleet.CheckKey("put track", experiment, track.ID); err != nil {
+		return fmt.Errorf("redisstore: %w", err)
 	}
 	b, err := json.Marshal(track)
 	if err != nil {

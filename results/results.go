@@ -232,6 +232,23 @@ func WriteEpisode(runDir string, e *Episode) error {
 	return WriteJSON(filepath.Join(runDir, EpisodesDir, e.ID+".json"), e)
 }
 
+// ReportNumbers reads dir's report.json as JSON values without its wall-clock times (started,
+// finished): what two runs of one experiment file and seed must share, wherever they ran (one
+// process or a cluster) and however fast.
+func ReportNumbers(dir string) (map[string]any, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ReportFile))
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", ReportFile, err)
+	}
+	delete(m, "started")
+	delete(m, "finished")
+	return m, nil
+}
+
 // Load reads what exists of a run folder. It fails only when dir is not a readable folder or a
 // file in it is corrupt; absent parts are listed in Run.Missing.
 func Load(dir string) (*Run, error) {

@@ -231,7 +231,7 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 			opened = append(opened, s)
 			wcfg := fleet.DefaultWorkerConfig()
 			wcfg.ID, wcfg.ArenaID = "worker-"+arena, arena
-			wcfg.Station = gated{s, gate}
+			wcfg.Station, wcfg.Gate = s, gate
 			wcfg.Broker = local
 			wcfg.Replay, wcfg.Params, wcfg.Tracks = st.Replay, st.Params, st.Tracks
 			wcfg.Logger = r.log
@@ -356,20 +356,4 @@ func tick(ctx context.Context, local *coordinator.Local) {
 			}
 		}
 	}
-}
-
-// gated runs at most cap(gate) episodes at once over all the stations that share gate.
-type gated struct {
-	fleet.Station
-	gate chan struct{}
-}
-
-func (g gated) Run(ctx context.Context, e station.Episode) (station.Result, error) {
-	select {
-	case g.gate <- struct{}{}:
-	case <-ctx.Done():
-		return station.Result{}, ctx.Err()
-	}
-	defer func() { <-g.gate }()
-	return g.Station.Run(ctx, e)
 }

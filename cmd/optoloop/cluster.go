@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/optoloop/optoloop/arenas/sim"
 	"github.com/optoloop/optoloop/cluster"
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/experiment"
@@ -77,18 +76,9 @@ func newClusterUpCmd() *cobra.Command {
 
 func runClusterUp(cmd *cobra.Command, path string, o clusterUpOptions) error {
 	// Every input is checked before anything is started or written.
-	cat, err := sim.LoadCatalogue(o.linesFile)
+	_, spec, data, err := loadExperiment(path, o.linesFile)
 	if err != nil {
 		return err
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("experiment file: %w", err)
-	}
-	known := func(code string) bool { _, err := cat.Line(code); return err == nil }
-	spec, err := experiment.ParseWith(data, experiment.Options{KnownLine: known})
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {

@@ -66,19 +66,29 @@ func newExperimentRunCmd() *cobra.Command {
 	return cmd
 }
 
-func runExperiment(cmd *cobra.Command, path string, o experimentRunOptions) error {
-	cat, err := sim.LoadCatalogue(o.linesFile)
+// loadExperiment reads the line catalogue (the embedded one with linesFile merged over it) and
+// the experiment file at path, whose lines must be in the catalogue.
+func loadExperiment(path, linesFile string) (*sim.Catalogue, experiment.Spec, []byte, error) {
+	cat, err := sim.LoadCatalogue(linesFile)
 	if err != nil {
-		return err
+		return nil, experiment.Spec{}, nil, err
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("experiment file: %w", err)
+		return nil, experiment.Spec{}, nil, fmt.Errorf("experiment file: %w", err)
 	}
 	known := func(code string) bool { _, err := cat.Line(code); return err == nil }
 	spec, err := experiment.ParseWith(data, experiment.Options{KnownLine: known})
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, experiment.Spec{}, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cat, spec, data, nil
+}
+
+func runExperiment(cmd *cobra.Command, path string, o experimentRunOptions) error {
+	cat, spec, data, err := loadExperiment(path, o.linesFile)
+	if err != nil {
+		return err
 	}
 	dir := o.out
 	if dir == "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -58,22 +57,14 @@ func runLearner(cmd *cobra.Command, o learnerOptions) error {
 	}
 	id := o.id
 	if id == "" {
-		host, _ := os.Hostname()
-		id = strings.ToLower(host) + "-learner"
-	}
-	cl, err := o.client.client(true)
-	if err != nil {
-		return err
+		id = defaultID("learner")
 	}
 	ctx := cmd.Context()
-	store, stores, err := o.redis.open(ctx, log)
+	cl, store, stores, err := connect(ctx, o.client, o.redis, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := reachable(ctx, cl, o.client.timeout); err != nil {
-		return err
-	}
 	dir := o.workDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "optoloop-learner-"); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/fleet"
 	"github.com/optoloop/optoloop/redisstore"
 )
@@ -66,6 +67,31 @@ func (o *redisOptions) open(ctx context.Context, log *slog.Logger) (*redisstore.
 		return nil, fleet.Stores{}, err
 	}
 	return st, fleet.Stores{Replay: st, Params: st, Tracks: st, Checkpoints: st}, nil
+}
+
+// connect is what a worker or learner checks before it registers: Redis answers,
+// authenticates and keeps acknowledged writes, and a coordinator answers. Close the store.
+func connect(ctx context.Context, client clientOptions, redis redisOptions, log *slog.Logger) (*api.Client, *redisstore.Store, fleet.Stores, error) {
+	cl, err := client.client(true)
+	if err != nil {
+		return nil, nil, fleet.Stores{}, err
+	}
+	store, stores, err := redis.open(ctx, log)
+	if err != nil {
+		return nil, nil, fleet.Stores{}, err
+	}
+	if err := reachable(ctx, cl, client.timeout); err != nil {
+		store.Close()
+		return nil, nil, fleet.Stores{}, err
+	}
+	return cl, store, stores, nil
+}
+
+// defaultID is this host's name in lower case, a dash and suffix: a role's id when none is
+// given.
+func defaultID(suffix string) string {
+	host, _ := os.Hostname()
+	return strings.ToLower(host) + "-" + suffix
 }
 
 // newLogger is a text logger on the command's stderr at level ("debug", "info", "warn",

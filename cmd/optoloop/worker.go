@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +35,7 @@ type workerOptions struct {
 	leaseTTL  time.Duration
 	grace     time.Duration
 	buffer    int
+	parallel  int
 	logLevel  string
 }
 
@@ -68,6 +69,7 @@ func newWorkerCmd() *cobra.Command {
 	f.StringVar(&o.id, "id", "", "worker id (simulated arenas: PREFIX-0, PREFIX-1, ...; default: host-line)")
 	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length asked for; heartbeats every third of it")
 	f.DurationVar(&o.grace, "grace", time.Minute, "on SIGTERM, how long running episodes may take to finish before they are failed")
+	f.IntVar(&o.parallel, "parallel", 0, "simulated arenas running an episode at once in this process (default: the number of CPUs); an arena leases only when it can run")
 	f.IntVar(&o.buffer, "replay-buffer", d.ReplayBuffer, "frames of a running episode that may wait for an unavailable Redis before the episode fails")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -95,6 +97,8 @@ func (o workerOptions) check() error {
 		return fmt.Errorf("--grace %v must be positive", o.grace)
 	case o.buffer < 1:
 		return fmt.Errorf("--replay-buffer %d must be positive", o.buffer)
+	case o.parallel < 0 || o.parallel > 1024:
+		return fmt.Errorf("--parallel %d must be within 0-1024", o.parallel)
 	}
 	return nil
 }
@@ -121,24 +125,15 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 	}
 	prefix := o.id
 	if prefix == "" {
-		host, _ := os.Hostname()
-		prefix = strings.ToLower(host) + "-" + line
+		prefix = defaultID(line)
 	}
-	cl, err := o.client.client(true)
-	if err != nil {
-		return err
-	}
-	// Everything the workers need is checked before any of them registers: Redis answers,
-	// authenticates and is durable; the coordinator answers.
+	// Everything the workers need is checked before any of them registers.
 	ctx := cmd.Context()
-	store, stores, err := o.redis.open(ctx, log)
+	cl, store, stores, err := connect(ctx, o.client, o.redis, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := reachable(ctx, cl, o.client.timeout); err != nil {
-		return err
-	}
 	arenas, err := openArenas(ctx, o, prefix, line, cat, log)
 	if err != nil {
 		return err
@@ -150,6 +145,11 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 			}
 		}
 	}()
+	parallel := o.parallel
+	if parallel == 0 {
+		parallel = runtime.GOMAXPROCS(0)
+	}
+	gate := make(chan struct{}, parallel)
 	workers := make([]*fleet.Worker, len(arenas))
 	for i, a := range arenas {
 		cfg := fleet.DefaultWorkerConfig()
@@ -157,7 +157,7 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 		cfg.Station = a.st
 		cfg.Broker = cl
 		cfg.Replay, cfg.Params, cfg.Tracks = stores.Replay, stores.Params, stores.Tracks
-		cfg.LeaseTTL, cfg.ReplayBuffer = o.leaseTTL, o.buffer
+		cfg.LeaseTTL, cfg.ReplayBuffer, cfg.Gate = o.leaseTTL, o.buffer, gate
 		cfg.Logger = log
 		if workers[i], err = fleet.NewWorker(cfg); err != nil {
 			return err

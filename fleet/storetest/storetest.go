@@ -1,26 +1,52 @@
-package redisstore
-
-// The table tests of package memstore (memstore/memstore_test.go), run against a real
-// redis-server: the Redis store has the in-memory stores' semantics. Each test has its own
-// server, each subtest its own key prefix.
+// Package storetest is the conformance suite of the fleet's stores (fleet.Replay, fleet.Params,
+// fleet.Tracks, fleet.Checkpoints): every implementation (package memstore in memory, package
+// redisstore on Redis) runs Run, so they keep one semantics: idempotent appends of the same
+// (Episode, Token, Seq), a version published once (the same bytes again are not an error,
+// other bytes are), version 0 and empty blobs refused, Latest the newest not the last, copies
+// in and out, fleet.ErrNotFound for absent keys, a cancelled context refused.
+package storetest
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/fleet"
-	"github.com/optoloop/optoloop/redisserver"
 	"github.com/optoloop/optoloop/results"
 )
 
-func chunk(exp, line, ep string, token uint64, seq int, frames ...float64) fleet.Chunk {
+// Open returns new, empty stores for one (sub)test; it registers their cleanup with t.
+type Open func(t *testing.T) fleet.Stores
+
+// waiter is a parameter store that can wait for a version (memstore and redisstore can).
+type waiter interface {
+	fleet.Params
+	Wait(ctx context.Context, experiment, line string, atLeast uint64) (uint64, error)
+}
+
+// Run runs the whole suite against the stores open returns.
+func Run(t *testing.T, open Open) {
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, Open)
+	}{
+		{"Replay", testReplay}, {"ReplayCopies", testReplayCopies}, {"ReplayConcurrentAppenders", testReplayConcurrentAppenders},
+		{"Params", testParams}, {"ParamsCopies", testParamsCopies}, {"ParamsConcurrentPublishers", testParamsConcurrentPublishers},
+		{"ParamsWait", testParamsWait}, {"Tracks", testTracks}, {"TracksCopies", testTracksCopies},
+		{"Checkpoints", testCheckpoints}, {"CheckpointsCopies", testCheckpointsCopies}, {"CancelledContext", testCancelledContext},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
+	}
+}
+
+// Chunk is a chunk of episode ep (experiment exp, line line) under token, numbered seq, with one
+// tracked record per frame time.
+func Chunk(exp, line, ep string, token uint64, seq int, frames ...float64) fleet.Chunk {
 	c := fleet.Chunk{Experiment: exp, Line: line, Episode: ep, Token: token, Seq: seq}
 	for _, t := range frames {
 		c.Records = append(c.Records, replay.Record{T: t, Episode: ep, OK: true})
@@ -28,8 +54,8 @@ func chunk(exp, line, ep string, token uint64, seq int, frames ...float64) fleet
 	return c
 }
 
-// times lists the record times of chunks, for comparisons.
-func times(cs []fleet.Chunk) []string {
+// Times lists chunks as "episode/token/seq: t1 t2 ...", for comparisons.
+func Times(cs []fleet.Chunk) []string {
 	var out []string
 	for _, c := range cs {
 		s := fmt.Sprintf("%s/%d/%d:", c.Episode, c.Token, c.Seq)
@@ -41,8 +67,7 @@ func times(cs []fleet.Chunk) []string {
 	return out
 }
 
-func TestReplay(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testReplay(t *testing.T, open Open) {
 	ctx := context.Background()
 	tests := []struct {
 		name    string
@@ -53,22 +78,22 @@ func TestReplay(t *testing.T) {
 		want    []string
 	}{
 		{name: "empty", exp: "e", line: "301", want: nil},
-		{name: "in append order", appends: []fleet.Chunk{chunk("e", "301", "e.1", 7, 1, 3, 4), chunk("e", "301", "e.1", 7, 0, 1, 2), chunk("e", "301", "e.0", 5, 0, 9)},
+		{name: "in append order", appends: []fleet.Chunk{Chunk("e", "301", "e.1", 7, 1, 3, 4), Chunk("e", "301", "e.1", 7, 0, 1, 2), Chunk("e", "301", "e.0", 5, 0, 9)},
 			bad: 3, exp: "e", line: "301", want: []string{"e.1/7/1: 3 4", "e.1/7/0: 1 2", "e.0/5/0: 9"}},
-		{name: "same attempt and seq again changes nothing", appends: []fleet.Chunk{chunk("e", "301", "e.1", 7, 0, 1), chunk("e", "301", "e.1", 7, 0, 1), chunk("e", "301", "e.1", 7, 0, 99)},
+		{name: "same attempt and seq again changes nothing", appends: []fleet.Chunk{Chunk("e", "301", "e.1", 7, 0, 1), Chunk("e", "301", "e.1", 7, 0, 1), Chunk("e", "301", "e.1", 7, 0, 99)},
 			bad: 3, exp: "e", line: "301", want: []string{"e.1/7/0: 1"}},
-		{name: "another attempt is another chunk", appends: []fleet.Chunk{chunk("e", "301", "e.1", 7, 0, 1), chunk("e", "301", "e.1", 8, 0, 2)},
+		{name: "another attempt is another chunk", appends: []fleet.Chunk{Chunk("e", "301", "e.1", 7, 0, 1), Chunk("e", "301", "e.1", 8, 0, 2)},
 			bad: 2, exp: "e", line: "301", want: []string{"e.1/7/0: 1", "e.1/8/0: 2"}},
-		{name: "lines and experiments are separate", appends: []fleet.Chunk{chunk("e", "301", "e.1", 7, 0, 1), chunk("e", "446", "e.2", 7, 0, 2), chunk("f", "301", "f.1", 7, 0, 3)},
+		{name: "lines and experiments are separate", appends: []fleet.Chunk{Chunk("e", "301", "e.1", 7, 0, 1), Chunk("e", "446", "e.2", 7, 0, 2), Chunk("f", "301", "f.1", 7, 0, 3)},
 			bad: 3, exp: "e", line: "446", want: []string{"e.2/7/0: 2"}},
-		{name: "names holding the key separator are separate", appends: []fleet.Chunk{chunk("x:replay:y", "z", "a", 7, 0, 1), chunk("x", "y:replay:z", "b", 7, 0, 2)},
+		{name: "names holding the key separator are separate", appends: []fleet.Chunk{Chunk("x:replay:y", "z", "a", 7, 0, 1), Chunk("x", "y:replay:z", "b", 7, 0, 2)},
 			bad: 2, exp: "x", line: "y:replay:z", want: []string{"b/7/0: 2"}},
-		{name: "bad chunks refused", appends: []fleet.Chunk{chunk("e", "301", "e.1", 7, 0, 1), chunk("", "301", "e.1", 7, 1), chunk("e", "", "e.1", 7, 1), chunk("e", "301", "", 7, 1), chunk("e", "301", "e.1", 7, -1)},
+		{name: "bad chunks refused", appends: []fleet.Chunk{Chunk("e", "301", "e.1", 7, 0, 1), Chunk("", "301", "e.1", 7, 1), Chunk("e", "", "e.1", 7, 1), Chunk("e", "301", "", 7, 1), Chunk("e", "301", "e.1", 7, -1)},
 			bad: 1, exp: "e", line: "301", want: []string{"e.1/7/0: 1"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := openStore(t, srv, t.Name())
+			r := open(t).Replay
 			for i, c := range tc.appends {
 				err := r.Append(ctx, c)
 				if (err != nil) != (i >= tc.bad) {
@@ -82,18 +107,17 @@ func TestReplay(t *testing.T) {
 			if got == nil {
 				t.Error("Chunks returned nil, want an empty slice")
 			}
-			if g := times(got); !slices.Equal(g, tc.want) {
+			if g := Times(got); !slices.Equal(g, tc.want) {
 				t.Errorf("chunks %q, want %q", g, tc.want)
 			}
 		})
 	}
 }
 
-func TestReplayCopies(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testReplayCopies(t *testing.T, open Open) {
 	ctx := context.Background()
-	r := openStore(t, srv, t.Name())
-	c := chunk("e", "301", "e.1", 7, 0, 1, 2)
+	r := open(t).Replay
+	c := Chunk("e", "301", "e.1", 7, 0, 1, 2)
 	if err := r.Append(ctx, c); err != nil {
 		t.Fatal(err)
 	}
@@ -101,17 +125,16 @@ func TestReplayCopies(t *testing.T) {
 	got, _ := r.Chunks(ctx, "e", "301")
 	got[0].Records[1].T = 200 // the reader changes what it got
 	again, _ := r.Chunks(ctx, "e", "301")
-	if g := times(again); !slices.Equal(g, []string{"e.1/7/0: 1 2"}) {
+	if g := Times(again); !slices.Equal(g, []string{"e.1/7/0: 1 2"}) {
 		t.Errorf("stored chunk changed through a caller's slice: %q", g)
 	}
 }
 
-func TestReplayConcurrentAppenders(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testReplayConcurrentAppenders(t *testing.T, open Open) {
 	// Workers append their episodes' chunks while others retry the same appends and a learner
 	// reads: every chunk is stored once, with its own records.
 	ctx := context.Background()
-	r := openStore(t, srv, t.Name())
+	r := open(t).Replay
 	const appenders, episodes, chunks = 6, 8, 5
 	var wg sync.WaitGroup
 	errc := make(chan error, appenders+1)
@@ -122,7 +145,7 @@ func TestReplayConcurrentAppenders(t *testing.T) {
 			// Two appenders share each episode: the second is a retry of the first.
 			for e := a / 2; e < episodes; e += appenders / 2 {
 				for s := range chunks {
-					c := chunk("e", "301", fmt.Sprintf("e.%d", e), uint64(e+1), s, float64(100*e+s))
+					c := Chunk("e", "301", fmt.Sprintf("e.%d", e), uint64(e+1), s, float64(100*e+s))
 					if err := r.Append(ctx, c); err != nil {
 						errc <- err
 						return
@@ -173,8 +196,7 @@ func TestReplayConcurrentAppenders(t *testing.T) {
 	}
 }
 
-func TestParams(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testParams(t *testing.T, open Open) {
 	type op struct {
 		version uint64
 		blob    string
@@ -197,7 +219,7 @@ func TestParams(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := openStore(t, srv, t.Name())
+			p := open(t).Params
 			for _, o := range tc.ops {
 				err := p.Publish(ctx, "e", "301", o.version, []byte(o.blob))
 				if (err == nil) != o.ok {
@@ -229,10 +251,9 @@ func TestParams(t *testing.T) {
 	}
 }
 
-func TestParamsCopies(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testParamsCopies(t *testing.T, open Open) {
 	ctx := context.Background()
-	p := openStore(t, srv, t.Name())
+	p := open(t).Params
 	blob := []byte("abc")
 	if err := p.Publish(ctx, "e", "301", 1, blob); err != nil {
 		t.Fatal(err)
@@ -246,12 +267,11 @@ func TestParamsCopies(t *testing.T) {
 	}
 }
 
-func TestParamsConcurrentPublishers(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testParamsConcurrentPublishers(t *testing.T, open Open) {
 	// Learners resuming the same task publish the same versions; a second learner with other
 	// parameters for a version already stored is refused, exactly one of them wins.
 	ctx := context.Background()
-	p := openStore(t, srv, t.Name())
+	p := open(t).Params
 	const publishers = 8
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -283,11 +303,14 @@ func TestParamsConcurrentPublishers(t *testing.T) {
 	}
 }
 
-func TestParamsWait(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testParamsWait(t *testing.T, open Open) {
 	ctx := context.Background()
-	p := openStore(t, srv, t.Name())
-	for range 2 { // memstore's test checks Published here; this store has no Published
+	w, ok := open(t).Params.(waiter)
+	if !ok {
+		t.Skip("the store has no Wait")
+	}
+	p := w
+	for range 2 { // publishing a stored version again is not an error
 		if err := p.Publish(ctx, "e", "301", 1, []byte("a")); err != nil {
 			t.Fatal(err)
 		}
@@ -327,8 +350,7 @@ func TestParamsWait(t *testing.T) {
 	}
 }
 
-func TestTracks(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testTracks(t *testing.T, open Open) {
 	ctx := context.Background()
 	tt := 4.5
 	track := results.Episode{ID: "e.3", Condition: results.Agent, Line: "301", AgentLine: "301", ClosestCM: 0.4, TimeTo05cmS: &tt,
@@ -349,7 +371,7 @@ func TestTracks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := openStore(t, srv, t.Name())
+			s := open(t).Tracks
 			for _, e := range tc.put {
 				if err := s.Put(ctx, "e", tc.token, e); (err == nil) != tc.ok {
 					t.Fatalf("put: %v", err)
@@ -372,10 +394,9 @@ func TestTracks(t *testing.T) {
 	}
 }
 
-func TestTracksCopies(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testTracksCopies(t *testing.T, open Open) {
 	ctx := context.Background()
-	s := openStore(t, srv, t.Name())
+	s := open(t).Tracks
 	tt := 4.5
 	e := results.Episode{ID: "e.3", TimeTo05cmS: &tt, Frames: []results.Frame{{X: 1}}}
 	if err := s.Put(ctx, "e", 7, e); err != nil {
@@ -390,8 +411,7 @@ func TestTracksCopies(t *testing.T) {
 	}
 }
 
-func TestCheckpoints(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testCheckpoints(t *testing.T, open Open) {
 	ctx := context.Background()
 	tests := []struct {
 		name  string
@@ -407,7 +427,7 @@ func TestCheckpoints(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := openStore(t, srv, t.Name())
+			s := open(t).Checkpoints
 			for _, f := range tc.saves {
 				if err := s.Save(ctx, "e", "e.7", f); (err == nil) != tc.ok {
 					t.Fatalf("save: %v", err)
@@ -432,10 +452,9 @@ func TestCheckpoints(t *testing.T) {
 	}
 }
 
-func TestCheckpointsCopies(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testCheckpointsCopies(t *testing.T, open Open) {
 	ctx := context.Background()
-	s := openStore(t, srv, t.Name())
+	s := open(t).Checkpoints
 	files := map[string][]byte{"a": []byte("1")}
 	if err := s.Save(ctx, "e", "e.7", files); err != nil {
 		t.Fatal(err)
@@ -449,14 +468,13 @@ func TestCheckpointsCopies(t *testing.T) {
 	}
 }
 
-func TestCancelledContext(t *testing.T) {
-	srv := startServer(t, redisserver.Config{})
+func testCancelledContext(t *testing.T, open Open) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	st := openStore(t, srv, t.Name())
-	r, p, tr, c := st, st, st, st
+	st := open(t)
+	r, p, tr, c := st.Replay, st.Params, st.Tracks, st.Checkpoints
 	for name, err := range map[string]error{
-		"append":  r.Append(ctx, chunk("e", "301", "e.1", 1, 0, 1)),
+		"append":  r.Append(ctx, Chunk("e", "301", "e.1", 1, 0, 1)),
 		"publish": p.Publish(ctx, "e", "301", 1, []byte("a")),
 		"put":     tr.Put(ctx, "e", 1, results.Episode{ID: "e.1"}),
 		"save":    c.Save(ctx, "e", "e.1", map[string][]byte{"a": nil}),
@@ -469,20 +487,3 @@ func TestCancelledContext(t *testing.T) {
 		t.Error("a cancelled append was stored")
 	}
 }
-
-// equalChunk compares chunks field by field, records by their float bits.
-func equalChunk(a, b fleet.Chunk) bool {
-	return a.Experiment == b.Experiment && a.Line == b.Line && a.Episode == b.Episode && a.Token == b.Token &&
-		a.Seq == b.Seq && a.PolicyVersion == b.PolicyVersion && a.TraceParent == b.TraceParent &&
-		slices.EqualFunc(a.Records, b.Records, equalRecord)
-}
-
-func equalRecord(a, b replay.Record) bool {
-	bits := func(r replay.Record) [7]uint64 {
-		return [7]uint64{math.Float64bits(r.T), math.Float64bits(r.X), math.Float64bits(r.Y), math.Float64bits(r.Body),
-			math.Float64bits(r.Head), math.Float64bits(r.TargetX), math.Float64bits(r.TargetY)}
-	}
-	return bits(a) == bits(b) && a.OK == b.OK && a.Light == b.Light && a.Episode == b.Episode && a.PolicyVersion == b.PolicyVersion
-}
-
-func resultsEpisode(id string) results.Episode { return results.Episode{ID: id} }
