@@ -21,9 +21,12 @@ type awayReplay struct {
 	fleet.Replay
 	down     atomic.Bool
 	refusals atomic.Int64
+	// slow, when set, is how long every append takes (a store that answers, behind).
+	slow time.Duration
 }
 
 func (r *awayReplay) Append(ctx context.Context, c fleet.Chunk) error {
+	time.Sleep(r.slow)
 	if r.down.Load() {
 		r.refusals.Add(1)
 		return fmt.Errorf("replay: connection refused: %w", fleet.ErrUnavailable)
@@ -81,6 +84,11 @@ func TestWorkerRidesOutAnUnavailableReplay(t *testing.T) {
 		case 10:
 			r.down.Store(true)
 		case 30:
+			// Back only once the writer has been refused at least once (it runs beside the
+			// loop, at its own pace).
+			for deadline := time.Now().Add(10 * time.Second); r.refusals.Load() == 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
 			r.down.Store(false)
 		}
 	})
@@ -89,6 +97,19 @@ func TestWorkerRidesOutAnUnavailableReplay(t *testing.T) {
 	}
 	if r.refusals.Load() == 0 {
 		t.Error("the replay was never refused: the test did not take it away")
+	}
+	if lit {
+		t.Error("light on after the episode")
+	}
+}
+
+func TestWorkerWaitsForASlowReplay(t *testing.T) {
+	// A replay that answers, but slowly, with a buffer of 20 frames (chunks of 16): the loop
+	// waits for room instead of failing the episode; only an unavailable store fails it.
+	r := &awayReplay{slow: 5 * time.Millisecond}
+	it, lit := runOne(t, r, 20, func(station.Step) {})
+	if it.State != api.StateDone || len(it.Failures) != 0 {
+		t.Fatalf("episode %s, failures %q; want done at the first attempt", it.State, it.Failures)
 	}
 	if lit {
 		t.Error("light on after the episode")

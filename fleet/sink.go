@@ -50,10 +50,12 @@ func retry(ctx context.Context, budget time.Duration, log *slog.Logger, what str
 
 // chunkSink sends an episode's records to the replay as numbered chunks without holding up the
 // closed loop: Append queues a copy and returns; a goroutine appends the chunks in order,
-// retrying while the store is unavailable. At most limit frames wait in the queue: an Append
-// that would pass the bound fails with ErrBufferFull, as does every Append after a chunk
-// failed for good, so the episode ends (light off) instead of losing frames silently. Flush
-// waits until every queued chunk is stored.
+// retrying while the store is unavailable. At most limit frames wait in the queue. An Append
+// that would pass the bound while the store is away fails with ErrBufferFull, as does every
+// Append after a chunk failed for good, so the episode ends (light off) instead of losing
+// frames silently; while the store answers, such an Append waits for room instead (a simulated
+// arena can outrun any store; a rig at 3 Hz never waits). Flush waits until every queued chunk
+// is stored.
 type chunkSink struct {
 	replay Replay
 	log    *slog.Logger
@@ -65,6 +67,7 @@ type chunkSink struct {
 	queued  int // frames in queue (including the chunk being written)
 	next    Chunk
 	err     error // the first chunk that failed for good
+	away    bool  // the last attempt to append failed because the store was unavailable
 	closed  bool
 	cancel  context.CancelFunc
 	stopped chan struct{}
@@ -86,15 +89,21 @@ func (s *chunkSink) Append(recs ...replay.Record) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.err != nil:
-		return s.err
-	case s.closed:
-		return errors.New("fleet: replay sink closed")
-	case s.queued+len(recs) > s.limit:
-		s.err = fmt.Errorf("%w: %d frames of episode %s wait for the replay (bound %d)", ErrBufferFull, s.queued, s.next.Episode, s.limit)
-		s.cond.Broadcast()
-		return s.err
+	for {
+		switch {
+		case s.err != nil:
+			return s.err
+		case s.closed:
+			return errors.New("fleet: replay sink closed")
+		case s.queued > 0 && s.queued+len(recs) > s.limit && s.away:
+			s.err = fmt.Errorf("%w: %d frames of episode %s wait for an unavailable replay (bound %d)", ErrBufferFull, s.queued, s.next.Episode, s.limit)
+			s.cond.Broadcast()
+			return s.err
+		case s.queued > 0 && s.queued+len(recs) > s.limit:
+			s.cond.Wait() // the store answers but is behind: wait for room
+			continue
+		}
+		break
 	}
 	c := s.next
 	c.Records = slices.Clone(recs)
@@ -124,7 +133,16 @@ func (s *chunkSink) write(ctx context.Context) {
 		// Unavailable stores are retried for as long as the episode runs: the buffer's bound,
 		// not a time limit, decides when an episode gives up while it runs; Flush bounds the
 		// wait after it ended.
-		err := retry(ctx, 365*24*time.Hour, s.log, "append chunk", func(ctx context.Context) error { return s.replay.Append(ctx, c) })
+		err := retry(ctx, 365*24*time.Hour, s.log, "append chunk", func(ctx context.Context) error {
+			err := s.replay.Append(ctx, c)
+			s.mu.Lock()
+			if away := errors.Is(err, ErrUnavailable); away != s.away {
+				s.away = away
+				s.cond.Broadcast()
+			}
+			s.mu.Unlock()
+			return err
+		})
 
 		s.mu.Lock()
 		if err != nil {
