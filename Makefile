@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/optoloop
 DEMO    := demo-out
 
-.PHONY: all deps build test vet demo cluster-demo bench clean
+.PHONY: all deps build test vet demo cluster-demo trace-demo bench clean
 
 all: build
 
@@ -35,6 +35,13 @@ cluster-demo: build
 	@mkdir -p $(DEMO)
 	@start=$$(date +%s); $(BIN) cluster up experiments/demo.yaml --out $(DEMO)/cluster-run && \
 		echo "cluster experiment wall time: $$(( $$(date +%s) - start )) s"
+
+# The cluster demo exporting its traces to a real Jaeger (built from the tools module into
+# bin/jaeger when missing), one evaluation episode's trace printed and screenshotted in headless
+# Chromium (docs/trace-*.png). JAEGER_UI_DIR=DIR (a built jaeger-ui) adds Jaeger's own UI.
+trace-demo: build
+	@OPTOLOOP_WITH_CHROMIUM=1 scripts/deps.sh
+	scripts/trace-demo.sh $(BIN) $(DEMO)
 
 bench: build
 	scripts/bench.sh $(BIN)

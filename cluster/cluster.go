@@ -43,6 +43,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/experiment/plan"
 	"github.com/optoloop/optoloop/redisserver"
@@ -112,6 +114,20 @@ type Config struct {
 	Stderr io.Writer
 	// Logger receives the supervisor's own events (default: discard).
 	Logger *slog.Logger
+
+	// TraceDir, when set, is every process's --trace-dir: each writes its spans there as OTLP
+	// JSON lines (optoloop trace ID --trace-dir DIR reads them).
+	TraceDir string
+	// OTLPEndpoint, when set, is every process's --otlp-endpoint (an OTLP/HTTP collector).
+	OTLPEndpoint string
+	// TraceSample, when not zero, is every process's --trace-sample.
+	TraceSample float64
+	// Metrics gives every worker and learner process --metrics-addr 127.0.0.1:0 (the
+	// coordinators serve /metrics on their HTTP address anyway); MetricsTargets lists them.
+	Metrics bool
+	// TracerProvider, when set, traces the supervisor's own calls made inside a span (a
+	// submit in the caller's span), so that they join the caller's trace.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) defaults() error {
@@ -173,6 +189,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster: stop grace %v must exceed the grace %v", c.StopGrace, c.Grace)
 	case c.MaxAttempts < 0:
 		return fmt.Errorf("cluster: max attempts %d must not be negative", c.MaxAttempts)
+	case c.TraceSample < 0 || c.TraceSample > 1:
+		return fmt.Errorf("cluster: trace sample %v must be within 0-1", c.TraceSample)
 	}
 	seen := map[string]bool{}
 	for _, l := range c.Lines {
@@ -262,6 +280,7 @@ type Cluster struct {
 	faults  []error
 	faultc  chan struct{} // signalled (non-blocking) on every unexpected exit
 	client  *api.Client
+	metrics map[string]string // process name -> host:port of its /metrics (workers, learners)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -306,7 +325,17 @@ func Up(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		}
 	}
 	c := &Cluster{cfg: cfg, log: cfg.Logger, dir: dir, logDir: filepath.Join(dir, "logs"), workers: workers,
-		procs: map[string]*child{}, argv: map[string][]string{}, nodes: map[string]*coordNode{}, faultc: make(chan struct{}, 1)}
+		procs: map[string]*child{}, argv: map[string][]string{}, nodes: map[string]*coordNode{}, faultc: make(chan struct{}, 1),
+		metrics: map[string]string{}}
+	if cfg.TraceDir != "" {
+		if cfg.TraceDir, err = filepath.Abs(cfg.TraceDir); err != nil {
+			return nil, fmt.Errorf("cluster: trace dir: %w", err)
+		}
+		c.cfg.TraceDir = cfg.TraceDir
+		if err := os.MkdirAll(cfg.TraceDir, 0o755); err != nil {
+			return nil, fmt.Errorf("cluster: trace dir: %w", err)
+		}
+	}
 	for _, d := range []string{dir, c.logDir, filepath.Join(dir, "secrets"), filepath.Join(dir, "coordinators"), filepath.Join(dir, "learners")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
@@ -365,14 +394,14 @@ func Up(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	for _, w := range workers {
 		arenas += w.Arenas
 		c.argv[w.Name] = c.workerArgs(w)
-		if err := c.start(w.Name, RoleWorker, c.argv[w.Name], nil); err != nil {
+		if err := c.start(w.Name, RoleWorker, c.argv[w.Name], c.watchMetrics(w.Name)); err != nil {
 			return nil, err
 		}
 	}
 	for i := range cfg.Learners {
 		name := "learner-" + strconv.Itoa(i)
 		c.argv[name] = c.learnerArgs(name)
-		if err := c.start(name, RoleLearner, c.argv[name], nil); err != nil {
+		if err := c.start(name, RoleLearner, c.argv[name], c.watchMetrics(name)); err != nil {
 			return nil, err
 		}
 	}
@@ -470,6 +499,7 @@ func (c *Cluster) startCoordinator(ctx context.Context, id string) error {
 	if c.cfg.MaxAttempts > 0 {
 		args = append(args, "--max-attempts", strconv.Itoa(c.cfg.MaxAttempts))
 	}
+	args = append(args, c.telemetryArgs(false)...)
 	listening := make(chan [2]string, 1)
 	watch := func(l string) {
 		if m := coordLine.FindStringSubmatch(l); m != nil && m[1] == id {
@@ -497,9 +527,63 @@ func (c *Cluster) startCoordinator(ctx context.Context, id string) error {
 }
 
 func (c *Cluster) commonArgs() []string {
-	return []string{"--coordinator", strings.Join(c.Endpoints(), ","), "--token-file", c.tokenFile,
+	args := []string{"--coordinator", strings.Join(c.Endpoints(), ","), "--token-file", c.tokenFile,
 		"--redis", c.redis.URL(), "--redis-password-file", c.passFile,
 		"--lease-ttl", c.cfg.LeaseTTL.String(), "--log-level", c.cfg.LogLevel}
+	return append(args, c.telemetryArgs(c.cfg.Metrics)...)
+}
+
+// telemetryArgs are a process's tracing flags, and with metrics --metrics-addr 127.0.0.1:0.
+func (c *Cluster) telemetryArgs(metrics bool) []string {
+	var args []string
+	if c.cfg.TraceDir != "" {
+		args = append(args, "--trace-dir", c.cfg.TraceDir)
+	}
+	if c.cfg.OTLPEndpoint != "" {
+		args = append(args, "--otlp-endpoint", c.cfg.OTLPEndpoint)
+	}
+	if c.cfg.TraceSample > 0 {
+		args = append(args, "--trace-sample", strconv.FormatFloat(c.cfg.TraceSample, 'g', -1, 64))
+	}
+	if metrics {
+		args = append(args, "--metrics-addr", "127.0.0.1:0")
+	}
+	return args
+}
+
+// metricsLine is what a worker or learner prints once its metrics server listens.
+var metricsLine = regexp.MustCompile(`^metrics http://(\S+)/metrics$`)
+
+// watchMetrics records the metrics address process name prints (nil without Config.Metrics).
+func (c *Cluster) watchMetrics(name string) func(string) {
+	if !c.cfg.Metrics {
+		return nil
+	}
+	return func(l string) {
+		if m := metricsLine.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
+			c.mu.Lock()
+			c.metrics[name] = m[1]
+			c.mu.Unlock()
+		}
+	}
+}
+
+// MetricsTargets returns the host:port of every process's /metrics: the coordinators' HTTP
+// addresses, and with Config.Metrics every worker's and learner's metrics address (as the
+// process printed it; a restarted process's new one), in a stable order.
+func (c *Cluster) MetricsTargets() []string {
+	var out []string
+	for _, e := range c.Endpoints() {
+		out = append(out, strings.TrimPrefix(e, "http://"))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.order {
+		if a, ok := c.metrics[n]; ok {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (c *Cluster) workerArgs(w WorkerProcess) []string {
@@ -710,6 +794,9 @@ func (c *Cluster) waitFor(ctx context.Context, what string, cond func(api.Status
 
 func (c *Cluster) newClient(cfg api.ClientConfig) (*api.Client, error) {
 	cfg.Endpoints, cfg.Token = c.Endpoints(), c.token
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = c.cfg.TracerProvider
+	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts, cfg.BaseBackoff, cfg.MaxBackoff = 40, 10*time.Millisecond, 500*time.Millisecond
 	}
@@ -910,7 +997,7 @@ func (c *Cluster) RestartProcess(ctx context.Context, name string) error {
 	c.mu.Lock()
 	args := c.argv[name]
 	c.mu.Unlock()
-	return c.start(name, ch.role, args, nil)
+	return c.start(name, ch.role, args, c.watchMetrics(name))
 }
 
 // Leader returns the name of the coordinator that leads (a running node the cluster names as

@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/optoloop/optoloop/coordinator/api"
 )
@@ -85,6 +89,16 @@ type Config struct {
 	// RaftLogLevel is the lowest level of hashicorp/raft's messages passed to Logger. Default
 	// warn.
 	RaftLogLevel slog.Level
+
+	// TracerProvider, when set, traces the node: otelhttp server spans for requests that carry
+	// trace context, the coordinator.* spans of every item's trace, its root span and the
+	// stand-ins of lost attempts (see tracing.go). Nil: no spans.
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the node's metrics and MetricsHandler serves them at /metrics
+	// (telemetry.Telemetry gives both). With no MeterProvider the node makes a meter provider
+	// and handler of its own; with a MeterProvider but no handler, /metrics answers 404.
+	MeterProvider  metric.MeterProvider
+	MetricsHandler http.Handler
 }
 
 // DefaultConfig returns the defaults; ID, RaftAddr, HTTPAddr, DataDir and Token are left for

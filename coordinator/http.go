@@ -43,7 +43,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/cluster/remove", n.admin(n.remove))
 	mux.HandleFunc("GET /healthz", n.healthz)
 	mux.HandleFunc("GET /metrics", n.metrics)
-	return n.count(mux)
+	return n.serverHandler(n.count(mux))
 }
 
 type statusRecorder struct {
@@ -210,7 +210,7 @@ func (n *Node) write(dec decoder) http.HandlerFunc {
 			writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), fmt.Errorf("%w: idempotency key longer than %d bytes", api.ErrBadRequest, api.MaxIDLength))
 			return
 		}
-		resp, err := n.propose(r.Context(), c)
+		resp, err := n.proposeTraced(r, c)
 		if err != nil {
 			n.writeProposeErr(w, err)
 			return

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/optoloop/optoloop/coordinator/api"
 )
 
@@ -22,6 +24,9 @@ type LocalConfig struct {
 	KnownLine func(code string) bool
 	// Start is the logical clock's first reading. Default 2000-01-01 UTC.
 	Start time.Time
+	// TracerProvider, when set, emits each item's root span at its first lease and a
+	// coordinator.lease span per lease (in the item's trace), as a Raft leader does. Nil: none.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultLocalConfig returns the defaults.
@@ -181,9 +186,13 @@ func (l *Local) Lease(ctx context.Context, req api.LeaseRequest) (*api.Item, err
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	r, err := l.apply(ctx, c)
 	if err != nil {
 		return nil, err
+	}
+	if l.cfg.TracerProvider != nil && r.Item != nil {
+		leaseSpans(l.cfg.TracerProvider.Tracer(metricsScope), ctx, r.Item, start)
 	}
 	return r.Item, nil
 }

@@ -17,8 +17,11 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/telemetry"
 )
 
 // Errors of the node (the client's are in package api).
@@ -47,6 +50,15 @@ type Node struct {
 	httpCodes sync.Map // status code -> *atomic.Uint64
 	forwarded atomic.Uint64
 
+	tracer         trace.Tracer
+	m              nodeMetrics
+	metricsHandler http.Handler
+	ownTel         *telemetry.Telemetry // the node's own metrics when the config has none
+	leases         leases
+	observer       *raft.Observer
+	observations   chan raft.Observation
+	watchDone      chan struct{}
+
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -66,13 +78,34 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("coordinator: data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, fsm: NewFSM(), fwd: &http.Client{Timeout: cfg.ForwardTimeout, Transport: api.NewTransport()}}
+	n := &Node{cfg: cfg, log: log, fsm: NewFSM()}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	n.tracer = tp.Tracer(metricsScope)
+	n.fwd = &http.Client{Timeout: cfg.ForwardTimeout, Transport: n.forwardTransport()}
 	ok := false
 	defer func() {
 		if !ok {
 			n.Close()
 		}
 	}()
+	mp, mh := cfg.MeterProvider, cfg.MetricsHandler
+	if mp == nil {
+		tel, err := telemetry.New(context.Background(), telemetry.Config{Service: "coordinator", Instance: cfg.ID, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("coordinator: %w", err)
+		}
+		n.ownTel, mp, mh = tel, tel.MeterProvider(), tel.MetricsHandler()
+	}
+	if mh == nil {
+		mh = http.NotFoundHandler()
+	}
+	n.metricsHandler = mh
+	if err := n.initMetrics(mp); err != nil {
+		return nil, err
+	}
 	var err error
 	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
 	if err != nil {
@@ -117,6 +150,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("coordinator: raft: %w", err)
 	}
 	n.raft.Store(r)
+	n.watchLeadership(r)
 	n.proposals = make(chan *proposal, 4*cfg.MaxBatch)
 	n.stopBatch = make(chan struct{})
 	n.batchDone = make(chan struct{})
@@ -235,6 +269,11 @@ func (n *Node) Close() error {
 		}
 		if r := n.Raft(); r != nil {
 			errs = append(errs, r.Shutdown().Error())
+			if n.observer != nil {
+				r.DeregisterObserver(n.observer)
+				close(n.observations)
+				<-n.watchDone
+			}
 		}
 		if n.stopBatch != nil {
 			close(n.stopBatch)
@@ -247,6 +286,14 @@ func (n *Node) Close() error {
 		}
 		if n.store != nil {
 			errs = append(errs, n.store.Close())
+		}
+		if n.m.reg != nil {
+			errs = append(errs, n.m.reg.Unregister())
+		}
+		if n.ownTel != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, n.ownTel.Shutdown(ctx))
+			cancel()
 		}
 		n.closeErr = errors.Join(errs...)
 	})
@@ -276,6 +323,7 @@ func (n *Node) leaderLoop(ctx context.Context) {
 			if _, err := n.propose(ctx, Command{Type: CmdTick}); err != nil && ctx.Err() == nil {
 				n.log.Debug("tick", "err", err)
 			}
+			n.sweepLeases()
 		}
 		select {
 		case <-ctx.Done():
@@ -396,6 +444,7 @@ func (n *Node) batcher() {
 			}
 			continue
 		}
+		applied := time.Now()
 		f := n.Raft().Apply(b, n.cfg.ApplyTimeout)
 		wg.Add(1)
 		go func() {
@@ -409,6 +458,10 @@ func (n *Node) batcher() {
 				err = errors.New("node is closing")
 			}
 			<-sem
+			if err == nil {
+				n.m.applies.Add(context.Background(), 1)
+				n.m.commit.Record(context.Background(), time.Since(applied).Seconds())
+			}
 			if err != nil {
 				err = fmt.Errorf("%w: apply: %w", api.ErrUnavailable, err)
 				for _, p := range batch {
@@ -448,6 +501,53 @@ func (n *Node) leader() (id, httpAddr string) {
 		return string(lid), ""
 	}
 	return string(lid), info.HTTPAddr
+}
+
+// watchLeadership logs every change of leader this node observes (gained and elected at
+// info, lost at warn) and counts them.
+func (n *Node) watchLeadership(r *raft.Raft) {
+	n.observations = make(chan raft.Observation, 64)
+	n.watchDone = make(chan struct{})
+	n.observer = raft.NewObserver(n.observations, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(n.observer)
+	self := n.cfg.ID
+	go func() {
+		defer close(n.watchDone)
+		prev := ""
+		for o := range n.observations {
+			lo, ok := o.Data.(raft.LeaderObservation)
+			if !ok {
+				continue
+			}
+			id := string(lo.LeaderID)
+			if id == prev {
+				continue
+			}
+			term := r.CurrentTerm()
+			switch {
+			case id == self:
+				n.log.Info("raft: leadership gained", "term", term)
+			case prev == self:
+				n.forgetLeases()
+				if id == "" {
+					n.log.Warn("raft: leadership lost", "term", term)
+				} else {
+					n.log.Warn("raft: leadership lost", "leader", id, "term", term)
+				}
+			case id == "":
+				n.log.Warn("raft: leader lost", "previous", prev, "term", term)
+			default:
+				n.log.Info("raft: leader elected", "leader", id, "term", term)
+			}
+			if id != "" {
+				n.m.leaderChanges.Add(context.Background(), 1)
+			}
+			prev = id
+		}
+	}()
 }
 
 // SetRaftPartitioned is fault injection for tests and drills: while true, the node's Raft

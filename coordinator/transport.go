@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,18 +187,55 @@ func addAddrs(set map[string]bool, host string, log *slog.Logger) {
 	}
 }
 
-// hclogWriter passes hashicorp/raft's log lines to slog.
+// hclogWriter passes hashicorp/raft's log lines (hclog's JSON format, one object a line) to
+// slog at their own level: trace and debug at debug, info at info, warn at warn, error at
+// error, with the line's key-value pairs as attributes.
 type hclogWriter struct {
 	log *slog.Logger
 	mu  sync.Mutex
 }
 
+// hclogReserved are the keys hclog's JSON format gives every line.
+var hclogReserved = map[string]bool{"@level": true, "@message": true, "@module": true, "@timestamp": true, "@caller": true}
+
 func (w *hclogWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	sc := bufio.NewScanner(bytes.NewReader(p))
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		w.log.Info(sc.Text(), "component", "raft")
+		line := sc.Bytes()
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			w.log.Info(string(line), "component", "raft")
+			continue
+		}
+		msg, _ := rec["@message"].(string)
+		lvl, _ := rec["@level"].(string)
+		level := slog.LevelInfo
+		switch strings.ToLower(lvl) {
+		case "trace", "debug":
+			level = slog.LevelDebug
+		case "warn", "warning":
+			level = slog.LevelWarn
+		case "error":
+			level = slog.LevelError
+		}
+		attrs := []any{"component", "raft"}
+		if m, ok := rec["@module"].(string); ok && m != "" && m != "raft" {
+			attrs = append(attrs, "module", m)
+		}
+		keys := make([]string, 0, len(rec))
+		for k := range rec {
+			if !hclogReserved[k] {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			attrs = append(attrs, k, rec[k])
+		}
+		w.log.Log(context.Background(), level, msg, attrs...)
 	}
 	return len(p), nil
 }
@@ -212,5 +252,5 @@ func newRaftLogger(l *slog.Logger, level slog.Level) hclog.Logger {
 	default:
 		hl = hclog.Error
 	}
-	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hl, Output: &hclogWriter{log: l}, DisableTime: true})
+	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hl, Output: &hclogWriter{log: l}, DisableTime: true, JSONFormat: true})
 }

@@ -83,6 +83,18 @@ type Params interface {
 	Latest(ctx context.Context, experiment, line string) (uint64, error)
 }
 
+// TracedParams is implemented by Params stores that keep a W3C traceparent beside each
+// version: the learner.publish span that published it, so that an episode acting with the
+// version links to the training that made it. Both stores of the project implement it.
+type TracedParams interface {
+	// PublishTraced is Publish that also stores traceParent with the version (when the version
+	// is new; publishing it again keeps the first traceparent).
+	PublishTraced(ctx context.Context, experiment, line string, version uint64, blob []byte, traceParent string) error
+	// TraceParent returns the traceparent stored with a version ("" when none was;
+	// ErrNotFound when the version is absent).
+	TraceParent(ctx context.Context, experiment, line string, version uint64) (string, error)
+}
+
 // Tracks stores each attempt's track: the episode's metrics and per-frame track.
 type Tracks interface {
 	// Put stores the track of the attempt under lease token.

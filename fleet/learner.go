@@ -1,12 +1,15 @@
 package fleet
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,6 +17,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/optoloop/optoloop/agentlib/learner"
 	"github.com/optoloop/optoloop/agentlib/replay"
@@ -23,6 +31,7 @@ import (
 	"github.com/optoloop/optoloop/experiment"
 	"github.com/optoloop/optoloop/experiment/plan"
 	"github.com/optoloop/optoloop/results"
+	"github.com/optoloop/optoloop/telemetry"
 )
 
 // LearnerConfig configures a Learner.
@@ -50,6 +59,13 @@ type LearnerConfig struct {
 	StoreRetry time.Duration
 	// Logger (default: discard).
 	Logger *slog.Logger
+	// TracerProvider traces every attempt at a task: a learner.task span in the task's trace
+	// with a link to the worker.episode span of every episode in its replay snapshot, a
+	// learner.round span per round and a learner.publish span per parameter version (whose
+	// traceparent is stored with the version when Params is a TracedParams). Nil: none.
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the learner's updates, losses and versions. Nil: none.
+	MeterProvider metric.MeterProvider
 }
 
 // DefaultLearnerConfig returns the defaults; the required fields must still be set.
@@ -81,6 +97,7 @@ func (c LearnerConfig) Validate() error {
 type Learner struct {
 	cfg LearnerConfig
 	log *slog.Logger
+	tel *learnerTel
 }
 
 // NewLearner checks cfg and returns a learner.
@@ -92,7 +109,11 @@ func NewLearner(cfg LearnerConfig) (*Learner, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Learner{cfg: cfg, log: log.With("learner", cfg.ID)}, nil
+	tel, err := newLearnerTel(cfg.TracerProvider, cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	return &Learner{cfg: cfg, log: log.With("learner", cfg.ID), tel: tel}, nil
 }
 
 // Run registers the learner and trains tasks until ctx ends; it then returns nil. It returns an
@@ -131,8 +152,19 @@ func (l *Learner) Step(ctx context.Context) (bool, error) {
 	return true, l.runTask(ctx, it)
 }
 
-func (l *Learner) runTask(ctx context.Context, it *api.Item) error {
-	log := l.log.With("task", it.ID, "line", it.Line, "token", it.Token)
+func (l *Learner) runTask(ctx context.Context, it *api.Item) (err error) {
+	log := l.log.With("task", it.ID, "line", it.Line, "token", it.Token, "trace_id", telemetry.EpisodeTraceID(it.ID).String())
+	ctx, span := attemptSpan(ctx, l.tel.tracer, "learner.task", it, l.cfg.ID, attribute.String(telemetry.AttrTask, it.ID))
+	accepted := false
+	defer func() {
+		switch {
+		case accepted:
+			span.SetStatus(codes.Ok, "")
+		case err != nil:
+			markFailed(ctx, err.Error())
+		}
+		span.End()
+	}()
 	taskCtx, stop := context.WithCancelCause(ctx)
 	// progress is the task's updates so far, carried by every heartbeat.
 	var progress atomic.Pointer[api.Progress]
@@ -154,6 +186,7 @@ func (l *Learner) runTask(ctx context.Context, it *api.Item) error {
 	summary, version, err := l.train(taskCtx, it, report, log)
 	if cause := context.Cause(taskCtx); errors.Is(cause, api.ErrStaleLease) {
 		log.Warn("lease lost: training abandoned", "err", cause)
+		abandoned(ctx, cause)
 		return nil
 	}
 	if err != nil {
@@ -165,14 +198,19 @@ func (l *Learner) runTask(ctx context.Context, it *api.Item) error {
 		if len(reason) > api.MaxReasonLength {
 			reason = reason[:api.MaxReasonLength]
 		}
+		markFailed(ctx, reason)
 		if _, ferr := l.cfg.Broker.Fail(ctx, api.FailCmd{Holder: l.cfg.ID, ItemID: it.ID, Token: it.Token, Reason: reason}); ferr != nil && !errors.Is(ferr, api.ErrStaleLease) {
 			return fmt.Errorf("fleet: fail %s: %w", it.ID, ferr)
 		}
 		return nil
 	}
 	out, _ := json.Marshal(summary)
-	return sendReport(ctx, l.cfg.Broker, api.ReportCmd{Holder: l.cfg.ID, ItemID: it.ID, Token: it.Token, PolicyVersion: version, Output: out},
+	accepted, err = sendReport(ctx, l.cfg.Broker, api.ReportCmd{Holder: l.cfg.ID, ItemID: it.ID, Token: it.Token, PolicyVersion: version, Output: out},
 		l.cfg.ReportAttempts, l.cfg.ReportBackoff, log)
+	if err == nil && !accepted {
+		abandoned(ctx, errors.New("report refused: lease no longer current"))
+	}
+	return err
 }
 
 // train snapshots the line's replay, restores the task's checkpoint, trains and returns the
@@ -197,15 +235,22 @@ func (l *Learner) train(ctx context.Context, it *api.Item, progress func(api.Pro
 	lc := LearnerSettings(*it.Train, dir)
 	var ln *learner.Learner
 	members := int64(lc.Members)
+	pub := &publisher{params: l.cfg.Params, exp: it.ExperimentID, line: it.Line, task: it.ID, retry: l.cfg.StoreRetry, log: log,
+		tracer: l.tel.tracer, roundStart: time.Now()}
+	watch := &trainWatch{tel: l.tel, line: it.Line, curves: filepath.Join(dir, "curves.jsonl")}
 	lc.Checkpointed = func(ctx context.Context) error {
 		progress(api.Progress{Done: ln.Updates() * members, Total: lc.Updates * members})
-		return l.save(ctx, it, dir)
+		watch.round(ctx, ln.Updates()*members, ln.Version())
+		err := l.save(ctx, it, dir)
+		pub.roundStart = time.Now()
+		return err
 	}
-	pub := publisher{params: l.cfg.Params, exp: it.ExperimentID, line: it.Line, retry: l.cfg.StoreRetry, log: log}
 	ln, err = learner.New(lc, mem, pub, log, rand.New(rand.NewPCG(it.Seed, 0)))
 	if err != nil {
 		return sum, 0, err
 	}
+	watch.start(ln.Updates() * members)
+	pub.updates, pub.members = ln.Updates(), lc.Members
 	progress(api.Progress{Done: ln.Updates() * members, Total: lc.Updates * members})
 	t0 := time.Now()
 	if err := ln.Run(ctx); err != nil {
@@ -284,6 +329,29 @@ func (l *Learner) snapshot(ctx context.Context, it *api.Item) (*replay.Memory, i
 			return nil, 0, fmt.Errorf("replay of episode %s holds %d frames, its report says %d", id, got[id], a.frames)
 		}
 	}
+	// The task's span links to the attempt span of every episode whose frames it trains on
+	// (the accepted attempt only: never one that was abandoned), in item order.
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		flags := map[string]trace.TraceFlags{}
+		for _, c := range keep {
+			if _, ok := flags[c.Episode]; !ok {
+				if sc, err := telemetry.ParseTraceParent(c.TraceParent); err == nil {
+					flags[c.Episode] = sc.TraceFlags()
+				}
+			}
+		}
+		ids := slices.Collect(maps.Keys(acc))
+		slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(acc[a].n, acc[b].n) })
+		for _, id := range ids {
+			sc := telemetry.Attempt(id, acc[id].token)
+			if f, ok := flags[id]; ok {
+				sc = sc.WithTraceFlags(f)
+			}
+			span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String(telemetry.AttrItem, id),
+				attribute.Int64(telemetry.AttrToken, int64(acc[id].token)), attribute.String("optoloop.link", "worker.episode")}})
+		}
+		span.SetAttributes(attribute.Int("optoloop.episodes", len(acc)), attribute.Int("optoloop.windows", mem.Windows()))
+	}
 	return mem, len(acc), nil
 }
 
@@ -356,18 +424,97 @@ func (l *Learner) restore(ctx context.Context, it *api.Item, dir string) error {
 	return nil
 }
 
-// publisher publishes each parameter version to the store.
+// publisher publishes each parameter version to the store. Each publish ends a round: the
+// span learner.round runs from the end of the previous round's checkpoint (or the training's
+// start) to the publish, and holds the learner.publish span whose traceparent is stored with
+// the version.
 type publisher struct {
-	params    Params
-	exp, line string
-	retry     time.Duration
-	log       *slog.Logger
+	params          Params
+	exp, line, task string
+	retry           time.Duration
+	log             *slog.Logger
+	tracer          trace.Tracer
+	roundStart      time.Time
+	updates         int64 // per member, at the last round boundary
+	members         int
 }
 
-func (p publisher) Publish(ctx context.Context, version uint64, blob []byte) error {
-	return retry(ctx, p.retry, p.log, "publish parameters", func(ctx context.Context) error {
+func (p *publisher) Publish(ctx context.Context, version uint64, blob []byte) error {
+	rctx, round := p.tracer.Start(ctx, "learner.round", trace.WithTimestamp(p.roundStart), trace.WithAttributes(
+		attribute.String(telemetry.AttrTask, p.task), attribute.Int64("optoloop.round", int64(version)), attribute.Int("optoloop.members", p.members)))
+	pctx, span := p.tracer.Start(rctx, "learner.publish", trace.WithAttributes(attribute.String(telemetry.AttrTask, p.task),
+		attribute.Int64(telemetry.AttrPolicyVersion, int64(version)), attribute.String(telemetry.AttrLine, p.line), attribute.Int("optoloop.bytes", len(blob))))
+	tp := telemetry.TraceParent(span.SpanContext())
+	traced, isTraced := p.params.(TracedParams)
+	err := retry(pctx, p.retry, p.log, "publish parameters", func(ctx context.Context) error {
+		if isTraced {
+			return traced.PublishTraced(ctx, p.exp, p.line, version, blob, tp)
+		}
 		return p.params.Publish(ctx, p.exp, p.line, version, blob)
 	})
+	endSpan(span, err)
+	endSpan(round, err)
+	return err
+}
+
+// trainWatch turns the learner's rounds into metrics: updates, the last curve interval's mean
+// critic loss and entropy (read from the new lines of curves.jsonl), the version.
+type trainWatch struct {
+	tel    *learnerTel
+	line   string
+	curves string
+	offset int64
+	done   int64 // updates over every member already counted
+}
+
+func (w *trainWatch) start(done int64) {
+	w.done = done
+	if fi, err := os.Stat(w.curves); err == nil {
+		w.offset = fi.Size()
+	}
+}
+
+func (w *trainWatch) round(ctx context.Context, done int64, version uint64) {
+	attrs := metric.WithAttributes(attribute.String("line", w.line))
+	if d := done - w.done; d > 0 {
+		w.tel.updates.Add(ctx, d, attrs)
+	}
+	w.done = done
+	w.tel.version.Record(ctx, float64(version), attrs)
+	f, err := os.Open(w.curves)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.Seek(w.offset, 0); err != nil {
+		return
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return
+	}
+	w.offset += int64(len(b))
+	last := map[int]learner.CurvePoint{}
+	for _, ln := range bytes.Split(b, []byte("\n")) {
+		var p learner.CurvePoint
+		if len(ln) == 0 || json.Unmarshal(ln, &p) != nil {
+			continue
+		}
+		if q, ok := last[p.Member]; !ok || p.Update >= q.Update {
+			last[p.Member] = p
+		}
+	}
+	if len(last) == 0 {
+		return
+	}
+	var critic, entropy float64
+	for _, p := range last {
+		critic += (p.Q1Loss + p.Q2Loss) / 2
+		entropy += p.Entropy
+	}
+	n := float64(len(last))
+	w.tel.critic.Record(ctx, critic/n, attrs)
+	w.tel.entropy.Record(ctx, entropy/n, attrs)
 }
 
 // safeName turns an item id into a folder name.

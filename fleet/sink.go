@@ -9,7 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/optoloop/optoloop/agentlib/replay"
+	"github.com/optoloop/optoloop/telemetry"
 )
 
 // ErrUnavailable is wrapped by stores for a failure that may pass by itself (the store is
@@ -60,6 +64,7 @@ type chunkSink struct {
 	replay Replay
 	log    *slog.Logger
 	limit  int
+	tel    *workerTel
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -73,10 +78,11 @@ type chunkSink struct {
 	stopped chan struct{}
 }
 
-// newChunkSink starts the writer; ctx bounds every store call. Close it when the episode ends.
-func newChunkSink(ctx context.Context, r Replay, first Chunk, limit int, log *slog.Logger) *chunkSink {
+// newChunkSink starts the writer; ctx bounds every store call (and its span is the parent of
+// each chunk's replay.append span). Close it when the episode ends.
+func newChunkSink(ctx context.Context, r Replay, first Chunk, limit int, log *slog.Logger, tel *workerTel) *chunkSink {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &chunkSink{replay: r, log: log, limit: limit, next: first, cancel: cancel, stopped: make(chan struct{})}
+	s := &chunkSink{replay: r, log: log, limit: limit, tel: tel, next: first, cancel: cancel, stopped: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	go s.write(ctx)
 	return s
@@ -110,6 +116,7 @@ func (s *chunkSink) Append(recs ...replay.Record) error {
 	s.next.Seq++
 	s.queue = append(s.queue, c)
 	s.queued += len(recs)
+	s.tel.buffer.Add(context.Background(), int64(len(recs)))
 	s.cond.Broadcast()
 	return nil
 }
@@ -133,8 +140,17 @@ func (s *chunkSink) write(ctx context.Context) {
 		// Unavailable stores are retried for as long as the episode runs: the buffer's bound,
 		// not a time limit, decides when an episode gives up while it runs; Flush bounds the
 		// wait after it ended.
-		err := retry(ctx, 365*24*time.Hour, s.log, "append chunk", func(ctx context.Context) error {
+		// Each chunk is a replay.append span (its retries included), whose traceparent the
+		// chunk carries into the store.
+		actx, span := s.tel.tracer.Start(ctx, "replay.append", trace.WithAttributes(attribute.Int(telemetry.AttrChunkSeq, c.Seq),
+			attribute.String(telemetry.AttrItem, c.Episode), attribute.Int64(telemetry.AttrToken, int64(c.Token)), attribute.Int("optoloop.frames", len(c.Records))))
+		c.TraceParent = telemetry.TraceParent(span.SpanContext())
+		err := retry(actx, 365*24*time.Hour, s.log, "append chunk", func(ctx context.Context) error {
+			t0 := time.Now()
 			err := s.replay.Append(ctx, c)
+			if err == nil {
+				s.tel.chunkWrite.Record(ctx, time.Since(t0).Seconds())
+			}
 			s.mu.Lock()
 			if away := errors.Is(err, ErrUnavailable); away != s.away {
 				s.away = away
@@ -143,6 +159,7 @@ func (s *chunkSink) write(ctx context.Context) {
 			s.mu.Unlock()
 			return err
 		})
+		endSpan(span, err)
 
 		s.mu.Lock()
 		if err != nil {
@@ -152,6 +169,7 @@ func (s *chunkSink) write(ctx context.Context) {
 		} else {
 			s.queue = s.queue[1:]
 			s.queued -= len(c.Records)
+			s.tel.buffer.Add(context.Background(), -int64(len(c.Records)))
 		}
 		s.cond.Broadcast()
 		s.mu.Unlock()
@@ -190,4 +208,10 @@ func (s *chunkSink) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	<-s.stopped
+	s.mu.Lock()
+	if s.queued > 0 {
+		s.tel.buffer.Add(context.Background(), -int64(s.queued))
+		s.queued = 0
+	}
+	s.mu.Unlock()
 }

@@ -8,12 +8,18 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/optoloop/optoloop/agentlib/policy"
 	"github.com/optoloop/optoloop/arenas"
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/experiment/plan"
 	"github.com/optoloop/optoloop/station"
+	"github.com/optoloop/optoloop/telemetry"
 )
 
 // Station is one arena ready for episodes (station.Station).
@@ -73,6 +79,13 @@ type WorkerConfig struct {
 	Arch policy.Arch
 	// Logger (default: discard).
 	Logger *slog.Logger
+	// TracerProvider traces every attempt: a worker.episode span in the item's trace (see
+	// package telemetry) with worker.params, replay.append (one per chunk, whose traceparent
+	// the chunk carries) and worker.report children, and the station's spans. Nil: none.
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives optoloop_worker_episodes_total and the replay's chunk write
+	// time and buffer depth. Nil: none.
+	MeterProvider metric.MeterProvider
 }
 
 // DefaultWorkerConfig returns the defaults; the required fields must still be set.
@@ -105,6 +118,7 @@ func (c WorkerConfig) Validate() error {
 type Worker struct {
 	cfg WorkerConfig
 	log *slog.Logger
+	tel *workerTel
 	// failures counts the episodes in a row whose station failed.
 	failures int
 	// ens caches decoded ensembles by line and version (a Worker runs one episode at a time, so
@@ -126,7 +140,11 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, log: log.With("worker", cfg.ID), ens: map[ensKey]*policy.Ensemble{}}, nil
+	tel, err := newWorkerTel(cfg.TracerProvider, cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, log: log.With("worker", cfg.ID), tel: tel, ens: map[ensKey]*policy.Ensemble{}}, nil
 }
 
 // Run registers the worker and runs episodes until ctx ends; it then returns nil. It returns an
@@ -266,8 +284,28 @@ func (w *Worker) step(ctx, leaseCtx context.Context) (bool, error) {
 
 // runItem runs a leased episode: parameters, station, replay, track, report. The attempt is
 // failed with a reason when the episode cannot run; a lease that turns stale stops it at once.
+// The attempt is the span worker.episode in the item's trace; every log line names the item
+// and its trace id.
 func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
-	log := w.log.With("item", it.ID, "kind", it.Kind, "token", it.Token)
+	log := w.log.With("item", it.ID, "kind", it.Kind, "token", it.Token, "trace_id", telemetry.EpisodeTraceID(it.ID).String())
+	ctx, span := attemptSpan(ctx, w.tel.tracer, "worker.episode", it, w.cfg.ID,
+		attribute.String(telemetry.AttrItem, it.ID), attribute.String(telemetry.AttrKind, string(it.Kind)), attribute.String("optoloop.arena", w.cfg.ArenaID))
+	done := false
+	defer func() {
+		result := "failed"
+		if done {
+			result = "done"
+			span.SetStatus(codes.Ok, "")
+		}
+		span.End()
+		w.tel.episodes.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(attribute.String("result", result)))
+	}()
+	done, err := w.attempt(ctx, it, log)
+	return err
+}
+
+// attempt is runItem's work; it reports whether the attempt's report was accepted.
+func (w *Worker) attempt(ctx context.Context, it *api.Item, log *slog.Logger) (bool, error) {
 	epCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	hbDone := make(chan struct{})
@@ -277,16 +315,16 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 	}()
 	defer func() { stop(nil); <-hbDone }()
 
-	ep := station.Episode{ID: it.ID, Spec: it.Spec, KeepFrames: it.Kind != episode.KindCollect}
+	ep := station.Episode{ID: it.ID, Spec: it.Spec, KeepFrames: it.Kind != episode.KindCollect, Logger: log}
 	if it.Kind.Acts() {
-		ens, version, err := w.ensemble(epCtx, it)
+		ens, version, err := w.params(epCtx, it)
 		if err != nil {
-			return w.fail(ctx, it, err)
+			return false, w.fail(ctx, it, err)
 		}
 		ep.Policy, ep.PolicyVersion = ens, version
 	}
 	first := Chunk{Experiment: it.ExperimentID, Line: it.Line, Episode: it.ID, Token: it.Token, PolicyVersion: ep.PolicyVersion}
-	sink := newChunkSink(epCtx, w.cfg.Replay, first, w.cfg.ReplayBuffer, log)
+	sink := newChunkSink(epCtx, w.cfg.Replay, first, w.cfg.ReplayBuffer, log, w.tel)
 	defer sink.Close()
 	ep.Sink = sink
 	res, err := w.cfg.Station.Run(epCtx, ep)
@@ -301,7 +339,8 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 	}
 	if cause := context.Cause(epCtx); errors.Is(cause, api.ErrStaleLease) {
 		log.Warn("lease lost: episode abandoned", "err", cause)
-		return nil
+		abandoned(ctx, cause)
+		return false, nil
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -310,31 +349,72 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			_ = w.fail(fctx, it, fmt.Errorf("worker stopped during the episode: %w", context.Cause(ctx)))
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 		if ferr := w.fail(ctx, it, err); ferr != nil {
-			return ferr
+			return false, ferr
 		}
 		if !arenaFailed {
-			return nil
+			return false, nil
 		}
 		// An arena that fails episode after episode (a camera unplugged, a light that does
 		// not answer) would fail every episode of its line in turn: it stops instead.
 		if w.failures++; w.failures >= w.cfg.MaxArenaFailures {
-			return fmt.Errorf("%w: arena %s failed %d episodes in a row, the last: %w", ErrArenaFailing, w.cfg.ArenaID, w.failures, err)
+			return false, fmt.Errorf("%w: arena %s failed %d episodes in a row, the last: %w", ErrArenaFailing, w.cfg.ArenaID, w.failures, err)
 		}
-		return nil
+		return false, nil
 	}
 	w.failures = 0
 	res.Track.ID = it.ID
 	put := func(ctx context.Context) error { return w.cfg.Tracks.Put(ctx, it.ExperimentID, it.Token, res.Track) }
 	if err := retry(epCtx, w.cfg.StoreRetry, log, "store track", put); err != nil {
-		return w.fail(ctx, it, fmt.Errorf("store track: %w", err))
+		return false, w.fail(ctx, it, fmt.Errorf("store track: %w", err))
 	}
 	out := res.Outcome
 	// The heartbeat goes on while the report is retried, so that a slow coordinator does not
 	// let the lease lapse under a finished episode.
-	return w.report(ctx, it, api.ReportCmd{Holder: w.cfg.ID, ItemID: it.ID, Token: it.Token, Outcome: &out}, log)
+	rctx, rs := w.tel.tracer.Start(ctx, "worker.report")
+	accepted, err := w.report(rctx, it, api.ReportCmd{Holder: w.cfg.ID, ItemID: it.ID, Token: it.Token, Outcome: &out}, log)
+	if err == nil && !accepted {
+		err = errors.New("report refused: lease no longer current")
+		endSpan(rs, err)
+		abandoned(ctx, err)
+		return false, nil
+	}
+	endSpan(rs, err)
+	if err != nil {
+		markFailed(ctx, err.Error())
+	}
+	return accepted, err
+}
+
+// abandoned marks the attempt's span: its lease was lost, nothing it did counts.
+func abandoned(ctx context.Context, cause error) {
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("optoloop.abandoned", true))
+	markFailed(ctx, "lease lost: "+cause.Error())
+}
+
+// params returns the ensemble an acting episode uses (worker.params span), and links the
+// attempt's span to the learner.publish span of the version, when its store kept it.
+func (w *Worker) params(ctx context.Context, it *api.Item) (*policy.Ensemble, uint64, error) {
+	pctx, span := w.tel.tracer.Start(ctx, "worker.params", trace.WithAttributes(attribute.String("optoloop.agent_line", it.AgentLine),
+		attribute.Int64("optoloop.named_version", int64(it.PolicyVersion))))
+	ens, v, err := w.ensemble(pctx, it)
+	if err == nil {
+		span.SetAttributes(attribute.Int64(telemetry.AttrPolicyVersion, int64(v)))
+		ep := trace.SpanFromContext(ctx)
+		ep.SetAttributes(attribute.Int64(telemetry.AttrPolicyVersion, int64(v)))
+		if tp, ok := w.cfg.Params.(TracedParams); ok && ep.IsRecording() {
+			parent, terr := tp.TraceParent(pctx, it.ExperimentID, it.AgentLine, v)
+			if sc, perr := telemetry.ParseTraceParent(parent); terr == nil && perr == nil {
+				ep.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{
+					attribute.String("optoloop.link", "learner.publish"), attribute.Int64(telemetry.AttrPolicyVersion, int64(v)),
+					attribute.String(telemetry.AttrLine, it.AgentLine)}})
+			}
+		}
+	}
+	endSpan(span, err)
+	return ens, v, err
 }
 
 // ensemble returns the ensemble the item acts with. The worker never acts on a version more
@@ -406,7 +486,8 @@ func (w *Worker) fail(ctx context.Context, it *api.Item, cause error) error {
 	if len(reason) > api.MaxReasonLength {
 		reason = reason[:api.MaxReasonLength]
 	}
-	w.log.Warn("episode attempt failed", "item", it.ID, "err", cause)
+	w.log.Warn("episode attempt failed", "item", it.ID, "trace_id", telemetry.EpisodeTraceID(it.ID).String(), "err", cause)
+	markFailed(ctx, reason)
 	_, err := w.cfg.Broker.Fail(ctx, api.FailCmd{Holder: w.cfg.ID, ItemID: it.ID, Token: it.Token, Reason: reason})
 	if err != nil && !errors.Is(err, api.ErrStaleLease) {
 		return fmt.Errorf("fleet: fail %s: %w", it.ID, err)
@@ -414,14 +495,16 @@ func (w *Worker) fail(ctx context.Context, it *api.Item, cause error) error {
 	return nil
 }
 
-// report sends a report, retrying with the same idempotency key while its outcome is unknown.
-func (w *Worker) report(ctx context.Context, it *api.Item, req api.ReportCmd, log *slog.Logger) error {
+// report sends a report, retrying with the same idempotency key while its outcome is unknown;
+// it reports whether the report counted.
+func (w *Worker) report(ctx context.Context, it *api.Item, req api.ReportCmd, log *slog.Logger) (bool, error) {
 	return sendReport(ctx, w.cfg.Broker, req, w.cfg.ReportAttempts, w.cfg.ReportBackoff, log)
 }
 
 // sendReport sends req with a key derived from the lease, retrying transient failures: a
-// duplicate means an earlier try was applied; a stale lease means the report does not count.
-func sendReport(ctx context.Context, b Broker, req api.ReportCmd, attempts int, backoff time.Duration, log *slog.Logger) error {
+// duplicate means an earlier try was applied; a stale lease means the report does not count
+// (false, nil).
+func sendReport(ctx context.Context, b Broker, req api.ReportCmd, attempts int, backoff time.Duration, log *slog.Logger) (bool, error) {
 	kctx := api.WithIdempotencyKey(ctx, fmt.Sprintf("report/%s/%d", req.ItemID, req.Token))
 	var err error
 	for a := 0; a < attempts; a++ {
@@ -430,7 +513,7 @@ func sendReport(ctx context.Context, b Broker, req api.ReportCmd, attempts int, 
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return ctx.Err()
+				return false, ctx.Err()
 			case <-t.C:
 			}
 			backoff = min(2*backoff, 5*time.Second)
@@ -438,16 +521,16 @@ func sendReport(ctx context.Context, b Broker, req api.ReportCmd, attempts int, 
 		_, err = b.Report(kctx, req)
 		switch {
 		case err == nil, errors.Is(err, api.ErrDuplicate):
-			return nil
+			return true, nil
 		case errors.Is(err, api.ErrStaleLease):
 			log.Warn("report refused: lease no longer current", "err", err)
-			return nil
+			return false, nil
 		case errors.Is(err, api.ErrBadRequest), errors.Is(err, api.ErrNotFound), errors.Is(err, api.ErrNotRegistered):
-			return fmt.Errorf("fleet: report %s: %w", req.ItemID, err)
+			return false, fmt.Errorf("fleet: report %s: %w", req.ItemID, err)
 		}
 		log.Warn("report outcome unknown; retrying", "attempt", a+1, "err", err)
 	}
-	return fmt.Errorf("fleet: report %s: %d attempts: %w", req.ItemID, attempts, err)
+	return false, fmt.Errorf("fleet: report %s: %d attempts: %w", req.ItemID, attempts, err)
 }
 
 // heartbeat renews the lease every ttl/3 until ctx ends, carrying progress() when progress is

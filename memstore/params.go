@@ -12,6 +12,7 @@ import (
 // paramLine is one experiment and line's parameter versions.
 type paramLine struct {
 	blobs  map[uint64][]byte
+	traces map[uint64]string
 	latest uint64
 }
 
@@ -32,6 +33,12 @@ func NewParams() *Params { return &Params{lines: map[name]*paramLine{}} }
 // again with the same bytes changes nothing; with other bytes it is an error and changes
 // nothing.
 func (p *Params) Publish(ctx context.Context, experiment, line string, version uint64, blob []byte) error {
+	return p.PublishTraced(ctx, experiment, line, version, blob, "")
+}
+
+// PublishTraced is Publish that keeps traceParent (the publishing span's W3C traceparent)
+// beside a new version; publishing a version again keeps its first traceparent.
+func (p *Params) PublishTraced(ctx context.Context, experiment, line string, version uint64, blob []byte, traceParent string) error {
 	if err := errCtx(ctx, "publish"); err != nil {
 		return err
 	}
@@ -43,7 +50,7 @@ func (p *Params) Publish(ctx context.Context, experiment, line string, version u
 	n := name{experiment, line}
 	l := p.lines[n]
 	if l == nil {
-		l = &paramLine{blobs: map[uint64][]byte{}}
+		l = &paramLine{blobs: map[uint64][]byte{}, traces: map[uint64]string{}}
 		p.lines[n] = l
 	}
 	if old, ok := l.blobs[version]; ok {
@@ -53,6 +60,9 @@ func (p *Params) Publish(ctx context.Context, experiment, line string, version u
 		return fmt.Errorf("memstore: publish %s/%s: version %d is already stored with other bytes", experiment, line, version)
 	}
 	l.blobs[version] = cloneBytes(blob)
+	if traceParent != "" {
+		l.traces[version] = traceParent
+	}
 	l.latest = max(l.latest, version)
 	p.pub.signal()
 	return nil
@@ -71,6 +81,22 @@ func (p *Params) Fetch(ctx context.Context, experiment, line string, version uin
 		}
 	}
 	return nil, fmt.Errorf("memstore: parameters %s/%s version %d: %w", experiment, line, version, fleet.ErrNotFound)
+}
+
+// TraceParent returns the traceparent kept with a version ("" when none; fleet.ErrNotFound
+// when the version is absent).
+func (p *Params) TraceParent(ctx context.Context, experiment, line string, version uint64) (string, error) {
+	if err := errCtx(ctx, "traceparent"); err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.lines[name{experiment, line}]; l != nil {
+		if _, ok := l.blobs[version]; ok {
+			return l.traces[version], nil
+		}
+	}
+	return "", fmt.Errorf("memstore: parameters %s/%s version %d: %w", experiment, line, version, fleet.ErrNotFound)
 }
 
 // Latest returns the newest version published for the line (fleet.ErrNotFound when none).

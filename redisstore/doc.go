@@ -13,7 +13,8 @@
 //	                                       episode, token, seq, policy_version, traceparent,
 //	                                       records (binary: encodeRecords)
 //	{prefix}:{exp}:replay:{line}:seen      set of "token seq episode" of the chunks stored
-//	{prefix}:{exp}:params:{line}:{version} hash: blob, sha256 (hex, checked by Fetch)
+//	{prefix}:{exp}:params:{line}:{version} hash: blob, sha256 (hex, checked by Fetch),
+//	                                       traceparent (of the publishing span, if traced)
 //	{prefix}:{exp}:params:{line}:latest    string: the largest version published
 //	{prefix}:{exp}:params                  pub/sub channel: "line version" at each new version
 //	{prefix}:{exp}:track:{id}:{token}      string: the attempt's results.Episode as JSON

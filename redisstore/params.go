@@ -18,6 +18,9 @@ import (
 const (
 	fieldBlob   = "blob"
 	fieldSHA256 = "sha256"
+	// fieldTrace is the W3C traceparent of the span that published the version (absent when
+	// it was not traced).
+	fieldTrace = "traceparent"
 )
 
 // waitRecheck is how often Wait reads the newest version besides its notifications: a
@@ -26,7 +29,7 @@ const waitRecheck = 2 * time.Second
 
 // publishScript stores a parameter version unless it is there. KEYS: the version's hash, the
 // line's latest version. ARGV: blob, its SHA-256 (hex), the version, the channel and message to
-// publish. It returns 1 for a new version, 0 for the same bytes again and -1 for other bytes
+// publish, the traceparent ("" for none; kept only with a new version). It returns 1 for a new version, 0 for the same bytes again and -1 for other bytes
 // (nothing changed). The latest version is the largest (compared as decimal strings, so no
 // float rounding).
 var publishScript = redis.NewScript(`
@@ -38,6 +41,9 @@ if sum then
   return -1
 end
 redis.call('HSET', KEYS[1], 'blob', ARGV[1], 'sha256', ARGV[2])
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[1], 'traceparent', ARGV[6])
+end
 local latest = redis.call('GET', KEYS[2])
 local v = ARGV[3]
 if not latest or #v > #latest or (#v == #latest and v > latest) then
@@ -53,6 +59,12 @@ return 1
 // parameter version). Publishing a stored version again with the same bytes changes nothing;
 // with other bytes it is an error and changes nothing.
 func (s *Store) Publish(ctx context.Context, experiment, line string, version uint64, blob []byte) error {
+	return s.PublishTraced(ctx, experiment, line, version, blob, "")
+}
+
+// PublishTraced is Publish that keeps traceParent (the publishing span's W3C traceparent) in
+// the version's hash when the version is new.
+func (s *Store) PublishTraced(ctx context.Context, experiment, line string, version uint64, blob []byte, traceParent string) error {
 	if err := errCtx(ctx, "publish"); err != nil {
 		return err
 	}
@@ -63,7 +75,7 @@ func (s *Store) Publish(ctx context.Context, experiment, line string, version ui
 	v := strconv.FormatUint(version, 10)
 	res, err := s.eval(ctx, publishScript,
 		[]string{s.key(experiment, "params", line, v), s.key(experiment, "params", line, "latest")},
-		blob, hex.EncodeToString(sum[:]), v, s.channel(experiment), line+" "+v)
+		blob, hex.EncodeToString(sum[:]), v, s.channel(experiment), line+" "+v, traceParent)
 	if err != nil {
 		return s.fail(ctx, fmt.Sprintf("publish %s/%s version %d", experiment, line, version), err)
 	}
@@ -97,6 +109,25 @@ func (s *Store) Fetch(ctx context.Context, experiment, line string, version uint
 		return nil, fmt.Errorf("redisstore: parameters %s/%s version %d: the blob's SHA-256 is not the one stored with it: corrupt", experiment, line, version)
 	}
 	return []byte(blob), nil
+}
+
+// TraceParent returns the traceparent stored with a version ("" when it was not traced;
+// fleet.ErrNotFound when the version is absent).
+func (s *Store) TraceParent(ctx context.Context, experiment, line string, version uint64) (string, error) {
+	if err := errCtx(ctx, "traceparent"); err != nil {
+		return "", err
+	}
+	cctx, cancel := s.cmdCtx(ctx)
+	defer cancel()
+	v, err := s.rdb.HMGet(cctx, s.key(experiment, "params", line, strconv.FormatUint(version, 10)), fieldSHA256, fieldTrace).Result()
+	if err != nil {
+		return "", s.fail(ctx, fmt.Sprintf("traceparent of parameters %s/%s version %d", experiment, line, version), err)
+	}
+	if v[0] == nil {
+		return "", fmt.Errorf("redisstore: parameters %s/%s version %d: %w", experiment, line, version, fleet.ErrNotFound)
+	}
+	tp, _ := v[1].(string)
+	return tp, nil
 }
 
 // Latest returns the newest version published for the line (fleet.ErrNotFound when none).

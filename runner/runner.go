@@ -23,6 +23,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/optoloop/optoloop/arenas/sim"
 	"github.com/optoloop/optoloop/coordinator"
 	"github.com/optoloop/optoloop/experiment"
@@ -59,6 +62,11 @@ type Config struct {
 	NewStation func(station.Config) (fleet.Station, error)
 	// Logger receives progress (default: discard).
 	Logger *slog.Logger
+	// TracerProvider and MeterProvider are passed to the local coordinator, the stations, the
+	// workers and the learner: every episode is a trace as on a cluster (see package
+	// telemetry). Nil: no spans, no metrics.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 	// Progress, when set, is given the experiment with its items (a copy: for a progress
 	// display) as the run's watch loop sees it change: on a change of phase or status at once,
 	// otherwise at most every ProgressInterval; the local clock's tick is a change, so a quiet
@@ -140,6 +148,7 @@ func (r *Runner) Run(ctx context.Context) (*results.Report, error) {
 	// The logical clock starts at the wall clock and follows it (see tick), so that the report's
 	// times are real and a lease whose holder stops heartbeating expires as on a cluster.
 	lcfg.Start = time.Now().UTC()
+	lcfg.TracerProvider = r.cfg.TracerProvider
 	local, err := coordinator.NewLocal(lcfg)
 	if err != nil {
 		return nil, err
@@ -224,6 +233,7 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 			scfg.Line = line
 			scfg.NoRender = r.cfg.NoRender
 			scfg.Logger = r.log
+			scfg.TracerProvider, scfg.MeterProvider = r.cfg.TracerProvider, r.cfg.MeterProvider
 			s, err := r.cfg.NewStation(scfg)
 			if err != nil {
 				return nil, fmt.Errorf("runner: arena %s: %w", arena, err)
@@ -235,6 +245,7 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 			wcfg.Broker = local
 			wcfg.Replay, wcfg.Params, wcfg.Tracks = st.Replay, st.Params, st.Tracks
 			wcfg.Logger = r.log
+			wcfg.TracerProvider, wcfg.MeterProvider = r.cfg.TracerProvider, r.cfg.MeterProvider
 			w, err := fleet.NewWorker(wcfg)
 			if err != nil {
 				return nil, err
@@ -251,6 +262,7 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 	lcfg.Replay, lcfg.Params, lcfg.Checkpoints = st.Replay, st.Params, st.Checkpoints
 	lcfg.WorkDir = work
 	lcfg.Logger = r.log
+	lcfg.TracerProvider, lcfg.MeterProvider = r.cfg.TracerProvider, r.cfg.MeterProvider
 	l, err := fleet.NewLearner(lcfg)
 	if err != nil {
 		return nil, err

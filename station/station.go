@@ -38,6 +38,11 @@ import (
 	"math"
 	"sync"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/arenas"
 	"github.com/optoloop/optoloop/arenas/sim"
@@ -76,6 +81,12 @@ type Config struct {
 	Worker worker.Config
 	// Logger receives the station's events (default: discard).
 	Logger *slog.Logger
+	// TracerProvider makes every episode's worker.prepare span (opening the arena and its
+	// tracker) and the loop's spans (see worker.Config), children of the span in Run's
+	// context. Nil: none.
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the loop's metrics (worker.NewMetrics). Nil: none.
+	MeterProvider metric.MeterProvider
 }
 
 // DefaultConfig returns the defaults; Line and one of Catalogue and Arena must still be set.
@@ -130,6 +141,9 @@ type Episode struct {
 	// OnStep, when set, is called at every control step, after the pose and before the light
 	// decision; an error from it ends the episode. For frame dumps and live views.
 	OnStep func(Step) error
+	// Logger, when set, receives the episode's log lines instead of the station's logger (a
+	// worker's logger naming the item and its trace id).
+	Logger *slog.Logger
 }
 
 // Step is one control step as Episode.OnStep sees it.
@@ -200,9 +214,13 @@ type Station struct {
 	log *slog.Logger
 	cal arenas.Calibration
 
-	line sim.Line        // simulated stations
-	rig  arenas.Arena    // rig stations: open until Close
-	obs  *track.Observer // rig stations: the rig's tracker
+	line       sim.Line        // simulated stations
+	rig        arenas.Arena    // rig stations: open until Close
+	obs        *track.Observer // rig stations: the rig's tracker
+	rigArrival arrivals        // rig stations: when the rig's frames arrived
+
+	tracer  trace.Tracer
+	metrics *worker.Metrics
 
 	run     sync.Mutex // held by Run for the whole episode
 	obsOnce sync.Once
@@ -228,6 +246,16 @@ func New(cfg Config) (*Station, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.log = s.log.With("arena", s.id)
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	s.tracer = tp.Tracer(scope)
+	m, err := worker.NewMetrics(cfg.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("station %s: %w", s.id, err)
+	}
+	s.metrics = m
 	if cfg.Catalogue != nil {
 		s.line, _ = cfg.Catalogue.Line(cfg.Line) // checked by Validate
 		s.cal = sim.DefaultConfig(s.line).Calibration
@@ -240,11 +268,12 @@ func New(cfg Config) (*Station, error) {
 	if err := a.Calibration().Validate(); err != nil {
 		return nil, fmt.Errorf("station %s: %w", s.id, err)
 	}
-	o, err := track.NewObserver(a, track.DefaultConfig(a.Calibration()), s.log)
+	stamped := stamp(a)
+	o, err := track.NewObserver(stamped, track.DefaultConfig(a.Calibration()), s.log)
 	if err != nil {
 		return nil, fmt.Errorf("station %s: %w", s.id, err)
 	}
-	s.rig, s.obs, s.cal = a, o, a.Calibration()
+	s.rig, s.obs, s.rigArrival, s.cal = a, o, stamped, a.Calibration()
 	return s, nil
 }
 
@@ -265,26 +294,35 @@ func (s *Station) Run(ctx context.Context, e Episode) (Result, error) {
 	}
 	s.run.Lock()
 	defer s.run.Unlock()
+	log := s.log
+	if e.Logger != nil {
+		log = e.Logger.With("arena", s.id)
+	}
+	_, prep := s.tracer.Start(ctx, "worker.prepare", trace.WithAttributes(attribute.String("optoloop.arena", s.id), attribute.Bool("optoloop.simulated", s.rig == nil)))
 	var (
-		arena arenas.Arena
-		obs   worker.Observer
-		simA  *sim.Arena
-		simO  *track.Observer
+		arena   arenas.Arena
+		obs     worker.Observer
+		simA    *sim.Arena
+		simO    *track.Observer
+		arrival arrivals
 	)
 	if s.rig != nil {
-		arena, obs = s.rig, s.obs
+		arena, obs, arrival = s.rig, s.obs, s.rigArrival
 	} else {
-		a, o, err := s.openSim(e.Spec.Seed)
+		a, o, st, err := s.openSim(e.Spec.Seed)
 		if err != nil {
+			endSpan(prep, err)
 			return Result{}, err
 		}
-		arena, obs, simA, simO = a, o, a, o
+		arena, obs, simA, simO, arrival = a, o, a, o, st
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		s.release(simA, simO)
-		return Result{}, fmt.Errorf("station %s: %w", s.id, arenas.ErrClosed)
+		err := fmt.Errorf("station %s: %w", s.id, arenas.ErrClosed)
+		endSpan(prep, err)
+		return Result{}, err
 	}
 	s.running, s.current = true, simA
 	s.mu.Unlock()
@@ -292,14 +330,24 @@ func (s *Station) Run(ctx context.Context, e Episode) (Result, error) {
 	if e.OnStep != nil {
 		obs = &stepObserver{Observer: obs, sim: simA, fn: e.OnStep}
 	}
+	obs = &arrivalObserver{Observer: obs, at: arrival}
 	wcfg := s.cfg.Worker
-	if wcfg.Logger == nil {
-		wcfg.Logger = s.log
+	if wcfg.Logger == nil || e.Logger != nil {
+		wcfg.Logger = log
+	}
+	if wcfg.TracerProvider == nil {
+		wcfg.TracerProvider = s.cfg.TracerProvider
+	}
+	if wcfg.Metrics == nil {
+		wcfg.Metrics = s.metrics
 	}
 	w, err := worker.New(wcfg, arena, obs, e.Sink)
 	if err != nil {
-		return Result{}, fmt.Errorf("station %s: %w", s.id, err)
+		err = fmt.Errorf("station %s: %w", s.id, err)
+		endSpan(prep, err)
+		return Result{}, err
 	}
+	prep.End()
 	wep := worker.Episode{ID: e.ID, Seconds: e.Spec.Seconds, TargetCM: e.Spec.TargetCM()}
 	if e.Spec.Kind.Acts() {
 		wep.Policy, wep.PolicyVersion = e.Policy, e.PolicyVersion
@@ -325,7 +373,7 @@ func (s *Station) Run(ctx context.Context, e Episode) (Result, error) {
 		m := simA.Model()
 		out.Sim = &SimStats{Seconds: m.Seconds(), Reversals: m.Reversals(), EdgeReversals: m.EdgeReversals(), Omegas: m.Omegas()}
 	}
-	s.log.Debug("episode done", "id", e.ID, "kind", e.Spec.Kind, "closest_cm", out.Outcome.ClosestCM, "light", out.Outcome.LightFraction)
+	log.Debug("episode done", "id", e.ID, "kind", e.Spec.Kind, "closest_cm", out.Outcome.ClosestCM, "light", out.Outcome.LightFraction)
 	return out, nil
 }
 
@@ -360,8 +408,9 @@ func (s *Station) check(e Episode) error {
 	return nil
 }
 
-// openSim opens a new animal's arena and tracker.
-func (s *Station) openSim(seed uint64) (*sim.Arena, *track.Observer, error) {
+// openSim opens a new animal's arena and tracker (which reads the arena through a wrapper
+// that stamps each frame's arrival).
+func (s *Station) openSim(seed uint64) (*sim.Arena, *track.Observer, arrivals, error) {
 	cfg := sim.DefaultConfig(s.line)
 	cfg.Calibration = s.cal
 	cfg.Seed = seed
@@ -370,13 +419,14 @@ func (s *Station) openSim(seed uint64) (*sim.Arena, *track.Observer, error) {
 	cfg.Logger = s.log
 	a, err := sim.New(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("station %s: %w", s.id, err)
+		return nil, nil, nil, fmt.Errorf("station %s: %w", s.id, err)
 	}
-	o, err := track.NewObserver(a, track.DefaultConfig(a.Calibration()), s.log)
+	stamped := stamp(a)
+	o, err := track.NewObserver(stamped, track.DefaultConfig(a.Calibration()), s.log)
 	if err != nil {
-		return nil, nil, errors.Join(fmt.Errorf("station %s: %w", s.id, err), a.Close())
+		return nil, nil, nil, errors.Join(fmt.Errorf("station %s: %w", s.id, err), a.Close())
 	}
-	return a, o, nil
+	return a, o, stamped, nil
 }
 
 // finish ends a running episode: a simulated arena and its tracker are released; a rig's

@@ -21,6 +21,11 @@ import (
 	"math"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/optoloop/optoloop/agentlib/obs"
 	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/arenas"
@@ -159,6 +164,13 @@ type Config struct {
 	LightOffTimeout time.Duration
 	// Logger (default: discard).
 	Logger *slog.Logger
+	// TracerProvider makes the episode's worker.background and worker.loop spans (children
+	// of the span in RunEpisode's context; light and tracking changes are events of the
+	// loop's span). Nil: none.
+	TracerProvider trace.TracerProvider
+	// Metrics, when set, counts frames, lost frames and light-on frames and records every
+	// frame's frame -> light latency (NewMetrics; one set per process).
+	Metrics *Metrics
 }
 
 // DefaultConfig returns the defaults.
@@ -248,9 +260,32 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 		}
 	}()
 
-	if err := w.obs.Prepare(ctx); err != nil {
+	tp := w.cfg.TracerProvider
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	tracer := tp.Tracer(scope)
+	bctx, bg := tracer.Start(ctx, "worker.background")
+	if err := w.obs.Prepare(bctx); err != nil {
+		bg.SetStatus(codes.Error, err.Error())
+		bg.End()
 		return res, fmt.Errorf("worker: episode %q: prepare: %w", ep.ID, err)
 	}
+	bg.End()
+	_, loop := tracer.Start(ctx, "worker.loop", trace.WithAttributes(attribute.Int("optoloop.steps", steps)))
+	defer func() {
+		loop.SetAttributes(attribute.Int("optoloop.frames", res.Frames), attribute.Int("optoloop.lost_frames", res.Lost), attribute.Int("optoloop.light_on_frames", res.LightOn))
+		if err != nil {
+			loop.SetStatus(codes.Error, err.Error())
+		}
+		loop.End()
+	}()
+	recording := loop.IsRecording()
+	met := w.cfg.Metrics
+	var counted counts
+	defer func() { met.add(ctx, &counted, res.Frames, res.Lost, res.LightOn) }()
+	arrived, _ := w.obs.(ArrivalObserver)
+	wasOK, wasOn := true, false
 	res.Records = make([]replay.Record, 0, steps)
 	flushed := 0
 	flush := func() error {
@@ -268,6 +303,12 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 		frame, pose, err := w.obs.NextPose(ctx)
 		if err != nil {
 			return res, fmt.Errorf("worker: episode %q: frame %d: %w", ep.ID, i, err)
+		}
+		arrival := time.Now()
+		if arrived != nil {
+			if a := arrived.Arrived(); !a.IsZero() {
+				arrival = a
+			}
 		}
 		if i == 0 {
 			t0 = frame.Time
@@ -294,6 +335,16 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 		if err := w.arena.SetLight(ctx, arenas.Light{On: on}); err != nil {
 			return res, fmt.Errorf("worker: episode %q: light: %w", ep.ID, err)
 		}
+		met.latency(ctx, time.Since(arrival))
+		if recording && (ok != wasOK || on != wasOn) {
+			if ok != wasOK {
+				loop.AddEvent(trackingEvent[ok], trace.WithAttributes(attribute.Int("optoloop.frame", i)))
+			}
+			if on != wasOn {
+				loop.AddEvent(lightEvent[on], trace.WithAttributes(attribute.Int("optoloop.frame", i)))
+			}
+		}
+		wasOK, wasOn = ok, on
 		rec.Light = on
 		if on {
 			res.LightOn++
@@ -304,6 +355,7 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 		res.Records = append(res.Records, rec)
 		res.Frames++
 		if len(res.Records)-flushed >= w.cfg.ChunkFrames {
+			met.add(ctx, &counted, res.Frames, res.Lost, res.LightOn)
 			if err := flush(); err != nil {
 				return res, err
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/optoloop/optoloop/cluster"
 	"github.com/optoloop/optoloop/coordinator/api"
@@ -37,7 +38,9 @@ type clusterUpOptions struct {
 	leaseTTL          time.Duration
 	logLevel          string
 	verbose           bool
+	observe           bool
 	binary            string
+	tel               telemetryOptions
 }
 
 func newClusterUpCmd() *cobra.Command {
@@ -69,8 +72,10 @@ func newClusterUpCmd() *cobra.Command {
 	f.DurationVar(&o.leaseTTL, "lease-ttl", 10*time.Second, "lease length the workers and learners ask for")
 	f.StringVar(&o.logLevel, "log-level", "info", "the processes' log level: debug, info, warn or error")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "also show every process's log on stderr")
+	f.BoolVar(&o.observe, "observe", false, "serve /metrics on every process and run a Prometheus scraping them (printed: prometheus: URL; data in --dir/prometheus; stopped with the cluster)")
 	f.StringVar(&o.binary, "binary", "", "optoloop executable the processes run (default: this one)")
 	_ = f.MarkHidden("binary")
+	o.tel.register(cmd, false)
 	return cmd
 }
 
@@ -130,11 +135,21 @@ func runClusterUp(cmd *cobra.Command, path string, o clusterUpOptions) error {
 	log := slog.New(slog.NewTextHandler(disp, &slog.HandlerOptions{Level: logLevel}))
 	cfg := cluster.Config{Binary: o.binary, Dir: dir, Lines: spec.Lines, ArenasPerLine: spec.ArenasPerLine, Workers: workers,
 		Learners: o.learners, NoRender: o.noRender, Pace: o.pace, LinesFile: o.linesFile, LeaseTTL: o.leaseTTL,
-		LogLevel: level.String(), Logger: log}
+		LogLevel: level.String(), Logger: log,
+		TraceDir: o.tel.traceDir, OTLPEndpoint: o.tel.otlpEndpoint, TraceSample: o.tel.sample}
+	tel, shutdown, err := o.tel.open(cmd.Context(), "cluster", "up", log)
+	if err != nil {
+		return err
+	}
+	defer shutdown()
+	if tel.Tracing() {
+		cfg.TracerProvider = tel.TracerProvider()
+	}
 	if o.verbose {
 		cfg.Stderr = disp
 	}
-	err = clusterRun(cmd, cfg, spec, data, out, disp, log)
+	cfg.Metrics = o.observe
+	err = clusterRun(cmd, cfg, spec, data, out, disp, log, o.observe)
 	if err != nil {
 		return fmt.Errorf("%w (cluster logs in %s)", err, filepath.Join(dir, "logs"))
 	}
@@ -146,7 +161,7 @@ func runClusterUp(cmd *cobra.Command, path string, o clusterUpOptions) error {
 
 // clusterRun starts the cluster, runs the experiment on it, exports the run folder and stops
 // every process, whatever happens.
-func clusterRun(cmd *cobra.Command, cfg cluster.Config, spec experiment.Spec, data []byte, out string, disp *progress.Display, log *slog.Logger) (err error) {
+func clusterRun(cmd *cobra.Command, cfg cluster.Config, spec experiment.Spec, data []byte, out string, disp *progress.Display, log *slog.Logger, observeCluster bool) (err error) {
 	ctx := cmd.Context()
 	log.Info("starting the cluster", "dir", cfg.Dir, "lines", spec.Lines, "worker_processes", cfg.Workers, "learners", cfg.Learners)
 	c, err := cluster.Up(ctx, cfg)
@@ -158,7 +173,22 @@ func clusterRun(cmd *cobra.Command, cfg cluster.Config, spec experiment.Spec, da
 			err = errors.Join(err, fmt.Errorf("stopping the cluster: %w", cerr))
 		}
 	}()
-	id, err := c.Submit(ctx, data)
+	if observeCluster {
+		stop, oerr := observe(ctx, c, cmd.OutOrStdout(), log)
+		if oerr != nil {
+			return oerr
+		}
+		defer func() { err = errors.Join(err, stop()) }()
+	}
+	var span trace.Span
+	sctx := ctx
+	if cfg.TracerProvider != nil {
+		sctx, span = cfg.TracerProvider.Tracer("github.com/optoloop/optoloop/cmd/optoloop").Start(ctx, "cluster.submit")
+	}
+	id, err := c.Submit(sctx, data)
+	if span != nil {
+		span.End()
+	}
 	if err != nil {
 		return err
 	}

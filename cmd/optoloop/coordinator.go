@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/optoloop/optoloop/arenas/sim"
 	"github.com/optoloop/optoloop/coordinator"
@@ -26,6 +27,7 @@ type coordinatorOptions struct {
 	leaseTTL                        time.Duration
 	maxAttempts                     int
 	logLevel                        string
+	tel                             telemetryOptions
 }
 
 func newCoordinatorCmd() *cobra.Command {
@@ -58,6 +60,7 @@ func newCoordinatorCmd() *cobra.Command {
 	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length when a worker asks for none")
 	f.IntVar(&o.maxAttempts, "max-attempts", d.MaxAttempts, "attempts per item before it is marked failed")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.tel.register(cmd, false)
 	return cmd
 }
 
@@ -84,6 +87,15 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 	if o.id == "" || o.dataDir == "" {
 		return errors.New("--id and --data-dir are required")
 	}
+	tel, shutdown, err := o.tel.open(cmd.Context(), "coordinator", o.id, cfg.Logger)
+	if err != nil {
+		return err
+	}
+	defer shutdown()
+	if tel.Tracing() {
+		cfg.TracerProvider = tel.TracerProvider()
+	}
+	cfg.MeterProvider, cfg.MetricsHandler = tel.MeterProvider(), tel.MetricsHandler()
 	n, err := coordinator.New(cfg)
 	if err != nil {
 		return err
@@ -116,6 +128,8 @@ type clientOptions struct {
 	endpoints string
 	tokenFile string
 	timeout   time.Duration
+	// tracer, when set, traces the calls made inside spans (the command's own, not a flag).
+	tracer trace.TracerProvider
 }
 
 func (o *clientOptions) register(cmd *cobra.Command) {
@@ -134,6 +148,7 @@ func (o *clientOptions) client(needToken bool) (*api.Client, error) {
 		return nil, errors.New("no coordinator: pass --coordinator URL or set OPTOLOOP_COORDINATOR")
 	}
 	cfg := api.DefaultClientConfig(strings.Split(eps, ",")...)
+	cfg.TracerProvider = o.tracer
 	if needToken || o.tokenFile != "" || os.Getenv("OPTOLOOP_TOKEN") != "" {
 		tok, err := readToken(o.tokenFile)
 		if err != nil {

@@ -40,6 +40,7 @@ type experimentRunOptions struct {
 	noRender  bool
 	parallel  int
 	verbose   bool
+	tel       telemetryOptions
 }
 
 func newExperimentRunCmd() *cobra.Command {
@@ -63,6 +64,7 @@ func newExperimentRunCmd() *cobra.Command {
 	f.BoolVar(&o.noRender, "no-render", false, "act on the simulator's own pose instead of rendering and tracking frames (fast)")
 	f.IntVar(&o.parallel, "parallel", 0, "episodes run at once over all arenas (default: number of CPUs); changes the speed, never the results")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every episode")
+	o.tel.register(cmd, false)
 	return cmd
 }
 
@@ -104,11 +106,20 @@ func runExperiment(cmd *cobra.Command, path string, o experimentRunOptions) erro
 	f, isFile := stderr.(*os.File)
 	disp := progress.New(stderr, isFile && progress.IsTerminal(f))
 	log := slog.New(slog.NewTextHandler(disp, &slog.HandlerOptions{Level: level}))
-	r, err := runner.New(runner.Config{
+	tel, shutdown, err := o.tel.open(cmd.Context(), "run", spec.Name, log)
+	if err != nil {
+		return err
+	}
+	defer shutdown()
+	rcfg := runner.Config{
 		Spec: spec, SpecYAML: data, Dir: dir, Catalogue: cat,
 		NoRender: o.noRender, Parallel: o.parallel, Logger: log,
 		Progress: func(v api.ExperimentView) { disp.Update(v, time.Now()) },
-	})
+	}
+	if tel.Tracing() {
+		rcfg.TracerProvider, rcfg.MeterProvider = tel.TracerProvider(), tel.MeterProvider()
+	}
+	r, err := runner.New(rcfg)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ type learnerOptions struct {
 	leaseTTL time.Duration
 	grace    time.Duration
 	logLevel string
+	tel      telemetryOptions
 }
 
 func newLearnerCmd() *cobra.Command {
@@ -44,6 +45,7 @@ func newLearnerCmd() *cobra.Command {
 	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length asked for; heartbeats every third of it")
 	f.DurationVar(&o.grace, "grace", 10*time.Second, "on SIGTERM, how long the running task may take to finish before it is handed back")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.tel.register(cmd, true)
 	return cmd
 }
 
@@ -60,6 +62,14 @@ func runLearner(cmd *cobra.Command, o learnerOptions) error {
 		id = defaultID("learner")
 	}
 	ctx := cmd.Context()
+	tel, shutdown, err := o.tel.open(ctx, "learner", id, log)
+	if err != nil {
+		return err
+	}
+	defer shutdown()
+	if tel.Tracing() {
+		o.client.tracer = tel.TracerProvider()
+	}
 	cl, store, stores, err := connect(ctx, o.client, o.redis, log)
 	if err != nil {
 		return err
@@ -78,10 +88,19 @@ func runLearner(cmd *cobra.Command, o learnerOptions) error {
 	cfg.ID, cfg.Broker = id, cl
 	cfg.Replay, cfg.Params, cfg.Checkpoints = stores.Replay, stores.Params, stores.Checkpoints
 	cfg.WorkDir, cfg.LeaseTTL, cfg.Logger = dir, o.leaseTTL, log
+	cfg.MeterProvider = tel.MeterProvider()
+	if tel.Tracing() {
+		cfg.TracerProvider = tel.TracerProvider()
+	}
 	l, err := fleet.NewLearner(cfg)
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := o.tel.serveMetrics(tel, cmd.OutOrStdout(), log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	fmt.Fprintf(cmd.OutOrStdout(), "learner %s\n", id)
 	return serveRoles(ctx, log, o.grace, 1,
 		func(ctx context.Context, drain <-chan struct{}, _ int) error { return l.Serve(ctx, drain) },

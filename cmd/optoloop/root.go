@@ -27,6 +27,7 @@ func newRootCmd() *cobra.Command {
 		newClusterCmd(),
 		newStatusCmd(),
 		newTrackCmd(),
+		newTraceCmd(),
 	)
 	return root
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/fleet"
 	"github.com/optoloop/optoloop/station"
+	"github.com/optoloop/optoloop/telemetry"
 )
 
 type workerOptions struct {
@@ -37,6 +38,7 @@ type workerOptions struct {
 	buffer    int
 	parallel  int
 	logLevel  string
+	tel       telemetryOptions
 }
 
 func newWorkerCmd() *cobra.Command {
@@ -72,6 +74,7 @@ func newWorkerCmd() *cobra.Command {
 	f.IntVar(&o.parallel, "parallel", 0, "simulated arenas running an episode at once in this process (default: the number of CPUs); an arena leases only when it can run")
 	f.IntVar(&o.buffer, "replay-buffer", d.ReplayBuffer, "frames of a running episode that may wait for an unavailable Redis before the episode fails")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.tel.register(cmd, true)
 	return cmd
 }
 
@@ -129,15 +132,28 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 	}
 	// Everything the workers need is checked before any of them registers.
 	ctx := cmd.Context()
+	tel, shutdown, err := o.tel.open(ctx, "worker", prefix, log)
+	if err != nil {
+		return err
+	}
+	defer shutdown()
+	if tel.Tracing() {
+		o.client.tracer = tel.TracerProvider()
+	}
 	cl, store, stores, err := connect(ctx, o.client, o.redis, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	arenas, err := openArenas(ctx, o, prefix, line, cat, log)
+	arenas, err := openArenas(ctx, o, prefix, line, cat, log, tel)
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := o.tel.serveMetrics(tel, cmd.OutOrStdout(), log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	defer func() {
 		for _, a := range arenas {
 			if cerr := a.st.Close(); cerr != nil {
@@ -159,6 +175,10 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 		cfg.Replay, cfg.Params, cfg.Tracks = stores.Replay, stores.Params, stores.Tracks
 		cfg.LeaseTTL, cfg.ReplayBuffer, cfg.Gate = o.leaseTTL, o.buffer, gate
 		cfg.Logger = log
+		cfg.MeterProvider = tel.MeterProvider()
+		if tel.Tracing() {
+			cfg.TracerProvider = tel.TracerProvider()
+		}
 		if workers[i], err = fleet.NewWorker(cfg); err != nil {
 			return err
 		}
@@ -170,7 +190,13 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 }
 
 // openArenas opens the simulated arenas or the rig; on error none is left open.
-func openArenas(ctx context.Context, o workerOptions, prefix, line string, cat *sim.Catalogue, log *slog.Logger) ([]arena, error) {
+func openArenas(ctx context.Context, o workerOptions, prefix, line string, cat *sim.Catalogue, log *slog.Logger, tel *telemetry.Telemetry) ([]arena, error) {
+	withTel := func(cfg *station.Config) {
+		cfg.MeterProvider = tel.MeterProvider()
+		if tel.Tracing() {
+			cfg.TracerProvider = tel.TracerProvider()
+		}
+	}
 	if o.rigFile != "" {
 		rc, err := rig.LoadConfig(o.rigFile)
 		if err != nil {
@@ -183,6 +209,7 @@ func openArenas(ctx context.Context, o workerOptions, prefix, line string, cat *
 		}
 		cfg := station.DefaultConfig()
 		cfg.ArenaID, cfg.Line, cfg.Arena, cfg.Logger = prefix, line, a, log
+		withTel(&cfg)
 		st, err := station.New(cfg)
 		if err != nil {
 			return nil, errors.Join(err, a.Close())
@@ -195,6 +222,7 @@ func openArenas(ctx context.Context, o workerOptions, prefix, line string, cat *
 		cfg.ArenaID = fmt.Sprintf("%s-%d", prefix, i)
 		cfg.Catalogue, cfg.Line, cfg.NoRender, cfg.Logger = cat, line, o.noRender, log
 		cfg.Realtime, cfg.Speed = o.pace > 0, o.pace
+		withTel(&cfg)
 		st, err := station.New(cfg)
 		if err != nil {
 			for _, a := range out {

@@ -17,6 +17,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ClientConfig configures a Client.
@@ -38,6 +43,10 @@ type ClientConfig struct {
 	MaxBackoff  time.Duration
 	// Logger receives retries at debug level. Default: discard.
 	Logger *slog.Logger
+	// TracerProvider, when set, traces the calls made inside a span (otelhttp client spans)
+	// and sends their W3C trace context to the coordinator; calls outside any span (polls
+	// for work) are sent as they are. With HTTPClient set too, its transport is wrapped.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultClientConfig returns the defaults for endpoints.
@@ -112,6 +121,20 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: 15 * time.Second, Transport: NewTransport()}
+	}
+	if cfg.TracerProvider != nil {
+		hc := *c.hc
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		hc.Transport = otelhttp.NewTransport(base,
+			otelhttp.WithTracerProvider(cfg.TracerProvider),
+			otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+			otelhttp.WithPropagators(propagation.TraceContext{}),
+			otelhttp.WithFilter(func(r *http.Request) bool { return trace.SpanContextFromContext(r.Context()).IsValid() }),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
+		c.hc = &hc
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

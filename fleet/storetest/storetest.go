@@ -39,6 +39,7 @@ func Run(t *testing.T, open Open) {
 		{"Params", testParams}, {"ParamsCopies", testParamsCopies}, {"ParamsConcurrentPublishers", testParamsConcurrentPublishers},
 		{"ParamsWait", testParamsWait}, {"Tracks", testTracks}, {"TracksCopies", testTracksCopies},
 		{"Checkpoints", testCheckpoints}, {"CheckpointsCopies", testCheckpointsCopies}, {"CancelledContext", testCancelledContext},
+		{"TraceContext", testTraceContext},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
 	}
@@ -485,5 +486,50 @@ func testCancelledContext(t *testing.T, open Open) {
 	}
 	if cs, _ := r.Chunks(context.Background(), "e", "301"); len(cs) != 0 {
 		t.Error("a cancelled append was stored")
+	}
+}
+
+// testTraceContext: a chunk's traceparent comes back with it, and a traced parameter store
+// keeps the first traceparent of each version.
+func testTraceContext(t *testing.T, open Open) {
+	ctx := context.Background()
+	st := open(t)
+	const tp1 = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	const tp2 = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"
+	c := Chunk("e", "301", "e/1", 4, 0, 0.1)
+	c.TraceParent = tp1
+	if err := st.Replay.Append(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Replay.Chunks(ctx, "e", "301")
+	if err != nil || len(got) != 1 || got[0].TraceParent != tp1 {
+		t.Fatalf("chunks %+v, %v: want the traceparent back", got, err)
+	}
+	tp, ok := st.Params.(fleet.TracedParams)
+	if !ok {
+		t.Skip("the parameter store keeps no traceparent")
+	}
+	if err := tp.PublishTraced(ctx, "e", "301", 1, []byte("a"), tp1); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.PublishTraced(ctx, "e", "301", 1, []byte("a"), tp2); err != nil {
+		t.Fatalf("republishing the same bytes: %v", err)
+	}
+	if err := tp.PublishTraced(ctx, "e", "301", 1, []byte("b"), tp2); err == nil {
+		t.Fatal("other bytes under a stored version were accepted")
+	}
+	if err := st.Params.Publish(ctx, "e", "301", 2, []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[uint64]string{1: tp1, 2: ""} {
+		if got, err := tp.TraceParent(ctx, "e", "301", v); err != nil || got != want {
+			t.Fatalf("version %d traceparent %q, %v; want %q", v, got, err, want)
+		}
+	}
+	if _, err := tp.TraceParent(ctx, "e", "301", 3); !errors.Is(err, fleet.ErrNotFound) {
+		t.Fatalf("traceparent of an absent version: %v", err)
+	}
+	if b, err := st.Params.Fetch(ctx, "e", "301", 1); err != nil || string(b) != "a" {
+		t.Fatalf("fetch of a traced version: %q %v", b, err)
 	}
 }

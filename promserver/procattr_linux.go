@@ -1,0 +1,11 @@
+package promserver
+
+import "syscall"
+
+// procAttr puts the server in a process group of its own (a Ctrl-C at the terminal reaches the
+// parent, which stops the server in order) and has the kernel kill it when the thread that
+// started it dies: Go's runtime does not end its threads while the process lives, so that is
+// when the parent process dies.
+func procAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}

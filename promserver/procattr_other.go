@@ -1,0 +1,11 @@
+//go:build !linux
+
+package promserver
+
+import "syscall"
+
+// procAttr puts the server in a process group of its own. Outside Linux nothing kills it when
+// its parent dies: stop it with Stop or Kill.
+func procAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}

@@ -1,0 +1,602 @@
+// Package promserver starts and manages a real Prometheus server process: the Prometheus that
+// tests and `optoloop cluster up --observe` run on loopback to scrape the processes' /metrics.
+//
+// A Server is configured by a prometheus.yml that Start writes (mode 0600) in the server's data
+// folder: one scrape job ("optoloop") whose targets come from a file_sd targets file,
+// targets.json, beside it, so targets set with SetTargets after the start are picked up without
+// a restart or a reload (Prometheus watches the file and rereads it every 5 s; it applies what it
+// discovers every 5 s, so the first scrape of a new target is up to about 5 s after it is set).
+// The time series database is in the folder's data/ subfolder. The server listens on one
+// loopback address, without the lifecycle or admin APIs. The process is in a process group of
+// its own and, on Linux, is killed with SIGKILL when the process that started it dies, so a
+// crashed test or command leaves no prometheus behind. Every process started is reaped.
+//
+// Query and Targets read the server through its HTTP API (/api/v1/query, /api/v1/targets).
+package promserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config configures a Prometheus server.
+type Config struct {
+	// Binary is the prometheus executable (default "prometheus", looked up on PATH).
+	Binary string
+	// Dir is the server's folder (required; created if absent): its prometheus.yml, its
+	// targets.json and its time series database (data/) live here.
+	Dir string
+	// Addr is the host:port to listen on; "" or port 0 is a free port (on 127.0.0.1 when the
+	// host is empty). The host must be an IP address or "localhost".
+	Addr string
+	// Targets are the host:port of the /metrics endpoints to scrape (more can be set later
+	// with SetTargets).
+	Targets []string
+	// ScrapeInterval is how often every target is scraped (default 1 s; at least 1 ms). The
+	// scrape timeout is the same.
+	ScrapeInterval time.Duration
+	// Stderr receives the server's log (default: discarded).
+	Stderr io.Writer
+}
+
+// Job is the job label of every scraped series.
+const Job = "optoloop"
+
+// The files Start writes in Config.Dir, and the database folder.
+const (
+	ConfigFile  = "prometheus.yml"
+	TargetsFile = "targets.json"
+	DataDir     = "data"
+)
+
+// startAttempts bounds the retries when a free port found is taken before the server binds it.
+const startAttempts = 8
+
+// stopTimeout bounds how long Stop waits after SIGTERM before it kills the server.
+const stopTimeout = time.Minute
+
+// refreshInterval is how often Prometheus rereads the targets file besides watching it.
+const refreshInterval = 5 * time.Second
+
+// Server is a running (or stopped) Prometheus. Its methods are safe for concurrent use.
+type Server struct {
+	cfg      Config
+	binary   string
+	host     string // the address bound
+	dial     string // the host clients connect to (127.0.0.1 for an unspecified bind address)
+	port     int
+	conf     string
+	targetsF string
+	http     *http.Client
+
+	mu      sync.Mutex
+	proc    *process // nil before the first start
+	targets []string // as last written to the targets file
+}
+
+// process is one started prometheus and its reaper.
+type process struct {
+	cmd  *exec.Cmd
+	log  *tail
+	done chan struct{} // closed once the process is reaped
+	err  error         // cmd.Wait's error, set before done is closed
+}
+
+// exited reports whether the process has been reaped.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Start writes the server's prometheus.yml and targets.json in cfg.Dir, starts prometheus and
+// returns once it reports ready (/-/ready). It gives up when ctx ends; the process is then
+// killed and reaped.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	free := s.port == 0
+	for attempt := 1; ; attempt++ {
+		if free {
+			if s.port, err = pickPort(s.host); err != nil {
+				return nil, err
+			}
+		}
+		err = s.start(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errAddrInUse) || !free || attempt == startAttempts {
+			return nil, err
+		}
+	}
+}
+
+func newServer(cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("promserver: no data folder (Config.Dir)")
+	}
+	switch {
+	case cfg.ScrapeInterval == 0:
+		cfg.ScrapeInterval = time.Second
+	case cfg.ScrapeInterval < time.Millisecond:
+		return nil, fmt.Errorf("promserver: scrape interval %v: want at least 1ms", cfg.ScrapeInterval)
+	}
+	targets, err := cleanTargets(cfg.Targets)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = io.Discard
+	}
+	bin := cfg.Binary
+	if bin == "" {
+		bin = "prometheus"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return nil, fmt.Errorf("promserver: %s not found: install prometheus (scripts/deps.sh) or set Config.Binary: %w", bin, err)
+	}
+	host, port, err := parseAddr(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("promserver: data folder %s: %w", cfg.Dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("promserver: data folder: %w", err)
+	}
+	cfg.Dir = dir
+	dial := host
+	if ip := net.ParseIP(host); ip.IsUnspecified() {
+		dial = "127.0.0.1"
+		if ip.To4() == nil {
+			dial = "::1"
+		}
+	}
+	// A client of its own: no proxy from the environment on loopback.
+	tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second}
+	return &Server{cfg: cfg, binary: path, host: host, dial: dial, port: port,
+		conf: filepath.Join(dir, ConfigFile), targetsF: filepath.Join(dir, TargetsFile),
+		http: &http.Client{Transport: tr}, targets: targets}, nil
+}
+
+// cleanTargets checks that every target is a host:port and returns them sorted, without
+// repeats.
+func cleanTargets(targets []string) ([]string, error) {
+	out := make([]string, 0, len(targets))
+	for _, t := range targets {
+		h, p, err := net.SplitHostPort(t)
+		if err != nil {
+			return nil, fmt.Errorf("promserver: target %q: want host:port: %w", t, err)
+		}
+		if n, err := strconv.Atoi(p); h == "" || err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("promserver: target %q: want host:port with a port in 1-65535", t)
+		}
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// parseAddr splits a listen address; an empty one is 127.0.0.1 on a free port (0).
+func parseAddr(addr string) (host string, port int, err error) {
+	if addr == "" {
+		return "127.0.0.1", 0, nil
+	}
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("promserver: address %q: %w", addr, err)
+	}
+	switch {
+	case h == "" || h == "localhost":
+		h = "127.0.0.1"
+	case net.ParseIP(h) == nil:
+		return "", 0, fmt.Errorf("promserver: address %q: the host must be an IP address", addr)
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("promserver: address %q: bad port", addr)
+	}
+	return h, port, nil
+}
+
+// pickPort returns a port that was free on host a moment ago.
+func pickPort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("promserver: find a free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// errAddrInUse marks a start that failed because the port was taken.
+var errAddrInUse = errors.New("address already in use")
+
+// start writes the configuration and the targets, starts the process and waits until it is
+// ready.
+func (s *Server) start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil && !s.proc.exited() {
+		return fmt.Errorf("promserver %s: already running (pid %d)", s.Addr(), s.proc.cmd.Process.Pid)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("promserver %s: start: %w", s.Addr(), err)
+	}
+	conf, err := s.config()
+	if err != nil {
+		return err
+	}
+	if err := writeFile(s.conf, conf); err != nil {
+		return fmt.Errorf("promserver: write %s: %w", s.conf, err)
+	}
+	if err := s.writeTargets(s.targets); err != nil {
+		return err
+	}
+	log := &tail{w: s.cfg.Stderr}
+	cmd := exec.Command(s.binary,
+		"--config.file="+s.conf,
+		"--storage.tsdb.path="+filepath.Join(s.cfg.Dir, DataDir),
+		"--web.listen-address="+net.JoinHostPort(s.host, strconv.Itoa(s.port)),
+		"--log.format=logfmt")
+	cmd.Dir = s.cfg.Dir
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = procAttr()
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("promserver: start %s: %w", s.binary, err)
+	}
+	p := &process{cmd: cmd, log: log, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	s.proc = p
+	if err := s.waitReady(ctx, p); err != nil {
+		p.kill()
+		<-p.done
+		return err
+	}
+	return nil
+}
+
+// waitReady polls /-/ready until the server answers 200 and then checks that the server
+// answering is this one (its database path), or the process exits or ctx ends.
+func (s *Server) waitReady(ctx context.Context, p *process) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	// A request in flight ends when the process exits (something else may hold the port).
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	for {
+		err := s.ready(pctx)
+		if err == nil {
+			return s.checkOwn(pctx)
+		}
+		select {
+		case <-p.done:
+			if strings.Contains(p.log.String(), "address already in use") {
+				return fmt.Errorf("promserver %s: %w: %s", s.Addr(), errAddrInUse, p.log.lastLine())
+			}
+			return fmt.Errorf("promserver %s: exited at start (%v): %s", s.Addr(), p.err, p.log.lastLine())
+		case <-ctx.Done():
+			return fmt.Errorf("promserver %s: not ready (last: %v): %w", s.Addr(), err, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// ready asks /-/ready once.
+func (s *Server) ready(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, s.URL()+"/-/ready", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/-/ready: %s", resp.Status)
+	}
+	return nil
+}
+
+// checkOwn makes sure the Prometheus answering on the address is the one started: its
+// database path is this server's.
+func (s *Server) checkOwn(ctx context.Context) error {
+	var flags map[string]string
+	if err := s.get(ctx, "/api/v1/status/flags", nil, &flags); err != nil {
+		return fmt.Errorf("promserver %s: ready, but its flags: %w", s.Addr(), err)
+	}
+	want := filepath.Join(s.cfg.Dir, DataDir)
+	if got := flags["storage.tsdb.path"]; got != want {
+		return fmt.Errorf("promserver %s: another Prometheus answers there (database %q, want %q)", s.Addr(), got, want)
+	}
+	return nil
+}
+
+// promConfig is the part of Prometheus's configuration file the server writes.
+type promConfig struct {
+	Global        promGlobal     `yaml:"global"`
+	ScrapeConfigs []scrapeConfig `yaml:"scrape_configs"`
+}
+
+type promGlobal struct {
+	ScrapeInterval     string `yaml:"scrape_interval"`
+	ScrapeTimeout      string `yaml:"scrape_timeout"`
+	EvaluationInterval string `yaml:"evaluation_interval"`
+}
+
+type scrapeConfig struct {
+	JobName       string         `yaml:"job_name"`
+	MetricsPath   string         `yaml:"metrics_path"`
+	Scheme        string         `yaml:"scheme"`
+	FileSDConfigs []fileSDConfig `yaml:"file_sd_configs"`
+}
+
+type fileSDConfig struct {
+	Files           []string `yaml:"files"`
+	RefreshInterval string   `yaml:"refresh_interval"`
+}
+
+// promDuration writes d in Prometheus's duration syntax, in whole milliseconds.
+func promDuration(d time.Duration) string {
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10) + "ms"
+}
+
+// config is the prometheus.yml of the server.
+func (s *Server) config() ([]byte, error) {
+	iv := promDuration(s.cfg.ScrapeInterval)
+	c := promConfig{
+		Global: promGlobal{ScrapeInterval: iv, ScrapeTimeout: iv, EvaluationInterval: iv},
+		ScrapeConfigs: []scrapeConfig{{JobName: Job, MetricsPath: "/metrics", Scheme: "http",
+			FileSDConfigs: []fileSDConfig{{Files: []string{s.targetsF}, RefreshInterval: promDuration(refreshInterval)}}}},
+	}
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("promserver: configuration: %w", err)
+	}
+	return append([]byte("# Written by optoloop's promserver at every start; changes are overwritten.\n"), b...), nil
+}
+
+// targetGroup is one entry of a file_sd targets file.
+type targetGroup struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels,omitempty"`
+}
+
+// writeTargets replaces the targets file in one rename, so Prometheus never reads half of it.
+func (s *Server) writeTargets(targets []string) error {
+	groups := []targetGroup{}
+	if len(targets) > 0 {
+		groups = append(groups, targetGroup{Targets: targets})
+	}
+	b, err := json.MarshalIndent(groups, "", "  ")
+	if err != nil {
+		return fmt.Errorf("promserver: targets: %w", err)
+	}
+	tmp := s.targetsF + ".tmp"
+	if err := writeFile(tmp, append(b, '\n')); err != nil {
+		return fmt.Errorf("promserver: write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, s.targetsF); err != nil {
+		return fmt.Errorf("promserver: targets file: %w", err)
+	}
+	return nil
+}
+
+// SetTargets replaces the scraped targets (host:port of /metrics endpoints) by rewriting the
+// targets file: a running server picks them up within about 5 s (Prometheus applies the targets
+// it discovers every 5 s; the same holds for Config.Targets after Start) and stops scraping the
+// ones left out, whose series then go stale. Setting the targets it has already does nothing. A stopped
+// server scrapes them once started again.
+func (s *Server) SetTargets(targets []string) error {
+	t, err := cleanTargets(targets)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.Equal(t, s.targets) {
+		return nil
+	}
+	if err := s.writeTargets(t); err != nil {
+		return err
+	}
+	s.targets = t
+	return nil
+}
+
+// CurrentTargets returns the targets last set (sorted, without repeats).
+func (s *Server) CurrentTargets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.targets)
+}
+
+// writeFile writes data to path with mode 0600 (also when path existed with another mode).
+func writeFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Addr returns the server's host:port.
+func (s *Server) Addr() string { return net.JoinHostPort(s.dial, strconv.Itoa(s.port)) }
+
+// URL returns the server's base URL, http://host:port (its web UI and HTTP API).
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// Dir returns the server's folder.
+func (s *Server) Dir() string { return s.cfg.Dir }
+
+// Running reports whether the server process is running (started and not yet exited).
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil && !s.proc.exited()
+}
+
+// PID returns the process id of the running server (0 when it is not running).
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.exited() {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
+}
+
+// Stop shuts the server down with SIGTERM and waits for it to exit (Prometheus closes its
+// database). A server that has not exited after a minute is killed. Stopping a server that is
+// not running does nothing.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil || p.exited() {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("promserver %s: stop: %w", s.Addr(), err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(stopTimeout):
+		p.kill()
+		<-p.done
+		return fmt.Errorf("promserver %s: not stopped %v after SIGTERM: killed", s.Addr(), stopTimeout)
+	}
+	var exit *exec.ExitError
+	if p.err != nil && !errors.As(p.err, &exit) {
+		return fmt.Errorf("promserver %s: stop: %w", s.Addr(), p.err)
+	}
+	if exit != nil && !exit.Success() {
+		return fmt.Errorf("promserver %s: stopped with %v: %s", s.Addr(), p.err, p.log.lastLine())
+	}
+	return nil
+}
+
+// Kill kills the server with SIGKILL and waits until it is reaped: a crash, for tests. Killing
+// a server that is not running does nothing.
+func (s *Server) Kill() error {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil || p.exited() {
+		return nil
+	}
+	p.kill()
+	<-p.done
+	return nil
+}
+
+// kill sends SIGKILL to the process's group.
+func (p *process) kill() {
+	pid := p.cmd.Process.Pid
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		p.cmd.Process.Kill() //nolint:errcheck // the process may have exited already
+	}
+}
+
+// tail forwards a process's output to w and keeps its last few KiB, for error messages.
+type tail struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+}
+
+const tailSize = 8 << 10
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > tailSize {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailSize:]...)
+	}
+	t.w.Write(p) //nolint:errcheck // a failing log writer must not stop the server
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// lastLine returns the last error line of the output (logfmt: level=error), or else its last
+// line, without the time stamp and caller ("no output" when there is none).
+func (t *tail) lastLine() string {
+	var last, lastErr string
+	for _, l := range strings.Split(t.String(), "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		last = l
+		if strings.Contains(l, "level=error") {
+			lastErr = l
+		}
+	}
+	if lastErr != "" {
+		last = lastErr
+	}
+	if last == "" {
+		return "no output"
+	}
+	var keep []string
+	for _, f := range strings.SplitAfter(last, " ") {
+		if strings.HasPrefix(f, "ts=") || strings.HasPrefix(f, "caller=") {
+			continue
+		}
+		keep = append(keep, f)
+	}
+	return strings.TrimSpace(strings.Join(keep, ""))
+}
