@@ -29,9 +29,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/optoloop/optoloop/childproc"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -86,26 +86,8 @@ type Server struct {
 	http     *http.Client
 
 	mu      sync.Mutex
-	proc    *process // nil before the first start
-	targets []string // as last written to the targets file
-}
-
-// process is one started prometheus and its reaper.
-type process struct {
-	cmd  *exec.Cmd
-	log  *tail
-	done chan struct{} // closed once the process is reaped
-	err  error         // cmd.Wait's error, set before done is closed
-}
-
-// exited reports whether the process has been reaped.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	proc    *childproc.Process // nil before the first start
+	targets []string           // as last written to the targets file
 }
 
 // Start writes the server's prometheus.yml and targets.json in cfg.Dir, starts prometheus and
@@ -119,8 +101,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	free := s.port == 0
 	for attempt := 1; ; attempt++ {
 		if free {
-			if s.port, err = pickPort(s.host); err != nil {
-				return nil, err
+			if s.port, err = childproc.FreePort(s.host); err != nil {
+				return nil, fmt.Errorf("promserver: %w", err)
 			}
 		}
 		err = s.start(ctx)
@@ -158,9 +140,9 @@ func newServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("promserver: %s not found: install prometheus (scripts/deps.sh) or set Config.Binary: %w", bin, err)
 	}
-	host, port, err := parseAddr(cfg.Addr)
+	host, port, err := childproc.ParseAddr(cfg.Addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("promserver: %w", err)
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
@@ -170,16 +152,9 @@ func newServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("promserver: data folder: %w", err)
 	}
 	cfg.Dir = dir
-	dial := host
-	if ip := net.ParseIP(host); ip.IsUnspecified() {
-		dial = "127.0.0.1"
-		if ip.To4() == nil {
-			dial = "::1"
-		}
-	}
 	// A client of its own: no proxy from the environment on loopback.
 	tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second}
-	return &Server{cfg: cfg, binary: path, host: host, dial: dial, port: port,
+	return &Server{cfg: cfg, binary: path, host: host, dial: childproc.DialHost(host), port: port,
 		conf: filepath.Join(dir, ConfigFile), targetsF: filepath.Join(dir, TargetsFile),
 		http: &http.Client{Transport: tr}, targets: targets}, nil
 }
@@ -202,38 +177,6 @@ func cleanTargets(targets []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// parseAddr splits a listen address; an empty one is 127.0.0.1 on a free port (0).
-func parseAddr(addr string) (host string, port int, err error) {
-	if addr == "" {
-		return "127.0.0.1", 0, nil
-	}
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, fmt.Errorf("promserver: address %q: %w", addr, err)
-	}
-	switch {
-	case h == "" || h == "localhost":
-		h = "127.0.0.1"
-	case net.ParseIP(h) == nil:
-		return "", 0, fmt.Errorf("promserver: address %q: the host must be an IP address", addr)
-	}
-	port, err = strconv.Atoi(p)
-	if err != nil || port < 0 || port > 65535 {
-		return "", 0, fmt.Errorf("promserver: address %q: bad port", addr)
-	}
-	return h, port, nil
-}
-
-// pickPort returns a port that was free on host a moment ago.
-func pickPort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("promserver: find a free port on %s: %w", host, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // errAddrInUse marks a start that failed because the port was taken.
 var errAddrInUse = errors.New("address already in use")
 
@@ -242,8 +185,8 @@ var errAddrInUse = errors.New("address already in use")
 func (s *Server) start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc != nil && !s.proc.exited() {
-		return fmt.Errorf("promserver %s: already running (pid %d)", s.Addr(), s.proc.cmd.Process.Pid)
+	if s.proc.Running() {
+		return fmt.Errorf("promserver %s: already running (pid %d)", s.Addr(), s.proc.PID())
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("promserver %s: start: %w", s.Addr(), err)
@@ -252,34 +195,25 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(s.conf, conf); err != nil {
+	if err := childproc.WriteFile(s.conf, conf); err != nil {
 		return fmt.Errorf("promserver: write %s: %w", s.conf, err)
 	}
 	if err := s.writeTargets(s.targets); err != nil {
 		return err
 	}
-	log := &tail{w: s.cfg.Stderr}
 	cmd := exec.Command(s.binary,
 		"--config.file="+s.conf,
 		"--storage.tsdb.path="+filepath.Join(s.cfg.Dir, DataDir),
 		"--web.listen-address="+net.JoinHostPort(s.host, strconv.Itoa(s.port)),
 		"--log.format=logfmt")
 	cmd.Dir = s.cfg.Dir
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = procAttr()
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
+	p, err := childproc.Start(cmd, s.cfg.Stderr, lastLine)
+	if err != nil {
 		return fmt.Errorf("promserver: start %s: %w", s.binary, err)
 	}
-	p := &process{cmd: cmd, log: log, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	s.proc = p
 	if err := s.waitReady(ctx, p); err != nil {
-		p.kill()
-		<-p.done
+		p.Kill()
 		return err
 	}
 	return nil
@@ -287,7 +221,7 @@ func (s *Server) start(ctx context.Context) error {
 
 // waitReady polls /-/ready until the server answers 200 and then checks that the server
 // answering is this one (its database path), or the process exits or ctx ends.
-func (s *Server) waitReady(ctx context.Context, p *process) error {
+func (s *Server) waitReady(ctx context.Context, p *childproc.Process) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	// A request in flight ends when the process exits (something else may hold the port).
@@ -295,7 +229,7 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 	defer cancel()
 	go func() {
 		select {
-		case <-p.done:
+		case <-p.Done():
 			cancel()
 		case <-pctx.Done():
 		}
@@ -306,11 +240,11 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 			return s.checkOwn(pctx)
 		}
 		select {
-		case <-p.done:
-			if strings.Contains(p.log.String(), "address already in use") {
-				return fmt.Errorf("promserver %s: %w: %s", s.Addr(), errAddrInUse, p.log.lastLine())
+		case <-p.Done():
+			if strings.Contains(p.Output(), "address already in use") {
+				return fmt.Errorf("promserver %s: %w: %s", s.Addr(), errAddrInUse, p.Summary())
 			}
-			return fmt.Errorf("promserver %s: exited at start (%v): %s", s.Addr(), p.err, p.log.lastLine())
+			return fmt.Errorf("promserver %s: exited at start (%v): %s", s.Addr(), p.Err(), p.Summary())
 		case <-ctx.Done():
 			return fmt.Errorf("promserver %s: not ready (last: %v): %w", s.Addr(), err, ctx.Err())
 		case <-tick.C:
@@ -413,7 +347,7 @@ func (s *Server) writeTargets(targets []string) error {
 		return fmt.Errorf("promserver: targets: %w", err)
 	}
 	tmp := s.targetsF + ".tmp"
-	if err := writeFile(tmp, append(b, '\n')); err != nil {
+	if err := childproc.WriteFile(tmp, append(b, '\n')); err != nil {
 		return fmt.Errorf("promserver: write %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, s.targetsF); err != nil {
@@ -451,23 +385,6 @@ func (s *Server) CurrentTargets() []string {
 	return slices.Clone(s.targets)
 }
 
-// writeFile writes data to path with mode 0600 (also when path existed with another mode).
-func writeFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // Addr returns the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort(s.dial, strconv.Itoa(s.port)) }
 
@@ -481,17 +398,17 @@ func (s *Server) Dir() string { return s.cfg.Dir }
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.proc != nil && !s.proc.exited()
+	return s.proc.Running()
 }
 
 // PID returns the process id of the running server (0 when it is not running).
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if !s.proc.Running() {
 		return 0
 	}
-	return s.proc.cmd.Process.Pid
+	return s.proc.PID()
 }
 
 // Stop shuts the server down with SIGTERM and waits for it to exit (Prometheus closes its
@@ -501,25 +418,8 @@ func (s *Server) Stop() error {
 	s.mu.Lock()
 	p := s.proc
 	s.mu.Unlock()
-	if p == nil || p.exited() {
-		return nil
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("promserver %s: stop: %w", s.Addr(), err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		p.kill()
-		<-p.done
-		return fmt.Errorf("promserver %s: not stopped %v after SIGTERM: killed", s.Addr(), stopTimeout)
-	}
-	var exit *exec.ExitError
-	if p.err != nil && !errors.As(p.err, &exit) {
-		return fmt.Errorf("promserver %s: stop: %w", s.Addr(), p.err)
-	}
-	if exit != nil && !exit.Success() {
-		return fmt.Errorf("promserver %s: stopped with %v: %s", s.Addr(), p.err, p.log.lastLine())
+	if err := p.Stop(stopTimeout); err != nil {
+		return fmt.Errorf("promserver %s: %w", s.Addr(), err)
 	}
 	return nil
 }
@@ -530,53 +430,15 @@ func (s *Server) Kill() error {
 	s.mu.Lock()
 	p := s.proc
 	s.mu.Unlock()
-	if p == nil || p.exited() {
-		return nil
-	}
-	p.kill()
-	<-p.done
+	p.Kill()
 	return nil
-}
-
-// kill sends SIGKILL to the process's group.
-func (p *process) kill() {
-	pid := p.cmd.Process.Pid
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-		p.cmd.Process.Kill() //nolint:errcheck // the process may have exited already
-	}
-}
-
-// tail forwards a process's output to w and keeps its last few KiB, for error messages.
-type tail struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
-}
-
-const tailSize = 8 << 10
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > tailSize {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailSize:]...)
-	}
-	t.w.Write(p) //nolint:errcheck // a failing log writer must not stop the server
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }
 
 // lastLine returns the last error line of the output (logfmt: level=error), or else its last
 // line, without the time stamp and caller ("no output" when there is none).
-func (t *tail) lastLine() string {
+func lastLine(out string) string {
 	var last, lastErr string
-	for _, l := range strings.Split(t.String(), "\n") {
+	for _, l := range strings.Split(out, "\n") {
 		if l = strings.TrimSpace(l); l == "" {
 			continue
 		}

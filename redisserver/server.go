@@ -23,8 +23,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/optoloop/optoloop/childproc"
 )
 
 // Config configures a redis-server.
@@ -71,25 +72,7 @@ type Server struct {
 	conf    string
 
 	mu   sync.Mutex
-	proc *process // nil before the first start
-}
-
-// process is one started redis-server and its reaper.
-type process struct {
-	cmd  *exec.Cmd
-	log  *tail
-	done chan struct{} // closed once the process is reaped
-	err  error         // cmd.Wait's error, set before done is closed
-}
-
-// exited reports whether the process has been reaped.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	proc *childproc.Process // nil before the first start
 }
 
 // Start writes the server's redis.conf in cfg.Dir, starts redis-server and returns once it
@@ -103,14 +86,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	freePort, freeTLS := s.port == 0, s.tls() && s.tlsPort == 0
 	for attempt := 1; ; attempt++ {
 		if freePort {
-			if s.port, err = pickPort(s.host); err != nil {
-				return nil, err
+			if s.port, err = childproc.FreePort(s.host); err != nil {
+				return nil, fmt.Errorf("redisserver: %w", err)
 			}
 		}
 		if freeTLS {
 			for {
-				if s.tlsPort, err = pickPort(s.host); err != nil {
-					return nil, err
+				if s.tlsPort, err = childproc.FreePort(s.host); err != nil {
+					return nil, fmt.Errorf("redisserver: %w", err)
 				}
 				if s.tlsPort != s.port {
 					break
@@ -158,9 +141,9 @@ func newServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisserver: %s not found: install redis-server or set Config.Binary: %w", bin, err)
 	}
-	host, port, err := parseAddr(cfg.Addr)
+	host, port, err := childproc.ParseAddr(cfg.Addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("redisserver: %w", err)
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
@@ -170,47 +153,8 @@ func newServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("redisserver: data folder: %w", err)
 	}
 	cfg.Dir = dir
-	dial := host
-	if ip := net.ParseIP(host); ip.IsUnspecified() {
-		dial = "127.0.0.1"
-		if ip.To4() == nil {
-			dial = "::1"
-		}
-	}
-	return &Server{cfg: cfg, binary: path, host: host, dial: dial, port: port, tlsPort: cfg.TLSPort,
+	return &Server{cfg: cfg, binary: path, host: host, dial: childproc.DialHost(host), port: port, tlsPort: cfg.TLSPort,
 		conf: filepath.Join(dir, "redis.conf")}, nil
-}
-
-// parseAddr splits a listen address; an empty one is 127.0.0.1 on a free port (0).
-func parseAddr(addr string) (host string, port int, err error) {
-	if addr == "" {
-		return "127.0.0.1", 0, nil
-	}
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, fmt.Errorf("redisserver: address %q: %w", addr, err)
-	}
-	switch {
-	case h == "" || h == "localhost":
-		h = "127.0.0.1"
-	case net.ParseIP(h) == nil:
-		return "", 0, fmt.Errorf("redisserver: address %q: the host must be an IP address", addr)
-	}
-	port, err = strconv.Atoi(p)
-	if err != nil || port < 0 || port > 65535 {
-		return "", 0, fmt.Errorf("redisserver: address %q: bad port", addr)
-	}
-	return h, port, nil
-}
-
-// pickPort returns a port that was free on host a moment ago.
-func pickPort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("redisserver: find a free port on %s: %w", host, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) tls() bool { return s.cfg.TLSCertFile != "" }
@@ -222,40 +166,31 @@ var errAddrInUse = errors.New("address already in use")
 func (s *Server) start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc != nil && !s.proc.exited() {
-		return fmt.Errorf("redisserver %s: already running (pid %d)", s.Addr(), s.proc.cmd.Process.Pid)
+	if s.proc.Running() {
+		return fmt.Errorf("redisserver %s: already running (pid %d)", s.Addr(), s.proc.PID())
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("redisserver %s: start: %w", s.Addr(), err)
 	}
-	if err := writeFile(s.conf, s.config()); err != nil {
+	if err := childproc.WriteFile(s.conf, s.config()); err != nil {
 		return fmt.Errorf("redisserver: write %s: %w", s.conf, err)
 	}
-	log := &tail{w: s.cfg.Stderr}
 	cmd := exec.Command(s.binary, s.conf)
 	cmd.Dir = s.cfg.Dir
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = procAttr()
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
+	p, err := childproc.Start(cmd, s.cfg.Stderr, lastLine)
+	if err != nil {
 		return fmt.Errorf("redisserver: start %s: %w", s.binary, err)
 	}
-	p := &process{cmd: cmd, log: log, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	s.proc = p
 	if err := s.waitReady(ctx, p); err != nil {
-		p.kill()
-		<-p.done
+		p.Kill()
 		return err
 	}
 	return nil
 }
 
 // waitReady polls the server with AUTH and PING until it answers PONG, exits or ctx ends.
-func (s *Server) waitReady(ctx context.Context, p *process) error {
+func (s *Server) waitReady(ctx context.Context, p *childproc.Process) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	// A ping in flight ends when the process exits (something else may hold the port).
@@ -263,7 +198,7 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 	defer cancel()
 	go func() {
 		select {
-		case <-p.done:
+		case <-p.Done():
 			cancel()
 		case <-pctx.Done():
 		}
@@ -277,12 +212,12 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 			return fmt.Errorf("redisserver %s: another server answers there: %w", s.Addr(), err)
 		}
 		select {
-		case <-p.done:
-			last := p.log.lastLine()
-			if strings.Contains(p.log.String(), "Address already in use") {
+		case <-p.Done():
+			last := p.Summary()
+			if strings.Contains(p.Output(), "Address already in use") {
 				return fmt.Errorf("redisserver %s: %w: %s", s.Addr(), errAddrInUse, last)
 			}
-			return fmt.Errorf("redisserver %s: exited at start (%v): %s", s.Addr(), p.err, last)
+			return fmt.Errorf("redisserver %s: exited at start (%v): %s", s.Addr(), p.Err(), last)
 		case <-ctx.Done():
 			return fmt.Errorf("redisserver %s: no answer to PING (last: %v): %w", s.Addr(), err, ctx.Err())
 		case <-tick.C:
@@ -339,23 +274,6 @@ func quote(v string) string {
 	return b.String()
 }
 
-// writeFile writes data to path with mode 0600 (also when path existed with another mode).
-func writeFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // Addr returns the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort(s.dial, strconv.Itoa(s.port)) }
 
@@ -388,17 +306,17 @@ func (s *Server) Dir() string { return s.cfg.Dir }
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.proc != nil && !s.proc.exited()
+	return s.proc.Running()
 }
 
 // PID returns the process id of the running server (0 when it is not running).
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if !s.proc.Running() {
 		return 0
 	}
-	return s.proc.cmd.Process.Pid
+	return s.proc.PID()
 }
 
 // Stop shuts the server down with SIGTERM and waits for it to exit: Redis fsyncs its
@@ -408,25 +326,8 @@ func (s *Server) Stop() error {
 	s.mu.Lock()
 	p := s.proc
 	s.mu.Unlock()
-	if p == nil || p.exited() {
-		return nil
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("redisserver %s: stop: %w", s.Addr(), err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		p.kill()
-		<-p.done
-		return fmt.Errorf("redisserver %s: not stopped %v after SIGTERM: killed", s.Addr(), stopTimeout)
-	}
-	var exit *exec.ExitError
-	if p.err != nil && !errors.As(p.err, &exit) {
-		return fmt.Errorf("redisserver %s: stop: %w", s.Addr(), p.err)
-	}
-	if exit != nil && !exit.Success() {
-		return fmt.Errorf("redisserver %s: stopped with %v: %s", s.Addr(), p.err, p.log.lastLine())
+	if err := p.Stop(stopTimeout); err != nil {
+		return fmt.Errorf("redisserver %s: %w", s.Addr(), err)
 	}
 	return nil
 }
@@ -438,20 +339,8 @@ func (s *Server) Kill() error {
 	s.mu.Lock()
 	p := s.proc
 	s.mu.Unlock()
-	if p == nil || p.exited() {
-		return nil
-	}
-	p.kill()
-	<-p.done
+	p.Kill()
 	return nil
-}
-
-// kill sends SIGKILL to the process's group (the server and an append-only file rewrite child).
-func (p *process) kill() {
-	pid := p.cmd.Process.Pid
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-		p.cmd.Process.Kill() //nolint:errcheck // the process may have exited already
-	}
 }
 
 // Restart starts the server again after Stop or Kill (or after it died), on the same port and
@@ -502,37 +391,11 @@ func ping(ctx context.Context, addr, password string) error {
 	return nil
 }
 
-// tail forwards a process's output to w and keeps its last few KiB, for error messages.
-type tail struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
-}
-
-const tailSize = 8 << 10
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > tailSize {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailSize:]...)
-	}
-	t.w.Write(p) //nolint:errcheck // a failing log writer must not stop the server
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
-}
-
 // lastLine returns the last lines of the output that say why a server stopped, without their
 // pid and time stamp ("no output" when there is none).
-func (t *tail) lastLine() string {
+func lastLine(out string) string {
 	var lines []string
-	for _, l := range strings.Split(t.String(), "\n") {
+	for _, l := range strings.Split(out, "\n") {
 		// A log line is "pid:role day month year time level message".
 		if f := strings.SplitN(strings.TrimSpace(l), " ", 7); len(f) == 7 && strings.Contains(f[0], ":") {
 			l = f[6]

@@ -1,10 +1,10 @@
 //go:build !linux
 
-package promserver
+package childproc
 
 import "syscall"
 
-// procAttr puts the server in a process group of its own. Outside Linux nothing kills it when
+// procAttr puts the process in a process group of its own. Outside Linux nothing kills it when
 // its parent dies: stop it with Stop or Kill.
 func procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
