@@ -41,35 +41,7 @@ func TestClusterSurvivesFaults(t *testing.T) {
 	}
 
 	// 1. A worker process killed (-9) while it holds an episode it has run for a second.
-	seen := map[string]time.Time{}
-	var ep api.Item
-	w.until("a collect episode leased for a second", func(v api.ExperimentView) bool {
-		for _, it := range v.Items {
-			if it.Type != plan.TypeEpisode || it.State != api.StateLeased || it.Phase != plan.PhaseCollect {
-				continue
-			}
-			k := fmt.Sprintf("%s/%d", it.ID, it.Token)
-			if s, ok := seen[k]; !ok {
-				seen[k] = time.Now()
-			} else if time.Since(s) > time.Second {
-				ep = it
-				return true
-			}
-		}
-		return false
-	})
-	wproc, ok := c.ProcessOf(ep.Holder)
-	if !ok {
-		t.Fatalf("no process holds worker %s", ep.Holder)
-	}
-	if err := c.Kill(wproc); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%v: killed %s holding %s (lease %d)", time.Since(t0).Round(time.Millisecond), wproc, ep.ID, ep.Token)
-	w.until(ep.ID+"'s lease to end", func(v api.ExperimentView) bool { return leaseEnded(v, ep) })
-	if err := c.RestartProcess(ctx, wproc); err != nil {
-		t.Fatal(err)
-	}
+	ep := w.killWorkerMidEpisode(t0)
 	inCollect("the leader is killed")
 
 	// 2. The Raft leader killed (-9) during collection, then restarted from its data folder.
@@ -155,6 +127,43 @@ func TestClusterSurvivesFaults(t *testing.T) {
 	if f := c.Failures(); len(f) != 0 {
 		t.Fatalf("failures: %v", f)
 	}
+}
+
+// killWorkerMidEpisode kills (-9) the worker process holding a collect episode it has run for
+// a second, waits until that lease has ended and starts the process again (same worker ids); it
+// returns the episode as it was leased to the killed worker.
+func (w watcher) killWorkerMidEpisode(t0 time.Time) api.Item {
+	w.t.Helper()
+	seen := map[string]time.Time{}
+	var ep api.Item
+	w.until("a collect episode leased for a second", func(v api.ExperimentView) bool {
+		for _, it := range v.Items {
+			if it.Type != plan.TypeEpisode || it.State != api.StateLeased || it.Phase != plan.PhaseCollect {
+				continue
+			}
+			k := fmt.Sprintf("%s/%d", it.ID, it.Token)
+			if s, ok := seen[k]; !ok {
+				seen[k] = time.Now()
+			} else if time.Since(s) > time.Second {
+				ep = it
+				return true
+			}
+		}
+		return false
+	})
+	proc, ok := w.c.ProcessOf(ep.Holder)
+	if !ok {
+		w.t.Fatalf("no process holds worker %s", ep.Holder)
+	}
+	if err := w.c.Kill(proc); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Logf("%v: killed %s holding %s (lease %d)", time.Since(t0).Round(time.Millisecond), proc, ep.ID, ep.Token)
+	w.until(ep.ID+"'s lease to end", func(v api.ExperimentView) bool { return leaseEnded(v, ep) })
+	if err := w.c.RestartProcess(w.ctx, proc); err != nil {
+		w.t.Fatal(err)
+	}
+	return ep
 }
 
 // leaseEnded reports whether the lease victim describes is over: the item is no longer leased

@@ -156,35 +156,7 @@ func TestClusterTraces(t *testing.T) {
 	w := watcher{t: t, ctx: ctx, c: c, id: id}
 
 	// A worker process killed (-9) while it holds a collect episode it has run for a second.
-	seen := map[string]time.Time{}
-	var victim api.Item
-	w.until("a collect episode leased for a second", func(v api.ExperimentView) bool {
-		for _, it := range v.Items {
-			if it.Type != plan.TypeEpisode || it.State != api.StateLeased || it.Phase != plan.PhaseCollect {
-				continue
-			}
-			k := fmt.Sprintf("%s/%d", it.ID, it.Token)
-			if s, ok := seen[k]; !ok {
-				seen[k] = time.Now()
-			} else if time.Since(s) > time.Second {
-				victim = it
-				return true
-			}
-		}
-		return false
-	})
-	proc, ok := c.ProcessOf(victim.Holder)
-	if !ok {
-		t.Fatalf("no process holds worker %s", victim.Holder)
-	}
-	if err := c.Kill(proc); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%v: killed %s holding %s (lease %d)", time.Since(t0).Round(time.Millisecond), proc, victim.ID, victim.Token)
-	w.until(victim.ID+"'s lease to end", func(v api.ExperimentView) bool { return leaseEnded(v, victim) })
-	if err := c.RestartProcess(ctx, proc); err != nil {
-		t.Fatal(err)
-	}
+	victim := w.killWorkerMidEpisode(t0)
 	view, err := c.Wait(ctx, id, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -67,10 +67,7 @@ func runLearner(cmd *cobra.Command, o learnerOptions) error {
 		return err
 	}
 	defer shutdown()
-	if tel.Tracing() {
-		o.client.tracer = tel.TracerProvider()
-	}
-	cl, store, stores, err := connect(ctx, o.client, o.redis, log)
+	cl, store, stores, err := connect(ctx, o.client, o.redis, tel, log)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/fleet"
 	"github.com/optoloop/optoloop/redisstore"
+	"github.com/optoloop/optoloop/telemetry"
 )
 
 // redisOptions are the flags of the commands that use the cluster's Redis (replay,
@@ -70,8 +71,12 @@ func (o *redisOptions) open(ctx context.Context, log *slog.Logger) (*redisstore.
 }
 
 // connect is what a worker or learner checks before it registers: Redis answers,
-// authenticates and keeps acknowledged writes, and a coordinator answers. Close the store.
-func connect(ctx context.Context, client clientOptions, redis redisOptions, log *slog.Logger) (*api.Client, *redisstore.Store, fleet.Stores, error) {
+// authenticates and keeps acknowledged writes, and a coordinator answers. The client's calls
+// are traced when tel traces. Close the store.
+func connect(ctx context.Context, client clientOptions, redis redisOptions, tel *telemetry.Telemetry, log *slog.Logger) (*api.Client, *redisstore.Store, fleet.Stores, error) {
+	if tel.Tracing() {
+		client.tracer = tel.TracerProvider()
+	}
 	cl, err := client.client(true)
 	if err != nil {
 		return nil, nil, fleet.Stores{}, err

@@ -137,10 +137,7 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 		return err
 	}
 	defer shutdown()
-	if tel.Tracing() {
-		o.client.tracer = tel.TracerProvider()
-	}
-	cl, store, stores, err := connect(ctx, o.client, o.redis, log)
+	cl, store, stores, err := connect(ctx, o.client, o.redis, tel, log)
 	if err != nil {
 		return err
 	}
