@@ -69,7 +69,6 @@ func TestClusterUpCommand(t *testing.T) {
 			for sc.Scan() {
 				log.WriteString(sc.Text() + "\n")
 				if interrupt && strings.Contains(sc.Text(), "msg=submitted") {
-					time.Sleep(time.Second)
 					if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 						t.Fatal(err)
 					}

@@ -21,6 +21,9 @@ type awayReplay struct {
 	fleet.Replay
 	down     atomic.Bool
 	refusals atomic.Int64
+	// refused is closed at the first refusal.
+	refused     chan struct{}
+	refusedOnce sync.Once
 	// slow, when set, is how long every append takes (a store that answers, behind).
 	slow time.Duration
 }
@@ -29,6 +32,7 @@ func (r *awayReplay) Append(ctx context.Context, c fleet.Chunk) error {
 	time.Sleep(r.slow)
 	if r.down.Load() {
 		r.refusals.Add(1)
+		r.refusedOnce.Do(func() { close(r.refused) })
 		return fmt.Errorf("replay: connection refused: %w", fleet.ErrUnavailable)
 	}
 	return r.Replay.Append(ctx, c)
@@ -78,7 +82,7 @@ func runOne(t *testing.T, r *awayReplay, buffer int, hook func(s station.Step)) 
 func TestWorkerRidesOutAnUnavailableReplay(t *testing.T) {
 	// The replay goes away for a third of the episode and comes back: the closed loop never
 	// waits for it, the chunks queue, and the episode is reported once all of them are stored.
-	r := &awayReplay{}
+	r := &awayReplay{refused: make(chan struct{})}
 	it, lit := runOne(t, r, 1800, func(s station.Step) {
 		switch s.Index {
 		case 10:
@@ -86,8 +90,9 @@ func TestWorkerRidesOutAnUnavailableReplay(t *testing.T) {
 		case 30:
 			// Back only once the writer has been refused at least once (it runs beside the
 			// loop, at its own pace).
-			for deadline := time.Now().Add(10 * time.Second); r.refusals.Load() == 0 && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond)
+			select {
+			case <-r.refused:
+			case <-time.After(10 * time.Second):
 			}
 			r.down.Store(false)
 		}
@@ -106,7 +111,7 @@ func TestWorkerRidesOutAnUnavailableReplay(t *testing.T) {
 func TestWorkerWaitsForASlowReplay(t *testing.T) {
 	// A replay that answers, but slowly, with a buffer of 20 frames (chunks of 16): the loop
 	// waits for room instead of failing the episode; only an unavailable store fails it.
-	r := &awayReplay{slow: 5 * time.Millisecond}
+	r := &awayReplay{slow: 5 * time.Millisecond, refused: make(chan struct{})}
 	it, lit := runOne(t, r, 20, func(station.Step) {})
 	if it.State != api.StateDone || len(it.Failures) != 0 {
 		t.Fatalf("episode %s, failures %q; want done at the first attempt", it.State, it.Failures)
@@ -120,7 +125,7 @@ func TestWorkerFailsAnEpisodeWhoseRecordsOutgrowTheBuffer(t *testing.T) {
 	// The replay is away from the start and the buffer holds 20 frames (the station sends
 	// chunks of 16): the second chunk passes the bound, the episode ends with the light off and
 	// the attempt is failed, naming the full buffer, rather than losing frames.
-	r := &awayReplay{}
+	r := &awayReplay{refused: make(chan struct{})}
 	r.down.Store(true)
 	it, lit := runOne(t, r, 20, func(station.Step) {})
 	if it.State != api.StatePending || len(it.Failures) != 1 || !strings.Contains(it.Failures[0], fleet.ErrBufferFull.Error()) {
@@ -136,6 +141,8 @@ type recordingBroker struct {
 	fleet.Broker
 	mu       sync.Mutex
 	progress []api.Progress
+	// beat is signalled (without blocking) at every heartbeat that carried progress.
+	beat chan struct{}
 }
 
 func (b *recordingBroker) Heartbeat(ctx context.Context, req api.HeartbeatRequest) (*api.Item, error) {
@@ -143,6 +150,10 @@ func (b *recordingBroker) Heartbeat(ctx context.Context, req api.HeartbeatReques
 		b.mu.Lock()
 		b.progress = append(b.progress, *req.Progress)
 		b.mu.Unlock()
+		select {
+		case b.beat <- struct{}{}:
+		default:
+		}
 	}
 	return b.Broker.Heartbeat(ctx, req)
 }
@@ -186,20 +197,30 @@ func TestWorkerDrainFinishesItsEpisodeAndLeasesNoMore(t *testing.T) {
 	}
 }
 
-// slowCheckpoints makes every round of training last long enough for heartbeats to be sent.
-type slowCheckpoints struct{ fleet.Checkpoints }
+// slowCheckpoints holds every round's checkpoint until two more heartbeats carried progress:
+// the learner stores a round's progress before it saves, so the second one carries it.
+type slowCheckpoints struct {
+	fleet.Checkpoints
+	rb *recordingBroker
+}
 
 func (c slowCheckpoints) Save(ctx context.Context, experiment, task string, files map[string][]byte) error {
-	time.Sleep(3 * testTTL)
+	for range 2 {
+		select {
+		case <-c.rb.beat:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return c.Checkpoints.Save(ctx, experiment, task, files)
 }
 
 func TestLearnerHeartbeatsCarryItsUpdates(t *testing.T) {
 	base := collected(t, trainYAML)
-	rb := &recordingBroker{Broker: base.local}
+	rb := &recordingBroker{Broker: base.local, beat: make(chan struct{})}
 	cfg := fleet.DefaultLearnerConfig()
 	cfg.ID, cfg.Broker = "l", rb
-	cfg.Replay, cfg.Params, cfg.Checkpoints = base.replay, base.params, slowCheckpoints{base.ckpts}
+	cfg.Replay, cfg.Params, cfg.Checkpoints = base.replay, base.params, slowCheckpoints{base.ckpts, rb}
 	cfg.WorkDir, cfg.LeaseTTL, cfg.ReportBackoff = t.TempDir(), testTTL, time.Millisecond
 	l, err := fleet.NewLearner(cfg)
 	if err != nil {

@@ -23,6 +23,17 @@ const scope = "github.com/optoloop/optoloop/fleet"
 // after an fsync takes a millisecond or a few; one retried while Redis restarts, seconds.
 var chunkWriteBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
+// instruments returns fleet's tracer and meter from the providers (nil: noop).
+func instruments(tp trace.TracerProvider, mp metric.MeterProvider) (trace.Tracer, metric.Meter) {
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	return tp.Tracer(scope), mp.Meter(scope)
+}
+
 // workerTel is a worker's tracer and instruments.
 type workerTel struct {
 	tracer     trace.Tracer
@@ -32,14 +43,8 @@ type workerTel struct {
 }
 
 func newWorkerTel(tp trace.TracerProvider, mp metric.MeterProvider) (*workerTel, error) {
-	if tp == nil {
-		tp = tracenoop.NewTracerProvider()
-	}
-	if mp == nil {
-		mp = metricnoop.NewMeterProvider()
-	}
-	m := mp.Meter(scope)
-	t := &workerTel{tracer: tp.Tracer(scope)}
+	tracer, m := instruments(tp, mp)
+	t := &workerTel{tracer: tracer}
 	var errs [3]error
 	t.episodes, errs[0] = m.Int64Counter("optoloop.worker.episodes", metric.WithDescription("Episode attempts by result: done (report accepted) or failed (failed, abandoned or refused)."))
 	t.chunkWrite, errs[1] = m.Float64Histogram("optoloop.replay.chunk_write", metric.WithUnit("s"),
@@ -61,14 +66,8 @@ type learnerTel struct {
 }
 
 func newLearnerTel(tp trace.TracerProvider, mp metric.MeterProvider) (*learnerTel, error) {
-	if tp == nil {
-		tp = tracenoop.NewTracerProvider()
-	}
-	if mp == nil {
-		mp = metricnoop.NewMeterProvider()
-	}
-	m := mp.Meter(scope)
-	t := &learnerTel{tracer: tp.Tracer(scope)}
+	tracer, m := instruments(tp, mp)
+	t := &learnerTel{tracer: tracer}
 	var errs [4]error
 	t.updates, errs[0] = m.Int64Counter("optoloop.learner.updates", metric.WithDescription("Gradient updates done, over every member."))
 	t.critic, errs[1] = m.Float64Gauge("optoloop.learner.critic_loss", metric.WithDescription("Mean critic loss (both critics, every member) over the last curve interval of the last round."))

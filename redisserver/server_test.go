@@ -190,8 +190,7 @@ func TestServerDiesWithItsParent(t *testing.T) {
 			os.Exit(1)
 		}
 		fmt.Println("pid", s.PID())
-		time.Sleep(time.Minute)
-		os.Exit(0)
+		select {} // until the test kills this parent
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServerDiesWithItsParent$")
 	cmd.Env = append(os.Environ(), "REDISSERVER_TEST_CHILD="+t.TempDir())
