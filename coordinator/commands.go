@@ -28,6 +28,8 @@ const (
 	CmdTick            CommandType = "tick"
 	CmdSetNode         CommandType = "set_node"
 	CmdRemoveNode      CommandType = "remove_node"
+	CmdCancel          CommandType = "cancel"
+	CmdDrain           CommandType = "drain"
 	// CmdBatch carries several commands in one log entry (the leader groups concurrent
 	// writes); they apply in order, each with its own response.
 	CmdBatch CommandType = "batch"
@@ -54,6 +56,8 @@ type Command struct {
 	Deregister      *api.DeregisterRequest  `json:"deregister,omitempty"`
 	SetNode         *api.NodeInfo           `json:"set_node,omitempty"`
 	RemoveNode      *RemoveNodeCmd          `json:"remove_node,omitempty"`
+	Cancel          *CancelCmd              `json:"cancel,omitempty"`
+	Drain           *DrainCmd               `json:"drain,omitempty"`
 	// Batch holds the commands of a batch entry (none of them a batch).
 	Batch []Command `json:"batch,omitempty"`
 }
@@ -80,6 +84,20 @@ type HeartbeatCmd struct {
 // RemoveNodeCmd forgets a node's addresses (after it left the Raft configuration).
 type RemoveNodeCmd struct {
 	ID string `json:"id"`
+}
+
+// CancelCmd cancels a running experiment (an operator's cancel): the plan fails with Reason and
+// the experiment's open items end.
+type CancelCmd struct {
+	Experiment string `json:"experiment"`
+	Reason     string `json:"reason"`
+}
+
+// DrainCmd stops (Drain) or resumes leasing episodes to a worker. A draining worker keeps the
+// episode it holds and is leased nothing new.
+type DrainCmd struct {
+	Worker string `json:"worker"`
+	Drain  bool   `json:"drain"`
 }
 
 // ErrBadCommand is wrapped by DecodeCommand for every malformed command.
@@ -144,7 +162,7 @@ func (c Command) validate() error {
 	}
 	n := 0
 	for _, set := range []bool{c.Submit != nil, c.RegisterWorker != nil, c.RegisterLearner != nil, c.Lease != nil,
-		c.Heartbeat != nil, c.Report != nil, c.Fail != nil, c.Deregister != nil, c.SetNode != nil, c.RemoveNode != nil} {
+		c.Heartbeat != nil, c.Report != nil, c.Fail != nil, c.Deregister != nil, c.SetNode != nil, c.RemoveNode != nil, c.Cancel != nil, c.Drain != nil} {
 		if set {
 			n++
 		}
@@ -301,6 +319,19 @@ func (c Command) validate() error {
 			break
 		}
 		return checkID("node id", c.RemoveNode.ID)
+	case CmdCancel:
+		if c.Cancel == nil {
+			break
+		}
+		if len(c.Cancel.Reason) > api.MaxReasonLength {
+			return badf("cancel: reason longer than %d bytes", api.MaxReasonLength)
+		}
+		return checkID("experiment id", c.Cancel.Experiment)
+	case CmdDrain:
+		if c.Drain == nil {
+			break
+		}
+		return checkID("worker id", c.Drain.Worker)
 	default:
 		return badf("unknown command type %q", c.Type)
 	}

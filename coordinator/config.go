@@ -36,6 +36,11 @@ type Config struct {
 	// Token is the bearer token every mutating HTTP call must carry. Required: a cluster
 	// without a credential is refused.
 	Token string
+	// OperatorToken and ViewerToken, when set, are credentials of lesser roles
+	// (api.RoleOperator: submit and cancel experiments, drain workers, read; api.RoleViewer:
+	// read, e.g. a dashboard). Each must differ from the others.
+	OperatorToken string
+	ViewerToken   string
 	// RestrictRaftPeers, when set, makes the Raft transport drop connections whose remote IP
 	// is neither in the current Raft configuration nor in RaftAllowedPeers.
 	RestrictRaftPeers bool
@@ -134,6 +139,9 @@ func (c Config) Validate() error {
 		return errors.New("coordinator config: data dir is required")
 	case c.Token == "":
 		return errors.New("coordinator config: token is required")
+	case c.OperatorToken != "" && (c.OperatorToken == c.Token || c.OperatorToken == c.ViewerToken),
+		c.ViewerToken != "" && c.ViewerToken == c.Token:
+		return errors.New("coordinator config: the cluster, operator and viewer tokens must differ")
 	case c.Bootstrap && c.Join != "":
 		return errors.New("coordinator config: bootstrap and join are exclusive")
 	case c.HeartbeatTimeout < 10*time.Millisecond || c.ElectionTimeout < 10*time.Millisecond:

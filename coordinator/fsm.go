@@ -292,6 +292,15 @@ func (f *FSM) dispatch(c Command, token uint64) *api.Response {
 		}
 		delete(f.st.Nodes, c.RemoveNode.ID)
 		return &api.Response{}
+	case CmdCancel:
+		return f.cancel(c.Cancel)
+	case CmdDrain:
+		w, ok := f.st.Workers[c.Drain.Worker]
+		if !ok {
+			return refuse(api.CodeNotFound, "worker %q is not registered", c.Drain.Worker)
+		}
+		w.Draining = c.Drain.Drain
+		return &api.Response{}
 	case CmdTick:
 		return &api.Response{}
 	}
@@ -385,6 +394,9 @@ func (f *FSM) lease(c *LeaseCmd, token uint64) *api.Response {
 			it := st.Items[id]
 			f.setDeadline(it, st.Now.Add(c.TTL))
 			return &api.Response{Item: copyItem(it)}
+		}
+		if w.Draining {
+			return &api.Response{}
 		}
 		key = queueKey(plan.TypeEpisode, w.Line)
 	case plan.TypeTrain:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -769,5 +770,132 @@ func TestFSMHeartbeatProgress(t *testing.T) {
 		if err := h.report("w", again, lightOutcome(0.1), 0).Err(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestFSMCancel cancels a running experiment: its pending and leased items fail with the
+// reason, the holder's heartbeat and report are refused as stale, and nothing is leased after.
+func TestFSMCancel(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.submit(tinySpec)
+	h.worker("w", "301")
+	held := h.lease("w", plan.TypeEpisode)
+	if held == nil {
+		t.Fatal("no episode")
+	}
+	if r := h.apply(Command{Type: CmdCancel, Cancel: &CancelCmd{Experiment: "nope", Reason: "x"}}); r.Code != api.CodeNotFound {
+		t.Errorf("cancel of an unknown experiment: %v", r.Err())
+	}
+	h.ok(Command{Type: CmdCancel, Cancel: &CancelCmd{Experiment: id, Reason: "wrong line"}})
+	exp := h.f.st.Experiments[id]
+	if exp.Status != plan.StatusFailed || exp.Reason != "cancelled: wrong line" {
+		t.Errorf("experiment after cancel: %s %q", exp.Status, exp.Reason)
+	}
+	for _, iid := range exp.Items {
+		it := h.f.st.Items[iid]
+		if it.State != api.StateFailed || !strings.Contains(it.Failures[len(it.Failures)-1], "cancelled: wrong line") {
+			t.Fatalf("item %s after cancel: %s %q", it.ID, it.State, it.Failures)
+		}
+	}
+	if r := h.apply(Command{Type: CmdHeartbeat, Heartbeat: &HeartbeatCmd{Holder: "w", ItemID: held.ID, Token: held.Token, TTL: time.Minute}}); r.Code != api.CodeStaleLease {
+		t.Errorf("heartbeat of a cancelled lease: %v", r.Err())
+	}
+	if r := h.report("w", held, lightOutcome(0.1), 0); r.Code != api.CodeStaleLease {
+		t.Errorf("report of a cancelled lease: %v", r.Err())
+	}
+	if it := h.lease("w", plan.TypeEpisode); it != nil {
+		t.Errorf("leased %s after the cancel", it.ID)
+	}
+	if r := h.apply(Command{Type: CmdCancel, Cancel: &CancelCmd{Experiment: id}}); r.Code != api.CodeBadRequest {
+		t.Errorf("second cancel: %v", r.Err())
+	}
+}
+
+// TestFSMDrain drains a worker: it keeps the episode it holds, is leased nothing new, and
+// leases again once resumed; another worker of the line is not affected.
+func TestFSMDrain(t *testing.T) {
+	h := newFSMHarness(t)
+	h.submit(strings.Replace(tinySpec, "hours_per_line: 0.1", "hours_per_line: 0.5", 1))
+	h.worker("w", "301")
+	h.worker("v", "301")
+	held := h.lease("w", plan.TypeEpisode)
+	h.ok(Command{Type: CmdDrain, Drain: &DrainCmd{Worker: "w", Drain: true}})
+	if !h.f.st.Workers["w"].Draining {
+		t.Fatal("worker not draining")
+	}
+	if again := h.lease("w", plan.TypeEpisode); again == nil || again.ID != held.ID {
+		t.Fatalf("a draining worker's repeated lease: %+v, want its held %s", again, held.ID)
+	}
+	if err := h.report("w", held, lightOutcome(0.1), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if it := h.lease("w", plan.TypeEpisode); it != nil {
+		t.Errorf("a draining worker was leased %s", it.ID)
+	}
+	if it := h.lease("v", plan.TypeEpisode); it == nil {
+		t.Error("the other worker got nothing")
+	}
+	if hw := h.f.WorkersHolding(); hw[0].ID != "v" || hw[0].Holding == "" || hw[1].Holding != "" || !hw[1].Draining {
+		t.Errorf("workers: %+v", hw)
+	}
+	h.ok(Command{Type: CmdDrain, Drain: &DrainCmd{Worker: "w", Drain: false}})
+	if it := h.lease("w", plan.TypeEpisode); it == nil {
+		t.Error("a resumed worker got nothing")
+	}
+	if r := h.apply(Command{Type: CmdDrain, Drain: &DrainCmd{Worker: "nope", Drain: true}}); r.Code != api.CodeNotFound {
+		t.Errorf("drain of an unknown worker: %v", r.Err())
+	}
+}
+
+// TestFSMProgress follows an experiment's progress through collection, training and
+// evaluation: item counts per phase, training updates from heartbeats, failures newest first,
+// the evaluation table.
+func TestFSMProgress(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.submit(tinySpec)
+	h.worker("a", "301")
+	h.worker("b", "446")
+	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &api.RegisterLearnerCmd{ID: "l"}})
+	p, ok := h.f.Progress(id)
+	if !ok || len(p.Phases) != 1 || p.Phases[0].Phase != plan.PhaseCollect || p.Phases[0].Episodes == 0 || p.Phases[0].EpisodesDone != 0 {
+		t.Fatalf("progress at submit: %+v", p)
+	}
+	collect := p.Phases[0].Episodes
+	// One failed attempt, then everything done.
+	it := h.lease("a", plan.TypeEpisode)
+	h.ok(Command{Type: CmdFail, Fail: &api.FailCmd{Holder: "a", ItemID: it.ID, Token: it.Token, Reason: "camera stopped"}})
+	h.drain("a", plan.TypeEpisode, lightOutcome(0.2), 0)
+	h.drain("b", plan.TypeEpisode, lightOutcome(0.2), 0)
+	p, _ = h.f.Progress(id)
+	if p.Phase != plan.PhaseTrain || p.Phases[0].EpisodesDone != collect || len(p.Failures) != 1 || !strings.Contains(p.Failures[0].Reason, "camera stopped") || p.Failures[0].Final {
+		t.Fatalf("progress after collection: %+v", p)
+	}
+	task := h.lease("l", plan.TypeTrain)
+	h.ok(Command{Type: CmdHeartbeat, Heartbeat: &HeartbeatCmd{Holder: "l", ItemID: task.ID, Token: task.Token, TTL: time.Minute, Progress: &api.Progress{Done: 7, Total: 20}}})
+	p, _ = h.f.Progress(id)
+	tr := p.Phases[1]
+	if tr.Phase != plan.PhaseTrain || tr.Tasks != 2 || tr.Updates != 2*10*2 || tr.UpdatesDone != 7 {
+		t.Fatalf("train phase: %+v", tr)
+	}
+	h.ok(Command{Type: CmdReport, Report: &api.ReportCmd{Holder: "l", ItemID: task.ID, Token: task.Token, PolicyVersion: 2}})
+	h.drain("l", plan.TypeTrain, nil, 2)
+	p, _ = h.f.Progress(id)
+	if tr := p.Phases[1]; tr.TasksDone != 2 || tr.UpdatesDone != tr.Updates {
+		t.Fatalf("train phase done: %+v", tr)
+	}
+	near := &episode.Outcome{Seconds: 60, ClosestCM: 0.4, FinalDistanceCM: 1, LightFraction: 0.3, Frames: 20}
+	h.drain("a", plan.TypeEpisode, near, 0)
+	p, _ = h.f.Progress(id)
+	var agent *api.LineProgress
+	for i, r := range p.Lines {
+		if r.Line == "301" && r.Kind == episode.KindAgent {
+			agent = &p.Lines[i]
+		}
+	}
+	if agent == nil || agent.Episodes != 2 || agent.Planned != 2 || agent.Reached != 2 || math.Abs(agent.MeanClosestCM-0.4) > 1e-12 {
+		t.Fatalf("line table: %+v", p.Lines)
+	}
+	if p.Lines[0].Line != "301" || p.Lines[0].Kind != episode.KindAgent {
+		t.Errorf("line table order: %+v", p.Lines)
 	}
 }

@@ -23,22 +23,26 @@ import (
 
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/experiments", n.write(n.decodeSubmit))
+	mux.HandleFunc("POST /v1/experiments", n.write(api.RoleOperator, n.decodeSubmit))
 	mux.HandleFunc("GET /v1/experiments", n.read(n.getExperiments))
 	mux.HandleFunc("GET /v1/experiments/{id}", n.read(n.getExperiment))
+	mux.HandleFunc("GET /v1/experiments/{id}/progress", n.read(n.getProgress))
+	mux.HandleFunc("POST /v1/experiments/{id}/cancel", n.write(api.RoleOperator, decodeCancel))
 	mux.HandleFunc("GET /v1/items/{id}", n.read(n.getItem))
-	mux.HandleFunc("POST /v1/workers", n.write(decodeJSON(CmdRegisterWorker, func(c *Command, v *api.RegisterWorkerCmd) { c.RegisterWorker = v })))
-	mux.HandleFunc("GET /v1/workers", n.read(func(r *http.Request) (any, error) { return n.fsm.Workers(), nil }))
-	mux.HandleFunc("POST /v1/learners", n.write(decodeJSON(CmdRegisterLearner, func(c *Command, v *api.RegisterLearnerCmd) { c.RegisterLearner = v })))
+	mux.HandleFunc("POST /v1/workers", n.write(api.RoleCluster, decodeJSON(CmdRegisterWorker, func(c *Command, v *api.RegisterWorkerCmd) { c.RegisterWorker = v })))
+	mux.HandleFunc("GET /v1/workers", n.read(func(r *http.Request) (any, error) { return n.fsm.WorkersHolding(), nil }))
+	mux.HandleFunc("POST /v1/workers/{id}/drain", n.write(api.RoleOperator, decodeDrain))
+	mux.HandleFunc("POST /v1/learners", n.write(api.RoleCluster, decodeJSON(CmdRegisterLearner, func(c *Command, v *api.RegisterLearnerCmd) { c.RegisterLearner = v })))
 	mux.HandleFunc("GET /v1/learners", n.read(func(r *http.Request) (any, error) { return n.fsm.Learners(), nil }))
-	mux.HandleFunc("POST /v1/lease", n.write(n.decodeLease))
-	mux.HandleFunc("POST /v1/heartbeat", n.write(n.decodeHeartbeat))
-	mux.HandleFunc("POST /v1/report", n.write(decodeJSON(CmdReport, func(c *Command, v *api.ReportCmd) { c.Report = v })))
-	mux.HandleFunc("POST /v1/fail", n.write(decodeJSON(CmdFail, func(c *Command, v *api.FailCmd) { c.Fail = v })))
-	mux.HandleFunc("POST /v1/deregister", n.write(decodeJSON(CmdDeregister, func(c *Command, v *api.DeregisterRequest) { c.Deregister = v })))
+	mux.HandleFunc("POST /v1/lease", n.write(api.RoleCluster, n.decodeLease))
+	mux.HandleFunc("POST /v1/heartbeat", n.write(api.RoleCluster, n.decodeHeartbeat))
+	mux.HandleFunc("POST /v1/report", n.write(api.RoleCluster, decodeJSON(CmdReport, func(c *Command, v *api.ReportCmd) { c.Report = v })))
+	mux.HandleFunc("POST /v1/fail", n.write(api.RoleCluster, decodeJSON(CmdFail, func(c *Command, v *api.FailCmd) { c.Fail = v })))
+	mux.HandleFunc("POST /v1/deregister", n.write(api.RoleCluster, decodeJSON(CmdDeregister, func(c *Command, v *api.DeregisterRequest) { c.Deregister = v })))
 	mux.HandleFunc("GET /v1/status", n.read(n.getStatus))
 	mux.HandleFunc("GET /v1/node", n.read(func(r *http.Request) (any, error) { return n.localStatus(), nil }))
 	mux.HandleFunc("GET /v1/cluster", n.read(n.getCluster))
+	mux.HandleFunc("GET /v1/whoami", n.whoami)
 	mux.HandleFunc("POST /v1/cluster/join", n.admin(n.join))
 	mux.HandleFunc("POST /v1/cluster/remove", n.admin(n.remove))
 	mux.HandleFunc("GET /healthz", n.healthz)
@@ -104,10 +108,48 @@ func writeErr(w http.ResponseWriter, code int, kind string, err error) {
 	writeJSON(w, code, api.ErrorBody{Code: kind, Error: err.Error()})
 }
 
-func (n *Node) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(n.cfg.Token)) == 1
+// role returns the role of the request's bearer token ("" when it carries none that this node
+// knows). Every configured token is compared, in constant time, whatever matches.
+func (n *Node) role(r *http.Request) api.Role {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return ""
+	}
+	var role api.Role
+	for _, c := range []struct {
+		token string
+		role  api.Role
+	}{{n.cfg.Token, api.RoleCluster}, {n.cfg.OperatorToken, api.RoleOperator}, {n.cfg.ViewerToken, api.RoleViewer}} {
+		if c.token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(c.token)) == 1 {
+			role = c.role
+		}
+	}
+	return role
+}
+
+// allow checks that the request's credential may do what need may, and answers 401 (no known
+// credential) or 403 (a credential of a lesser role) when it may not.
+func (n *Node) allow(w http.ResponseWriter, r *http.Request, need api.Role) bool {
+	role := n.role(r)
+	switch {
+	case role == "":
+		writeErr(w, http.StatusUnauthorized, "unauthorized", api.ErrUnauthorized)
+		return false
+	case !role.Allows(need):
+		writeErr(w, http.StatusForbidden, "forbidden", fmt.Errorf("%w: a %s credential may not %s %s", api.ErrForbidden, role, r.Method, r.URL.Path))
+		return false
+	}
+	return true
+}
+
+// whoami answers the role of the caller's credential.
+func (n *Node) whoami(w http.ResponseWriter, r *http.Request) {
+	role := n.role(r)
+	if role == "" {
+		writeErr(w, http.StatusUnauthorized, "unauthorized", api.ErrUnauthorized)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.WhoAmI{Role: role})
 }
 
 func httpStatus(c api.Code) int {
@@ -173,12 +215,11 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// onLeader is the common start of a mutating call: it checks the token, reads the body and,
+// onLeader is the common start of a mutating call: it checks the token's role, reads the body and,
 // on a follower, forwards the call to the leader. It reports whether this node should go on
 // handling the call (it is the leader); otherwise the response has been written.
-func (n *Node) onLeader(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
-	if !n.authorized(r) {
-		writeErr(w, http.StatusUnauthorized, "unauthorized", api.ErrUnauthorized)
+func (n *Node) onLeader(w http.ResponseWriter, r *http.Request, need api.Role) (body []byte, ok bool) {
+	if !n.allow(w, r, need) {
 		return nil, false
 	}
 	body, err := readBody(w, r)
@@ -193,10 +234,11 @@ func (n *Node) onLeader(w http.ResponseWriter, r *http.Request) (body []byte, ok
 	return body, true
 }
 
-// write handles a mutating call: token, forwarding to the leader, decoding, replication.
-func (n *Node) write(dec decoder) http.HandlerFunc {
+// write handles a mutating call: a credential of role need, forwarding to the leader,
+// decoding, replication.
+func (n *Node) write(need api.Role, dec decoder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, ok := n.onLeader(w, r)
+		body, ok := n.onLeader(w, r, need)
 		if !ok {
 			return
 		}
@@ -310,6 +352,31 @@ func (n *Node) getExperiment(r *http.Request) (any, error) {
 	return v, nil
 }
 
+func (n *Node) getProgress(r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	p, ok := n.fsm.Progress(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: experiment %q", api.ErrNotFound, id)
+	}
+	return p, nil
+}
+
+func decodeCancel(r *http.Request, body []byte) (Command, error) {
+	var req api.CancelRequest
+	if err := strictJSON(body, &req); err != nil {
+		return Command{}, err
+	}
+	return Command{Type: CmdCancel, Cancel: &CancelCmd{Experiment: r.PathValue("id"), Reason: req.Reason}}, nil
+}
+
+func decodeDrain(r *http.Request, body []byte) (Command, error) {
+	var req api.DrainRequest
+	if err := strictJSON(body, &req); err != nil {
+		return Command{}, err
+	}
+	return Command{Type: CmdDrain, Drain: &DrainCmd{Worker: r.PathValue("id"), Drain: req.Drain}}, nil
+}
+
 func (n *Node) getItem(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	it, ok := n.fsm.Item(id)
@@ -407,10 +474,11 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 	return st, nil
 }
 
-// admin handles membership calls: token, forwarding, then a leader-only Raft operation.
+// admin handles membership calls: the cluster credential, forwarding, then a leader-only Raft
+// operation.
 func (n *Node) admin(h func(ctx context.Context, body []byte) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, ok := n.onLeader(w, r)
+		body, ok := n.onLeader(w, r, api.RoleCluster)
 		if !ok {
 			return
 		}

@@ -247,3 +247,24 @@ func (l *Local) Experiment(_ context.Context, id string) (api.ExperimentView, er
 func (l *Local) Experiments(context.Context) ([]api.Experiment, error) {
 	return l.fsm.Experiments(), nil
 }
+
+// Cancel cancels a running experiment (see api.Client.Cancel).
+func (l *Local) Cancel(ctx context.Context, id, reason string) error {
+	_, err := l.apply(ctx, Command{Type: CmdCancel, Cancel: &CancelCmd{Experiment: id, Reason: reason}})
+	return err
+}
+
+// Drain stops or resumes leasing episodes to a worker (see api.Client.Drain).
+func (l *Local) Drain(ctx context.Context, worker string, drain bool) error {
+	_, err := l.apply(ctx, Command{Type: CmdDrain, Drain: &DrainCmd{Worker: worker, Drain: drain}})
+	return err
+}
+
+// Progress returns an experiment's progress (see api.Client.Progress).
+func (l *Local) Progress(_ context.Context, id string) (api.ExperimentProgress, error) {
+	p, ok := l.fsm.Progress(id)
+	if !ok {
+		return api.ExperimentProgress{}, fmt.Errorf("%w: experiment %q", api.ErrNotFound, id)
+	}
+	return p, nil
+}

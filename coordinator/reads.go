@@ -1,11 +1,13 @@
 package coordinator
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"time"
 
 	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/experiment/plan"
 )
 
@@ -146,4 +148,133 @@ func sortedValues[T any](m map[string]*T) []T {
 		out = append(out, *m[k])
 	}
 	return out
+}
+
+// WorkersHolding returns the registered workers ordered by id, each with the episode it holds
+// a lease on (api.Worker.Holding).
+func (f *FSM) WorkersHolding() []api.Worker {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := sortedValues(f.st.Workers)
+	for i := range out {
+		out[i].Holding = f.held[out[i].ID]
+	}
+	return out
+}
+
+// Progress returns an experiment's progress: items and training updates per phase, the newest
+// failed attempts and the evaluation table as it fills.
+func (f *FSM) Progress(id string) (api.ExperimentProgress, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	e, ok := f.st.Experiments[id]
+	if !ok {
+		return api.ExperimentProgress{}, false
+	}
+	p := api.ExperimentProgress{ID: e.ID, Name: e.Spec.Name, Status: e.Status, Phase: e.Phase, Reason: e.Reason,
+		SubmittedAt: e.SubmittedAt, UpdatedAt: e.UpdatedAt}
+	phases := map[plan.Phase]*api.PhaseProgress{}
+	type rowKey struct {
+		line, agent string
+		kind        episode.Kind
+	}
+	rows := map[rowKey]*api.LineProgress{}
+	var rowOrder []rowKey
+	sums := map[rowKey]float64{}
+	var failures []api.ItemFailure
+	for _, iid := range e.Items {
+		it := f.st.Items[iid]
+		ph := phases[it.Phase]
+		if ph == nil {
+			ph = &api.PhaseProgress{Phase: it.Phase}
+			phases[it.Phase] = ph
+		}
+		for i, reason := range it.Failures {
+			failures = append(failures, api.ItemFailure{Item: it.ID, Line: it.Line, Kind: string(it.Kind), Reason: reason,
+				Final: it.State == api.StateFailed && i == len(it.Failures)-1})
+		}
+		if it.Type == plan.TypeTrain {
+			ph.Tasks++
+			var total int64
+			if it.Train != nil {
+				total = int64(it.Train.Updates) * int64(it.Train.EnsembleSize)
+			}
+			ph.Updates += total
+			switch {
+			case it.State == api.StateDone:
+				ph.TasksDone++
+				ph.UpdatesDone += total
+			case it.State == api.StateFailed:
+				ph.TasksFailed++
+			case it.Progress != nil:
+				ph.UpdatesDone += min(it.Progress.Done, total)
+			}
+			continue
+		}
+		ph.Episodes++
+		switch it.State {
+		case api.StateDone:
+			ph.EpisodesDone++
+		case api.StateFailed:
+			ph.EpisodesFailed++
+		case api.StateLeased:
+			ph.EpisodesLeased++
+		}
+		if it.Phase != plan.PhaseEvaluate && it.Phase != plan.PhaseCrossEvaluate {
+			continue
+		}
+		k := rowKey{line: it.Line, agent: it.AgentLine, kind: it.Kind}
+		if it.Kind != episode.KindCross {
+			k.agent = ""
+		}
+		r := rows[k]
+		if r == nil {
+			r = &api.LineProgress{Line: k.line, Kind: k.kind, AgentLine: k.agent}
+			rows[k] = r
+			rowOrder = append(rowOrder, k)
+		}
+		r.Planned++
+		if it.State == api.StateDone && it.Result != nil && it.Result.Outcome != nil {
+			o := it.Result.Outcome
+			r.Episodes++
+			sums[k] += o.ClosestCM
+			if o.ClosestCM <= episode.WithinCM {
+				r.Reached++
+			}
+		}
+	}
+	for _, ph := range []plan.Phase{plan.PhaseCollect, plan.PhaseTrain, plan.PhaseEvaluate, plan.PhaseCrossEvaluate} {
+		if pp := phases[ph]; pp != nil {
+			p.Phases = append(p.Phases, *pp)
+		}
+	}
+	slices.SortStableFunc(rowOrder, func(a, b rowKey) int {
+		return cmp.Or(cmp.Compare(a.line, b.line), cmp.Compare(kindRank(a.kind), kindRank(b.kind)), cmp.Compare(a.agent, b.agent))
+	})
+	for _, k := range rowOrder {
+		r := *rows[k]
+		if r.Episodes > 0 {
+			r.MeanClosestCM = sums[k] / float64(r.Episodes)
+		}
+		p.Lines = append(p.Lines, r)
+	}
+	// Newest first: items are in creation order and each item's attempts in order.
+	slices.Reverse(failures)
+	if len(failures) > api.MaxProgressFailures {
+		failures = failures[:api.MaxProgressFailures]
+	}
+	p.Failures = failures
+	return p, true
+}
+
+func kindRank(k episode.Kind) int {
+	switch k {
+	case episode.KindAgent:
+		return 0
+	case episode.KindNone:
+		return 1
+	case episode.KindRandom:
+		return 2
+	}
+	return 3
 }

@@ -88,3 +88,24 @@ func (f *FSM) endItems(exp *api.Experiment) {
 		}
 	}
 }
+
+// cancel fails a running experiment for the operator's reason and ends its open items: pending
+// ones at once, leased ones too (their holders learn it at their next heartbeat or report,
+// which are refused as stale, and stop).
+func (f *FSM) cancel(c *CancelCmd) *api.Response {
+	exp := f.st.Experiments[c.Experiment]
+	if exp == nil {
+		return refuse(api.CodeNotFound, "experiment %q", c.Experiment)
+	}
+	if !exp.Running() {
+		return refuse(api.CodeBadRequest, "experiment %q is %s, not running", c.Experiment, exp.Status)
+	}
+	reason := "cancelled"
+	if c.Reason != "" {
+		reason = "cancelled: " + c.Reason
+	}
+	exp.Cancel(reason)
+	exp.UpdatedAt = f.st.Now
+	f.endItems(exp)
+	return &api.Response{ExperimentID: exp.ID}
+}

@@ -21,6 +21,8 @@ type coordinatorOptions struct {
 	bootstrap                       bool
 	join                            string
 	tokenFile                       string
+	operatorTokenFile               string
+	viewerTokenFile                 string
 	restrictPeers                   bool
 	allowedPeers                    []string
 	linesFile                       string
@@ -54,6 +56,8 @@ func newCoordinatorCmd() *cobra.Command {
 	f.BoolVar(&o.bootstrap, "bootstrap", false, "start a new cluster with this node as its first member")
 	f.StringVar(&o.join, "join", "", "HTTP URL of any node of the cluster to join")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token (default: $OPTOLOOP_TOKEN)")
+	f.StringVar(&o.operatorTokenFile, "operator-token-file", "", "file holding the operator's token (submit, cancel, drain, read); none: no operator credential")
+	f.StringVar(&o.viewerTokenFile, "viewer-token-file", "", "file holding the viewer's token (read only, e.g. a dashboard); none: no viewer credential")
 	f.BoolVar(&o.restrictPeers, "restrict-raft-peers", false, "drop Raft connections from addresses outside the configuration and --raft-allowed-peers")
 	f.StringSliceVar(&o.allowedPeers, "raft-allowed-peers", nil, "extra hosts accepted by --restrict-raft-peers (e.g. the nodes about to join)")
 	f.StringVar(&o.linesFile, "lines-file", "", "lines catalogue merged over the embedded one (submitted lines must be in it)")
@@ -69,6 +73,19 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 	if err != nil {
 		return err
 	}
+	var roleTokens [2]string
+	for i, path := range []string{o.operatorTokenFile, o.viewerTokenFile} {
+		if path == "" {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("token file: %w", err)
+		}
+		if roleTokens[i] = strings.TrimSpace(string(b)); roleTokens[i] == "" {
+			return fmt.Errorf("token file %s is empty", path)
+		}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -80,6 +97,7 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 	cfg := coordinator.DefaultConfig()
 	cfg.ID, cfg.RaftAddr, cfg.HTTPAddr, cfg.DataDir = o.id, o.raftAddr, o.httpAddr, o.dataDir
 	cfg.Bootstrap, cfg.Join, cfg.Token = o.bootstrap, o.join, token
+	cfg.OperatorToken, cfg.ViewerToken = roleTokens[0], roleTokens[1]
 	cfg.RestrictRaftPeers, cfg.RaftAllowedPeers = o.restrictPeers, o.allowedPeers
 	cfg.LeaseTTL, cfg.MaxAttempts = o.leaseTTL, o.maxAttempts
 	cfg.KnownLine = func(code string) bool { _, err := cat.Line(code); return err == nil }

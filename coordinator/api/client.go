@@ -168,6 +168,21 @@ func IdempotencyKey(ctx context.Context) string {
 	return k
 }
 
+type tokenCtx struct{}
+
+// WithToken returns a context whose calls carry token instead of the client's own: a dashboard
+// acts for the operator who signed in, with the operator's credential.
+func WithToken(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, tokenCtx{}, token)
+}
+
+func (c *Client) token(ctx context.Context) string {
+	if t, ok := ctx.Value(tokenCtx{}).(string); ok {
+		return t
+	}
+	return c.cfg.Token
+}
+
 // NewIdempotencyKey returns a new random idempotency key (128 bits, hex).
 func NewIdempotencyKey() string {
 	var b [16]byte
@@ -232,6 +247,8 @@ func codeErr(code, msg string) error {
 	switch code {
 	case "unauthorized":
 		return fmt.Errorf("%w: %s", ErrUnauthorized, msg)
+	case "forbidden":
+		return fmt.Errorf("%w: %s", ErrForbidden, msg)
 	case "unavailable", "no_leader", "not_leader", "stale":
 		return fmt.Errorf("%w: %s", ErrUnavailable, msg)
 	}
@@ -279,8 +296,8 @@ func (c *Client) doType(ctx context.Context, method, path, contentType string, b
 		if err != nil {
 			return fmt.Errorf("coordinator client: %w", err)
 		}
-		if c.cfg.Token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+		if tok := c.token(ctx); tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
 		}
 		if key != "" {
 			req.Header.Set(HeaderIdempotencyKey, key)
@@ -485,5 +502,47 @@ func (c *Client) Item(ctx context.Context, id string) (Item, error) {
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var v Status
 	err := c.do(ctx, http.MethodGet, "/v1/status", nil, false, &v)
+	return v, err
+}
+
+// Cancel cancels a running experiment: it fails with reason, and its open items end (an
+// episode running on an arena learns it at its next heartbeat). Operator or cluster credential.
+func (c *Client) Cancel(ctx context.Context, id, reason string) error {
+	_, err := c.write(ctx, "/v1/experiments/"+url.PathEscape(id)+"/cancel", CancelRequest{Reason: reason})
+	return err
+}
+
+// Drain stops (drain true) or resumes (false) leasing episodes to a worker; the episode it runs
+// finishes. Operator or cluster credential.
+func (c *Client) Drain(ctx context.Context, worker string, drain bool) error {
+	_, err := c.write(ctx, "/v1/workers/"+url.PathEscape(worker)+"/drain", DrainRequest{Drain: drain})
+	return err
+}
+
+// WhoAmI returns the role of the client's credential (ErrUnauthorized when it has none).
+func (c *Client) WhoAmI(ctx context.Context) (WhoAmI, error) {
+	var v WhoAmI
+	err := c.do(ctx, http.MethodGet, "/v1/whoami", nil, false, &v)
+	return v, err
+}
+
+// Workers lists the registered workers, each with the episode it holds.
+func (c *Client) Workers(ctx context.Context) ([]Worker, error) {
+	var v []Worker
+	err := c.do(ctx, http.MethodGet, "/v1/workers", nil, false, &v)
+	return v, err
+}
+
+// Learners lists the registered learners.
+func (c *Client) Learners(ctx context.Context) ([]Learner, error) {
+	var v []Learner
+	err := c.do(ctx, http.MethodGet, "/v1/learners", nil, false, &v)
+	return v, err
+}
+
+// Progress returns an experiment's progress: per phase, its failures, the per-line table.
+func (c *Client) Progress(ctx context.Context, id string) (ExperimentProgress, error) {
+	var v ExperimentProgress
+	err := c.do(ctx, http.MethodGet, "/v1/experiments/"+url.PathEscape(id)+"/progress", nil, false, &v)
 	return v, err
 }

@@ -22,6 +22,8 @@ const (
 var (
 	// ErrUnauthorized: the bearer token is missing or wrong; nothing changed.
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden: the token is valid but its role may not make this call; nothing changed.
+	ErrForbidden = errors.New("forbidden")
 	// ErrUnavailable: no leader is known, or the write's outcome is unknown (the request
 	// ended before its log entry was applied). Retrying with the same idempotency key is safe.
 	ErrUnavailable = errors.New("unavailable")

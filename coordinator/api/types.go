@@ -99,6 +99,10 @@ type Worker struct {
 	Capabilities []string        `json:"capabilities,omitempty"`
 	Registered   time.Time       `json:"registered"`
 	LastSeen     time.Time       `json:"last_seen"`
+	// Draining is set by an operator's drain: the worker is leased no new episode.
+	Draining bool `json:"draining,omitempty"`
+	// Holding is the episode the worker holds a lease on (set in reads; "" when none).
+	Holding string `json:"holding,omitempty"`
 }
 
 // Learner is a registered learner.
@@ -121,4 +125,90 @@ type NodeInfo struct {
 type Counts struct {
 	Episodes map[ItemState]int `json:"episodes"`
 	Tasks    map[ItemState]int `json:"tasks"`
+}
+
+// Role is what a credential may do. The cluster credential (--token-file) is RoleCluster: every
+// call, as workers, learners and membership changes need. An operator may read, submit, cancel
+// experiments and drain workers; a viewer may only read.
+type Role string
+
+// Roles, from most to least able.
+const (
+	RoleCluster  Role = "cluster"
+	RoleOperator Role = "operator"
+	RoleViewer   Role = "viewer"
+)
+
+// Allows reports whether a credential of role r may do what role need may.
+func (r Role) Allows(need Role) bool {
+	rank := map[Role]int{RoleViewer: 1, RoleOperator: 2, RoleCluster: 3}
+	return rank[r] > 0 && rank[r] >= rank[need]
+}
+
+// WhoAmI is the role of the caller's credential.
+type WhoAmI struct {
+	Role Role `json:"role"`
+}
+
+// ExperimentProgress is an experiment's progress as a dashboard shows it, computed by the node
+// that answers from its replicated state.
+type ExperimentProgress struct {
+	ID     string      `json:"id"`
+	Name   string      `json:"name"`
+	Status plan.Status `json:"status"`
+	Phase  plan.Phase  `json:"phase"`
+	Reason string      `json:"reason,omitempty"`
+	// Phases lists every phase that has items, in protocol order.
+	Phases []PhaseProgress `json:"phases"`
+	// Failures are the newest failed attempts (at most MaxProgressFailures), newest first.
+	Failures []ItemFailure `json:"failures,omitempty"`
+	// Lines is the per-line table of the evaluation as it fills: one row per line, condition
+	// and agent line.
+	Lines       []LineProgress `json:"lines,omitempty"`
+	SubmittedAt time.Time      `json:"submitted_at"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+}
+
+// MaxProgressFailures bounds ExperimentProgress.Failures.
+const MaxProgressFailures = 50
+
+// PhaseProgress counts one phase's items and training updates.
+type PhaseProgress struct {
+	Phase          plan.Phase `json:"phase"`
+	Episodes       int        `json:"episodes"`
+	EpisodesDone   int        `json:"episodes_done"`
+	EpisodesFailed int        `json:"episodes_failed"`
+	EpisodesLeased int        `json:"episodes_leased"`
+	Tasks          int        `json:"tasks"`
+	TasksDone      int        `json:"tasks_done"`
+	TasksFailed    int        `json:"tasks_failed"`
+	// Updates and UpdatesDone are the phase's gradient updates (every member of every task),
+	// done as the learners' heartbeats last said.
+	Updates     int64 `json:"updates"`
+	UpdatesDone int64 `json:"updates_done"`
+}
+
+// ItemFailure is one failed attempt.
+type ItemFailure struct {
+	Item   string `json:"item"`
+	Line   string `json:"line,omitempty"`
+	Kind   string `json:"kind,omitempty"`
+	Reason string `json:"reason"`
+	// Final is set when the item failed for good (no attempt left).
+	Final bool `json:"final,omitempty"`
+}
+
+// LineProgress is one row of the evaluation table: the done episodes of a line under one
+// condition (agent, none, random, cross with AgentLine's agent).
+type LineProgress struct {
+	Line      string       `json:"line"`
+	Kind      episode.Kind `json:"kind"`
+	AgentLine string       `json:"agent_line,omitempty"`
+	// Episodes are done out of Planned (the phase's items of this row so far).
+	Episodes int `json:"episodes"`
+	Planned  int `json:"planned"`
+	// MeanClosestCM is the mean closest approach of the done episodes; Reached how many came
+	// within 0.5 cm.
+	MeanClosestCM float64 `json:"mean_closest_cm"`
+	Reached       int     `json:"reached"`
 }

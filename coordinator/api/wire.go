@@ -100,6 +100,16 @@ type DeregisterRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// CancelRequest cancels an experiment.
+type CancelRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// DrainRequest drains (or resumes) a worker.
+type DrainRequest struct {
+	Drain bool `json:"drain"`
+}
+
 // JoinRequest asks the cluster to add a node as a voter.
 type JoinRequest struct {
 	ID       string `json:"id"`

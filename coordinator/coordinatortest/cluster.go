@@ -34,8 +34,13 @@ import (
 	"github.com/optoloop/optoloop/coordinator/api"
 )
 
-// Token is the bearer token of every harness cluster.
-const Token = "test-token-0123456789"
+// Token is the cluster credential of every harness cluster; OperatorToken and ViewerToken its
+// operator's and viewer's credentials.
+const (
+	Token         = "test-token-0123456789"
+	OperatorToken = "test-operator-0123456789"
+	ViewerToken   = "test-viewer-0123456789"
+)
 
 // LogEnv names the environment variable that, when set, sends the nodes' logs (debug level) to
 // stderr; by default they are discarded.
@@ -106,6 +111,8 @@ func (c *Cluster) config(id string) coordinator.Config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(c.dir, id)
 	cfg.Token = Token
+	cfg.OperatorToken = OperatorToken
+	cfg.ViewerToken = ViewerToken
 	cfg.HeartbeatTimeout = 400 * time.Millisecond
 	cfg.ElectionTimeout = 400 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 200 * time.Millisecond

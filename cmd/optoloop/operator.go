@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// The operator's actions on a running cluster: cancel an experiment, drain or resume a worker.
+// Each needs an operator (or the cluster) credential in --token-file.
+
+func newExperimentCancelCmd() *cobra.Command {
+	var o clientOptions
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a running experiment: it fails with --reason and its open episodes and tasks end",
+		Long: "cancel fails a running experiment with --reason. Its pending items end at once; an arena or a\n" +
+			"learner holding one of its leases learns it at its next heartbeat and stops (the light goes off).\n" +
+			"Results reported so far are kept. Needs an operator or the cluster credential.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := o.client(true)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+			defer cancel()
+			if err := cl.Cancel(ctx, args[0], reason); err != nil {
+				return fmt.Errorf("cancel %s: %w", args[0], err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "experiment %s cancelled\n", args[0])
+			return err
+		},
+	}
+	o.register(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the experiment's failure reason)")
+	return cmd
+}
+
+func newClusterDrainCmd() *cobra.Command {
+	var o clientOptions
+	var resume bool
+	cmd := &cobra.Command{
+		Use:   "drain WORKER",
+		Short: "Stop leasing episodes to a worker (arena); its running episode finishes. --resume undoes it",
+		Long: "drain tells the coordinator to lease no new episode to the worker (one arena); the episode it\n" +
+			"runs finishes and is reported as usual, then the arena stays idle, e.g. to change its plate.\n" +
+			"--resume makes it lease again. Needs an operator or the cluster credential.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "" {
+				return errors.New("worker id is empty")
+			}
+			cl, err := o.client(true)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+			defer cancel()
+			if err := cl.Drain(ctx, args[0], !resume); err != nil {
+				return fmt.Errorf("drain %s: %w", args[0], err)
+			}
+			what := "draining: no new episodes"
+			if resume {
+				what = "resumed"
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "worker %s %s\n", args[0], what)
+			return err
+		},
+	}
+	o.register(cmd)
+	cmd.Flags().BoolVar(&resume, "resume", false, "lease episodes to the worker again")
+	return cmd
+}
