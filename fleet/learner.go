@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/experiment"
 	"github.com/optoloop/optoloop/experiment/plan"
+	"github.com/optoloop/optoloop/live"
 	"github.com/optoloop/optoloop/results"
 	"github.com/optoloop/optoloop/telemetry"
 )
@@ -66,7 +68,17 @@ type LearnerConfig struct {
 	TracerProvider trace.TracerProvider
 	// MeterProvider receives the learner's updates, losses and versions. Nil: none.
 	MeterProvider metric.MeterProvider
+	// Live receives each training task's learning curve as it grows, for the dashboard: at
+	// every checkpoint the round's new points of curves.jsonl, each the mean over the members
+	// at one update (live.Publisher.AppendCurve). A publish is bounded by LivePublishTimeout;
+	// one that fails is logged (a warning once per attempt at a task, then at debug level) and
+	// its points go again with the next round's: it never fails the task. Nil: nothing is
+	// published.
+	Live live.Publisher
 }
+
+// LivePublishTimeout bounds each publish of a learning curve to LearnerConfig.Live.
+const LivePublishTimeout = 2 * time.Second
 
 // DefaultLearnerConfig returns the defaults; the required fields must still be set.
 func DefaultLearnerConfig() LearnerConfig {
@@ -237,10 +249,11 @@ func (l *Learner) train(ctx context.Context, it *api.Item, progress func(api.Pro
 	members := int64(lc.Members)
 	pub := &publisher{params: l.cfg.Params, exp: it.ExperimentID, line: it.Line, task: it.ID, retry: l.cfg.StoreRetry, log: log,
 		tracer: l.tel.tracer, roundStart: time.Now()}
-	watch := &trainWatch{tel: l.tel, line: it.Line, curves: filepath.Join(dir, "curves.jsonl")}
+	watch := &trainWatch{tel: l.tel, line: it.Line, curves: filepath.Join(dir, "curves.jsonl"), members: members,
+		live: l.cfg.Live, exp: it.ExperimentID, task: it.ID, log: log}
 	lc.Checkpointed = func(ctx context.Context) error {
 		progress(api.Progress{Done: ln.Updates() * members, Total: lc.Updates * members})
-		watch.round(ctx, ln.Updates()*members, ln.Version())
+		watch.round(ctx, ln.Updates(), ln.Version())
 		err := l.save(ctx, it, dir)
 		pub.roundStart = time.Now()
 		return err
@@ -249,7 +262,7 @@ func (l *Learner) train(ctx context.Context, it *api.Item, progress func(api.Pro
 	if err != nil {
 		return sum, 0, err
 	}
-	watch.start(ln.Updates() * members)
+	watch.start(ln.Updates(), ln.Version())
 	pub.updates, pub.members = ln.Updates(), lc.Members
 	progress(api.Progress{Done: ln.Updates() * members, Total: lc.Updates * members})
 	t0 := time.Now()
@@ -457,64 +470,155 @@ func (p *publisher) Publish(ctx context.Context, version uint64, blob []byte) er
 	return err
 }
 
-// trainWatch turns the learner's rounds into metrics: updates, the last curve interval's mean
-// critic loss and entropy (read from the new lines of curves.jsonl), the version.
+// trainWatch turns the learner's rounds into metrics (updates, the last curve interval's mean
+// critic loss and entropy, the version) and, with live, into the task's live learning curve;
+// both from the new lines of curves.jsonl.
 type trainWatch struct {
-	tel    *learnerTel
-	line   string
-	curves string
-	offset int64
-	done   int64 // updates over every member already counted
+	tel     *learnerTel
+	line    string
+	curves  string
+	members int64
+	offset  int64
+	done    int64 // updates over every member already counted
+
+	live      live.Publisher // nil: no live curve
+	exp, task string
+	log       *slog.Logger
+	version   uint64            // the version published at the last round boundary
+	pending   []live.CurvePoint // points not yet published (a publish failed)
+	warned    bool              // a failed publish was logged as a warning
 }
 
-func (w *trainWatch) start(done int64) {
-	w.done = done
+// start sets where the task's training starts: updates per member and version (both 0 unless
+// it resumes from a checkpoint, whose curve lines are not published again).
+func (w *trainWatch) start(updates int64, version uint64) {
+	w.done, w.version = updates*w.members, version
 	if fi, err := os.Stat(w.curves); err == nil {
 		w.offset = fi.Size()
 	}
 }
 
-func (w *trainWatch) round(ctx context.Context, done int64, version uint64) {
+// round takes the round that ended at updates per member with version published.
+func (w *trainWatch) round(ctx context.Context, updates int64, version uint64) {
 	attrs := metric.WithAttributes(attribute.String("line", w.line))
+	done := updates * w.members
 	if d := done - w.done; d > 0 {
 		w.tel.updates.Add(ctx, d, attrs)
 	}
 	w.done = done
 	w.tel.version.Record(ctx, float64(version), attrs)
+	pts := w.newPoints()
+	before := w.version
+	w.version = version
+	if len(pts) > 0 {
+		last := map[int]learner.CurvePoint{}
+		for _, p := range pts {
+			if q, ok := last[p.Member]; !ok || p.Update >= q.Update {
+				last[p.Member] = p
+			}
+		}
+		var critic, entropy float64
+		for _, p := range last {
+			critic += (p.Q1Loss + p.Q2Loss) / 2
+			entropy += p.Entropy
+		}
+		n := float64(len(last))
+		w.tel.critic.Record(ctx, critic/n, attrs)
+		w.tel.entropy.Record(ctx, entropy/n, attrs)
+	}
+	if w.live != nil {
+		w.publish(ctx, livePoints(pts, updates, before, version, time.Now()))
+	}
+}
+
+// newPoints reads the lines curves.jsonl gained since the last call.
+func (w *trainWatch) newPoints() []learner.CurvePoint {
 	f, err := os.Open(w.curves)
 	if err != nil {
-		return
+		return nil
 	}
 	defer f.Close()
 	if _, err := f.Seek(w.offset, 0); err != nil {
-		return
+		return nil
 	}
 	b, err := io.ReadAll(f)
 	if err != nil {
-		return
+		return nil
 	}
 	w.offset += int64(len(b))
-	last := map[int]learner.CurvePoint{}
+	var out []learner.CurvePoint
 	for _, ln := range bytes.Split(b, []byte("\n")) {
 		var p learner.CurvePoint
 		if len(ln) == 0 || json.Unmarshal(ln, &p) != nil {
 			continue
 		}
-		if q, ok := last[p.Member]; !ok || p.Update >= q.Update {
-			last[p.Member] = p
-		}
+		out = append(out, p)
 	}
-	if len(last) == 0 {
+	return out
+}
+
+// publish sends points, after those a failed publish left, to the live store, within
+// LivePublishTimeout of the task's context. A failure keeps them for the next round (the
+// newest live.MaxCurvePoints) and is logged; it never stops the training.
+func (w *trainWatch) publish(ctx context.Context, points []live.CurvePoint) {
+	w.pending = append(w.pending, points...)
+	if extra := len(w.pending) - live.MaxCurvePoints; extra > 0 {
+		w.pending = slices.Delete(w.pending, 0, extra)
+	}
+	if len(w.pending) == 0 {
 		return
 	}
-	var critic, entropy float64
-	for _, p := range last {
-		critic += (p.Q1Loss + p.Q2Loss) / 2
-		entropy += p.Entropy
+	pctx, cancel := context.WithTimeout(ctx, LivePublishTimeout)
+	err := w.live.AppendCurve(pctx, w.exp, w.task, w.line, w.pending)
+	cancel()
+	switch {
+	case err == nil:
+		w.pending = w.pending[:0]
+	case ctx.Err() != nil:
+		// The attempt is ending: its points go with it (the next attempt's are above them).
+	case !w.warned:
+		w.warned = true
+		w.log.Warn("live learning curve not published; trying again at the next checkpoint", "err", err, "points", len(w.pending))
+	default:
+		w.log.Debug("live learning curve not published", "err", err, "points", len(w.pending))
 	}
-	n := float64(len(last))
-	w.tel.critic.Record(ctx, critic/n, attrs)
-	w.tel.entropy.Record(ctx, entropy/n, attrs)
+}
+
+// livePoints turns a round's curve lines into the live curve's points: at each update, the
+// means over the members that have a line there, ordered by update. A point at the round's
+// end (updates per member) carries the version published there, the others the version
+// before; a point holding a NaN or infinite mean is left out (no store keeps it).
+func livePoints(pts []learner.CurvePoint, updates int64, before, after uint64, at time.Time) []live.CurvePoint {
+	type sum struct {
+		critic, actor, entropy, alpha float64
+		n                             int
+	}
+	by := map[int64]*sum{}
+	for _, p := range pts {
+		s := by[p.Update]
+		if s == nil {
+			s = &sum{}
+			by[p.Update] = s
+		}
+		s.critic += (p.Q1Loss + p.Q2Loss) / 2
+		s.actor += p.ActorLoss
+		s.entropy += p.Entropy
+		s.alpha += p.Alpha
+		s.n++
+	}
+	out := make([]live.CurvePoint, 0, len(by))
+	for _, u := range slices.Sorted(maps.Keys(by)) {
+		s := by[u]
+		n := float64(s.n)
+		p := live.CurvePoint{Update: u, Critic: s.critic / n, Actor: s.actor / n, Entropy: s.entropy / n, Alpha: s.alpha / n, Version: before, At: at}
+		if u >= updates {
+			p.Version = after
+		}
+		if !slices.ContainsFunc([]float64{p.Critic, p.Actor, p.Entropy, p.Alpha}, func(x float64) bool { return math.IsNaN(x) || math.IsInf(x, 0) }) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // safeName turns an item id into a folder name.

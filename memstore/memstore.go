@@ -1,12 +1,13 @@
 // Package memstore holds in-memory implementations of the stores the fleet roles consume
-// (package fleet): Replay, Params, Tracks and Checkpoints. The local run (package runner) and
-// tests use them where a cluster uses Redis.
+// (package fleet): Replay, Params, Tracks and Checkpoints, and the live store the roles publish
+// to and the dashboard reads (package live): Live. The local run (package runner) and tests use
+// them where a cluster uses Redis.
 //
 // Every store is safe for concurrent use and copies what it is given and what it returns: a
 // caller that changes a slice or map after an append, or changes what a read returned, does not
-// change what is stored. Absent keys are reported with an error wrapping fleet.ErrNotFound.
-// Nothing is durable: a store lives as long as its process, which is what "durable" means for
-// a run that lives in one process.
+// change what is stored. Absent keys are reported with an error wrapping fleet.ErrNotFound
+// (live.ErrNotFound for an absent or expired thumbnail). Nothing is durable: a store lives as
+// long as its process, which is what "durable" means for a run that lives in one process.
 package memstore
 
 import (

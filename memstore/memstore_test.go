@@ -6,6 +6,7 @@ import (
 
 	"github.com/optoloop/optoloop/fleet"
 	"github.com/optoloop/optoloop/fleet/storetest"
+	"github.com/optoloop/optoloop/live/livetest"
 )
 
 // TestConformance runs the stores' conformance suite (fleet/storetest), which package
@@ -14,6 +15,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(*testing.T) fleet.Stores {
 		return fleet.Stores{Replay: NewReplay(), Params: NewParams(), Tracks: NewTracks(), Checkpoints: NewCheckpoints()}
 	})
+}
+
+// TestLiveConformance runs the live stores' conformance suite (live/livetest), which package
+// redisstore runs too.
+func TestLiveConformance(t *testing.T) {
+	livetest.Run(t, func(*testing.T) livetest.Store { return NewLive() })
 }
 
 func TestParamsPublished(t *testing.T) {

@@ -65,9 +65,10 @@ const (
 	durabilityNone = "none"
 )
 
-// Store is Redis's fleet.Replay, fleet.Params, fleet.Tracks and fleet.Checkpoints. It is safe
-// for concurrent use. A write returns only once Redis has it in its append-only file (see
-// Durability), so a Redis restart loses nothing acknowledged.
+// Store is Redis's fleet.Replay, fleet.Params, fleet.Tracks and fleet.Checkpoints, and a
+// live.Publisher and live.Reader. It is safe for concurrent use. A write returns only once
+// Redis has it in its append-only file (see Durability), so a Redis restart loses nothing
+// acknowledged; tiles and curves are written without WAITAOF.
 type Store struct {
 	rdb        *redis.Client
 	addr       string
