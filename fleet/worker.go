@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -18,6 +19,7 @@ import (
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/experiment/plan"
+	"github.com/optoloop/optoloop/live"
 	"github.com/optoloop/optoloop/station"
 	"github.com/optoloop/optoloop/telemetry"
 )
@@ -86,12 +88,30 @@ type WorkerConfig struct {
 	// MeterProvider receives optoloop_worker_episodes_total and the replay's chunk write
 	// time and buffer depth. Nil: none.
 	MeterProvider metric.MeterProvider
+	// Live, when set, receives the arena's live tile while Run or Serve runs (Step alone
+	// publishes nothing): its state and the numbers of the episode it runs (live.Tile, under
+	// the worker's ID) with a JPEG thumbnail of its latest frame, the tracked midline, head,
+	// target and light drawn (without rendering, the plate drawn from the calibration). At
+	// most one tile per TileEvery; an idle arena's tile is refreshed every TileTTL/3. The
+	// closed loop never waits for a tile: a tile the store does not take within TileTTL/3 is
+	// lost, and never fails nor slows an episode. Nil: nothing is published, nothing costs.
+	Live live.Publisher
+	// Process names the process that runs the worker in its tiles (default: ID).
+	Process string
+	// TileEvery is the least time between two tiles (default 500 ms: 2 a second); TileTTL how
+	// long a tile lives in the store (default 5 s; at least 3 TileEvery); TileWidth bounds a
+	// thumbnail's width in pixels (default 320, within 64-1024; the frame is subsampled by
+	// the smallest whole factor that fits). Used with Live.
+	TileEvery time.Duration
+	TileTTL   time.Duration
+	TileWidth int
 }
 
 // DefaultWorkerConfig returns the defaults; the required fields must still be set.
 func DefaultWorkerConfig() WorkerConfig {
 	return WorkerConfig{LeaseTTL: 30 * time.Second, Poll: time.Second, ReportAttempts: 20, ReportBackoff: 100 * time.Millisecond,
-		ReplayBuffer: 1800, StoreRetry: 2 * time.Minute, MaxArenaFailures: 3, Arch: policy.ReferenceArch()}
+		ReplayBuffer: 1800, StoreRetry: 2 * time.Minute, MaxArenaFailures: 3, Arch: policy.ReferenceArch(),
+		TileEvery: 500 * time.Millisecond, TileTTL: 5 * time.Second, TileWidth: 320}
 }
 
 // Validate reports the first unusable field.
@@ -109,6 +129,12 @@ func (c WorkerConfig) Validate() error {
 		return errors.New("fleet: worker report attempts and backoff must be positive")
 	case c.ReplayBuffer < 1 || c.StoreRetry <= 0 || c.MaxArenaFailures < 1:
 		return errors.New("fleet: worker replay buffer, store retry and max arena failures must be positive")
+	case c.Live != nil && c.TileEvery <= 0:
+		return fmt.Errorf("fleet: worker tile every %v must be positive", c.TileEvery)
+	case c.Live != nil && c.TileTTL < 3*c.TileEvery:
+		return fmt.Errorf("fleet: worker tile ttl %v must be at least 3 tile intervals (%v)", c.TileTTL, 3*c.TileEvery)
+	case c.Live != nil && (c.TileWidth < 64 || c.TileWidth > 1024):
+		return fmt.Errorf("fleet: worker tile width %d must be within 64-1024", c.TileWidth)
 	}
 	return c.Arch.Validate()
 }
@@ -119,6 +145,8 @@ type Worker struct {
 	cfg WorkerConfig
 	log *slog.Logger
 	tel *workerTel
+	// tiles publishes the arena's live tile (nil without Live).
+	tiles *tiles
 	// failures counts the episodes in a row whose station failed.
 	failures int
 	// ens caches decoded ensembles by line and version (a Worker runs one episode at a time, so
@@ -144,7 +172,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{cfg: cfg, log: log.With("worker", cfg.ID), tel: tel, ens: map[ensKey]*policy.Ensemble{}}, nil
+	w := &Worker{cfg: cfg, log: log.With("worker", cfg.ID), tel: tel, ens: map[ensKey]*policy.Ensemble{}}
+	w.tiles = newTiles(cfg, w.log)
+	return w, nil
 }
 
 // Run registers the worker and runs episodes until ctx ends; it then returns nil. It returns an
@@ -154,8 +184,11 @@ func (w *Worker) Run(ctx context.Context) error { return w.Serve(ctx, nil) }
 
 // Serve is Run with a drain: once drain is closed the worker leases nothing more, lets the
 // running episode finish (until ctx ends, which fails it) and returns nil. Call Deregister
-// after it to hand the arena's id back.
+// after it to hand the arena's id back. With Live, the arena's tile says draining from then
+// on; Serve returns once its tile publisher has stopped.
 func (w *Worker) Serve(ctx context.Context, drain <-chan struct{}) error {
+	stop := w.tiles.start(ctx, drain)
+	defer stop()
 	cal, _ := json.Marshal(w.cfg.Station.Calibration())
 	reg := api.RegisterWorkerCmd{ID: w.cfg.ID, ArenaID: w.cfg.ArenaID, Line: w.cfg.Station.Line(), Calibration: cal}
 	regFn := func(ctx context.Context) error { return w.cfg.Broker.RegisterWorker(ctx, reg) }
@@ -288,6 +321,7 @@ func (w *Worker) step(ctx, leaseCtx context.Context) (bool, error) {
 // and its trace id.
 func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 	log := w.log.With("item", it.ID, "kind", it.Kind, "token", it.Token, "trace_id", telemetry.EpisodeTraceID(it.ID).String())
+	gen := w.tiles.leased(it, w.steps(it.Spec.Seconds))
 	ctx, span := attemptSpan(ctx, w.tel.tracer, "worker.episode", it, w.cfg.ID,
 		attribute.String(telemetry.AttrItem, it.ID), attribute.String(telemetry.AttrKind, string(it.Kind)), attribute.String("optoloop.arena", w.cfg.ArenaID))
 	done := false
@@ -299,13 +333,24 @@ func (w *Worker) runItem(ctx context.Context, it *api.Item) error {
 		}
 		span.End()
 		w.tel.episodes.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(attribute.String("result", result)))
+		w.tiles.ended(gen, done)
 	}()
-	done, err := w.attempt(ctx, it, log)
+	done, err := w.attempt(ctx, it, gen, log)
 	return err
 }
 
-// attempt is runItem's work; it reports whether the attempt's report was accepted.
-func (w *Worker) attempt(ctx context.Context, it *api.Item, log *slog.Logger) (bool, error) {
+// steps is the number of control steps of an episode of seconds on the station.
+func (w *Worker) steps(seconds float64) int {
+	p := w.cfg.Station.Calibration().FramePeriod.Seconds()
+	if !(p > 0) {
+		return 0
+	}
+	return int(math.Round(seconds / p))
+}
+
+// attempt is runItem's work (lease gen of the tiles); it reports whether the attempt's report
+// was accepted.
+func (w *Worker) attempt(ctx context.Context, it *api.Item, gen uint64, log *slog.Logger) (bool, error) {
 	epCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	hbDone := make(chan struct{})
@@ -315,13 +360,14 @@ func (w *Worker) attempt(ctx context.Context, it *api.Item, log *slog.Logger) (b
 	}()
 	defer func() { stop(nil); <-hbDone }()
 
-	ep := station.Episode{ID: it.ID, Spec: it.Spec, KeepFrames: it.Kind != episode.KindCollect, Logger: log}
+	ep := station.Episode{ID: it.ID, Spec: it.Spec, KeepFrames: it.Kind != episode.KindCollect, Logger: log, Watch: w.tiles.watch(gen)}
 	if it.Kind.Acts() {
 		ens, version, err := w.params(epCtx, it)
 		if err != nil {
 			return false, w.fail(ctx, it, err)
 		}
 		ep.Policy, ep.PolicyVersion = ens, version
+		w.tiles.acting(version)
 	}
 	first := Chunk{Experiment: it.ExperimentID, Line: it.Line, Episode: it.ID, Token: it.Token, PolicyVersion: ep.PolicyVersion}
 	sink := newChunkSink(epCtx, w.cfg.Replay, first, w.cfg.ReplayBuffer, log, w.tel)
@@ -340,6 +386,7 @@ func (w *Worker) attempt(ctx context.Context, it *api.Item, log *slog.Logger) (b
 	if cause := context.Cause(epCtx); errors.Is(cause, api.ErrStaleLease) {
 		log.Warn("lease lost: episode abandoned", "err", cause)
 		abandoned(ctx, cause)
+		w.tiles.failed("lease lost: " + cause.Error())
 		return false, nil
 	}
 	if err != nil {
@@ -379,11 +426,13 @@ func (w *Worker) attempt(ctx context.Context, it *api.Item, log *slog.Logger) (b
 		err = errors.New("report refused: lease no longer current")
 		endSpan(rs, err)
 		abandoned(ctx, err)
+		w.tiles.failed(err.Error())
 		return false, nil
 	}
 	endSpan(rs, err)
 	if err != nil {
 		markFailed(ctx, err.Error())
+		w.tiles.failed(err.Error())
 	}
 	return accepted, err
 }
@@ -488,6 +537,7 @@ func (w *Worker) fail(ctx context.Context, it *api.Item, cause error) error {
 	}
 	w.log.Warn("episode attempt failed", "item", it.ID, "trace_id", telemetry.EpisodeTraceID(it.ID).String(), "err", cause)
 	markFailed(ctx, reason)
+	w.tiles.failed(reason)
 	_, err := w.cfg.Broker.Fail(ctx, api.FailCmd{Holder: w.cfg.ID, ItemID: it.ID, Token: it.Token, Reason: reason})
 	if err != nil && !errors.Is(err, api.ErrStaleLease) {
 		return fmt.Errorf("fleet: fail %s: %w", it.ID, err)

@@ -141,6 +141,10 @@ type Episode struct {
 	// OnStep, when set, is called at every control step, after the pose and before the light
 	// decision; an error from it ends the episode. For frame dumps and live views.
 	OnStep func(Step) error
+	// Watch, when set, is called at every control step after the light is set, with the
+	// step's frame, pose, light and frame -> light latency (worker.Episode.Watch: it must
+	// return at once and copy what it keeps). For live tiles.
+	Watch func(worker.Tick)
 	// Logger, when set, receives the episode's log lines instead of the station's logger (a
 	// worker's logger naming the item and its trace id).
 	Logger *slog.Logger
@@ -348,7 +352,7 @@ func (s *Station) Run(ctx context.Context, e Episode) (Result, error) {
 		return Result{}, err
 	}
 	prep.End()
-	wep := worker.Episode{ID: e.ID, Seconds: e.Spec.Seconds, TargetCM: e.Spec.TargetCM()}
+	wep := worker.Episode{ID: e.ID, Seconds: e.Spec.Seconds, TargetCM: e.Spec.TargetCM(), Watch: e.Watch}
 	if e.Spec.Kind.Acts() {
 		wep.Policy, wep.PolicyVersion = e.Policy, e.PolicyVersion
 	} else {

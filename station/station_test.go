@@ -381,6 +381,14 @@ func TestRendered(t *testing.T) {
 		}
 		return nil
 	}
+	var ticks []worker.Tick
+	e.Watch = func(tk worker.Tick) {
+		if tk.Index != len(ticks) || tk.Index >= steps || tk.Frame.Pix == nil {
+			t.Fatalf("watch: tick %d after %d ticks and %d steps, pixels %v", tk.Index, len(ticks), steps, tk.Frame.Pix != nil)
+		}
+		tk.Frame.Pix, tk.Pose.Midline = nil, nil
+		ticks = append(ticks, tk)
+	}
 	res, err := s.Run(context.Background(), e)
 	if err != nil {
 		t.Fatal(err)
@@ -388,6 +396,14 @@ func TestRendered(t *testing.T) {
 	checkResult(t, e, res, 30)
 	if steps != 30 {
 		t.Fatalf("the step hook saw %d steps", steps)
+	}
+	if len(ticks) != 30 {
+		t.Fatalf("the watch saw %d steps", len(ticks))
+	}
+	for i, tk := range ticks {
+		if r := res.Records[i]; tk.Light != r.Light || tk.OK != r.OK || tk.Steps != 30 || !(tk.Latency > 0) || tk.TargetPx != res.Track.Target {
+			t.Fatalf("tick %d: %+v, record %+v", i, tk, r)
+		}
 	}
 	t.Logf("rendered and tracked: lost %.2f of the frames, tracked centre at most %.1f px from the true one", res.Outcome.LostFraction, worst)
 	// The tracker settles head and tail within a few frames, then follows the true centre.

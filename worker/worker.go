@@ -77,6 +77,30 @@ type Episode struct {
 	// MinConfidence is the tracking confidence below which a frame counts as lost (default
 	// 0.5 when zero).
 	MinConfidence float64
+	// Watch, when set, is called once per control step, after the light is set and its
+	// latency measured, on the loop's goroutine (for live views). It must return at once: no
+	// IO, no lock that another goroutine may hold for long, no allocation per step; copy what
+	// it keeps, since the frame's pixels and the pose's midline are reused after it returns.
+	Watch func(Tick)
+}
+
+// Tick is one control step as Episode.Watch sees it.
+type Tick struct {
+	// Index counts the episode's control steps from 0; Steps is their number.
+	Index, Steps int
+	// Frame is the camera frame acted on; its Pix is valid only during the call (nil without
+	// rendering).
+	Frame arenas.Frame
+	// Pose is the pose the loop acted on (arena pixels); OK whether the loop counted it as
+	// tracked (Pose.OK at MinConfidence or above, finite centre).
+	Pose arenas.Pose
+	OK   bool
+	// Light is the light state the loop just set for this step.
+	Light bool
+	// Latency is this step's frame -> light latency (see ArrivalObserver).
+	Latency time.Duration
+	// TargetPx is the episode's target in arena pixels.
+	TargetPx [2]float64
 }
 
 // Result is what an episode measured.
@@ -335,7 +359,11 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 		if err := w.arena.SetLight(ctx, arenas.Light{On: on}); err != nil {
 			return res, fmt.Errorf("worker: episode %q: light: %w", ep.ID, err)
 		}
-		met.latency(ctx, time.Since(arrival))
+		lat := time.Since(arrival)
+		met.latency(ctx, lat)
+		if ep.Watch != nil {
+			ep.Watch(Tick{Index: i, Steps: steps, Frame: frame, Pose: pose, OK: ok, Light: on, Latency: lat, TargetPx: res.TargetPx})
+		}
 		if recording && (ok != wasOK || on != wasOn) {
 			if ok != wasOK {
 				loop.AddEvent(trackingEvent[ok], trace.WithAttributes(attribute.Int("optoloop.frame", i)))

@@ -318,3 +318,56 @@ func dist(x0, y0, x1, y1 float64) float64 {
 	dx, dy := x1-x0, y1-y0
 	return math.Hypot(dx, dy)
 }
+
+// TestWatchSeesEveryStep: Episode.Watch is called once per step, in order, after the light is
+// set: the light it is told is the arena's light at that moment and the step's record, its
+// latency is positive, and a rendered frame's pixels are there during the call.
+func TestWatchSeesEveryStep(t *testing.T) {
+	for _, render := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no render", true: "rendered"}[render], func(t *testing.T) {
+			a, o := openSim(t, "446", 4, render)
+			w, err := New(DefaultConfig(), a, o, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ticks []Tick
+			ep := Episode{ID: "w", Seconds: 10, TargetCM: [2]float64{0.5, 0}, Schedule: schedule(t, "random:0.5", 3)}
+			ep.Watch = func(tk Tick) {
+				if tk.Light != a.LightState().On {
+					t.Errorf("step %d: told light %v, the arena's is %v", tk.Index, tk.Light, a.LightState().On)
+				}
+				if (tk.Frame.Pix != nil) != render || (render && len(tk.Frame.Pix) != tk.Frame.Width*tk.Frame.Height) {
+					t.Errorf("step %d: %d pixels of a %dx%d frame", tk.Index, len(tk.Frame.Pix), tk.Frame.Width, tk.Frame.Height)
+				}
+				tk.Frame.Pix, tk.Pose.Midline = nil, nil // not to be kept
+				ticks = append(ticks, tk)
+			}
+			res, err := w.RunEpisode(context.Background(), ep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ticks) != res.Frames || res.Frames != 30 {
+				t.Fatalf("watch saw %d steps of %d", len(ticks), res.Frames)
+			}
+			lit := 0
+			for i, tk := range ticks {
+				r := res.Records[i]
+				if tk.Index != i || tk.Steps != 30 || tk.Light != r.Light || tk.OK != r.OK || tk.TargetPx != res.TargetPx {
+					t.Fatalf("tick %d: %+v, record %+v", i, tk, r)
+				}
+				if !(tk.Latency > 0) {
+					t.Fatalf("tick %d: latency %v", i, tk.Latency)
+				}
+				if tk.OK && (tk.Pose.X*(ReferencePxPerCM/a.Calibration().PxPerCM) != r.X) {
+					t.Fatalf("tick %d: pose x %v, record x %v (reference px)", i, tk.Pose.X, r.X)
+				}
+				if tk.Light {
+					lit++
+				}
+			}
+			if lit == 0 || lit == len(ticks) {
+				t.Fatalf("random:0.5 lit %d of %d ticks", lit, len(ticks))
+			}
+		})
+	}
+}
