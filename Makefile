@@ -40,7 +40,6 @@ cluster-demo: build
 # bin/jaeger when missing), one evaluation episode's trace printed and screenshotted in headless
 # Chromium (docs/trace-*.png). JAEGER_UI_DIR=DIR (a built jaeger-ui) adds Jaeger's own UI.
 trace-demo: build
-	@OPTOLOOP_WITH_CHROMIUM=1 scripts/deps.sh
 	scripts/trace-demo.sh $(BIN) $(DEMO)
 
 bench: build

@@ -59,6 +59,7 @@ const (
 	RoleCoordinator Role = "coordinator"
 	RoleWorker      Role = "worker"
 	RoleLearner     Role = "learner"
+	RoleDashboard   Role = "dashboard"
 	// RoleTool is a short-lived command the supervisor runs (experiment export).
 	RoleTool Role = "tool"
 )
@@ -128,6 +129,13 @@ type Config struct {
 	// TracerProvider, when set, traces the supervisor's own calls made inside a span (a
 	// submit in the caller's span), so that they join the caller's trace.
 	TracerProvider trace.TracerProvider
+	// Dashboard, when set, is the host:port (port 0: a free one) on which an `optoloop
+	// dashboard` process serves the live page; it reads with the viewer credential
+	// (ViewerTokenFile), and signing in with OperatorTokenFile's token allows its actions.
+	Dashboard string
+	// TraceURL, when set, is the dashboard's --trace-url (a trace viewer's URL with
+	// {trace_id}).
+	TraceURL string
 }
 
 func (c *Config) defaults() error {
@@ -261,7 +269,10 @@ type Cluster struct {
 	tokenFile string
 	passFile  string
 	token     string
-	workers   []WorkerProcess
+	// operatorFile and viewerFile hold the coordinators' operator and viewer credentials.
+	operatorFile, viewerFile string
+	dashboard                string // the dashboard's base URL once it listens
+	workers                  []WorkerProcess
 
 	spawn    *spawner
 	redis    *redisserver.Server
@@ -356,6 +367,17 @@ func Up(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err := writeSecret(c.passFile, password); err != nil {
 		return nil, err
 	}
+	c.operatorFile = filepath.Join(dir, "secrets", "operator-token")
+	c.viewerFile = filepath.Join(dir, "secrets", "viewer-token")
+	for _, f := range []string{c.operatorFile, c.viewerFile} {
+		tok, err := secret()
+		if err != nil {
+			return nil, err
+		}
+		if err := writeSecret(f, tok); err != nil {
+			return nil, err
+		}
+	}
 
 	c.spawn = newSpawner()
 	defer func() {
@@ -409,6 +431,11 @@ func Up(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return st.Workers >= arenas && st.Learners >= cfg.Learners
 	}); err != nil {
 		return nil, err
+	}
+	if cfg.Dashboard != "" {
+		if err := c.startDashboard(ctx); err != nil {
+			return nil, err
+		}
 	}
 	c.log.Info("cluster up", "dir", dir, "coordinators", strings.Join(c.Endpoints(), ","), "token_file", c.tokenFile,
 		"redis", c.redis.URL(), "redis_password_file", c.passFile, "worker_processes", len(workers), "arenas", arenas, "learners", cfg.Learners)
@@ -485,7 +512,8 @@ func (c *Cluster) startCoordinator(ctx context.Context, id string) error {
 	c.mu.Unlock()
 
 	args := []string{"coordinator", "--id", id, "--raft-addr", raftAddr, "--http-addr", httpAddr, "--data-dir", n.dataDir,
-		"--token-file", c.tokenFile, "--lease-ttl", c.cfg.LeaseTTL.String(), "--restrict-raft-peers", "--raft-allowed-peers", "127.0.0.1",
+		"--token-file", c.tokenFile, "--operator-token-file", c.operatorFile, "--viewer-token-file", c.viewerFile,
+		"--lease-ttl", c.cfg.LeaseTTL.String(), "--restrict-raft-peers", "--raft-allowed-peers", "127.0.0.1",
 		"--log-level", c.cfg.LogLevel}
 	switch {
 	case first && id == "c0":
@@ -619,6 +647,45 @@ func (c *Cluster) learnerArgs(name string) []string {
 	args := append([]string{"learner"}, c.commonArgs()...)
 	return append(args, "--id", name, "--work-dir", filepath.Join(c.dir, "learners", name),
 		"--grace", c.cfg.Grace.String())
+}
+
+// dashboardLine is what `optoloop dashboard` prints once it listens.
+var dashboardLine = regexp.MustCompile(`^dashboard (http://\S+)/ui/$`)
+
+// startDashboard starts the dashboard process and waits until it listens. It reads with the
+// viewer credential.
+func (c *Cluster) startDashboard(ctx context.Context) error {
+	args := []string{"dashboard", "--coordinator", strings.Join(c.Endpoints(), ","), "--token-file", c.viewerFile,
+		"--redis", c.redis.URL(), "--redis-password-file", c.passFile, "--addr", c.cfg.Dashboard,
+		"--work-dir", filepath.Join(c.dir, "dashboard"), "--log-level", c.cfg.LogLevel}
+	if c.cfg.TraceURL != "" {
+		args = append(args, "--trace-url", c.cfg.TraceURL)
+	}
+	listening := make(chan string, 1)
+	watch := func(l string) {
+		if m := dashboardLine.FindStringSubmatch(l); m != nil {
+			select {
+			case listening <- m[1]:
+			default:
+			}
+		}
+	}
+	c.argv["dashboard"] = args
+	if err := c.start("dashboard", RoleDashboard, args, watch); err != nil {
+		return err
+	}
+	ch := c.current("dashboard")
+	select {
+	case u := <-listening:
+		c.mu.Lock()
+		c.dashboard = u
+		c.mu.Unlock()
+		return nil
+	case <-ch.done:
+		return fmt.Errorf("cluster: dashboard exited at start (%v); its last lines:\n%s", ch.err, ch.log.tail())
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: dashboard: not listening: %w", ctx.Err())
+	}
 }
 
 // childEnv is this process's environment without OPTOLOOP_* variables: a child gets its
@@ -846,6 +913,20 @@ func (c *Cluster) Dir() string { return c.dir }
 
 // TokenFile returns the 0600 file holding the coordinators' bearer token.
 func (c *Cluster) TokenFile() string { return c.tokenFile }
+
+// OperatorTokenFile and ViewerTokenFile return the 0600 files holding the coordinators'
+// operator and viewer credentials (sign in to the dashboard with either).
+func (c *Cluster) OperatorTokenFile() string { return c.operatorFile }
+
+// ViewerTokenFile: see OperatorTokenFile.
+func (c *Cluster) ViewerTokenFile() string { return c.viewerFile }
+
+// DashboardURL returns the dashboard's base URL ("" without Config.Dashboard).
+func (c *Cluster) DashboardURL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dashboard
+}
 
 // RedisURL returns the redis:// URL of the cluster's Redis (without the password).
 func (c *Cluster) RedisURL() string { return c.redis.URL() }

@@ -52,7 +52,7 @@ func TestReportOpensInChromium(t *testing.T) {
 		}
 	}
 	if bin == "" {
-		t.Skip("chromium is not installed (Debian: apt-get install --no-install-recommends chromium, or OPTOLOOP_WITH_CHROMIUM=1 make deps); the browser check of report.html is skipped")
+		t.Skip("chromium is not installed (Debian: apt-get install --no-install-recommends chromium, or make deps); the browser check of report.html is skipped")
 	}
 	t.Parallel()
 	dir := t.TempDir()

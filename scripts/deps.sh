@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what optoloop needs to build and test, and only what is missing:
 # Debian packages libopencv-dev (gocv), redis-server (tests), prometheus (tests, cluster up
-# --observe), pkg-config.
+# --observe), chromium (the dashboard's browser tests, the screenshots), pkg-config.
 # Prints what it did; fails with a clear message when something is missing and cannot be installed.
 set -euo pipefail
 
@@ -10,16 +10,14 @@ pkg-config --exists opencv4 2>/dev/null || missing+=(libopencv-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
-if [ -n "${OPTOLOOP_WITH_CHROMIUM:-}" ]; then
-	command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-fi
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ! command -v go >/dev/null 2>&1; then
 	echo "deps: the Go toolchain (go) is not on PATH; install Go 1.26 or newer first" >&2
 	exit 1
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-	echo "deps: all present (libopencv-dev, redis-server, prometheus, pkg-config)"
+	echo "deps: all present (libopencv-dev, redis-server, prometheus, chromium, pkg-config)"
 	exit 0
 fi
 

@@ -31,7 +31,7 @@ die() {
 }
 
 [ -x "$bin" ] || die "$bin not found: run make build first"
-command -v chromium >/dev/null 2>&1 || die "chromium not found: OPTOLOOP_WITH_CHROMIUM=1 scripts/deps.sh installs it"
+command -v chromium >/dev/null 2>&1 || die "chromium not found: make deps installs it"
 command -v curl >/dev/null 2>&1 || die "curl not found"
 "$bin" cluster up --help 2>/dev/null | grep -q -- '--otlp-endpoint' || die "$bin cluster up has no --otlp-endpoint flag"
 "$bin" trace --help >/dev/null 2>&1 || die "$bin has no trace command"

@@ -25,7 +25,7 @@ func newClusterCmd() *cobra.Command {
 		Use:   "cluster",
 		Short: "Run a whole cluster on this machine as separate processes (to try it before spreading it over machines)",
 	}
-	cmd.AddCommand(newClusterUpCmd())
+	cmd.AddCommand(newClusterUpCmd(), newClusterDrainCmd())
 	return cmd
 }
 
@@ -39,6 +39,9 @@ type clusterUpOptions struct {
 	logLevel          string
 	verbose           bool
 	observe           bool
+	dashboard         string
+	traceURL          string
+	hold              bool
 	binary            string
 	tel               telemetryOptions
 }
@@ -73,6 +76,9 @@ func newClusterUpCmd() *cobra.Command {
 	f.StringVar(&o.logLevel, "log-level", "info", "the processes' log level: debug, info, warn or error")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "also show every process's log on stderr")
 	f.BoolVar(&o.observe, "observe", false, "serve /metrics on every process and run a Prometheus scraping them (printed: prometheus: URL; data in --dir/prometheus; stopped with the cluster)")
+	f.StringVar(&o.dashboard, "dashboard", "", "serve the live dashboard on this host:port (printed: dashboard: URL, and the files of the operator's and viewer's sign-in tokens)")
+	f.StringVar(&o.traceURL, "trace-url", "", "the dashboard's link to a trace viewer, {trace_id} replaced (e.g. http://127.0.0.1:16686/trace/{trace_id})")
+	f.BoolVar(&o.hold, "hold", false, "after the run, keep the cluster (and its dashboard) up until Ctrl-C")
 	f.StringVar(&o.binary, "binary", "", "optoloop executable the processes run (default: this one)")
 	_ = f.MarkHidden("binary")
 	o.tel.register(cmd, false)
@@ -149,7 +155,11 @@ func runClusterUp(cmd *cobra.Command, path string, o clusterUpOptions) error {
 		cfg.Stderr = disp
 	}
 	cfg.Metrics = o.observe
-	err = clusterRun(cmd, cfg, spec, data, out, disp, log, o.observe)
+	cfg.Dashboard, cfg.TraceURL = o.dashboard, o.traceURL
+	if o.traceURL != "" && o.dashboard == "" {
+		return errors.New("--trace-url needs --dashboard")
+	}
+	err = clusterRun(cmd, cfg, spec, data, out, disp, log, o.observe, o.hold)
 	if err != nil {
 		return fmt.Errorf("%w (cluster logs in %s)", err, filepath.Join(dir, "logs"))
 	}
@@ -161,7 +171,7 @@ func runClusterUp(cmd *cobra.Command, path string, o clusterUpOptions) error {
 
 // clusterRun starts the cluster, runs the experiment on it, exports the run folder and stops
 // every process, whatever happens.
-func clusterRun(cmd *cobra.Command, cfg cluster.Config, spec experiment.Spec, data []byte, out string, disp *progress.Display, log *slog.Logger, observeCluster bool) (err error) {
+func clusterRun(cmd *cobra.Command, cfg cluster.Config, spec experiment.Spec, data []byte, out string, disp *progress.Display, log *slog.Logger, observeCluster, hold bool) (err error) {
 	ctx := cmd.Context()
 	log.Info("starting the cluster", "dir", cfg.Dir, "lines", spec.Lines, "worker_processes", cfg.Workers, "learners", cfg.Learners)
 	c, err := cluster.Up(ctx, cfg)
@@ -173,6 +183,9 @@ func clusterRun(cmd *cobra.Command, cfg cluster.Config, spec experiment.Spec, da
 			err = errors.Join(err, fmt.Errorf("stopping the cluster: %w", cerr))
 		}
 	}()
+	if u := c.DashboardURL(); u != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "dashboard: %s/ui/ (sign in with the token in %s to act, or %s to watch)\n", u, c.OperatorTokenFile(), c.ViewerTokenFile())
+	}
 	if observeCluster {
 		stop, oerr := observe(ctx, c, cmd.OutOrStdout(), log)
 		if oerr != nil {
@@ -218,6 +231,10 @@ func clusterRun(cmd *cobra.Command, cfg cluster.Config, spec experiment.Spec, da
 	if err := printReportTable(cmd.OutOrStdout(), run.Report); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(cmd.OutOrStdout(), "\nrun folder: %s\nreport: %s\n", out, html)
-	return err
+	if _, err = fmt.Fprintf(cmd.OutOrStdout(), "\nrun folder: %s\nreport: %s\n", out, html); err != nil || !hold {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), "holding the cluster up (--hold): Ctrl-C stops it")
+	<-ctx.Done()
+	return nil
 }

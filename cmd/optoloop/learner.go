@@ -84,6 +84,7 @@ func runLearner(cmd *cobra.Command, o learnerOptions) error {
 	cfg := fleet.DefaultLearnerConfig()
 	cfg.ID, cfg.Broker = id, cl
 	cfg.Replay, cfg.Params, cfg.Checkpoints = stores.Replay, stores.Params, stores.Checkpoints
+	cfg.Live = store
 	cfg.WorkDir, cfg.LeaseTTL, cfg.Logger = dir, o.leaseTTL, log
 	cfg.MeterProvider = tel.MeterProvider()
 	if tel.Tracing() {

@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 		newWorkerCmd(),
 		newLearnerCmd(),
 		newClusterCmd(),
+		newDashboardCmd(),
 		newStatusCmd(),
 		newTrackCmd(),
 		newTraceCmd(),

@@ -39,6 +39,10 @@ type workerOptions struct {
 	parallel  int
 	logLevel  string
 	tel       telemetryOptions
+	tileEvery time.Duration
+	tileTTL   time.Duration
+	tileWidth int
+	noTiles   bool
 }
 
 func newWorkerCmd() *cobra.Command {
@@ -73,6 +77,10 @@ func newWorkerCmd() *cobra.Command {
 	f.DurationVar(&o.grace, "grace", time.Minute, "on SIGTERM, how long running episodes may take to finish before they are failed")
 	f.IntVar(&o.parallel, "parallel", 0, "simulated arenas running an episode at once in this process (default: the number of CPUs); an arena leases only when it can run")
 	f.IntVar(&o.buffer, "replay-buffer", d.ReplayBuffer, "frames of a running episode that may wait for an unavailable Redis before the episode fails")
+	f.DurationVar(&o.tileEvery, "tile-every", d.TileEvery, "how often each arena publishes its dashboard tile (thumbnail and numbers) to Redis")
+	f.DurationVar(&o.tileTTL, "tile-ttl", d.TileTTL, "how long a tile lives in Redis unless refreshed (a dashboard shows an arena without one as stale)")
+	f.IntVar(&o.tileWidth, "tile-width", d.TileWidth, "thumbnail width in pixels (64-1024)")
+	f.BoolVar(&o.noTiles, "no-tiles", false, "publish no dashboard tiles")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.tel.register(cmd, true)
 	return cmd
@@ -171,6 +179,10 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 		cfg.Broker = cl
 		cfg.Replay, cfg.Params, cfg.Tracks = stores.Replay, stores.Params, stores.Tracks
 		cfg.LeaseTTL, cfg.ReplayBuffer, cfg.Gate = o.leaseTTL, o.buffer, gate
+		if !o.noTiles {
+			cfg.Live, cfg.Process = store, prefix
+			cfg.TileEvery, cfg.TileTTL, cfg.TileWidth = o.tileEvery, o.tileTTL, o.tileWidth
+		}
 		cfg.Logger = log
 		cfg.MeterProvider = tel.MeterProvider()
 		if tel.Tracing() {
