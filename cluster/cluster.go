@@ -132,6 +132,7 @@ type Config struct {
 	// Dashboard, when set, is the host:port (port 0: a free one) on which an `optoloop
 	// dashboard` process serves the live page; it reads with the viewer credential
 	// (ViewerTokenFile), and signing in with OperatorTokenFile's token allows its actions.
+	// Without it the workers publish no tiles (--no-tiles).
 	Dashboard string
 	// TraceURL, when set, is the dashboard's --trace-url (a trace viewer's URL with
 	// {trace_id}).
@@ -620,6 +621,9 @@ func (c *Cluster) workerArgs(w WorkerProcess) []string {
 		"--grace", c.cfg.Grace.String())
 	if c.cfg.NoRender {
 		args = append(args, "--no-render")
+	}
+	if c.cfg.Dashboard == "" {
+		args = append(args, "--no-tiles") // nobody watches: no tile is drawn or stored
 	}
 	if c.cfg.Pace > 0 {
 		args = append(args, "--pace", strconv.FormatFloat(c.cfg.Pace, 'g', -1, 64))
