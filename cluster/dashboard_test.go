@@ -22,8 +22,8 @@ import (
 )
 
 // dashYAML is the dashboard test's experiment: 2 lines of 2 arenas, 4 collect episodes per
-// line of 30 s (7.5 s at --pace 4), a short training task per line, one evaluation episode per
-// condition.
+// line of 30 s (7.5 s at --pace 4), a short training task per line, one evaluation episode of
+// 40 s per condition.
 const dashYAML = `
 name: dash
 seed: 3
@@ -31,16 +31,16 @@ lines: ["446", "73"]
 arenas_per_line: 2
 collect: { hours_per_line: 0.0334, episode_seconds: 30, light_probability: 0.3 }
 train: { ensemble_size: 1, updates: 2000, checkpoint_every: 500, batch_size: 16 }
-evaluate: { episodes_per_condition: 1, episode_seconds: 15 }
+evaluate: { episodes_per_condition: 1, episode_seconds: 40 }
 `
 
 // TestDashboardFollowsTheCluster opens the dashboard of a cluster of separate OS processes
 // (redis-server, 3 coordinators, worker and learner processes, the dashboard process; rendered
 // simulated arenas at --pace 4) in headless Chromium, signed in as a viewer: one tile per arena,
-// naming its arena id, with a thumbnail that decodes; a running tile's episode progress and
-// distance change; a viewer cannot cancel the experiment (through the dashboard or the
-// coordinator) and sees no action buttons; with the Raft leader killed the page keeps
-// updating; the phase bars reach 100 % and the report link opens the report; no console error
+// naming its arena id, with a thumbnail that decodes; a viewer cannot cancel the experiment
+// (through the dashboard or the coordinator) and sees no action buttons; with the Raft leader
+// killed the page keeps updating; an evaluation tile's episode progress and distance change;
+// the phase bars reach 100 % and the report link opens the report; no console error
 // throughout.
 func TestDashboardFollowsTheCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
@@ -71,23 +71,6 @@ func TestDashboardFollowsTheCluster(t *testing.T) {
 		}
 		p.Wait(w.ArenaID+"'s thumbnail decoded", `(() => { const i = `+tile+`.querySelector('img.thumb'); return !i.hidden && i.complete && i.naturalWidth > 0; })()`)
 	}
-
-	// A running tile moves on: its step grows and the distance changes within one episode.
-	type tileNow struct {
-		Arena, Episode, Distance string
-		Step                     int
-	}
-	running := `(() => { const n = [...document.querySelectorAll('#arenas [data-arena][data-state="running"]')].find(n => n.querySelector('[data-distance]').dataset.distance !== '');
-		if (!n) return null;
-		return { Arena: n.dataset.arena, Episode: n.querySelector('a.episode-link').textContent, Distance: n.querySelector('[data-distance]').dataset.distance, Step: +n.querySelector('.progress').dataset.step }; })()`
-	p.Wait("a running, tracked tile", running+` !== null`)
-	first := dashboardtest.Evaluate[tileNow](p, running)
-	tile := `document.querySelector('[data-arena=` + strconv.Quote(first.Arena) + `]')`
-	p.Wait(first.Arena+"'s episode moving on", `(() => { const n = `+tile+`;
-		return n.querySelector('a.episode-link').textContent === `+strconv.Quote(first.Episode)+` &&
-			+n.querySelector('.progress').dataset.step > `+strconv.Itoa(first.Step)+` &&
-			n.querySelector('[data-distance]').dataset.distance !== `+strconv.Quote(first.Distance)+` &&
-			n.querySelector('[data-distance]').dataset.distance !== ''; })()`)
 
 	// A viewer cannot cancel: no button on the page, 403 from the dashboard and from the
 	// coordinator, and the experiment runs on.
@@ -124,6 +107,24 @@ func TestDashboardFollowsTheCluster(t *testing.T) {
 	t.Logf("killed leader %s at page seq %d, %d items done", leader, seq, done)
 	p.Wait("another leader on the page", `(() => { const l = document.querySelector('#leader').dataset.leader; return l !== '' && l !== `+strconv.Quote(leader)+`; })()`)
 	p.Wait("the page updating after the kill", `+document.body.dataset.seq > `+strconv.Itoa(seq+3)+` && `+doneJS+` > `+strconv.Itoa(done))
+
+	// An evaluation episode's tile moves on: its step grows and the distance to its target
+	// changes within the episode (collection episodes have no target).
+	type tileNow struct {
+		Arena, Episode, Distance string
+		Step                     int
+	}
+	running := `(() => { const n = [...document.querySelectorAll('#arenas [data-arena][data-state="running"]')].find(n => n.querySelector('[data-distance]').dataset.distance !== '');
+		if (!n) return null;
+		return { Arena: n.dataset.arena, Episode: n.querySelector('a.episode-link').textContent, Distance: n.querySelector('[data-distance]').dataset.distance, Step: +n.querySelector('.progress').dataset.step }; })()`
+	p.WaitFor("a running evaluation tile, tracked", running+` !== null`, 3*time.Minute)
+	first := dashboardtest.Evaluate[tileNow](p, running)
+	tile := `document.querySelector('[data-arena=` + strconv.Quote(first.Arena) + `]')`
+	p.Wait(first.Arena+"'s episode moving on", `(() => { const n = `+tile+`;
+		return n.querySelector('a.episode-link').textContent === `+strconv.Quote(first.Episode)+` &&
+			+n.querySelector('.progress').dataset.step > `+strconv.Itoa(first.Step)+` &&
+			n.querySelector('[data-distance]').dataset.distance !== `+strconv.Quote(first.Distance)+` &&
+			n.querySelector('[data-distance]').dataset.distance !== ''; })()`)
 
 	// The experiment ends: every phase bar full, and the report opens from its link.
 	if _, err := c.Wait(ctx, id, nil); err != nil {

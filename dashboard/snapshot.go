@@ -99,6 +99,7 @@ type Arena struct {
 	Step          int       `json:"step"`
 	Steps         int       `json:"steps"`
 	DistanceCM    Num       `json:"distance_cm"`
+	Tracked       bool      `json:"tracked"`
 	Confidence    Num       `json:"confidence"`
 	Light         bool      `json:"light"`
 	LatencyMS     Num       `json:"latency_ms"`
@@ -393,6 +394,7 @@ func (a *Arena) fill(t live.Tile) {
 	a.Experiment, a.Episode, a.Kind = t.Experiment, t.Episode, t.Kind
 	a.Step, a.Steps = t.Step, t.Steps
 	a.DistanceCM, a.Confidence, a.Light, a.LatencyMS = Num(t.DistanceCM), Num(t.Confidence), t.Light, Num(t.LatencyMS)
+	a.Tracked = t.Tracked
 	a.PolicyVersion, a.Error, a.Seq, a.TileAt = t.PolicyVersion, t.Error, t.Seq, t.At
 }
 

@@ -325,15 +325,18 @@ func (t *tiles) publish(ctx context.Context, s *shot, at time.Time) {
 		tile.Experiment, tile.Episode, tile.Kind, tile.Token = st.it.ExperimentID, st.it.ID, string(st.it.Kind), st.it.Token
 	}
 	key := thumbKey{state: state}
+	// A collection episode has no target (learners place virtual ones): none is drawn and no
+	// distance is given.
 	var target *[2]float64
-	if st.gen != 0 && tile.Episode != "" {
+	if st.gen != 0 && tile.Episode != "" && st.it.Target != nil {
 		c, tc := t.geo.cal, st.it.TargetCM()
 		target = &[2]float64{c.CenterX + tc[0]*c.PxPerCM, c.CenterY + tc[1]*c.PxPerCM}
 		key.gen = st.gen
 	}
 	if s != nil {
 		tile.Step, tile.Steps, tile.Confidence, tile.LatencyMS = s.index+1, s.steps, finite(s.confidence), finite(s.latency)
-		if d := math.Hypot(s.x-s.target[0], s.y-s.target[1]) / t.geo.cal.PxPerCM; s.ok && d >= 0 && !math.IsInf(d, 0) {
+		tile.Tracked = s.ok
+		if d := math.Hypot(s.x-s.target[0], s.y-s.target[1]) / t.geo.cal.PxPerCM; target != nil && s.ok && d >= 0 && !math.IsInf(d, 0) {
 			tile.DistanceCM = d
 		}
 		tile.Light = s.light && state == live.StateRunning

@@ -317,10 +317,10 @@ func TestWorkerPublishesTiles(t *testing.T) {
 				if light != tl.Light {
 					t.Errorf("tile %d: light %v, its border says %v", tl.Seq, tl.Light, light)
 				}
-				if tl.State == live.StateRunning && tl.DistanceCM >= 0 && !head {
-					t.Errorf("tile %d: worm tracked %.2f cm from the target but no head drawn", tl.Seq, tl.DistanceCM)
+				if tl.State == live.StateRunning && tl.Tracked && !head {
+					t.Errorf("tile %d: worm tracked but no head drawn", tl.Seq)
 				}
-				if tl.State == live.StateIdle && (head || tl.Episode != "" || tl.Step != 0 || tl.DistanceCM >= 0 || tl.Light) {
+				if tl.State == live.StateIdle && (head || tl.Episode != "" || tl.Step != 0 || tl.DistanceCM >= 0 || tl.Tracked || tl.Light) {
 					t.Errorf("idle tile %+v (head drawn %v)", tl, head)
 				}
 				if len(states) == 0 || states[len(states)-1] != tl.State {
@@ -339,7 +339,7 @@ func TestWorkerPublishesTiles(t *testing.T) {
 				tls := perEpisode[it.ID]
 				recs := concat(w.chunksOf(t, "446", it.ID, it.Result.Token))
 				var steps []int
-				dists := map[float64]bool{}
+				confs := map[float64]bool{}
 				for _, tl := range tls {
 					if tl.State != live.StateLeased && tl.State != live.StateRunning {
 						t.Errorf("episode %s: a %s tile", it.ID, tl.State)
@@ -349,14 +349,18 @@ func TestWorkerPublishesTiles(t *testing.T) {
 					}
 					if tl.State == live.StateRunning && tl.Step > 0 {
 						// The light and tracking the tile says are the loop's at its step.
-						if r := recs[tl.Step-1]; tl.Light != r.Light || (tl.DistanceCM >= 0) != r.OK {
-							t.Errorf("episode %s: tile at step %d: light %v, distance %v; the record: light %v, tracked %v", it.ID, tl.Step, tl.Light, tl.DistanceCM, r.Light, r.OK)
+						if r := recs[tl.Step-1]; tl.Light != r.Light || tl.Tracked != r.OK {
+							t.Errorf("episode %s: tile at step %d: light %v, tracked %v; the record: light %v, tracked %v", it.ID, tl.Step, tl.Light, tl.Tracked, r.Light, r.OK)
+						}
+						// A collection episode has no target: no distance.
+						if tl.DistanceCM != -1 {
+							t.Errorf("episode %s: collection tile at step %d %v cm from a target", it.ID, tl.Step, tl.DistanceCM)
 						}
 					}
 					if tl.State == live.StateRunning {
 						steps = append(steps, tl.Step)
-						if tl.DistanceCM >= 0 {
-							dists[tl.DistanceCM] = true
+						if tl.Tracked {
+							confs[tl.Confidence] = true
 						}
 						// Step 0: the loop has stepped, but its first shot has not come yet.
 						if (tl.Step > 0 && !(tl.LatencyMS > 0)) || tl.Confidence < 0 || tl.Confidence > 1 {
@@ -367,8 +371,8 @@ func TestWorkerPublishesTiles(t *testing.T) {
 				if len(steps) < 3 || !slices.IsSorted(steps) || steps[0] == steps[len(steps)-1] || steps[len(steps)-1] > 60 {
 					t.Errorf("episode %s: running tiles at steps %v", it.ID, steps)
 				}
-				if len(dists) < 2 {
-					t.Errorf("episode %s: distances %v", it.ID, dists)
+				if len(confs) < 1 {
+					t.Errorf("episode %s: no tracked tile", it.ID)
 				}
 			}
 		})

@@ -53,9 +53,12 @@ type Tile struct {
 	// Step and Steps are the episode's progress in control steps.
 	Step  int `json:"step"`
 	Steps int `json:"steps"`
-	// DistanceCM is the tracked worm's distance to the target (negative when not tracked),
+	// DistanceCM is the tracked worm's distance to the target (negative when not tracked or
+	// when the episode has no target: collection),
 	// Confidence the tracker's confidence, Light the light state in force.
 	DistanceCM float64 `json:"distance_cm"`
+	// Tracked says the loop had a usable pose at Step.
+	Tracked    bool    `json:"tracked"`
 	Confidence float64 `json:"confidence"`
 	Light      bool    `json:"light"`
 	// LatencyMS is the last frame -> light latency in milliseconds.

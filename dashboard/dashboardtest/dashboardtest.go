@@ -91,10 +91,16 @@ func (t *Tab) Do(what string, timeout time.Duration, steps ...chromedp.Action[ch
 	}
 }
 
-// Wait polls a JavaScript predicate until it is true.
+// Wait polls a JavaScript predicate until it is true, for at most 30 s.
 func (t *Tab) Wait(what, predicate string) {
 	t.tb.Helper()
-	ctx, cancel := context.WithTimeout(t.ctx, 30*time.Second)
+	t.WaitFor(what, predicate, 30*time.Second)
+}
+
+// WaitFor polls a JavaScript predicate until it is true, for at most timeout.
+func (t *Tab) WaitFor(what, predicate string, timeout time.Duration) {
+	t.tb.Helper()
+	ctx, cancel := context.WithTimeout(t.ctx, timeout)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](predicate, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
 		t.tb.Fatalf("waiting for %s: %v (console errors: %v)", what, err, t.ConsoleErrors())

@@ -254,7 +254,7 @@
     setText(r.ptext, a.steps > 0 ? a.step + ' / ' + a.steps : '');
     const tracked = !a.stale && typeof a.distance_cm === 'number' && a.distance_cm >= 0;
     setAttr(r.dist, 'data-distance', tracked ? a.distance_cm.toFixed(3) : '');
-    setText(r.dist, a.stale ? '' : tracked ? a.distance_cm.toFixed(2) + ' cm' : 'not tracked');
+    setText(r.dist, a.stale ? '' : tracked ? a.distance_cm.toFixed(2) + ' cm' : a.tracked ? 'no target' : 'not tracked');
     setAttr(r.conf, 'data-confidence', a.stale ? '' : num(a.confidence, 2));
     setText(r.conf, a.stale ? '' : 'conf ' + num(a.confidence, 2));
     setAttr(r.lat, 'data-latency-ms', a.stale ? '' : num(a.latency_ms, 1));
