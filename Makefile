@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/optoloop
 DEMO    := demo-out
 
-.PHONY: all deps build test vet demo cluster-demo trace-demo bench clean
+.PHONY: all deps build test vet demo cluster-demo trace-demo dashboard-shot dashboard-cost bench clean
 
 all: build
 
@@ -41,6 +41,15 @@ cluster-demo: build
 # Chromium (docs/trace-*.png). JAEGER_UI_DIR=DIR (a built jaeger-ui) adds Jaeger's own UI.
 trace-demo: build
 	scripts/trace-demo.sh $(BIN) $(DEMO)
+
+# The demo experiment on a one-machine cluster with its dashboard; headless Chromium takes
+# docs/dashboard.png once the twelve arenas run.
+dashboard-shot: build
+	scripts/dashboard-shot.sh $(BIN) $(DEMO)
+
+# What the dashboard costs a worker process of 64 arenas, Redis and the page (BENCHMARKS.md).
+dashboard-cost: build
+	scripts/dashboard-cost.sh $(BIN) $(DEMO)
 
 bench: build
 	scripts/bench.sh $(BIN)
