@@ -254,8 +254,9 @@ func newPainter(g geometry) *painter {
 	return p
 }
 
-// draw paints s (nil: the plate alone, with target when not nil) for an arena in state with
-// the light as given.
+// draw paints s (nil: the plate alone) for an arena in state with the light as given, and the
+// target when it is not nil (an episode without one, collection, draws none; with a shot, the
+// shot's target is drawn).
 func (p *painter) draw(s *shot, target *[2]float64, state string, light bool) {
 	g, img := p.g, p.img
 	if s != nil && s.rendered {
@@ -270,7 +271,7 @@ func (p *painter) draw(s *shot, target *[2]float64, state string, light bool) {
 	}
 	sc := p.sc
 	p.circle(g.cal.CenterX*sc, g.cal.CenterY*sc, g.cal.PlateRadius*sc, colPlate)
-	if s != nil {
+	if s != nil && target != nil {
 		target = &s.target
 	}
 	if target != nil {
@@ -283,7 +284,7 @@ func (p *painter) draw(s *shot, target *[2]float64, state string, light bool) {
 		wx, wy := s.x*sc, s.y*sc
 		p.circle(wx, wy, max(6, 0.1*g.cal.PxPerCM*sc), colLocator)
 		p.worm(s, 0, 0, sc, 1, false, false)
-		p.inset(s, wx, wy)
+		p.inset(s, wx, wy, target != nil)
 	}
 	p.border(light)
 	bs := 3 * p.b
@@ -291,8 +292,8 @@ func (p *painter) draw(s *shot, target *[2]float64, state string, light bool) {
 }
 
 // inset draws the crop around the worm (or, without pixels, the worm schematically) in the
-// corner of the thumbnail away from it.
-func (p *painter) inset(s *shot, wx, wy float64) {
+// corner of the thumbnail away from it, with the target's ring when targeted.
+func (p *painter) inset(s *shot, wx, wy float64, targeted bool) {
 	g := p.g
 	d, m := g.insetD, p.b+2
 	x0, y0 := g.w-m-d, g.h-m-d
@@ -324,7 +325,9 @@ func (p *painter) inset(s *shot, wx, wy float64) {
 	}
 	sc := float64(d) / float64(g.cropS)
 	ox, oy := float64(x0)-float64(cropX)*sc, float64(y0)-float64(cropY)*sc
-	p.circle(ox+s.target[0]*sc, oy+s.target[1]*sc, withinCM*g.cal.PxPerCM*sc, colTarget)
+	if targeted {
+		p.circle(ox+s.target[0]*sc, oy+s.target[1]*sc, withinCM*g.cal.PxPerCM*sc, colTarget)
+	}
 	p.worm(s, ox, oy, sc, max(1, int(math.Round(bodyCM*g.cal.PxPerCM*sc))), !s.rendered, s.rendered)
 	p.frame(p.clip, colInset)
 	p.clip = p.img.Rect
