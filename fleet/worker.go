@@ -187,11 +187,25 @@ func (w *Worker) Run(ctx context.Context) error { return w.Serve(ctx, nil) }
 // after it to hand the arena's id back. With Live, the arena's tile says draining from then
 // on; Serve returns once its tile publisher has stopped.
 func (w *Worker) Serve(ctx context.Context, drain <-chan struct{}) error {
-	stop := w.tiles.start(ctx, drain)
-	defer stop()
+	// Tiles start once the coordinator has taken the registration: a worker it refuses (a
+	// wrong token, an unknown line) publishes nothing.
+	var stopTiles func()
+	defer func() {
+		if stopTiles != nil {
+			stopTiles()
+		}
+	}()
 	cal, _ := json.Marshal(w.cfg.Station.Calibration())
 	reg := api.RegisterWorkerCmd{ID: w.cfg.ID, ArenaID: w.cfg.ArenaID, Line: w.cfg.Station.Line(), Calibration: cal}
-	regFn := func(ctx context.Context) error { return w.cfg.Broker.RegisterWorker(ctx, reg) }
+	regFn := func(rctx context.Context) error {
+		if err := w.cfg.Broker.RegisterWorker(rctx, reg); err != nil {
+			return err
+		}
+		if stopTiles == nil {
+			stopTiles = w.tiles.start(ctx, drain)
+		}
+		return nil
+	}
 	return serve(ctx, drain, "worker "+w.cfg.ID, w.cfg.Broker, w.cfg.Poll, w.log, regFn, w.step)
 }
 

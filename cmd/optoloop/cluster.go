@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -87,6 +88,12 @@ func newClusterUpCmd() *cobra.Command {
 
 func runClusterUp(cmd *cobra.Command, path string, o clusterUpOptions) error {
 	// Every input is checked before anything is started or written.
+	if o.traceURL != "" && o.dashboard == "" {
+		return errors.New("--trace-url needs --dashboard")
+	}
+	if o.traceURL != "" && !strings.Contains(o.traceURL, "{trace_id}") {
+		return errors.New("--trace-url must hold {trace_id}")
+	}
 	_, spec, data, err := loadExperiment(path, o.linesFile)
 	if err != nil {
 		return err
@@ -156,9 +163,6 @@ func runClusterUp(cmd *cobra.Command, path string, o clusterUpOptions) error {
 	}
 	cfg.Metrics = o.observe
 	cfg.Dashboard, cfg.TraceURL = o.dashboard, o.traceURL
-	if o.traceURL != "" && o.dashboard == "" {
-		return errors.New("--trace-url needs --dashboard")
-	}
 	err = clusterRun(cmd, cfg, spec, data, out, disp, log, o.observe, o.hold)
 	if err != nil {
 		return fmt.Errorf("%w (cluster logs in %s)", err, filepath.Join(dir, "logs"))

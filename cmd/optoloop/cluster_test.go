@@ -56,6 +56,8 @@ func TestClusterUpBadInput(t *testing.T) {
 		{"bad log level", []string{good, "--log-level", "loud"}, "--log-level"},
 		{"bad lines file", []string{good, "--lines-file", filepath.Join(dir, "nope.yaml")}, "nope.yaml"},
 		{"finished run folder", []string{good, "--out", finished}, "already holds a report"},
+		{"trace url without a dashboard", []string{good, "--trace-url", "http://127.0.0.1:16686/trace/{trace_id}"}, "--trace-url needs --dashboard"},
+		{"trace url without its id", []string{good, "--dashboard", "127.0.0.1:0", "--trace-url", "http://127.0.0.1:16686/"}, "{trace_id}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
