@@ -5,9 +5,11 @@
 // --arenas K`) and learner processes (`optoloop learner`). It is how `optoloop cluster up` runs
 // an experiment and how tests run the real cluster.
 //
-// Secrets never reach a command line or a log: the coordinator token and the Redis password
-// are generated with crypto/rand and handed to the children in 0600 files (TokenFile,
-// RedisPasswordFile) under the cluster's folder.
+// Secrets never reach a command line or a log: the coordinator tokens (the cluster's, an
+// operator's and a viewer's) and the Redis password are generated with crypto/rand and handed
+// to the children in 0600 files (TokenFile, OperatorTokenFile, ViewerTokenFile,
+// RedisPasswordFile) under the cluster's folder. With Config.Dashboard an `optoloop dashboard`
+// process serves the live page (DashboardURL), reading with the viewer's token.
 //
 // Every child runs in a process group of its own and is SIGKILLed by the kernel when the
 // supervisor dies (Linux: Pdeathsig), even on kill -9 of the supervisor, so nothing outlives

@@ -258,7 +258,8 @@ func (f *FSM) Progress(id string) (api.ExperimentProgress, bool) {
 		}
 		p.Lines = append(p.Lines, r)
 	}
-	// Newest first: items are in creation order and each item's attempts in order.
+	// Items are in creation order and each item's attempts in order: reversed, the newest
+	// items' latest attempts come first.
 	slices.Reverse(failures)
 	if len(failures) > api.MaxProgressFailures {
 		failures = failures[:api.MaxProgressFailures]

@@ -160,7 +160,8 @@ type ExperimentProgress struct {
 	Reason string      `json:"reason,omitempty"`
 	// Phases lists every phase that has items, in protocol order.
 	Phases []PhaseProgress `json:"phases"`
-	// Failures are the newest failed attempts (at most MaxProgressFailures), newest first.
+	// Failures are failed attempts (at most MaxProgressFailures): the newest items' first,
+	// each item's latest attempt first (attempt times are not kept).
 	Failures []ItemFailure `json:"failures,omitempty"`
 	// Lines is the per-line table of the evaluation as it fills: one row per line, condition
 	// and agent line.
