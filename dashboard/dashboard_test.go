@@ -379,6 +379,16 @@ func TestLearnerCurvesAreDownsampled(t *testing.T) {
 	if len(snap.Learners) != 1 || snap.Learners[0].ID != "l1" || snap.Learners[0].Lost {
 		t.Fatalf("learners %+v", snap.Learners)
 	}
+	// Reported done after that heartbeat: the task shows all its updates done.
+	if _, err := e.cl.Report(e.ctx(), api.ReportCmd{Holder: "l1", ItemID: task.ID, Token: task.Token, PolicyVersion: 3}); err != nil {
+		t.Fatal(err)
+	}
+	snap = b.waitSnapshot("the task done", func(s Snapshot) bool {
+		return len(s.Tasks) == 1 && s.Tasks[0].State == string(api.StateDone)
+	})
+	if tk := snap.Tasks[0]; tk.Updates == nil || tk.Updates.Done != 1000 || tk.Updates.Total != 1000 || tk.FinalVersion != 3 {
+		t.Fatalf("done task %+v", tk)
+	}
 }
 
 func (e *env) outcome() episode.Outcome {

@@ -598,6 +598,11 @@ func (p *poller) taskViews(exps []api.Experiment) []Task {
 				if it.Result != nil {
 					t.FinalVersion = it.Result.PolicyVersion
 				}
+				// A done task did all its updates, whatever its last heartbeat said (a short task
+				// may report before a heartbeat carries its progress).
+				if it.State == api.StateDone && it.Progress != nil {
+					t.Updates = &api.Progress{Done: it.Progress.Total, Total: it.Progress.Total}
+				}
 			}
 			c, ok := byTask[r.id]
 			if ok && t.Line == "" {
