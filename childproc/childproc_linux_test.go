@@ -39,7 +39,10 @@ func TestDiesWithItsParent(t *testing.T) {
 		<-exited
 	})
 	var pid int
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for pid == 0 {
 		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 0 {
 			if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
 				t.Fatalf("pid file %q", b)
@@ -49,10 +52,9 @@ func TestDiesWithItsParent(t *testing.T) {
 		select {
 		case err := <-exited:
 			t.Fatalf("parent exited: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
+		case <-deadline:
 			t.Fatal("no pid file")
+		case <-tick.C:
 		}
 	}
 	if err := syscall.Kill(pid, 0); err != nil {

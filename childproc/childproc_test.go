@@ -3,8 +3,6 @@ package childproc
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -13,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/optoloop/optoloop/childproc/childproctest"
 )
 
 // start starts sh -c script and kills it at the end of the test.
@@ -30,17 +30,20 @@ func start(t *testing.T, script string) *Process {
 // rest of that line.
 func waitOutput(t *testing.T, p *Process, prefix string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		for _, l := range strings.Split(p.Output(), "\n") {
 			if rest, ok := strings.CutPrefix(l, prefix); ok {
 				return rest
 			}
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-deadline:
 			t.Fatalf("no %q in the output %q", prefix, p.Output())
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -48,16 +51,9 @@ func waitOutput(t *testing.T, p *Process, prefix string) string {
 // this test).
 func gone(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(b), ") Z ") {
-			return
-		}
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("process %d still running", pid)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if left := childproctest.WaitGone(10*time.Second, pid); len(left) != 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("process %d still running", pid)
 	}
 }
 

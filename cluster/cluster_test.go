@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optoloop/optoloop/childproc/childproctest"
 	"github.com/optoloop/optoloop/cluster"
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/experiment/plan"
@@ -131,7 +132,7 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if left := waitGone(pids(all), 0); len(left) != 0 {
+	if left := childproctest.WaitGone(0, pids(all)...); len(left) != 0 {
 		t.Fatalf("processes %v still exist after Close", left)
 	}
 	for _, p := range c.Processes() {
@@ -166,7 +167,7 @@ func TestUpFailureLeavesNoProcess(t *testing.T) {
 	if len(all) < 2 {
 		t.Fatalf("processes.json lists %+v: want redis and c0", all)
 	}
-	if left := waitGone(pids(all), 0); len(left) != 0 {
+	if left := childproctest.WaitGone(0, pids(all)...); len(left) != 0 {
 		t.Fatalf("processes %v still exist after a failed Up", left)
 	}
 }
@@ -204,7 +205,7 @@ func TestNothingOutlivesTheSupervisor(t *testing.T) {
 				t.Fatalf("processes.json lists %+v, want 6 processes", all)
 			}
 			for _, p := range all {
-				if gone(p.PID) {
+				if childproctest.Gone(p.PID) {
 					t.Fatalf("%s (pid %d) is not running while the supervisor is", p.Name, p.PID)
 				}
 			}
@@ -215,7 +216,7 @@ func TestNothingOutlivesTheSupervisor(t *testing.T) {
 			}
 			err = cmd.Wait()
 			t.Logf("supervisor ended: %v", err)
-			if left := waitGone(pids(all), 10*time.Second); len(left) != 0 {
+			if left := childproctest.WaitGone(10*time.Second, pids(all)...); len(left) != 0 {
 				for _, p := range left {
 					b, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
 					t.Errorf("pid %d outlived the supervisor: %s", p, strings.ReplaceAll(string(b), "\x00", " "))

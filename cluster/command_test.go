@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/optoloop/optoloop/childproc/childproctest"
 	"github.com/optoloop/optoloop/cluster"
 	"github.com/optoloop/optoloop/results"
 )
@@ -99,7 +100,7 @@ func TestClusterUpCommand(t *testing.T) {
 			if len(all) < 7 {
 				t.Errorf("processes.json lists %d processes, want at least 7", len(all))
 			}
-			if left := waitGone(pids(all), 0); len(left) != 0 {
+			if left := childproctest.WaitGone(0, pids(all)...); len(left) != 0 {
 				t.Fatalf("processes %v still exist after cluster up ended", left)
 			}
 		})

@@ -3,7 +3,9 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,12 +67,15 @@ func TestClusterSurvivesFaults(t *testing.T) {
 	}
 	inCollect("redis is stopped")
 
-	// 3. redis-server stopped and restarted (its append-only file) during collection.
+	// 3. redis-server stopped and restarted (its append-only file) during collection, once a
+	// worker has found it away.
+	logs := w.workerLogs()
 	if err := c.Redis().Stop(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%v: redis stopped", time.Since(t0).Round(time.Millisecond))
-	time.Sleep(time.Second)
+	w.untilLogged(logs, "store unavailable; retrying")
+	t.Logf("%v: a worker found redis away", time.Since(t0).Round(time.Millisecond))
 	if err := c.RestartProcess(ctx, "redis"); err != nil {
 		t.Fatal(err)
 	}
@@ -201,11 +206,55 @@ func (w watcher) view() api.ExperimentView {
 
 func (w watcher) doneEpisodes(v api.ExperimentView) int { return v.Counts.Episodes[api.StateDone] }
 
+// workerLogs returns the size of every worker process's log now.
+func (w watcher) workerLogs() map[string]int64 {
+	w.t.Helper()
+	sizes := map[string]int64{}
+	for _, p := range w.c.Workers() {
+		path := filepath.Join(w.c.Dir(), "logs", p.Name+".log")
+		fi, err := os.Stat(path)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		sizes[path] = fi.Size()
+	}
+	return sizes
+}
+
+// untilLogged waits (up to 2 minutes, looking every 100 ms) until a worker process logs text
+// after the sizes workerLogs gave.
+func (w watcher) untilLogged(since map[string]int64, text string) {
+	w.t.Helper()
+	deadline := time.After(2 * time.Minute)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for path, off := range since {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			if int64(len(b)) > off && strings.Contains(string(b[off:]), text) {
+				return
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			w.t.Fatalf("no worker logged %q in 2 minutes", text)
+		case <-w.ctx.Done():
+			w.t.Fatalf("waiting for a worker to log %q: %v", text, w.ctx.Err())
+		}
+	}
+}
+
 // until polls (every 100 ms) until cond holds; it fails the test when the experiment ends
 // first, a process fails, or after 2 minutes.
 func (w watcher) until(what string, cond func(api.ExperimentView) bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.After(2 * time.Minute)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		v := w.view()
 		if cond(v) {
@@ -217,9 +266,10 @@ func (w watcher) until(what string, cond func(api.ExperimentView) bool) {
 		if f := w.c.Failures(); len(f) != 0 {
 			w.t.Fatalf("waiting for %s: %v", what, f[0])
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-deadline:
 			w.t.Fatalf("timed out waiting for %s (phase %s, counts %+v)", what, v.Experiment.Phase, v.Counts)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

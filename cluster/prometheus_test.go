@@ -146,17 +146,22 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 func poll(t *testing.T, ctx context.Context, what string, cond func() error) {
 	t.Helper()
 	t0 := time.Now()
-	deadline := t0.Add(2 * time.Minute)
+	deadline := time.After(2 * time.Minute)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		err := cond()
 		if err == nil {
 			t.Logf("%s: after %v", what, time.Since(t0).Round(time.Millisecond))
 			return
 		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", what, err)
+		case <-deadline:
 			t.Fatalf("%s: %v", what, err)
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 

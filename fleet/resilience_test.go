@@ -29,7 +29,15 @@ type awayReplay struct {
 }
 
 func (r *awayReplay) Append(ctx context.Context, c fleet.Chunk) error {
-	time.Sleep(r.slow)
+	if r.slow > 0 {
+		t := time.NewTimer(r.slow)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 	if r.down.Load() {
 		r.refusals.Add(1)
 		r.refusedOnce.Do(func() { close(r.refused) })

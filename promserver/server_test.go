@@ -1,7 +1,6 @@
 package promserver
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/optoloop/optoloop/childproc/childproctest"
 )
 
 // needPrometheus skips a test that starts a server when the prometheus binary is absent.
@@ -85,17 +85,20 @@ func (e *endpoint) addr() string { return e.srv.Listener.Addr().String() }
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
 	t0 := time.Now()
-	deadline := t0.Add(time.Minute)
+	deadline := time.After(time.Minute)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		err := cond()
 		if err == nil {
 			t.Logf("%s: after %v", what, time.Since(t0).Round(time.Millisecond))
 			return
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-deadline:
 			t.Fatalf("%s: %v", what, err)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -319,51 +322,12 @@ func TestStartGivesUpWithContext(t *testing.T) {
 // TestServerDiesWithItsParent runs a child process that starts a server and is then killed
 // with SIGKILL: the kernel kills the server too (Pdeathsig).
 func TestServerDiesWithItsParent(t *testing.T) {
-	if dir := os.Getenv("PROMSERVER_TEST_CHILD"); dir != "" {
+	needPrometheus(t)
+	childproctest.DiesWithParent(t, "TestServerDiesWithItsParent", "PROMSERVER_TEST_CHILD", func(dir string) (int, error) {
 		s, err := Start(context.Background(), Config{Dir: dir})
 		if err != nil {
-			fmt.Println("error", err)
-			os.Exit(1)
+			return 0, err
 		}
-		fmt.Println("pid", s.PID())
-		select {} // until the test kills this parent
-	}
-	needPrometheus(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServerDiesWithItsParent$")
-	cmd.Env = append(os.Environ(), "PROMSERVER_TEST_CHILD="+t.TempDir())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("child: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "pid "))
-	if err != nil {
-		t.Fatalf("child said %q", line)
-	}
-	if err := syscall.Kill(pid, 0); err != nil {
-		t.Fatalf("server %d not running: %v", pid, err)
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	// The server was the child's child: once orphaned and killed it is reaped by init (or a
-	// subreaper), so wait until the pid is gone.
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(b), ") Z ") {
-			break // killed, a zombie waiting for its reaper
-		}
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("server %d still running 10s after its parent was killed", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return s.PID(), nil
+	})
 }

@@ -1,21 +1,20 @@
 package redisserver
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/optoloop/optoloop/childproc/childproctest"
 )
 
 // password has every kind of byte redis.conf would otherwise split or unescape.
@@ -183,50 +182,11 @@ func TestStartGivesUpWithContext(t *testing.T) {
 // TestServerDiesWithItsParent runs a child process that starts a server and is then killed
 // with SIGKILL: the kernel kills the server too (Pdeathsig).
 func TestServerDiesWithItsParent(t *testing.T) {
-	if os.Getenv("REDISSERVER_TEST_CHILD") != "" {
-		s, err := Start(context.Background(), Config{Dir: os.Getenv("REDISSERVER_TEST_CHILD"), Password: "x"})
+	childproctest.DiesWithParent(t, "TestServerDiesWithItsParent", "REDISSERVER_TEST_CHILD", func(dir string) (int, error) {
+		s, err := Start(context.Background(), Config{Dir: dir, Password: "x"})
 		if err != nil {
-			fmt.Println("error", err)
-			os.Exit(1)
+			return 0, err
 		}
-		fmt.Println("pid", s.PID())
-		select {} // until the test kills this parent
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServerDiesWithItsParent$")
-	cmd.Env = append(os.Environ(), "REDISSERVER_TEST_CHILD="+t.TempDir())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("child: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "pid "))
-	if err != nil {
-		t.Fatalf("child said %q", line)
-	}
-	if err := syscall.Kill(pid, 0); err != nil {
-		t.Fatalf("server %d not running: %v", pid, err)
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	// The server was the child's child: once orphaned and killed it is reaped by init (or a
-	// subreaper), so wait until the pid is gone.
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(b), ") Z ") {
-			break // killed, a zombie waiting for its reaper
-		}
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("server %d still running 10s after its parent was killed", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return s.PID(), nil
+	})
 }
