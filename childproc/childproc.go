@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -148,4 +149,56 @@ func (p *Process) Kill() {
 		p.cmd.Process.Kill() //nolint:errcheck // the process may have exited already
 	}
 	<-p.done
+}
+
+// Slot is the current incarnation of a server that is stopped and started again: at most one
+// process runs in it at a time. Its methods are safe for concurrent use; the zero Slot holds
+// no process.
+type Slot struct {
+	mu sync.Mutex
+	p  *Process // nil before the first start
+}
+
+// ErrRunning is returned (wrapped) by Slot.Start when the slot's process runs.
+var ErrRunning = errors.New("already running")
+
+// Start calls start unless the slot's process runs (ErrRunning, with its pid) and
+// keeps the process start returns (also with an error: one started but never ready, which
+// start has killed). The slot stays locked while start runs, so two Starts never start two
+// processes.
+func (s *Slot) Start(start func() (*Process, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p.Running() {
+		return fmt.Errorf("%w (pid %d)", ErrRunning, s.p.PID())
+	}
+	p, err := start()
+	if p != nil {
+		s.p = p
+	}
+	return err
+}
+
+// Running reports whether the slot's process runs (started and not yet exited).
+func (s *Slot) Running() bool { return s.current().Running() }
+
+// PID returns the process id of the running process (0 when none runs).
+func (s *Slot) PID() int {
+	p := s.current()
+	if !p.Running() {
+		return 0
+	}
+	return p.PID()
+}
+
+// Stop stops the slot's process (Process.Stop); with none running it does nothing.
+func (s *Slot) Stop(timeout time.Duration) error { return s.current().Stop(timeout) }
+
+// Kill kills the slot's process (Process.Kill); with none running it does nothing.
+func (s *Slot) Kill() { s.current().Kill() }
+
+func (s *Slot) current() *Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.p
 }

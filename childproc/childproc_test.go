@@ -262,3 +262,54 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestSlot: an empty slot has no pid and stops and kills nothing; a second Start while its
+// process runs fails with ErrRunning and starts nothing; once the process is killed, Start
+// runs again; a start that fails keeps the process it returns (one started, never ready).
+func TestSlot(t *testing.T) {
+	var s Slot
+	if s.Running() || s.PID() != 0 || s.Stop(time.Second) != nil {
+		t.Fatalf("empty slot: running %v, pid %d", s.Running(), s.PID())
+	}
+	s.Kill()
+	starts := 0
+	start := func() (*Process, error) {
+		starts++
+		return Start(exec.Command("sleep", "60"), nil, nil)
+	}
+	if err := s.Start(start); err != nil {
+		t.Fatal(err)
+	}
+	first := s.PID()
+	if !s.Running() || first == 0 {
+		t.Fatalf("after Start: running %v, pid %d", s.Running(), first)
+	}
+	if err := s.Start(start); !errors.Is(err, ErrRunning) || starts != 1 || !strings.Contains(err.Error(), strconv.Itoa(first)) {
+		t.Fatalf("second Start: %v after %d starts, want ErrRunning naming pid %d", err, starts, first)
+	}
+	s.Kill()
+	if s.Running() || s.PID() != 0 {
+		t.Fatalf("after Kill: running %v, pid %d", s.Running(), s.PID())
+	}
+	notReady := errors.New("not ready")
+	if err := s.Start(func() (*Process, error) {
+		p, err := start()
+		if err != nil {
+			return nil, err
+		}
+		p.Kill()
+		return p, notReady
+	}); !errors.Is(err, notReady) || starts != 2 {
+		t.Fatalf("a start that fails: %v after %d starts", err, starts)
+	}
+	if s.Running() {
+		t.Fatal("a killed, never ready process counts as running")
+	}
+	if err := s.Start(start); err != nil || !s.Running() || s.PID() == first {
+		t.Fatalf("Start after a failed one: %v, running %v, pid %d", err, s.Running(), s.PID())
+	}
+	if err := s.Stop(5 * time.Second); err == nil || s.Running() {
+		// sleep dies of SIGTERM: Stop says so.
+		t.Fatalf("Stop: %v, running %v", err, s.Running())
+	}
+}

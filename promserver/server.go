@@ -85,9 +85,9 @@ type Server struct {
 	targetsF string
 	http     *http.Client
 
+	proc    childproc.Slot
 	mu      sync.Mutex
-	proc    *childproc.Process // nil before the first start
-	targets []string           // as last written to the targets file
+	targets []string // as last written to the targets file
 }
 
 // Start writes the server's prometheus.yml and targets.json in cfg.Dir, starts prometheus and
@@ -183,14 +183,39 @@ var errAddrInUse = errors.New("address already in use")
 // start writes the configuration and the targets, starts the process and waits until it is
 // ready.
 func (s *Server) start(ctx context.Context) error {
+	err := s.proc.Start(func() (*childproc.Process, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("promserver %s: start: %w", s.Addr(), err)
+		}
+		if err := s.writeFiles(); err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(s.binary,
+			"--config.file="+s.conf,
+			"--storage.tsdb.path="+filepath.Join(s.cfg.Dir, DataDir),
+			"--web.listen-address="+net.JoinHostPort(s.host, strconv.Itoa(s.port)),
+			"--log.format=logfmt")
+		cmd.Dir = s.cfg.Dir
+		p, err := childproc.Start(cmd, s.cfg.Stderr, lastLine)
+		if err != nil {
+			return nil, fmt.Errorf("promserver: start %s: %w", s.binary, err)
+		}
+		if err := s.waitReady(ctx, p); err != nil {
+			p.Kill()
+			return p, err
+		}
+		return p, nil
+	})
+	if errors.Is(err, childproc.ErrRunning) {
+		return fmt.Errorf("promserver %s: %w", s.Addr(), err)
+	}
+	return err
+}
+
+// writeFiles writes the configuration and the targets last set.
+func (s *Server) writeFiles() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc.Running() {
-		return fmt.Errorf("promserver %s: already running (pid %d)", s.Addr(), s.proc.PID())
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("promserver %s: start: %w", s.Addr(), err)
-	}
 	conf, err := s.config()
 	if err != nil {
 		return err
@@ -198,25 +223,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err := childproc.WriteFile(s.conf, conf); err != nil {
 		return fmt.Errorf("promserver: write %s: %w", s.conf, err)
 	}
-	if err := s.writeTargets(s.targets); err != nil {
-		return err
-	}
-	cmd := exec.Command(s.binary,
-		"--config.file="+s.conf,
-		"--storage.tsdb.path="+filepath.Join(s.cfg.Dir, DataDir),
-		"--web.listen-address="+net.JoinHostPort(s.host, strconv.Itoa(s.port)),
-		"--log.format=logfmt")
-	cmd.Dir = s.cfg.Dir
-	p, err := childproc.Start(cmd, s.cfg.Stderr, lastLine)
-	if err != nil {
-		return fmt.Errorf("promserver: start %s: %w", s.binary, err)
-	}
-	s.proc = p
-	if err := s.waitReady(ctx, p); err != nil {
-		p.Kill()
-		return err
-	}
-	return nil
+	return s.writeTargets(s.targets)
 }
 
 // waitReady polls /-/ready until the server answers 200 and then checks that the server
@@ -395,30 +402,16 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 func (s *Server) Dir() string { return s.cfg.Dir }
 
 // Running reports whether the server process is running (started and not yet exited).
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.proc.Running()
-}
+func (s *Server) Running() bool { return s.proc.Running() }
 
 // PID returns the process id of the running server (0 when it is not running).
-func (s *Server) PID() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.proc.Running() {
-		return 0
-	}
-	return s.proc.PID()
-}
+func (s *Server) PID() int { return s.proc.PID() }
 
 // Stop shuts the server down with SIGTERM and waits for it to exit (Prometheus closes its
 // database). A server that has not exited after a minute is killed. Stopping a server that is
 // not running does nothing.
 func (s *Server) Stop() error {
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
-	if err := p.Stop(stopTimeout); err != nil {
+	if err := s.proc.Stop(stopTimeout); err != nil {
 		return fmt.Errorf("promserver %s: %w", s.Addr(), err)
 	}
 	return nil
@@ -427,10 +420,7 @@ func (s *Server) Stop() error {
 // Kill kills the server with SIGKILL and waits until it is reaped: a crash, for tests. Killing
 // a server that is not running does nothing.
 func (s *Server) Kill() error {
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
-	p.Kill()
+	s.proc.Kill()
 	return nil
 }
 

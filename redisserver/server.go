@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/optoloop/optoloop/childproc"
@@ -71,8 +70,7 @@ type Server struct {
 	tlsPort int
 	conf    string
 
-	mu   sync.Mutex
-	proc *childproc.Process // nil before the first start
+	proc childproc.Slot
 }
 
 // Start writes the server's redis.conf in cfg.Dir, starts redis-server and returns once it
@@ -164,29 +162,29 @@ var errAddrInUse = errors.New("address already in use")
 
 // start writes the configuration, starts the process and waits until it answers.
 func (s *Server) start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc.Running() {
-		return fmt.Errorf("redisserver %s: already running (pid %d)", s.Addr(), s.proc.PID())
+	err := s.proc.Start(func() (*childproc.Process, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("redisserver %s: start: %w", s.Addr(), err)
+		}
+		if err := childproc.WriteFile(s.conf, s.config()); err != nil {
+			return nil, fmt.Errorf("redisserver: write %s: %w", s.conf, err)
+		}
+		cmd := exec.Command(s.binary, s.conf)
+		cmd.Dir = s.cfg.Dir
+		p, err := childproc.Start(cmd, s.cfg.Stderr, lastLine)
+		if err != nil {
+			return nil, fmt.Errorf("redisserver: start %s: %w", s.binary, err)
+		}
+		if err := s.waitReady(ctx, p); err != nil {
+			p.Kill()
+			return p, err
+		}
+		return p, nil
+	})
+	if errors.Is(err, childproc.ErrRunning) {
+		return fmt.Errorf("redisserver %s: %w", s.Addr(), err)
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("redisserver %s: start: %w", s.Addr(), err)
-	}
-	if err := childproc.WriteFile(s.conf, s.config()); err != nil {
-		return fmt.Errorf("redisserver: write %s: %w", s.conf, err)
-	}
-	cmd := exec.Command(s.binary, s.conf)
-	cmd.Dir = s.cfg.Dir
-	p, err := childproc.Start(cmd, s.cfg.Stderr, lastLine)
-	if err != nil {
-		return fmt.Errorf("redisserver: start %s: %w", s.binary, err)
-	}
-	s.proc = p
-	if err := s.waitReady(ctx, p); err != nil {
-		p.Kill()
-		return err
-	}
-	return nil
+	return err
 }
 
 // waitReady polls the server with AUTH and PING until it answers PONG, exits or ctx ends.
@@ -303,30 +301,16 @@ func (s *Server) Password() string { return s.cfg.Password }
 func (s *Server) Dir() string { return s.cfg.Dir }
 
 // Running reports whether the server process is running (started and not yet exited).
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.proc.Running()
-}
+func (s *Server) Running() bool { return s.proc.Running() }
 
 // PID returns the process id of the running server (0 when it is not running).
-func (s *Server) PID() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.proc.Running() {
-		return 0
-	}
-	return s.proc.PID()
-}
+func (s *Server) PID() int { return s.proc.PID() }
 
 // Stop shuts the server down with SIGTERM and waits for it to exit: Redis fsyncs its
 // append-only file on shutdown. A server that has not exited after a minute is killed. Stopping
 // a server that is not running does nothing.
 func (s *Server) Stop() error {
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
-	if err := p.Stop(stopTimeout); err != nil {
+	if err := s.proc.Stop(stopTimeout); err != nil {
 		return fmt.Errorf("redisserver %s: %w", s.Addr(), err)
 	}
 	return nil
@@ -336,10 +320,7 @@ func (s *Server) Stop() error {
 // a crash, for tests. What the server acknowledged with appendfsync always is in its
 // append-only file. Killing a server that is not running does nothing.
 func (s *Server) Kill() error {
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
-	p.Kill()
+	s.proc.Kill()
 	return nil
 }
 
