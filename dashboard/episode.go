@@ -149,18 +149,22 @@ func (s *Server) episodePage(w http.ResponseWriter, r *http.Request, _ *session)
 func metrics(it api.Item, e *results.Episode) []metric {
 	var out []metric
 	add := func(name, v string) { out = append(out, metric{name, v}) }
-	if it.Result != nil && it.Result.Outcome != nil {
-		o := it.Result.Outcome
-		add("closest approach (cm)", fmtNum(o.ClosestCM, 3))
-		if o.TimeTo05cmS != nil {
-			add("time to 0.5 cm (s)", fmtNum(*o.TimeTo05cmS, 1))
+	// distances adds what the outcome and the track both hold.
+	distances := func(closest float64, t05 *float64, final, light, lost float64) {
+		add("closest approach (cm)", fmtNum(closest, 3))
+		if t05 != nil {
+			add("time to 0.5 cm (s)", fmtNum(*t05, 1))
 		} else {
 			add("time to 0.5 cm (s)", "never")
 		}
-		add("final distance (cm)", fmtNum(o.FinalDistanceCM, 3))
+		add("final distance (cm)", fmtNum(final, 3))
+		add("light on (fraction of steps)", fmtNum(light, 3))
+		add("not tracked (fraction of steps)", fmtNum(lost, 3))
+	}
+	if it.Result != nil && it.Result.Outcome != nil {
+		o := it.Result.Outcome
+		distances(o.ClosestCM, o.TimeTo05cmS, o.FinalDistanceCM, o.LightFraction, o.LostFraction)
 		add("mean speed (mm/s)", fmtNum(o.MeanSpeedMMs, 3))
-		add("light on (fraction of steps)", fmtNum(o.LightFraction, 3))
-		add("not tracked (fraction of steps)", fmtNum(o.LostFraction, 3))
 		add("tracked span (s)", fmtNum(o.Seconds, 1))
 		add("control steps", strconv.Itoa(o.Frames))
 		add("policy version", strconv.FormatUint(o.PolicyVersion, 10))
@@ -169,15 +173,7 @@ func metrics(it api.Item, e *results.Episode) []metric {
 	if e == nil {
 		return nil
 	}
-	add("closest approach (cm)", fmtNum(e.ClosestCM, 3))
-	if e.TimeTo05cmS != nil {
-		add("time to 0.5 cm (s)", fmtNum(*e.TimeTo05cmS, 1))
-	} else {
-		add("time to 0.5 cm (s)", "never")
-	}
-	add("final distance (cm)", fmtNum(e.FinalDistanceCM, 3))
-	add("light on (fraction of steps)", fmtNum(e.LightFraction, 3))
-	add("not tracked (fraction of steps)", fmtNum(e.LostFraction, 3))
+	distances(e.ClosestCM, e.TimeTo05cmS, e.FinalDistanceCM, e.LightFraction, e.LostFraction)
 	add("length (s)", fmtNum(e.Seconds, 1))
 	return out
 }

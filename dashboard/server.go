@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -54,33 +55,11 @@ type subscriber struct {
 // New checks cfg and returns a server; zero fields of cfg take DefaultConfig's values.
 func New(cfg Config) (*Server, error) {
 	d := DefaultConfig()
-	if cfg.Poll == 0 {
-		cfg.Poll = d.Poll
-	}
-	if cfg.LostAfter == 0 {
-		cfg.LostAfter = d.LostAfter
-	}
-	if cfg.CurvePoints == 0 {
-		cfg.CurvePoints = d.CurvePoints
-	}
-	if cfg.FinishedExperiments == 0 {
-		cfg.FinishedExperiments = d.FinishedExperiments
-	}
-	if cfg.FrameRows == 0 {
-		cfg.FrameRows = d.FrameRows
-	}
-	if cfg.SessionIdle == 0 {
-		cfg.SessionIdle = d.SessionIdle
-	}
-	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = d.MaxSessions
-	}
-	if cfg.MaxStreams == 0 {
-		cfg.MaxStreams = d.MaxStreams
-	}
-	if cfg.Heartbeat == 0 {
-		cfg.Heartbeat = d.Heartbeat
-	}
+	cfg.Poll, cfg.LostAfter, cfg.Heartbeat, cfg.SessionIdle = cmp.Or(cfg.Poll, d.Poll), cmp.Or(cfg.LostAfter, d.LostAfter),
+		cmp.Or(cfg.Heartbeat, d.Heartbeat), cmp.Or(cfg.SessionIdle, d.SessionIdle)
+	cfg.CurvePoints, cfg.FinishedExperiments, cfg.FrameRows = cmp.Or(cfg.CurvePoints, d.CurvePoints),
+		cmp.Or(cfg.FinishedExperiments, d.FinishedExperiments), cmp.Or(cfg.FrameRows, d.FrameRows)
+	cfg.MaxSessions, cfg.MaxStreams = cmp.Or(cfg.MaxSessions, d.MaxSessions), cmp.Or(cfg.MaxStreams, d.MaxStreams)
 	if cfg.Logger == nil {
 		cfg.Logger = d.Logger
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/optoloop/optoloop/agentlib/learner"
-	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/fleet"
 	"github.com/optoloop/optoloop/live"
 	"github.com/optoloop/optoloop/live/livetest"
@@ -22,25 +21,7 @@ import (
 // liveLearner is newLearner publishing its learning curves to lv.
 func liveLearner(t *testing.T, w *world, id string, ck fleet.Checkpoints, lv live.Publisher) *fleet.Learner {
 	t.Helper()
-	cfg := fleet.DefaultLearnerConfig()
-	cfg.ID = id
-	cfg.Broker = w.local
-	cfg.Replay, cfg.Params, cfg.Checkpoints = w.replay, w.params, w.ckpts
-	if ck != nil {
-		cfg.Checkpoints = ck
-	}
-	cfg.WorkDir = t.TempDir()
-	cfg.LeaseTTL = testTTL
-	cfg.ReportBackoff = time.Millisecond
-	cfg.Live = lv
-	l, err := fleet.NewLearner(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.local.RegisterLearner(context.Background(), api.RegisterLearnerCmd{ID: id}); err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return newLearner(t, w, id, ck, nil, func(c *fleet.LearnerConfig) { c.Live = lv })
 }
 
 // recordingLive is a live store that records the updates of every curve append, and how many

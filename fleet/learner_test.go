@@ -116,8 +116,8 @@ func mirror(t *testing.T, base *world, keep func(c fleet.Chunk) bool) *world {
 }
 
 // newLearner returns a learner of w (with checkpoints ck and params p instead of w's when
-// set), registered under id.
-func newLearner(t *testing.T, w *world, id string, ck fleet.Checkpoints, p fleet.Params) *fleet.Learner {
+// set, and its config changed by tune), registered under id.
+func newLearner(t *testing.T, w *world, id string, ck fleet.Checkpoints, p fleet.Params, tune ...func(*fleet.LearnerConfig)) *fleet.Learner {
 	t.Helper()
 	cfg := fleet.DefaultLearnerConfig()
 	cfg.ID = id
@@ -132,6 +132,9 @@ func newLearner(t *testing.T, w *world, id string, ck fleet.Checkpoints, p fleet
 	cfg.WorkDir = t.TempDir()
 	cfg.LeaseTTL = testTTL
 	cfg.ReportBackoff = time.Millisecond
+	for _, f := range tune {
+		f(&cfg)
+	}
 	l, err := fleet.NewLearner(cfg)
 	if err != nil {
 		t.Fatal(err)
