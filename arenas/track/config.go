@@ -19,10 +19,19 @@ type Config struct {
 	// Calibration is the camera and plate tracked: scale, plate mask and frame period.
 	Calibration arenas.Calibration
 
-	// BodyLength is the expected worm length in pixels (default 1 mm at the calibration's
-	// scale). Area, length and width bounds, the search region and the local background
-	// kernel derive from it.
+	// BodyLength is the nominal worm length in pixels (default 1 mm, a young adult, at the
+	// calibration's scale): the reference length a track starts from and the unit of the
+	// search region and the settling distance.
 	BodyLength float64
+	// MinBodyLength and MaxBodyLength bound the length of a worm the tracker accepts, in
+	// pixels (default 0.4 mm, an L1 larva, to 1.5 mm, a gravid adult, at the calibration's
+	// scale). The area and width bounds and the local background kernel derive from them;
+	// within a track, the reference length follows the confident frames inside these bounds.
+	MinBodyLength, MaxBodyLength float64
+	// Polarity says whether the worm is darker than the agar (bright-field, the default) or
+	// brighter than it (dark-field, as on the reference's rig), or to decide it from the
+	// background (AutoPolarity).
+	Polarity Polarity
 	// MidlinePoints is the number of points of the ordered midline, head first (default 49).
 	MidlinePoints int
 
@@ -93,6 +102,8 @@ func DefaultConfig(cal arenas.Calibration) Config {
 	return Config{
 		Calibration:      cal,
 		BodyLength:       mm,
+		MinBodyLength:    max(0.4*mm, min(8, mm)),
+		MaxBodyLength:    1.5 * mm,
 		MidlinePoints:    49,
 		MinContrast:      12,
 		NoiseK:           5,
@@ -124,6 +135,11 @@ func (c Config) Validate() error {
 	switch {
 	case !pos(c.BodyLength) || c.BodyLength < 8 || c.BodyLength > 4000:
 		return fmt.Errorf("track: body length %v px must be in [8, 4000]", c.BodyLength)
+	case !pos(c.MinBodyLength) || c.MinBodyLength < 8 || !(c.MaxBodyLength >= c.MinBodyLength) || c.MaxBodyLength > 4000 ||
+		c.BodyLength < c.MinBodyLength || c.BodyLength > c.MaxBodyLength:
+		return fmt.Errorf("track: body length bounds [%v, %v] px must hold the nominal %v px and lie in [8, 4000]", c.MinBodyLength, c.MaxBodyLength, c.BodyLength)
+	case c.Polarity < DarkWorm || c.Polarity > AutoPolarity:
+		return fmt.Errorf("track: polarity %d unknown", int(c.Polarity))
 	case c.MidlinePoints < 5 || c.MidlinePoints > 1000:
 		return fmt.Errorf("track: midline points %d must be in [5, 1000]", c.MidlinePoints)
 	case !(c.MinContrast >= 1 && c.MinContrast <= 200):
@@ -154,6 +170,40 @@ func (c Config) Validate() error {
 		return fmt.Errorf("track: refresh stripes %d must be in [1, 4096]", c.RefreshStripes)
 	}
 	return nil
+}
+
+// Polarity is how the worm shows against the agar.
+type Polarity int
+
+const (
+	// DarkWorm: bright-field, the worm darker than the agar.
+	DarkWorm Polarity = iota
+	// BrightWorm: dark-field, the worm brighter than the background.
+	BrightWorm
+	// AutoPolarity: decided from the background (or, without one, from the first frame).
+	AutoPolarity
+)
+
+func (p Polarity) String() string {
+	switch p {
+	case DarkWorm:
+		return "dark"
+	case BrightWorm:
+		return "bright"
+	case AutoPolarity:
+		return "auto"
+	}
+	return fmt.Sprintf("polarity(%d)", int(p))
+}
+
+// ParsePolarity reads "dark", "bright" or "auto".
+func ParsePolarity(s string) (Polarity, error) {
+	for _, p := range []Polarity{DarkWorm, BrightWorm, AutoPolarity} {
+		if s == p.String() {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("track: polarity %q: want dark, bright or auto", s)
 }
 
 // expectedWidth is the nominal body width in pixels (a tenth of the length).

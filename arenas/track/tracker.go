@@ -85,6 +85,9 @@ type Tracker struct {
 	lastSeen time.Time
 	haveLast bool
 	lastC    [2]float64
+	// bright is the polarity in use: the worm brighter than the background (dark-field).
+	// It is cfg.Polarity resolved (AutoPolarity decides it from the background).
+	bright bool
 }
 
 // mats are the OpenCV buffers a Tracker reuses from frame to frame.
@@ -106,7 +109,7 @@ func New(cfg Config, log *slog.Logger) (*Tracker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracker{cfg: cfg, log: log, refLen: cfg.BodyLength}
+	t := &Tracker{cfg: cfg, log: log, refLen: cfg.BodyLength, bright: cfg.Polarity == BrightWorm}
 	for _, m := range t.mats.all() {
 		*m = gocv.NewMat()
 	}
