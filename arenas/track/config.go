@@ -41,14 +41,16 @@ type Config struct {
 	// NoiseK is the detection threshold in robust noise deviations of the difference image.
 	NoiseK float64
 	// MinAreaRatio, MaxAreaRatio bound a plausible worm's area relative to the expected
-	// area (BodyLength x BodyLength/10 x 0.8).
+	// area of a worm of the shortest and the longest accepted length (L x L/10 x 0.8).
 	MinAreaRatio, MaxAreaRatio float64
 	// MinLengthRatio, MaxLengthRatio bound a plausible uncoiled midline's length relative to
-	// the reference length (BodyLength, refined by the lengths measured on confident frames
-	// when RefineLength is set). A shorter midline means the worm is curled up on itself.
+	// the reference length once it is known, and to the accepted length range before. A
+	// shorter midline means the worm is curled up on itself.
 	MinLengthRatio, MaxLengthRatio float64
-	// RefineLength makes the reference length follow the lengths measured on confident frames
-	// (within [0.7, 1.4] x BodyLength).
+	// RefineLength measures the worm: the reference length is unknown (any length in
+	// [MinBodyLength, MaxBodyLength]) until the median of the first confident frames sets it,
+	// and then follows the confident frames within those bounds. Without it, BodyLength is
+	// the worm's known length from the first frame.
 	RefineLength bool
 	// PlateMask restricts the search to the calibration's plate circle.
 	PlateMask bool
@@ -206,8 +208,8 @@ func ParsePolarity(s string) (Polarity, error) {
 	return 0, fmt.Errorf("track: polarity %q: want dark, bright or auto", s)
 }
 
-// expectedWidth is the nominal body width in pixels (a tenth of the length).
-func (c Config) expectedWidth() float64 { return c.BodyLength / 10 }
+// widthOf is the nominal body width in pixels of a worm l pixels long (a tenth of it).
+func widthOf(l float64) float64 { return l / 10 }
 
-// expectedArea is the nominal worm area in pixels.
-func (c Config) expectedArea() float64 { return 0.8 * c.BodyLength * c.expectedWidth() }
+// areaOf is the nominal area in pixels of a worm l pixels long.
+func areaOf(l float64) float64 { return 0.8 * l * widthOf(l) }

@@ -4,7 +4,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 
 	"gocv.io/x/gocv"
@@ -91,17 +90,4 @@ func stillCalibration(w, h int, pxPerCM float64) arenas.Calibration {
 	c.CenterX, c.CenterY = float64(w)/2, float64(h)/2
 	c.PlateRadius = math.Hypot(float64(w), float64(h))
 	return c
-}
-
-// median of v (v is reordered).
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	sort.Float64s(v)
-	n := len(v)
-	if n%2 == 1 {
-		return v[n/2]
-	}
-	return (v[n/2-1] + v[n/2]) / 2
 }

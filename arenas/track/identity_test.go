@@ -92,7 +92,7 @@ func TestIdentityRules(t *testing.T) {
 					}
 					c := [2]float64{}
 					c[0], c[1] = centre(mid)
-					out, _ := id.orient(mid, make([]float64, len(mid)), c, now, cfg, length)
+					out, _ := id.orient(mid, make([]float64, len(mid)), make([]float64, len(mid)), c, now, cfg, length, false)
 					lastHead = out[0]
 				}
 				if st.lost {

@@ -22,6 +22,7 @@ type candidate struct {
 	label      int
 	area       int
 	x, y, w, h int
+	dark       float64 // mean darkening over the blob
 }
 
 // segment looks for the worm in roi. edge reports that the chosen blob touches the region's
@@ -48,10 +49,10 @@ func (t *Tracker) segment(f arenas.Frame, roi image.Rectangle, now time.Time) (R
 	if err != nil || len(stats) < 5*n {
 		return t.lost(now, BadFrame), image.Rectangle{}, false
 	}
-	expA := t.cfg.expectedArea()
-	minA := t.cfg.MinAreaRatio * expA
-	maxA := t.cfg.MaxAreaRatio * expA * 1.5
-	maxSide := 1.6 * t.cfg.BodyLength * t.cfg.MaxLengthRatio
+	lo, hi := t.sizeRange()
+	minA := t.cfg.MinAreaRatio * areaOf(lo)
+	maxA := t.cfg.MaxAreaRatio * areaOf(hi) * 1.5
+	maxSide := 1.6 * hi * t.cfg.MaxLengthRatio
 	var cands []candidate
 	for l := 1; l < n; l++ {
 		st := stats[5*l : 5*l+5]
@@ -71,33 +72,99 @@ func (t *Tracker) segment(f arenas.Frame, roi image.Rectangle, now time.Time) (R
 	if len(cands) == 0 {
 		return t.lost(now, NoWorm), image.Rectangle{}, false
 	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].area > cands[j].area })
-	best := cands[0]
-	edge := best.x == 0 || best.y == 0 || best.x+best.w == w || best.y+best.h == h
-	where := image.Rect(roi.Min.X+best.x, roi.Min.Y+best.y, roi.Min.X+best.x+best.w, roi.Min.Y+best.y+best.h)
-	if len(cands) > 1 && t.wormLike(cands[1], best) {
-		r := t.lost(now, TwoWorms)
-		return r, where, edge
-	}
 	labels, err := int32s(&m.labels)
 	if err != nil || len(labels) != w*h {
 		return t.lost(now, BadFrame), image.Rectangle{}, false
 	}
-	res := t.shape(best, labels, blur, w, roi, thr, now)
-	if where.Min.X <= 0 || where.Min.Y <= 0 || where.Max.X >= f.Width || where.Max.Y >= f.Height {
+	sort.Slice(cands, func(i, j int) bool { return cands[i].area > cands[j].area })
+	// The blobs that could be a worm: of comparable area to the largest, elongated and about as
+	// dark (a faint out-of-focus part of the worm, or agar texture, is not a second worm).
+	cands = cands[:min(len(cands), 8)]
+	for i := range cands {
+		cands[i].dark = meanOver(cands[i], labels, blur, w)
+	}
+	best := 0
+	// Continuity: a worm seen within ReacquireAfter is the blob nearest its last centre (a
+	// second worm entering the field neither steals its identity nor hides it).
+	follow := t.haveLast && now.Sub(t.lastSeen) <= t.cfg.ReacquireAfter
+	if follow {
+		lx, ly := t.lastC[0]-float64(roi.Min.X), t.lastC[1]-float64(roi.Min.Y)
+		bestD := math.Inf(1)
+		for i, c := range cands {
+			// A blob of about the size the worm had (the worm, not a speck beside it).
+			a := float64(c.area)
+			if t.lastArea > 0 && (a < 0.5*t.lastArea || a > 2*t.lastArea) {
+				continue
+			}
+			if d := c.distTo(lx, ly); d < bestD {
+				best, bestD = i, d
+			}
+		}
+	}
+	chosen := cands[best]
+	others := 0
+	for i, c := range cands {
+		if i != best && t.wormLike(c, chosen) {
+			others++
+		}
+	}
+	edge := chosen.x == 0 || chosen.y == 0 || chosen.x+chosen.w == w || chosen.y+chosen.h == h
+	where := image.Rect(roi.Min.X+chosen.x, roi.Min.Y+chosen.y, roi.Min.X+chosen.x+chosen.w, roi.Min.Y+chosen.y+chosen.h)
+	if others > 0 && !follow {
+		// Two worms at acquisition: which one is ours is unknown.
+		r := t.lost(now, TwoWorms)
+		return r, where, edge
+	}
+	cut := where.Min.X <= 0 || where.Min.Y <= 0 || where.Max.X >= f.Width || where.Max.Y >= f.Height
+	res := t.shape(chosen, labels, blur, w, roi, thr, cut, now)
+	if others > 0 {
+		res.OtherWorm = true
+	}
+	if cut {
 		// Cut by the frame's edge: the worm's length and ends are unknown.
 		res.Confidence = math.Min(res.Confidence, 0.4)
 		res.CutByEdge = true
+		if res.OK {
+			res.Flags = append(res.Flags, "cut by edge")
+		}
 	}
 	return res, where, edge
 }
 
-// wormLike reports whether the second blob c could be another worm next to the best one:
-// comparable area and an elongated extent.
-func (t *Tracker) wormLike(c, best candidate) bool {
-	return float64(c.area) >= 0.5*float64(best.area) &&
-		float64(c.area) >= 2*t.cfg.MinAreaRatio*t.cfg.expectedArea() &&
-		float64(max(c.w, c.h)) >= 0.45*t.refLen
+// distTo is the distance from (x, y) to the candidate's bounding box (0 inside it).
+func (c candidate) distTo(x, y float64) float64 {
+	dx := math.Max(0, math.Max(float64(c.x)-x, x-float64(c.x+c.w)))
+	dy := math.Max(0, math.Max(float64(c.y)-y, y-float64(c.y+c.h)))
+	return math.Hypot(dx, dy)
+}
+
+// meanOver is the mean of img over the candidate's pixels (labels and img have stride w).
+func meanOver(c candidate, labels []int32, img []uint8, w int) float64 {
+	var sum, n float64
+	for y := c.y; y < c.y+c.h; y++ {
+		row := labels[y*w+c.x : y*w+c.x+c.w]
+		px := img[y*w+c.x : y*w+c.x+c.w]
+		for x, l := range row {
+			if int(l) == c.label {
+				sum += float64(px[x])
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / n
+}
+
+// wormLike reports whether blob c could be another worm next to the worm ref: comparable area,
+// an elongated extent of a worm's length and a comparable contrast.
+func (t *Tracker) wormLike(c, ref candidate) bool {
+	lo, _ := t.sizeRange()
+	return float64(c.area) >= 0.5*float64(ref.area) &&
+		float64(c.area) >= 2*t.cfg.MinAreaRatio*areaOf(lo) &&
+		float64(max(c.w, c.h)) >= 0.45*math.Max(lo, math.Sqrt(10*float64(ref.area)/0.8)) &&
+		c.dark >= 0.6*ref.dark
 }
 
 // detectionThreshold is the darkening above which a pixel may be worm: MinContrast or NoiseK

@@ -3,6 +3,8 @@ package track
 import (
 	"image"
 	"math"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/optoloop/optoloop/arenas"
@@ -13,8 +15,9 @@ import (
 const refineFrac = 0.3
 
 // shape measures the chosen blob: refined mask, holes, skeleton, midline, widths, coil checks,
-// head/tail identity and the pose. labels and blur cover the region roi (stride w).
-func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi image.Rectangle, thr float64, now time.Time) Result {
+// head/tail identity and the pose. labels and blur cover the region roi (stride w). cut says
+// that the blob touches the frame's edge (its ends may be outside).
+func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi image.Rectangle, thr float64, cut bool, now time.Time) Result {
 	// Refined threshold: a share (refineFrac) of the blob's median darkening, so that the mask
 	// reaches into the thin, blurred tips of the body without widening it much.
 	clear(t.histo[:])
@@ -45,7 +48,8 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	t.keepLargest(b)
 	area := b.count()
 	ox, oy := float64(roi.Min.X+c.x-1), float64(roi.Min.Y+c.y-1) // bitmap -> frame offset
-	if float64(area) < t.cfg.MinAreaRatio*t.cfg.expectedArea() {
+	lo, hi := t.sizeRange()
+	if float64(area) < t.cfg.MinAreaRatio*areaOf(lo) {
 		return t.lost(now, NoWorm)
 	}
 	// Centroid of the blob, reported when the worm is coiled.
@@ -60,8 +64,14 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	}
 	cx, cy := sx/float64(area)+ox, sy/float64(area)+oy
 
-	wExp := t.cfg.expectedWidth()
-	minHole := max(4, int(0.6*wExp*wExp))
+	// The body as segmented, before holes are filled: the midline must lie on it.
+	body := &t.body
+	body.reset(b.w, b.h)
+	copy(body.pix, b.pix)
+	// Holes smaller than a cross-section of the body are gaps in the mask; larger ones are
+	// enclosed by a worm lying on itself.
+	wEst := 2 * float64(area) / math.Max(1, float64(b.perimeter()))
+	minHole := max(4, int(0.6*wEst*wEst))
 	hole := t.geo.fillHoles(b, minHole)
 	area = b.count()
 	t.geo.thin(b)
@@ -80,12 +90,17 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	res := Result{Length: length, Area: area}
 	res.X, res.Y = cx, cy
 
-	ratio := length / t.refLen
-	coiledShape := hole > 0 || ratio < t.cfg.MinLengthRatio
-	// A blob much wider than its midline explains is a worm lying on itself.
+	// Coils: an enclosed hole, a midline too short for the worm, a blob much wider than its
+	// midline explains (known length), or too stubby to be an uncurled worm (length unknown).
 	meanW = float64(area) / math.Max(1, length)
-	fat := meanW > 2.2*wExp && meanW > 2.2*t.typicalWidth()
-	if coiledShape || fat {
+	ratio := length / t.refLen
+	var coiledShape bool
+	if t.lenKnown {
+		coiledShape = hole > 0 || ratio < t.cfg.MinLengthRatio || meanW > 2.2*t.refWidth()
+	} else {
+		coiledShape = hole > 0 || length < t.cfg.MinLengthRatio*lo || length < minElongation*meanW
+	}
+	if coiledShape {
 		return t.coiled(now, cx, cy, area)
 	}
 
@@ -99,15 +114,24 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	res.Widths = t.widths(b, mid, ox, oy)
 
 	conf := 1.0
-	switch {
-	case ratio > t.cfg.MaxLengthRatio:
-		conf = 0.2
-	case ratio > 1.25:
-		conf *= 1 - 0.7*(ratio-1.25)/(t.cfg.MaxLengthRatio-1.25)
-	case ratio < 0.85:
-		conf *= 1 - 0.6*(0.85-ratio)/(0.85-t.cfg.MinLengthRatio)
+	var flags []string
+	flag := func(f string, c float64) {
+		flags = append(flags, f)
+		conf = math.Min(conf, c)
 	}
-	branch := float64(info.branchPix) / t.refLen
+	if t.lenKnown {
+		switch {
+		case ratio > t.cfg.MaxLengthRatio:
+			flag("long", 0.2)
+		case ratio > 1.25:
+			conf *= 1 - 0.7*(ratio-1.25)/(t.cfg.MaxLengthRatio-1.25)
+		case ratio < 0.85:
+			conf *= 1 - 0.6*(0.85-ratio)/(0.85-t.cfg.MinLengthRatio)
+		}
+	} else if length > t.cfg.MaxLengthRatio*hi {
+		flag("long", 0.2)
+	}
+	branch := float64(info.branchPix) / length
 	if branch > 0.1 {
 		conf *= math.Max(0.2, 1-(branch-0.1)*3)
 	}
@@ -115,15 +139,26 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	if med < 2*thr {
 		conf *= math.Max(0.3, med/(2*thr))
 	}
+	for _, f := range t.bodyChecks(body, mid, res.Widths, ox, oy, length) {
+		flag(f, 0.3)
+	}
+	if conf < Confident && len(flags) == 0 {
+		flags = append(flags, "doubtful shape")
+	}
 
-	mid, res.Widths = t.id.orient(mid, res.Widths, [2]float64{cx, cy}, now, t.cfg, t.refLen)
+	dark := t.darkAlong(mid, blur, w, roi)
+	mid, res.Widths = t.id.orient(mid, res.Widths, dark, [2]float64{cx, cy}, now, t.cfg, t.refLen, !cut && len(flags) == 0)
 	res.Settled = t.id.settled
 	if !res.Settled && t.cfg.RequireSettled {
 		conf = math.Min(conf, 0.45)
+		if len(flags) == 0 {
+			flags = append(flags, "unsettled")
+		}
 	}
 	res.OK = true
 	res.Status = Found
 	res.Confidence = conf
+	res.Flags = flags
 	res.Midline = mid
 	res.Head, res.Tail = mid[0], mid[n-1]
 	res.X, res.Y = centre(mid)
@@ -134,16 +169,91 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 		res.HeadAngle = quantize(res.HeadAngle, q)
 	}
 	res.Speed = t.id.speed
-	if conf >= Confident && t.cfg.RefineLength {
-		t.refLen += 0.05 * (length - t.refLen)
-		t.refLen = math.Min(1.4*t.cfg.BodyLength, math.Max(0.7*t.cfg.BodyLength, t.refLen))
+	if conf >= Confident && !cut {
+		t.learnSize(length, meanW)
 	}
-	t.haveLast, t.lastSeen, t.lastC = true, now, [2]float64{res.X, res.Y}
+	t.haveLast, t.lastSeen, t.lastC, t.lastArea = true, now, [2]float64{res.X, res.Y}, float64(area)
 	return res
 }
 
-// typicalWidth is the body width implied by the reference length and expected area.
-func (t *Tracker) typicalWidth() float64 { return t.cfg.expectedArea() / t.refLen / 0.8 }
+// darkAlong samples the darkening img (region roi, stride w) at each midline point (frame
+// coordinates), bilinearly.
+func (t *Tracker) darkAlong(mid [][2]float64, img []uint8, w int, roi image.Rectangle) []float64 {
+	h := roi.Dy()
+	out := t.dark[:0]
+	for _, p := range mid {
+		x, y := p[0]-float64(roi.Min.X), p[1]-float64(roi.Min.Y)
+		x0, y0 := math.Floor(x), math.Floor(y)
+		ix, iy := int(x0), int(y0)
+		v := 0.0
+		if ix >= 0 && iy >= 0 && ix+1 < w && iy+1 < h {
+			fx, fy := x-x0, y-y0
+			i := iy*w + ix
+			v = (float64(img[i])*(1-fx)+float64(img[i+1])*fx)*(1-fy) + (float64(img[i+w])*(1-fx)+float64(img[i+w+1])*fx)*fy
+		}
+		out = append(out, v)
+	}
+	t.dark = out
+	return out
+}
+
+// minElongation is the smallest length-to-mean-width ratio of an uncurled worm (adults are
+// about 12, larvae more, less when the optics' blur widens a small worm); a stubbier blob is a worm curled on itself, or not a worm.
+const minElongation = 4
+
+// maxElongation is the largest: a thinner blob is a track, a scratch or a fibre.
+const maxElongation = 40
+
+// learnSize feeds a confident frame's midline length and mean width to the reference size:
+// the medians of the first lengthSamples set it, later frames move it slowly, the length
+// within the length bounds. Without RefineLength only the width is learnt.
+func (t *Tracker) learnSize(length, width float64) {
+	if t.refW == 0 || t.sizeSeen < lengthSamples {
+		t.lenSeen = append(t.lenSeen, length)
+		t.widSeen = append(t.widSeen, width)
+		t.sizeSeen++
+		if t.sizeSeen < lengthSamples {
+			return
+		}
+		t.refW = median(slices.Clone(t.widSeen))
+		if t.cfg.RefineLength {
+			t.refLen = median(slices.Clone(t.lenSeen))
+			t.lenKnown = true
+			t.log.Debug("worm measured", "length_px", t.refLen, "width_px", t.refW, "frames", len(t.lenSeen))
+		}
+	} else {
+		t.refW += 0.05 * (width - t.refW)
+		if t.cfg.RefineLength {
+			t.refLen += 0.05 * (length - t.refLen)
+		}
+	}
+	t.refLen = math.Min(t.cfg.MaxBodyLength, math.Max(t.cfg.MinBodyLength, t.refLen))
+}
+
+// refWidth is the worm's typical mean width (measured blob area over midline length, so
+// including the optics' blur) once measured, else the nominal width of its length.
+func (t *Tracker) refWidth() float64 {
+	if t.refW > 0 {
+		return t.refW
+	}
+	return widthOf(t.refLen)
+}
+
+// lengthSamples is the number of confident frames whose median length becomes the reference.
+const lengthSamples = 5
+
+// median of v (v is reordered).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	sort.Float64s(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
 
 // coiled records a worm lying on itself: its centre is known, its midline is not.
 func (t *Tracker) coiled(now time.Time, cx, cy float64, area int) Result {

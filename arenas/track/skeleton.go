@@ -35,6 +35,20 @@ func (b *bitmap) count() int {
 	return n
 }
 
+// perimeter counts the pixels of b with a 4-neighbour outside it.
+func (b *bitmap) perimeter() int {
+	n := 0
+	for y := 1; y < b.h-1; y++ {
+		for x := 1; x < b.w-1; x++ {
+			i := y*b.w + x
+			if b.pix[i] != 0 && (b.pix[i-1] == 0 || b.pix[i+1] == 0 || b.pix[i-b.w] == 0 || b.pix[i+b.w] == 0) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // geometry holds the scratch space of the shape analysis of one tracker.
 type geometry struct {
 	mark  []int32 // flood fill labels

@@ -61,6 +61,22 @@ type Result struct {
 	// CutByEdge reports that the blob touches the frame's edge (the worm may be partly
 	// outside); such poses stay below Confident.
 	CutByEdge bool
+	// OtherWorm reports another worm-like blob near the tracked worm (a second worm entering
+	// the field): the tracked worm keeps its identity by continuity, and the frame is flagged.
+	OtherWorm bool
+	// Flags says what kept a found worm's pose below Confident (empty when confident or not
+	// found): e.g. "touching", "looped", "off-body midline", "short", "long", "unsettled".
+	Flags []string
+}
+
+// sizeRange is the range of nominal worm lengths, in pixels, that the area, extent and length
+// bounds (the Config's ratios) apply to: the configured life-stage bounds until the worm has
+// been measured, then its reference length.
+func (t *Tracker) sizeRange() (lo, hi float64) {
+	if t.lenKnown {
+		return t.refLen, t.refLen
+	}
+	return t.cfg.MinBodyLength, t.cfg.MaxBodyLength
 }
 
 // Tracker turns frames of one arena into poses. It keeps per-arena state: the background,
@@ -70,21 +86,33 @@ type Tracker struct {
 	cfg Config
 	log *slog.Logger
 
-	bg       *background
-	build    *builder
-	geo      geometry
-	mats     mats
-	refLen   float64
+	bg     *background
+	build  *builder
+	geo    geometry
+	mats   mats
+	refLen float64
+	// lenKnown: refLen is the worm's measured (or configured) length; until then any length in
+	// [MinBodyLength, MaxBodyLength] is accepted. lenSeen collects the first confident lengths.
+	lenKnown bool
+	lenSeen  []float64
+	// refW is the worm's measured mean width (0 until measured); widSeen, sizeSeen collect the
+	// first confident frames' widths.
+	refW     float64
+	widSeen  []float64
+	sizeSeen int
 	id       identity
 	closed   bool
 	diffBuf  []uint8
 	blob     bitmap
+	body     bitmap // the blob before its holes are filled
+	dark     []float64
 	scratch  [4][][2]float64
 	histo    [256]int
 	spans    [][2]int
 	lastSeen time.Time
 	haveLast bool
 	lastC    [2]float64
+	lastArea float64 // the blob area of the last frame with a midline
 	// bright is the polarity in use: the worm brighter than the background (dark-field).
 	// It is cfg.Polarity resolved (AutoPolarity decides it from the background).
 	bright bool
@@ -109,11 +137,13 @@ func New(cfg Config, log *slog.Logger) (*Tracker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracker{cfg: cfg, log: log, refLen: cfg.BodyLength, bright: cfg.Polarity == BrightWorm}
+	t := &Tracker{cfg: cfg, log: log, refLen: cfg.BodyLength, lenKnown: !cfg.RefineLength, bright: cfg.Polarity == BrightWorm}
 	for _, m := range t.mats.all() {
 		*m = gocv.NewMat()
 	}
-	k := 2*int(math.Ceil(1.5*cfg.expectedWidth())) + 1
+	// The closing erases dark things up to three nominal widths wide: the widest worm accepted
+	// (MaxBodyLength, 1.5 mm by default) too.
+	k := 2*int(math.Ceil(1.5*widthOf(max(cfg.BodyLength, cfg.MaxBodyLength/2)))) + 1
 	k = max(k, 5)
 	t.mats.kernel.Close()
 	t.mats.kernel = gocv.GetStructuringElement(gocv.MorphEllipse, image.Pt(k, k))

@@ -27,7 +27,7 @@ func TestWormposeSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	var labelled, endOK, midOK, unl, unlFlag, labFlag int
+	var labelled, endOK, midOK, headOK, unl, unlFlag, labFlag int
 	for _, fr := range gt.Frames {
 		f := readGrey(t, filepath.Join(dir, fr.File))
 		tr.Reset()
@@ -43,7 +43,7 @@ func TestWormposeSample(t *testing.T) {
 		labelled++
 		if !conf {
 			labFlag++
-			t.Logf("frame %d labelled but flagged: %v conf %.2f len %.1f area %d", fr.Frame, r.Status, r.Confidence, r.Length, r.Area)
+			t.Logf("frame %d labelled but flagged: %v conf %.2f len %.1f area %d %v", fr.Frame, r.Status, r.Confidence, r.Length, r.Area, r.Flags)
 			continue
 		}
 		sk := fr.Skeleton
@@ -54,6 +54,9 @@ func TestWormposeSample(t *testing.T) {
 		gh, gtl := sk[0], sk[len(sk)-1]
 		e1 := max(dist(r.Head, gh), dist(r.Tail, gtl))
 		e2 := max(dist(r.Head, gtl), dist(r.Tail, gh))
+		if e1 < e2 {
+			headOK++
+		}
 		if min(e1, e2) <= 0.1*L {
 			endOK++
 		} else {
@@ -73,8 +76,9 @@ func TestWormposeSample(t *testing.T) {
 	endShare := float64(endOK) / float64(labelled)
 	midShare := float64(midOK) / float64(labelled)
 	flagShare := float64(unlFlag) / float64(unl)
-	t.Logf("labelled %d: endpoints ok %d (%.1f%%), midline ok %d (%.1f%%), flagged %d; unlabelled %d flagged %d (%.1f%%)",
-		labelled, endOK, 100*endShare, midOK, 100*midShare, labFlag, unl, unlFlag, 100*flagShare)
+	headShare := float64(headOK) / float64(labelled-labFlag)
+	t.Logf("labelled %d: endpoints ok %d (%.1f%%), midline ok %d (%.1f%%), head first %d (%.1f%% of confident), flagged %d; unlabelled %d flagged %d (%.1f%%)",
+		labelled, endOK, 100*endShare, midOK, 100*midShare, headOK, 100*headShare, labFlag, unl, unlFlag, 100*flagShare)
 	if labelled != 720 || unl != 280 {
 		t.Errorf("ground truth has %d labelled and %d unlabelled frames, want 720 and 280", labelled, unl)
 	}
