@@ -26,8 +26,12 @@ type Config struct {
 	// NoRender skips the camera: frames then carry a nil Pix (Width and Height still set) and
 	// only the true pose (Pose) tells where the worm is. For large runs and statistics.
 	NoRender bool
-	// Camera is the camera's look; nil means render.DefaultConfig(Calibration) with Seed.
+	// Camera is the camera's look; nil means render.DefaultConfig(Calibration) with Seed, or
+	// render.DarkFieldConfig with DarkField.
 	Camera *render.Config
+	// DarkField images the plate in dark-field (a bright worm on dark agar, as on the reference
+	// study's rig) instead of bright-field. With Camera set, Camera.DarkField must agree.
+	DarkField bool
 	// Realtime paces frames at the calibration's frame period on the wall clock (Now, After);
 	// otherwise the virtual clock runs as fast as the CPU allows.
 	Realtime bool
@@ -74,6 +78,9 @@ func (c Config) Validate() error {
 	if c.Camera != nil {
 		if err := c.Camera.Validate(); err != nil {
 			return fmt.Errorf("sim: camera: %w", err)
+		}
+		if c.Camera.DarkField != c.DarkField {
+			return fmt.Errorf("sim: DarkField %v but the camera's DarkField %v", c.DarkField, c.Camera.DarkField)
 		}
 	}
 	if p := c.StartPX; p != nil {
@@ -171,6 +178,9 @@ func New(cfg Config) (*Arena, error) {
 	a.model = m
 	if !cfg.NoRender {
 		cc := render.DefaultConfig(cal)
+		if cfg.DarkField {
+			cc = render.DarkFieldConfig(cal)
+		}
 		cc.Seed = cfg.Seed
 		if cfg.Camera != nil {
 			cc = *cfg.Camera

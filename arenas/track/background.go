@@ -29,20 +29,26 @@ type background struct {
 func (bg *background) close() error { return bg.mat.Close() }
 
 // builder accumulates the background before an episode: a running mean per pixel that leaves
-// out the passing worm. A value much darker than the brightest value seen so far at that
-// pixel is worm and is skipped; a value much brighter than every earlier one means the earlier
-// ones were worm, and the mean restarts from it.
+// out the passing worm. For a dark worm, a value much darker than the brightest value seen so
+// far at that pixel is worm and is skipped; a value much brighter than every earlier one means
+// the earlier ones were worm, and the mean restarts from it. For a bright worm it is the
+// mirror: much brighter than the darkest value so far is worm.
 type builder struct {
-	w, h   int
-	bright []uint8
+	w, h int
+	// brightWorm is the polarity the builder leaves the worm out by.
+	brightWorm bool
+	// ref is the value furthest from the worm's direction seen so far at each pixel: the
+	// brightest for a dark worm, the darkest for a bright one.
+	ref    []uint8
 	sum    []float32
 	count  []uint16
 	frames int
 	last   []byte // the last frame added
 }
 
-// builderTolerance is how much darker than the brightest value a pixel may be and still count
-// as background (grey levels). The worm darkens the agar by far more; noise by far less.
+// builderTolerance is how much a pixel may differ from the builder's reference value in the
+// worm's direction and still count as background (grey levels). The worm changes the agar by
+// far more; noise by far less.
 const builderTolerance = 14
 
 // StartBackground begins building a new background; the tracker keeps using the previous one
@@ -51,15 +57,19 @@ func (t *Tracker) StartBackground() {
 	t.build = nil
 }
 
-// AddBackground adds a frame (taken with the light off) to the background being built.
+// AddBackground adds a frame (taken with the light off) to the background being built. With
+// AutoPolarity still undecided, the first background frame decides it.
 func (t *Tracker) AddBackground(f arenas.Frame) error {
 	if f.Width <= 0 || f.Height <= 0 || len(f.Pix) < f.Width*f.Height || f.Width > 1<<15 || f.Height > 1<<15 {
 		return fmt.Errorf("track: background frame %dx%d with %d bytes", f.Width, f.Height, len(f.Pix))
 	}
+	if t.cfg.Polarity == AutoPolarity {
+		t.resolvePolarity(f, "background")
+	}
 	b := t.build
 	if b == nil {
 		n := f.Width * f.Height
-		b = &builder{w: f.Width, h: f.Height, bright: make([]uint8, n), sum: make([]float32, n), count: make([]uint16, n)}
+		b = &builder{w: f.Width, h: f.Height, brightWorm: t.bright, ref: make([]uint8, n), sum: make([]float32, n), count: make([]uint16, n)}
 		t.build = b
 	}
 	if f.Width != b.w || f.Height != b.h {
@@ -68,20 +78,10 @@ func (t *Tracker) AddBackground(f arenas.Frame) error {
 	if b.frames >= math.MaxUint16 {
 		return fmt.Errorf("track: more than %d background frames", math.MaxUint16)
 	}
-	for i, v := range f.Pix[:b.w*b.h] {
-		br := b.bright[i]
-		switch {
-		case b.count[i] == 0 || int(v) > int(br)+builderTolerance:
-			b.bright[i], b.sum[i], b.count[i] = v, float32(v), 1
-		case int(v)+builderTolerance < int(br):
-			// darker than the plate here: the worm (or a shadow) passing
-		default:
-			b.sum[i] += float32(v)
-			b.count[i]++
-			if v > br {
-				b.bright[i] = v
-			}
-		}
+	if b.brightWorm {
+		b.addBright(f.Pix[:b.w*b.h])
+	} else {
+		b.addDark(f.Pix[:b.w*b.h])
 	}
 	b.frames++
 	if b.last == nil {
@@ -89,6 +89,45 @@ func (t *Tracker) AddBackground(f arenas.Frame) error {
 	}
 	copy(b.last, f.Pix[:b.w*b.h])
 	return nil
+}
+
+// addDark adds a frame for a dark worm: values much darker than the brightest so far are left out.
+func (b *builder) addDark(pix []byte) {
+	for i, v := range pix {
+		br := b.ref[i]
+		switch {
+		case b.count[i] == 0 || int(v) > int(br)+builderTolerance:
+			b.ref[i], b.sum[i], b.count[i] = v, float32(v), 1
+		case int(v)+builderTolerance < int(br):
+			// darker than the plate here: the worm (or a shadow) passing
+		default:
+			b.sum[i] += float32(v)
+			b.count[i]++
+			if v > br {
+				b.ref[i] = v
+			}
+		}
+	}
+}
+
+// addBright adds a frame for a bright worm: values much brighter than the darkest so far are
+// left out.
+func (b *builder) addBright(pix []byte) {
+	for i, v := range pix {
+		dk := b.ref[i]
+		switch {
+		case b.count[i] == 0 || int(v)+builderTolerance < int(dk):
+			b.ref[i], b.sum[i], b.count[i] = v, float32(v), 1
+		case int(v) > int(dk)+builderTolerance:
+			// brighter than the background here: the worm (or a reflection) passing
+		default:
+			b.sum[i] += float32(v)
+			b.count[i]++
+			if v < dk {
+				b.ref[i] = v
+			}
+		}
+	}
 }
 
 // CommitBackground makes the background built since StartBackground the tracker's background.
@@ -120,8 +159,8 @@ func (t *Tracker) CommitBackground() error {
 // repairBackground removes the part of a slow worm that lay under its own body during the
 // whole build: it finds the worm in the last frame added against the new background, and
 // around it replaces thin dark structures of the background by the local agar level (a grey
-// closing). A worm that did not move at all is wholly in the background and cannot be told
-// from debris; that is logged.
+// closing; for a bright worm thin bright structures, by a grey opening). A worm that did not
+// move at all is wholly in the background and cannot be told from debris; that is logged.
 func (t *Tracker) repairBackground(last arenas.Frame) {
 	bg := t.bg
 	t.Reset()
@@ -143,7 +182,11 @@ func (t *Tracker) repairBackground(last arenas.Frame) {
 		off := (r.Min.Y+y)*bg.w + r.Min.X
 		copy(src[y*w:(y+1)*w], bg.pix8[off:off+w])
 	}
-	gocv.MorphologyExWithParams(t.mats.src, &t.mats.closed, gocv.MorphClose, t.mats.kernel, 1, gocv.BorderReplicate)
+	op, sign := gocv.MorphClose, 1.0
+	if t.bright {
+		op, sign = gocv.MorphOpen, -1
+	}
+	gocv.MorphologyExWithParams(t.mats.src, &t.mats.closed, op, t.mats.kernel, 1, gocv.BorderReplicate)
 	closed, err := t.mats.closed.DataPtrUint8()
 	if err != nil {
 		return
@@ -153,7 +196,7 @@ func (t *Tracker) repairBackground(last arenas.Frame) {
 		off := (r.Min.Y+y)*bg.w + r.Min.X
 		for x := range w {
 			c := closed[y*w+x]
-			if float64(c)-float64(bg.pix8[off+x]) > floor {
+			if sign*(float64(c)-float64(bg.pix8[off+x])) > floor {
 				bg.pix8[off+x] = c
 				bg.mean[off+x] = float32(c)
 			}
@@ -173,9 +216,26 @@ func (t *Tracker) SetBackground(f arenas.Frame) error {
 // HasBackground reports whether the tracker subtracts a background.
 func (t *Tracker) HasBackground() bool { return t.bg != nil }
 
-// diff writes max(0, background - frame) over roi into out (stride roi.Dx()).
-func (bg *background) diff(out []uint8, f arenas.Frame, roi image.Rectangle) {
+// diff writes max(0, background - frame) over roi into out (stride roi.Dx()); for a bright
+// worm max(0, frame - background).
+func (bg *background) diff(out []uint8, f arenas.Frame, roi image.Rectangle, brightWorm bool) {
 	w := roi.Dx()
+	if brightWorm {
+		for y := range roi.Dy() {
+			off := (roi.Min.Y+y)*f.Width + roi.Min.X
+			src := f.Pix[off : off+w]
+			mean := bg.pix8[off : off+w]
+			dst := out[y*w : (y+1)*w]
+			for x, v := range src {
+				if m := mean[x]; v > m {
+					dst[x] = v - m
+				} else {
+					dst[x] = 0
+				}
+			}
+		}
+		return
+	}
 	for y := range roi.Dy() {
 		off := (roi.Min.Y+y)*f.Width + roi.Min.X
 		src := f.Pix[off : off+w]

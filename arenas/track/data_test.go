@@ -81,13 +81,3 @@ func distToPolyline(p [2]float64, q [][2]float64) float64 {
 }
 
 func dist(a, b [2]float64) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }
-
-// stillCalibration is a calibration for a still image of w x h at pxPerCM.
-func stillCalibration(w, h int, pxPerCM float64) arenas.Calibration {
-	c := arenas.DefaultCalibration()
-	c.PxPerCM = pxPerCM
-	c.Width, c.Height = w, h
-	c.CenterX, c.CenterY = float64(w)/2, float64(h)/2
-	c.PlateRadius = math.Hypot(float64(w), float64(h))
-	return c
-}

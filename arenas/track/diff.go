@@ -9,10 +9,15 @@ import (
 	"github.com/optoloop/optoloop/arenas"
 )
 
-// diffImage fills t.mats.diff with how much darker than the background each pixel of roi is
-// (0 outside the plate mask). Without a background the local background is a grey closing
-// of the region.
+// diffImage fills t.mats.diff with how far each pixel of roi is from the background in the
+// worm's direction (the "darkening": darker than the background for a dark worm, brighter for
+// a bright one; 0 outside the plate mask). Without a background the local background is a
+// grey closing of the region (for a bright worm a grey opening). With AutoPolarity still
+// undecided, the frame decides it first.
 func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
+	if t.cfg.Polarity == AutoPolarity {
+		t.resolvePolarity(f, "first frame")
+	}
 	m := &t.mats
 	w, h := roi.Dx(), roi.Dy()
 	ensure(&m.diff, h, w, gocv.MatTypeCV8U)
@@ -29,7 +34,11 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 			return false
 		}
 		copy(src, f.Pix[:w*h])
-		gocv.Subtract(t.bg.mat, m.src, &m.diff)
+		if t.bright {
+			gocv.Subtract(m.src, t.bg.mat, &m.diff)
+		} else {
+			gocv.Subtract(t.bg.mat, m.src, &m.diff)
+		}
 		if t.usePlate(f) {
 			t.ensurePlate()
 			gocv.BitwiseAnd(m.diff, m.plate, &m.diff)
@@ -37,7 +46,24 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 		return true
 	}
 	if t.bg != nil {
-		t.bg.diff(diff, f, roi)
+		t.bg.diff(diff, f, roi, t.bright)
+	} else if t.bright {
+		// A bright worm: the frame minus its grey opening (a top-hat), which keeps thin bright
+		// things. A near-black surround is dark background here, not a mask.
+		ensure(&m.src, h, w, gocv.MatTypeCV8U)
+		src, err := m.src.DataPtrUint8()
+		if err != nil {
+			return false
+		}
+		for y := range h {
+			off := (roi.Min.Y+y)*f.Width + roi.Min.X
+			copy(src[y*w:(y+1)*w], f.Pix[off:off+w])
+		}
+		gocv.MorphologyExWithParams(m.src, &m.diff, gocv.MorphTophat, m.kernel, 1, gocv.BorderReplicate)
+		diff, err = m.diff.DataPtrUint8()
+		if err != nil {
+			return false
+		}
 	} else {
 		ensure(&m.src, h, w, gocv.MatTypeCV8U)
 		src, err := m.src.DataPtrUint8()
@@ -146,4 +172,102 @@ func (t *Tracker) maskDark(f arenas.Frame, roi image.Rectangle, diff []uint8) {
 			}
 		}
 	}
+}
+
+// Polarity returns the polarity the tracker works with: DarkWorm or BrightWorm, or
+// AutoPolarity while it has not been decided yet (no background and no frame seen).
+func (t *Tracker) Polarity() Polarity { return t.cfg.Polarity }
+
+// setPolarity fixes the polarity in use for the rest of the tracker's life.
+func (t *Tracker) setPolarity(p Polarity) {
+	t.cfg.Polarity = p
+	t.bright = p == BrightWorm
+}
+
+// Polarity levels: a background (the median grey level of the plate) at least polarityBright
+// is bright-field agar, one below polarityDark a dark-field background; in between, the tail
+// of strong outliers holding more pixels (the worm, debris, the texture) says which.
+const (
+	polarityBright = 112
+	polarityDark   = 56
+)
+
+// resolvePolarity decides AutoPolarity from f (a background frame or the first frame tracked):
+// the median grey level inside the plate, leaving out the near-black surround of masked
+// recordings, and for a mid-grey level the tail (darker or brighter than the median by more
+// than max(2 MinContrast, 6 robust deviations)) holding more pixels. A frame that cannot tell
+// (blank, or masked everywhere) leaves it undecided for the next one. The decision is logged.
+func (t *Tracker) resolvePolarity(f arenas.Frame, from string) {
+	if f.Width <= 0 || f.Height <= 0 || len(f.Pix) < f.Width*f.Height {
+		return
+	}
+	var hist [256]int
+	n := 0
+	if t.usePlate(f) {
+		t.ensurePlate()
+		for y := range f.Height {
+			sp := t.spans[y]
+			for _, v := range f.Pix[y*f.Width+sp[0] : y*f.Width+sp[1]] {
+				hist[v]++
+			}
+			n += sp[1] - sp[0]
+		}
+	} else {
+		for _, v := range f.Pix[:f.Width*f.Height] {
+			hist[v]++
+		}
+		n = f.Width * f.Height
+	}
+	if n == 0 {
+		return
+	}
+	// A masked recording (bright-field with everything but the worm's surroundings blanked):
+	// its near-black pixels are no background level.
+	black := 0
+	for v := range maskedLevel + 1 {
+		black += hist[v]
+	}
+	maskedPx := 0
+	if black > n/5 {
+		maskedPx = black
+		for v := range maskedLevel + 1 {
+			hist[v] = 0
+		}
+		n -= black
+		if n == 0 {
+			return
+		}
+	}
+	level := histQuantile(&hist, n, 0.5)
+	var dev [256]int
+	for v, c := range hist {
+		dev[max(v-level, level-v)] += c
+	}
+	mad := histQuantile(&dev, n, 0.5)
+	tol := max(int(math.Ceil(2*t.cfg.MinContrast)), 9*mad) // 6 robust deviations of 1.48 MAD
+	darkTail, brightTail := 0, 0
+	for v, c := range hist {
+		switch {
+		case v < level-tol:
+			darkTail += c
+		case v > level+tol:
+			brightTail += c
+		}
+	}
+	var p Polarity
+	switch {
+	case level >= polarityBright:
+		p = DarkWorm
+	case level < polarityDark:
+		p = BrightWorm
+	case darkTail > brightTail:
+		p = DarkWorm
+	case brightTail > darkTail:
+		p = BrightWorm
+	default:
+		return
+	}
+	t.setPolarity(p)
+	t.log.Info("worm polarity decided", "polarity", p.String(), "from", from, "background_level", level,
+		"dark_tail_px", darkTail, "bright_tail_px", brightTail, "tail_tolerance", tol, "masked_px", maskedPx)
 }

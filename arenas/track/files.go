@@ -33,8 +33,15 @@ type FileConfig struct {
 	// file (written as MJPG; name it .avi) or, when it names a directory or has no extension,
 	// one PNG per frame in that directory.
 	Overlay string
-	// PxPerCM is the recording's scale (the worm is taken to be about 1 mm long).
+	// PxPerCM is the recording's scale: worms from 0.4 mm (L1) to 1.5 mm (gravid adult) long
+	// are accepted at it. Ignored with AutoScale.
 	PxPerCM float64
+	// AutoScale estimates the scale from the recording first (EstimateScale on frames spread
+	// over it); Summary.Scale says what it found.
+	AutoScale bool
+	// Polarity is the worm's polarity (DarkWorm in bright-field, BrightWorm in dark-field) or
+	// AutoPolarity to decide it from the recording (the default).
+	Polarity Polarity
 	// QuantizeDeg rounds the angles to this many degrees (0: full precision).
 	QuantizeDeg float64
 	// Midline adds the midline points to each record.
@@ -44,16 +51,19 @@ type FileConfig struct {
 	FollowsWorm bool
 }
 
-// DefaultFileConfig returns the reference scale (540 px/cm), full precision, no overlay.
-func DefaultFileConfig() FileConfig { return FileConfig{PxPerCM: 540} }
+// DefaultFileConfig returns the reference scale (540 px/cm), polarity from the recording, full
+// precision, no overlay.
+func DefaultFileConfig() FileConfig { return FileConfig{PxPerCM: 540, Polarity: AutoPolarity} }
 
 // Validate reports the first unusable field.
 func (c FileConfig) Validate() error {
 	switch {
 	case (c.Video == "") == (c.Images == ""):
 		return errors.New("track: give exactly one of a video file or an image directory")
-	case !(c.PxPerCM > 0) || math.IsInf(c.PxPerCM, 0) || c.PxPerCM > 1e5:
-		return fmt.Errorf("track: px per cm %v must be positive", c.PxPerCM)
+	case !c.AutoScale && (!(c.PxPerCM > 0) || math.IsInf(c.PxPerCM, 0) || c.PxPerCM > 1e5):
+		return fmt.Errorf("track: px per cm %v must be positive (or auto)", c.PxPerCM)
+	case c.Polarity < DarkWorm || c.Polarity > AutoPolarity:
+		return fmt.Errorf("track: polarity %d unknown", int(c.Polarity))
 	case !(c.QuantizeDeg >= 0 && c.QuantizeDeg <= 180):
 		return fmt.Errorf("track: quantize %v deg must be in [0, 180]", c.QuantizeDeg)
 	}
@@ -62,19 +72,23 @@ func (c FileConfig) Validate() error {
 
 // Record is one frame's line of `optoloop track` output (JSON).
 type Record struct {
-	Frame        int          `json:"frame"`
-	File         string       `json:"file,omitempty"`
-	OK           bool         `json:"ok"`
-	Status       string       `json:"status"`
-	Confidence   float64      `json:"confidence"`
-	X            float64      `json:"x_px"`
-	Y            float64      `json:"y_px"`
-	Head         [2]float64   `json:"head_px"`
-	Tail         [2]float64   `json:"tail_px"`
-	BodyAngleDeg float64      `json:"body_angle_deg"`
-	HeadAngleDeg float64      `json:"head_angle_deg"`
-	Coiled       bool         `json:"coiled"`
-	Midline      [][2]float64 `json:"midline,omitempty"`
+	Frame        int        `json:"frame"`
+	File         string     `json:"file,omitempty"`
+	OK           bool       `json:"ok"`
+	Status       string     `json:"status"`
+	Confidence   float64    `json:"confidence"`
+	X            float64    `json:"x_px"`
+	Y            float64    `json:"y_px"`
+	Head         [2]float64 `json:"head_px"`
+	Tail         [2]float64 `json:"tail_px"`
+	BodyAngleDeg float64    `json:"body_angle_deg"`
+	HeadAngleDeg float64    `json:"head_angle_deg"`
+	Coiled       bool       `json:"coiled"`
+	// Flags say what kept a found worm below confident ("touching", "cut by edge", ...).
+	Flags []string `json:"flags,omitempty"`
+	// OtherWorm: another worm-like blob was near the tracked worm.
+	OtherWorm bool         `json:"other_worm,omitempty"`
+	Midline   [][2]float64 `json:"midline,omitempty"`
 }
 
 // NewRecord converts a result into a record; the midline is kept when midline is set.
@@ -92,6 +106,8 @@ func NewRecord(frame int, r Result, midline bool) Record {
 		BodyAngleDeg: round(r.BodyAngle * 180 / math.Pi),
 		HeadAngleDeg: round(r.HeadAngle * 180 / math.Pi),
 		Coiled:       r.Coiled,
+		Flags:        r.Flags,
+		OtherWorm:    r.OtherWorm,
 	}
 	if midline && r.Midline != nil {
 		rec.Midline = make([][2]float64, len(r.Midline))
@@ -116,8 +132,10 @@ type Summary struct {
 	// Frames tracked, Found with a worm (OK), Confident among them.
 	Frames, Found, Confident int
 	// MedianLength is the median midline length in pixels over the found frames, and
-	// ExpectedLength the worm length the scale implies (1 mm).
+	// ExpectedLength the worm length the scale implies for a 1 mm adult.
 	MedianLength, ExpectedLength float64
+	// Scale is the estimate the scale came from (with AutoScale; nil otherwise).
+	Scale *ScaleEstimate
 }
 
 // ScaleHint returns advice when the scale looks wrong: no worm found at all, or worms found but
@@ -127,14 +145,14 @@ func (s Summary) ScaleHint() string {
 		return ""
 	}
 	if s.Found == 0 {
-		return fmt.Sprintf("no worm found: at this scale a worm is ~%.0f px long; is --px-per-cm right?", s.ExpectedLength)
+		return fmt.Sprintf("no worm found: at this scale a worm is %.0f-%.0f px long; is --px-per-cm right (or try auto)?", 0.4*s.ExpectedLength, 1.5*s.ExpectedLength)
 	}
 	r := s.MedianLength / s.ExpectedLength
-	if r > 0.75 && r < 1.3 {
+	if r > 0.35 && r < 1.6 {
 		return ""
 	}
-	return fmt.Sprintf("no confident frame: the worms are ~%.0f px long, the scale implies %.0f px; set --px-per-cm to about %.0f",
-		s.MedianLength, s.ExpectedLength, s.MedianLength*10)
+	return fmt.Sprintf("no confident frame: the worms are ~%.0f px long, the scale implies %.0f-%.0f px; set --px-per-cm to about %.0f (or auto)",
+		s.MedianLength, 0.4*s.ExpectedLength, 1.5*s.ExpectedLength, s.MedianLength*10)
 }
 
 // TrackFiles tracks every frame of the video or image directory of c and writes one JSON
@@ -156,13 +174,22 @@ type summary struct {
 
 func trackFiles(ctx context.Context, c FileConfig, out io.Writer, log *slog.Logger) (summary, error) {
 	var sum summary
-	sum.ExpectedLength = c.PxPerCM / 10
 	if err := c.Validate(); err != nil {
 		return sum, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if c.AutoScale {
+		est, err := autoScale(ctx, c)
+		if err != nil {
+			return sum, err
+		}
+		sum.Scale = &est
+		c.PxPerCM = est.PxPerCM
+		log.Info("scale estimated", "px_per_cm", est.PxPerCM, "why", est.String())
+	}
+	sum.ExpectedLength = c.PxPerCM / 10
 	src, err := openSource(c)
 	if err != nil {
 		return sum, err
@@ -207,12 +234,13 @@ func trackFiles(ctx context.Context, c FileConfig, out io.Writer, log *slog.Logg
 				cal.FramePeriod = time.Duration(float64(time.Second) / fps)
 			}
 			cfg := DefaultConfig(cal)
+			cfg.Polarity = c.Polarity
 			cfg.PlateMask = false
 			cfg.QuantizeDeg = c.QuantizeDeg
 			cfg.MotionIdentity = !c.FollowsWorm && c.Video != ""
 			cfg.RequireSettled = cfg.MotionIdentity
-			if cfg.BodyLength < 8 {
-				return sum, fmt.Errorf("track: at %v px/cm a worm is %.1f px long, too small to track", c.PxPerCM, cfg.BodyLength)
+			if cfg.MinBodyLength < 8 {
+				return sum, fmt.Errorf("track: at %v px/cm a 0.4 mm worm is %.1f px long, too small to track", c.PxPerCM, 0.4*cfg.BodyLength)
 			}
 			if tr, err = New(cfg, log); err != nil {
 				return sum, err
@@ -258,6 +286,68 @@ func trackFiles(ctx context.Context, c FileConfig, out io.Writer, log *slog.Logg
 		}
 	}
 	return sum, nil
+}
+
+// scaleSamples is the number of frames, spread over the recording, the scale is estimated from.
+const scaleSamples = 40
+
+// autoScale estimates the scale of c's recording from scaleSamples frames spread over it.
+func autoScale(ctx context.Context, c FileConfig) (ScaleEstimate, error) {
+	src, err := openSource(c)
+	if err != nil {
+		return ScaleEstimate{}, err
+	}
+	defer src.close()
+	total := len(src.files)
+	if src.vc != nil {
+		total = int(src.vc.Get(gocv.VideoCaptureFrameCount))
+	}
+	step := 1
+	if total > scaleSamples {
+		step = total / scaleSamples
+	}
+	img := gocv.NewMat()
+	defer img.Close()
+	var frames []arenas.Frame
+	for n := 0; len(frames) < scaleSamples; n++ {
+		if err := ctx.Err(); err != nil {
+			return ScaleEstimate{}, err
+		}
+		if src.vc == nil && n%step != 0 {
+			src.i++ // skip the file undecoded
+			if src.i > len(src.files) {
+				break
+			}
+			continue
+		}
+		name, ok, err := src.next(&img)
+		if err != nil {
+			return ScaleEstimate{}, err
+		}
+		if !ok {
+			break
+		}
+		if n%step != 0 {
+			continue
+		}
+		f, err := greyFrame(img)
+		if err != nil {
+			return ScaleEstimate{}, fmt.Errorf("track: frame %d (%s): %w", n, name, err)
+		}
+		if len(frames) > 0 && (f.Width != frames[0].Width || f.Height != frames[0].Height) {
+			continue
+		}
+		frames = append(frames, f)
+	}
+	if len(frames) == 0 {
+		return ScaleEstimate{}, fmt.Errorf("track: no frame could be read from %s", c.Video+c.Images)
+	}
+	base := DefaultConfig(stillCalibration(frames[0].Width, frames[0].Height, 540))
+	base.Polarity = c.Polarity
+	if fps := src.fps(); fps > 0 {
+		base.Calibration.FramePeriod = time.Duration(float64(time.Second) / fps)
+	}
+	return EstimateScale(frames, base, src.vc != nil && !c.FollowsWorm)
 }
 
 // greyFrame converts an 8-bit image (grey, BGR or BGRA) to a grey frame (a copy).

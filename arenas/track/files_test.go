@@ -141,14 +141,39 @@ func TestTrackFilesImages(t *testing.T) {
 			t.Errorf("overlay image %d: %v", i, err)
 		}
 	}
-	// At twice the scale the worms look half as long as expected: no confident frame and a hint.
+	// At twice the scale the worms are 0.5 mm long, a larva's length: still tracked.
 	cfg.PxPerCM, cfg.Overlay = 1080, ""
+	sum, err = TrackFiles(context.Background(), cfg, &bytes.Buffer{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Confident != 3 || sum.ScaleHint() != "" {
+		t.Errorf("at twice the scale: summary %+v, hint %q", sum, sum.ScaleHint())
+	}
+	// At six times the scale they would be 0.17 mm long, shorter than any worm: no worm found
+	// and a hint.
+	cfg.PxPerCM = 3240
 	sum, err = TrackFiles(context.Background(), cfg, &bytes.Buffer{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum.Confident != 0 || !strings.Contains(sum.ScaleHint(), "--px-per-cm") {
 		t.Errorf("at a wrong scale: summary %+v, hint %q", sum, sum.ScaleHint())
+	}
+	// Auto: the scale estimated from the images (the worms are 1 mm at 540 px/cm), said why.
+	cfg.PxPerCM, cfg.AutoScale = 0, true
+	out.Reset()
+	sum, err = TrackFiles(context.Background(), cfg, &out, nil)
+	for _, r := range decodeRecords(t, out.Bytes()) {
+		t.Logf("auto: %s ok %v conf %v flags %v", r.File, r.OK, r.Confidence, r.Flags)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Scale == nil || math.Abs(sum.Scale.PxPerCM/540-1) > 0.15 || sum.Confident != 3 || !strings.Contains(sum.Scale.String(), "px long") {
+		t.Errorf("auto scale: summary %+v, estimate %+v", sum, sum.Scale)
+	} else {
+		t.Logf("auto scale: %s", sum.Scale)
 	}
 }
 

@@ -66,7 +66,10 @@ func (id *identity) orient(mid [][2]float64, widths, dark []float64, blob [2]flo
 	}
 	dist := func(a, b [2]float64) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }
 	gap := now.Sub(id.lastGood)
-	continuous := id.have && gap <= cfg.ReacquireAfter
+	// Continuity holds over consecutive frames; across a gap (a coil, a frame without the
+	// worm) shorter than ReacquireAfter it only guesses: the ends may have swept round
+	// during an omega turn, so motion must confirm it again.
+	continuous := id.have && gap <= cfg.ReacquireAfter && (id.consec || !cfg.MotionIdentity)
 	if id.have {
 		same := dist(mid[0], id.head) + dist(mid[n-1], id.tail)
 		swapped := dist(mid[0], id.tail) + dist(mid[n-1], id.head)

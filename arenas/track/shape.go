@@ -75,7 +75,7 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	hole := t.geo.fillHoles(b, minHole)
 	area = b.count()
 	t.geo.thin(b)
-	path, info := t.geo.longestPath(t.scratch[0])
+	path, _ := t.geo.longestPath(t.scratch[0])
 	t.scratch[0] = path
 	if len(path) < 2 {
 		return t.coiled(now, cx, cy, area)
@@ -131,7 +131,9 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	} else if length > t.cfg.MaxLengthRatio*hi {
 		flag("long", 0.2)
 	}
-	branch := float64(info.branchPix) / length
+	// Side branches of the skeleton longer than the body is wide: a spur of the mask's ragged
+	// edge is shorter.
+	branch := float64(t.geo.branchBeyond(max(1, int(math.Round(meanW))))) / length
 	if branch > 0.1 {
 		conf *= math.Max(0.2, 1-(branch-0.1)*3)
 	}

@@ -284,6 +284,43 @@ func (g *geometry) longestPath(pts [][2]float64) ([][2]float64, skeletonInfo) {
 	return pts, info
 }
 
+// branchBeyond counts the skeleton pixels of the longest path's component (after
+// longestPath) that are more than minLen steps from the path along the skeleton: the parts of
+// side branches beyond minLen.
+func (g *geometry) branchBeyond(minLen int) int {
+	s := &g.skel
+	for i := range g.dist {
+		g.dist[i] = -1
+	}
+	g.queue = g.queue[:0]
+	for _, i := range g.path {
+		g.dist[i] = 0
+		g.queue = append(g.queue, i)
+	}
+	n := 0
+	nbr8 := [8][2]int{{1, 0}, {-1, 0}, {0, 1}, {0, -1}, {1, 1}, {1, -1}, {-1, 1}, {-1, -1}}
+	for k := 0; k < len(g.queue); k++ {
+		i := g.queue[k]
+		x, y := int(i)%s.w, int(i)/s.w
+		for _, d := range nbr8 {
+			nx, ny := x+d[0], y+d[1]
+			if !s.at(nx, ny) {
+				continue
+			}
+			j := int32(ny*s.w + nx)
+			if g.dist[j] >= 0 {
+				continue
+			}
+			g.dist[j] = g.dist[i] + 1
+			if int(g.dist[j]) > minLen {
+				n++
+			}
+			g.queue = append(g.queue, j)
+		}
+	}
+	return n
+}
+
 // polyLength is the length of a polyline.
 func polyLength(p [][2]float64) float64 {
 	l := 0.0

@@ -75,7 +75,12 @@ func background(cfg Config, lut *edgeLUT) []float32 {
 			v := cfg.RimLevel*rimShare + cfg.OutsideLevel*beyondRim
 			if agarShare > 0 {
 				if cfg.MeniscusWidth > 0 && r < wall {
-					agar *= 1 - cfg.Meniscus*math.Exp(-(wall-r)/cfg.MeniscusWidth)
+					if cfg.DarkField {
+						// The curved surface scatters: the agar glows towards the wall.
+						agar += cfg.Meniscus * math.Exp(-(wall-r)/cfg.MeniscusWidth) * math.Max(0, 255-agar)
+					} else {
+						agar *= 1 - cfg.Meniscus*math.Exp(-(wall-r)/cfg.MeniscusWidth)
+					}
 				}
 				v += agar * agarShare
 			}
@@ -84,6 +89,27 @@ func background(cfg Config, lut *edgeLUT) []float32 {
 	}
 	addDebris(cfg, lut, sigma, bg)
 	return bg
+}
+
+// vignette is the optics' brightness falloff: 1 at the frame centre, 1-Vignetting at the
+// corners, falling with the squared distance from the centre.
+type vignette struct {
+	fcx, fcy, corner2, amount float64
+}
+
+func newVignette(cfg Config) vignette {
+	w, h := cfg.Calibration.Width, cfg.Calibration.Height
+	v := vignette{fcx: float64(w-1) / 2, fcy: float64(h-1) / 2, amount: cfg.Vignetting}
+	v.corner2 = v.fcx*v.fcx + v.fcy*v.fcy
+	if v.corner2 == 0 {
+		v.corner2 = 1
+	}
+	return v
+}
+
+func (v vignette) at(x, y int) float64 {
+	dx, dy := float64(x)-v.fcx, float64(y)-v.fcy
+	return 1 - v.amount*(dx*dx+dy*dy)/v.corner2
 }
 
 // texture is the agar's low-frequency brightness field: three octaves of smooth value noise
@@ -157,11 +183,13 @@ func (t *texture) at(x, y int) float64 {
 	return top*(1-fy) + bot*fy
 }
 
-// addDebris darkens bg with cfg.DebrisCount pieces of debris scattered uniformly over the
-// usable plate: mostly small round or slightly elongated specks (log-normal radius around
-// DebrisRadius), and a DebrisLargeFraction share of worm-sized-ish curved blobs.
+// addDebris darkens bg (brightens it in dark-field, where debris scatters the light) with
+// cfg.DebrisCount pieces of debris scattered uniformly over the usable plate: mostly small
+// round or slightly elongated specks (log-normal radius around DebrisRadius), and a
+// DebrisLargeFraction share of worm-sized-ish curved blobs.
 func addDebris(cfg Config, lut *edgeLUT, sigma float64, bg []float32) {
 	cal := cfg.Calibration
+	vig := newVignette(cfg)
 	rng := rand.New(rand.NewPCG(cfg.Seed, streamDebris))
 	var ras bodyRaster
 	margin := 4*sigma + 1
@@ -208,6 +236,11 @@ func addDebris(cfg Config, lut *edgeLUT, sigma float64, bg []float32) {
 				}
 				cov := lut.bandCoverage(float64(ras.s[k]), float64(ras.hw[k]), sigma)
 				p := (y0+j)*cal.Width + x0 + i
+				if cfg.DarkField {
+					white := 255 * vig.at(x0+i, y0+j)
+					bg[p] += float32(dark * cov * math.Max(0, white-float64(bg[p])))
+					continue
+				}
 				bg[p] *= float32(1 - dark*cov)
 			}
 		}

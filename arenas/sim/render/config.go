@@ -80,6 +80,16 @@ type Config struct {
 	// Blur is the standard deviation in pixels of the optics' Gaussian blur applied to the worm,
 	// the debris and the plate rim (pixel area integration is added to it).
 	Blur float64
+
+	// DarkField renders dark-field illumination (the light reaches the lens only where something
+	// scatters it, as on the reference study's rig): the agar is dark, and the worm, the debris
+	// and the meniscus are brighter than it. The grey levels keep their meaning (AgarLevel is
+	// then low, at most 128; DarkFieldConfig gives the look) and each fractional darkening of
+	// bright-field becomes a brightening by that fraction of the way from the agar to white
+	// (255, dimmed by the vignetting and scaled by LightGain): a fully covered pixel at the
+	// worm's body wall shows agar + WormDarkness*(white-agar), the midline WormCore times that
+	// brightening. False (the default) is bright-field: a dark worm on bright agar.
+	DarkField bool
 }
 
 // DefaultConfig returns the reference rig's look for cal: bright agar (grey ~170) with soft
@@ -118,6 +128,28 @@ func DefaultConfig(cal arenas.Calibration) Config {
 		Blur:                0.8,
 	}
 }
+
+// DarkFieldConfig returns the dark-field look (Config.DarkField) for cal: dark agar (grey ~28)
+// with faint texture and grain, a bright plate wall (it scatters the light) on a dark outside,
+// a meniscus glowing towards the wall, the worm and the debris bright (a fully covered pixel
+// at the body wall 40 % of the way to white: a contrast of ~85 grey levels, as bright-field's
+// dark worm), and otherwise DefaultConfig's sizes, noise, vignetting and blur.
+func DarkFieldConfig(cal arenas.Calibration) Config {
+	c := DefaultConfig(cal)
+	c.DarkField = true
+	c.AgarLevel = 28
+	c.TextureAmplitude = 2
+	c.GrainSD = 0.8
+	c.RimLevel = 120
+	c.OutsideLevel = 12
+	c.Meniscus = 0.1
+	c.WormDarkness = 0.4
+	return c
+}
+
+// darkFieldMaxAgar is the brightest agar DarkField accepts: above it the worm would hardly be
+// brighter than the agar.
+const darkFieldMaxAgar = 128
 
 // maxPixels bounds the frame size (a camera holds about 2 bytes per pixel, and New briefly 6).
 const maxPixels = 1 << 26
@@ -165,6 +197,9 @@ func (c Config) Validate() error {
 		if !inRange(ch.v, ch.lo, ch.hi) {
 			return fmt.Errorf("render: %s %v out of range [%v, %v]", ch.name, ch.v, ch.lo, ch.hi)
 		}
+	}
+	if c.DarkField && c.AgarLevel > darkFieldMaxAgar {
+		return fmt.Errorf("render: AgarLevel %v too bright for DarkField (at most %v: the worm must be brighter than the agar)", c.AgarLevel, darkFieldMaxAgar)
 	}
 	if c.WormCore == 0 {
 		return fmt.Errorf("render: WormCore must be above 0")

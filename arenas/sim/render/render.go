@@ -2,7 +2,8 @@
 // reference rig's (bright agar with low-frequency texture and grain, vignetting, a dark plate
 // wall and outside, a few debris specks, per-frame sensor noise, a dark tapered worm with soft
 // edges and a lighter core, and a slight brightening while the light is on), so that the tracker
-// that runs on real recordings runs on simulated ones unchanged.
+// that runs on real recordings runs on simulated ones unchanged. Config.DarkField (see
+// DarkFieldConfig) renders the other polarity: a bright worm and bright debris on dark agar.
 //
 // Cost: New precomputes the static background (light off and light on) and a table of sensor
 // noise; Render copies the background with noise added (8 pixels per machine word, each row
@@ -45,6 +46,7 @@ type Camera struct {
 	sigma float64 // blur SD including pixel integration
 	ras   bodyRaster
 	half  []float64
+	vig   vignette // for the dark-field worm's white level
 }
 
 // New precomputes the camera's static background (light off and on) and its noise table: a
@@ -63,6 +65,7 @@ func New(cfg Config) (*Camera, error) {
 		rng:   rand.New(rand.NewPCG(cfg.Seed, streamNoiseOffsets)),
 		lut:   newEdgeLUT(),
 		sigma: math.Sqrt(cfg.Blur*cfg.Blur + 1.0/12),
+		vig:   newVignette(cfg),
 	}
 	clean := background(cfg, c.lut)
 	n := c.w * c.h
@@ -125,7 +128,7 @@ func (c *Camera) Render(dst []byte, w Worm, light bool) {
 			addRow(dst[y*c.w:(y+1)*c.w], bg[y*c.w:(y+1)*c.w], c.noise[o:o+c.w])
 		}
 	}
-	c.drawWorm(dst, bg, w)
+	c.drawWorm(dst, bg, w, light)
 }
 
 // addRow sets d = b + n bytewise, a machine word (8 bytes) at a time, four words per step
@@ -150,8 +153,9 @@ func addRow(d, b, n []byte) {
 }
 
 // drawWorm darkens the worm's bounding box of dst: each pixel loses coverage x darkness of the
-// clean background beneath it, so the sensor noise stays on the worm too.
-func (c *Camera) drawWorm(dst, bg []byte, w Worm) {
+// clean background beneath it, so the sensor noise stays on the worm too. In dark-field it
+// brightens it instead, by coverage x darkness of the way from the background to white.
+func (c *Camera) drawWorm(dst, bg []byte, w Worm, light bool) {
 	if len(w.Midline) == 0 {
 		return
 	}
@@ -168,6 +172,10 @@ func (c *Camera) drawWorm(dst, bg []byte, w Worm) {
 	c.ras.addPolyline(w.Midline, c.half, margin)
 	dark, core := c.cfg.WormDarkness, c.cfg.WormCore
 	k := float64(c.k)
+	gain := 1.0
+	if light {
+		gain += c.cfg.LightGain
+	}
 	for j := 0; j < bh; j++ {
 		row := (y0+j)*c.w + x0
 		for i := 0; i < bw; i++ {
@@ -183,6 +191,12 @@ func (c *Camera) drawWorm(dst, bg []byte, w Worm) {
 			r := math.Min(float64(c.ras.r[q]), 1)
 			d := dark * (core + (1-core)*r*r)
 			p := row + i
+			if c.cfg.DarkField {
+				white := math.Min(255, 255*gain*c.vig.at(x0+i, y0+j))
+				v := float64(dst[p]) + cov*d*math.Max(0, white-(float64(bg[p])+k))
+				dst[p] = byte(math.Min(math.Round(v), 255))
+				continue
+			}
 			v := float64(dst[p]) - cov*d*(float64(bg[p])+k)
 			dst[p] = byte(math.Max(math.Round(v), 0))
 		}
