@@ -118,10 +118,15 @@ func BenchmarkTrack2160x1920(b *testing.B) {
 	ft.report(b)
 }
 
-// BenchmarkTrackLost2160x1920 is the worst case: the worm was lost, so the whole plate is
-// searched in every frame.
+// BenchmarkTrackLost2160x1920 is the worst case: the worm was lost (Reset before every frame),
+// so the whole plate is searched in every frame, coarse to fine (findLost). Run with -cpu 1.
 func BenchmarkTrackLost2160x1920(b *testing.B) {
 	frames, tr := benchFrames(b, 4)
+	tr.Reset()
+	tr.Track(frames[0])
+	if tr.coarse.factor < 2 {
+		b.Fatalf("the lost-worm search downsamples by %d: not the coarse search", tr.coarse.factor)
+	}
 	var ft frameTimer
 	b.ResetTimer()
 	for i := range b.N {

@@ -27,6 +27,7 @@ func (t *Tracker) bodyChecks(body *bitmap, mid [][2]float64, widths []float64, o
 	if !(medW > 0) {
 		return []string{"no width profile"}
 	}
+
 	if length > maxElongation*medW {
 		add("thin")
 	}

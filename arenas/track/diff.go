@@ -59,7 +59,13 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 			off := (roi.Min.Y+y)*f.Width + roi.Min.X
 			copy(src[y*w:(y+1)*w], f.Pix[off:off+w])
 		}
-		gocv.MorphologyExWithParams(m.src, &m.diff, gocv.MorphTophat, m.kernel, 1, gocv.BorderReplicate)
+		// The frame minus its grey opening, the opening taken of the frame with dark things
+		// (debris, the shadowed edges of tracks) raised to the local level.
+		if !t.flattenOther(-1) {
+			return false
+		}
+		gocv.MorphologyExWithParams(m.clip, &m.closed, gocv.MorphOpen, m.kernel, 1, gocv.BorderReplicate)
+		gocv.Subtract(m.src, m.closed, &m.diff)
 		diff, err = m.diff.DataPtrUint8()
 		if err != nil {
 			return false
@@ -104,7 +110,13 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 				}
 			}
 		}
-		gocv.MorphologyExWithParams(m.src, &m.closed, gocv.MorphClose, m.kernel, 1, gocv.BorderReplicate)
+		// The grey closing of the frame minus the frame, the closing taken of the frame with
+		// bright things (old tracks in the agar, reflections) lowered to the local level: a
+		// closing spreads them, and the agar beside them would look dark.
+		if !t.flattenOther(1) {
+			return false
+		}
+		gocv.MorphologyExWithParams(m.clip, &m.closed, gocv.MorphClose, m.kernel, 1, gocv.BorderReplicate)
 		gocv.Subtract(m.closed, m.src, &m.diff)
 		diff, err = m.diff.DataPtrUint8()
 		if err != nil {
@@ -123,6 +135,39 @@ func (t *Tracker) diffImage(f arenas.Frame, roi image.Rectangle) bool {
 			x1 := min(w, max(x0, span[1]-roi.Min.X))
 			clear(row[:x0])
 			clear(row[x1:])
+		}
+	}
+	return true
+}
+
+// otherTolerance is how far, in grey levels, a pixel may lie beyond the local median on the
+// side away from the worm before flattenOther brings it back.
+const otherTolerance = 6
+
+// flattenOther fills t.mats.clip with t.mats.src, its pixels brighter (sign 1, for a dark
+// worm) or darker (sign -1, for a bright worm) than the local median by more than
+// otherTolerance brought back to that bound. The median's window is the background kernel's:
+// three body widths, of which a worm covers too little to move it.
+func (t *Tracker) flattenOther(sign int) bool {
+	m := &t.mats
+	k := m.kernel.Cols() | 1
+	gocv.MedianBlur(m.src, &m.med, min(k, 255))
+	m.src.CopyTo(&m.clip)
+	clip, err := m.clip.DataPtrUint8()
+	if err != nil {
+		return false
+	}
+	med, err := m.med.DataPtrUint8()
+	if err != nil || len(med) != len(clip) {
+		return false
+	}
+	for i, v := range clip {
+		if sign > 0 {
+			if b := int(med[i]) + otherTolerance; int(v) > b {
+				clip[i] = uint8(min(255, b))
+			}
+		} else if b := int(med[i]) - otherTolerance; int(v) < b {
+			clip[i] = uint8(max(0, b))
 		}
 	}
 	return true

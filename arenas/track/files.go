@@ -334,7 +334,7 @@ func autoScale(ctx context.Context, c FileConfig) (ScaleEstimate, error) {
 		if err != nil {
 			return ScaleEstimate{}, fmt.Errorf("track: frame %d (%s): %w", n, name, err)
 		}
-		if len(frames) > 0 && (f.Width != frames[0].Width || f.Height != frames[0].Height) {
+		if src.vc != nil && len(frames) > 0 && (f.Width != frames[0].Width || f.Height != frames[0].Height) {
 			continue
 		}
 		frames = append(frames, f)

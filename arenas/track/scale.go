@@ -55,7 +55,7 @@ var ErrNoScale = errors.New("track: no worm found at any scale in the sampled fr
 // shrunk so that its worm is rungPx long), and the
 // rung that finds a whole worm confidently in the most frames gives the worm's length, taken
 // as an adult's (AdultLengthCM). base gives the other settings (polarity, thresholds); its
-// scale and lengths are ignored. Frames must share one size.
+// scale and lengths are ignored. Frames may differ in size (crops), unless fixedView.
 //
 // fixedView says the frames come from one camera over time (not a tracking stage, not crops):
 // each rung is then also tried against a background built from the frames themselves, which
@@ -65,13 +65,29 @@ func EstimateScale(frames []arenas.Frame, base Config, fixedView bool) (ScaleEst
 	if len(frames) == 0 {
 		return ScaleEstimate{}, errors.New("track: no frames to estimate the scale from")
 	}
-	w, h := frames[0].Width, frames[0].Height
-	for _, f := range frames {
-		if f.Width != w || f.Height != h || len(f.Pix) < w*h || w <= 0 || h <= 0 {
-			return ScaleEstimate{}, fmt.Errorf("track: scale estimate: frames of different sizes or without pixels")
-		}
+	// Frames of one size are tracked together (crops of a worm differ in size).
+	type group struct {
+		w, h   int
+		frames []arenas.Frame
 	}
-	top := math.Min(4000, 1.5*math.Hypot(float64(w), float64(h)))
+	var groups []*group
+	diag := 0.0
+	for _, f := range frames {
+		if f.Width <= 0 || f.Height <= 0 || len(f.Pix) < f.Width*f.Height || f.Width > 1<<15 || f.Height > 1<<15 {
+			return ScaleEstimate{}, fmt.Errorf("track: scale estimate: a frame of %dx%d with %d bytes", f.Width, f.Height, len(f.Pix))
+		}
+		i := slices.IndexFunc(groups, func(g *group) bool { return g.w == f.Width && g.h == f.Height })
+		if i < 0 {
+			if fixedView && len(groups) > 0 {
+				return ScaleEstimate{}, errors.New("track: scale estimate: frames of one camera differ in size")
+			}
+			groups = append(groups, &group{w: f.Width, h: f.Height})
+			i = len(groups) - 1
+		}
+		groups[i].frames = append(groups[i].frames, f)
+		diag = math.Max(diag, math.Hypot(float64(f.Width), float64(f.Height)))
+	}
+	top := math.Min(4000, 1.5*diag)
 	// The rung that finds the most worm: in the most frames, whole or cut by the frame's
 	// edge, times the median area found. At rungs below the worm's, debris and the dark edges
 	// of old tracks look like worms; they are smaller than the worm, or found in fewer frames.
@@ -97,44 +113,45 @@ func EstimateScale(frames []arenas.Frame, base Config, fixedView bool) (ScaleEst
 		// Rungs above rungPx track frames shrunk so that their worm is rungPx long: the same
 		// work at every rung, and the closing's kernel stays small.
 		k := math.Max(1, l/rungPx)
-		sw, sh := max(1, int(math.Round(float64(w)/k))), max(1, int(math.Round(float64(h)/k)))
-		if k > 1 && (sw < 16 || sh < 16) {
-			break
-		}
-		scaled = scaled[:0]
-		for _, f := range frames {
-			if k == 1 {
-				scaled = append(scaled, f)
-				continue
-			}
-			sf, err := shrink(f, sw, sh, &dst)
-			if err != nil {
-				return ScaleEstimate{}, err
-			}
-			scaled = append(scaled, sf)
-		}
-		k = float64(w) / float64(sw)
-		lk := l / k
-		cfg := base
-		cfg.Calibration = stillCalibration(sw, sh, lk/AdultLengthCM)
-		cfg.Calibration.FramePeriod = base.Calibration.FramePeriod
-		cfg.BodyLength = lk
-		cfg.MinBodyLength = math.Max(8, lk/1.5)
-		cfg.MaxBodyLength = math.Min(4000, lk*1.5)
-		cfg.SpeedFloor = 0.05 * lk
-		cfg.PlateMask = false
-		cfg.RefineLength = true
-		cfg.RequireSettled = false
-		cfg.MotionIdentity = false
 		for _, bg := range []bool{false, fixedView} {
-			if bg && len(scaled) < 2 {
-				continue
+			r := rung{nominal: l}
+			for _, g := range groups {
+				if bg && len(g.frames) < 2 {
+					continue
+				}
+				sw, sh := max(1, int(math.Round(float64(g.w)/k))), max(1, int(math.Round(float64(g.h)/k)))
+				if k > 1 && (sw < 16 || sh < 16) {
+					continue
+				}
+				scaled = scaled[:0]
+				for _, f := range g.frames {
+					if k == 1 {
+						scaled = append(scaled, f)
+						continue
+					}
+					sf, err := shrink(f, sw, sh, &dst)
+					if err != nil {
+						return ScaleEstimate{}, err
+					}
+					scaled = append(scaled, sf)
+				}
+				kg := float64(g.w) / float64(sw)
+				lk := l / kg
+				cfg := base
+				cfg.Calibration = stillCalibration(sw, sh, lk/AdultLengthCM)
+				cfg.Calibration.FramePeriod = base.Calibration.FramePeriod
+				cfg.BodyLength = lk
+				cfg.MinBodyLength = math.Max(8, lk/1.5)
+				cfg.MaxBodyLength = math.Min(4000, lk*1.5)
+				cfg.SpeedFloor = 0.05 * lk
+				cfg.PlateMask = false
+				cfg.RefineLength = true
+				cfg.RequireSettled = false
+				cfg.MotionIdentity = false
+				if err := measureRung(&r, cfg, scaled, kg, bg); err != nil {
+					return ScaleEstimate{}, err
+				}
 			}
-			r, err := measureRung(cfg, scaled, k, bg)
-			if err != nil {
-				return ScaleEstimate{}, err
-			}
-			r.nominal = l
 			if sr, sb := score(r), score(best); sr > 1.2*sb || (sr > sb/1.2 && centred(r) < centred(best)) {
 				best = r
 			}
@@ -166,23 +183,22 @@ type rung struct {
 }
 
 // measureRung tracks each frame on its own with cfg (the frames shrunk by k), against a
-// background built from all of them when bg is set.
-func measureRung(cfg Config, frames []arenas.Frame, k float64, bg bool) (rung, error) {
-	var r rung
+// background built from all of them when bg is set, and adds what it measured to r.
+func measureRung(r *rung, cfg Config, frames []arenas.Frame, k float64, bg bool) error {
 	tr, err := New(cfg, nil)
 	if err != nil {
-		return r, err
+		return err
 	}
 	defer tr.Close()
 	if bg {
 		tr.StartBackground()
 		for _, f := range frames {
 			if err := tr.AddBackground(f); err != nil {
-				return r, err
+				return err
 			}
 		}
 		if err := tr.CommitBackground(); err != nil {
-			return r, err
+			return err
 		}
 	}
 	for i, f := range frames {
@@ -204,7 +220,7 @@ func measureRung(cfg Config, frames []arenas.Frame, k float64, bg bool) (rung, e
 		}
 		r.areas = append(r.areas, k*k*float64(res.Area))
 	}
-	return r, nil
+	return nil
 }
 
 // rungPx is the worm length, in pixels of the shrunk frames, of the larger rungs of

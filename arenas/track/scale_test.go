@@ -61,7 +61,8 @@ func TestEstimateScaleSimulated(t *testing.T) {
 	}
 }
 
-// TestEstimateScaleErrors: no frames, frames of different sizes, and blank frames are errors.
+// TestEstimateScaleErrors: no frames, frames of one camera in different sizes, and blank frames
+// are errors.
 func TestEstimateScaleErrors(t *testing.T) {
 	base := DefaultConfig(stillCalibration(64, 64, 540))
 	if _, err := EstimateScale(nil, base, false); err == nil {
@@ -69,8 +70,8 @@ func TestEstimateScaleErrors(t *testing.T) {
 	}
 	a := arenas.Frame{Width: 64, Height: 64, Pix: make([]byte, 64*64)}
 	b := arenas.Frame{Width: 32, Height: 64, Pix: make([]byte, 32*64)}
-	if _, err := EstimateScale([]arenas.Frame{a, b}, base, false); err == nil {
-		t.Error("frames of two sizes: no error")
+	if _, err := EstimateScale([]arenas.Frame{a, b}, base, true); err == nil {
+		t.Error("frames of one camera in two sizes: no error")
 	}
 	for i := range a.Pix {
 		a.Pix[i] = 170

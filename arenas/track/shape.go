@@ -46,6 +46,7 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 		}
 	}
 	t.keepLargest(b)
+	t.trimThin(b)
 	area := b.count()
 	ox, oy := float64(roi.Min.X+c.x-1), float64(roi.Min.Y+c.y-1) // bitmap -> frame offset
 	lo, hi := t.sizeRange()
@@ -104,6 +105,11 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 		return t.coiled(now, cx, cy, area)
 	}
 
+	if length > maxElongation*meanW {
+		// Far thinner than any worm: a track, a scratch, a fibre.
+		return t.lost(now, NoWorm)
+	}
+
 	n := t.cfg.MidlinePoints
 	mid := resample(nil, ext, n)
 	mid = t.refineMidline(mid, blur, w, roi.Dy(), float64(c.x-1), float64(c.y-1), thr2, meanW)
@@ -118,6 +124,15 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	flag := func(f string, c float64) {
 		flags = append(flags, f)
 		conf = math.Min(conf, c)
+	}
+	if i, j, ok := thinEnds(res.Widths); ok {
+		// The midline runs off the body at an end, along something thin attached to it (the
+		// shadowed edge of a track): the pose keeps the body's part, and is not trusted.
+		mid = resample(nil, slices.Clone(mid[i:j+1]), n)
+		res.Widths = t.widths(b, mid, ox, oy)
+		length = polyLength(mid)
+		res.Length = length
+		flag("off-body midline", 0.3)
 	}
 	if t.lenKnown {
 		switch {
@@ -198,6 +213,125 @@ func (t *Tracker) darkAlong(mid [][2]float64, img []uint8, w int, roi image.Rect
 	t.dark = out
 	return out
 }
+
+// trimThin removes from the blob the parts much thinner than its body (what an opening with a
+// disc of thinFrac of its width takes away) that reach further than the body is wide: the
+// dark edge of an old track, a scratch or a fibre that touches the worm is not the worm; the
+// tapered tip of its tail is. The largest piece left is kept.
+func (t *Tracker) trimThin(b *bitmap) {
+	area := b.count()
+	wEst := 2 * float64(area) / math.Max(1, float64(b.perimeter()))
+	d := int(math.Round(thinFrac * wEst))
+	if d < 3 {
+		return
+	}
+	d |= 1
+	m := &t.mats
+	ensure(&m.blob, b.h, b.w, gocv.MatTypeCV8U)
+	px, err := m.blob.DataPtrUint8()
+	if err != nil {
+		return
+	}
+	for i, v := range b.pix {
+		px[i] = v * 255
+	}
+	if t.thinK.d != d {
+		t.thinK.m.Close()
+		t.thinK.m = gocv.GetStructuringElement(gocv.MorphEllipse, image.Pt(d, d))
+		t.thinK.d = d
+	}
+	gocv.MorphologyExWithParams(m.blob, &m.dist, gocv.MorphOpen, t.thinK.m, 1, gocv.BorderConstant)
+	out, err := m.dist.DataPtrUint8()
+	if err != nil || len(out) != len(b.pix) {
+		return
+	}
+	kept := 0
+	for _, v := range out {
+		if v != 0 {
+			kept++
+		}
+	}
+	if kept < area/2 {
+		return // the body itself is thin: nothing to trim
+	}
+	// The pixels the opening removed, in pieces: a piece longer than the body is wide is
+	// something thin attached to the worm, and goes; a shorter one (the tapered tip of the
+	// tail, a ragged edge) stays.
+	g := &t.geo
+	n := b.w * b.h
+	if cap(g.mark) < n {
+		g.mark = make([]int32, n)
+	}
+	g.mark = g.mark[:n]
+	clear(g.mark)
+	maxExtent := int(math.Ceil(1.5 * wEst))
+	for i := range n {
+		if b.pix[i] == 0 || out[i] != 0 || g.mark[i] != 0 {
+			continue
+		}
+		g.queue = append(g.queue[:0], int32(i))
+		g.mark[i] = 1
+		x0, y0, x1, y1 := i%b.w, i/b.w, i%b.w, i/b.w
+		for k := 0; k < len(g.queue); k++ {
+			j := int(g.queue[k])
+			x, y := j%b.w, j/b.w
+			x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x), max(y1, y)
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					nx, ny := x+dx, y+dy
+					if !b.at(nx, ny) {
+						continue
+					}
+					q := ny*b.w + nx
+					if out[q] == 0 && g.mark[q] == 0 {
+						g.mark[q] = 1
+						g.queue = append(g.queue, int32(q))
+					}
+				}
+			}
+		}
+		if max(x1-x0, y1-y0)+1 > maxExtent {
+			for _, j := range g.queue {
+				b.pix[j] = 0
+			}
+		}
+	}
+	t.keepLargest(b)
+}
+
+// thinFrac is the width, as a share of the body's, below which trimThin removes a part.
+const thinFrac = 0.35
+
+// thinEnds finds where the body begins at each end of a width profile: the first and last
+// points at least thinEnd of the body's median width wide. ok reports that a longer stretch
+// than a tail's taper (an eighth of the points) at an end is thinner than that, with the body
+// between still at least half the points.
+func thinEnds(widths []float64) (i, j int, ok bool) {
+	n := len(widths)
+	if n < 12 {
+		return 0, n - 1, false
+	}
+	medW := median(slices.Clone(widths[n/10 : n-n/10]))
+	if !(medW > 0) {
+		return 0, n - 1, false
+	}
+	for i < n-1 && widths[i] < thinEnd*medW {
+		i++
+	}
+	j = n - 1
+	for j > i && widths[j] < thinEnd*medW {
+		j--
+	}
+	taper := n / 8
+	if (i <= taper && j >= n-1-taper) || j-i < n/2 {
+		return 0, n - 1, false
+	}
+	return i, j, true
+}
+
+// thinEnd is the share of the body's width below which thinEnds takes the midline to have left
+// the body (a tail tapers below it over the last few per cent only).
+const thinEnd = 0.3
 
 // minElongation is the smallest length-to-mean-width ratio of an uncurled worm (adults are
 // about 12, larvae more, less when the optics' blur widens a small worm); a stubbier blob is a worm curled on itself, or not a worm.

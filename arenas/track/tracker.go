@@ -105,6 +105,11 @@ type Tracker struct {
 	diffBuf  []uint8
 	blob     bitmap
 	body     bitmap // the blob before its holes are filled
+	// thinK is trimThin's disc (diameter d).
+	thinK struct {
+		m gocv.Mat
+		d int
+	}
 	dark     []float64
 	scratch  [4][][2]float64
 	histo    [256]int
@@ -116,15 +121,17 @@ type Tracker struct {
 	// bright is the polarity in use: the worm brighter than the background (dark-field).
 	// It is cfg.Polarity resolved (AutoPolarity decides it from the background).
 	bright bool
+	coarse coarse // the lost-worm search's buffers (coarse.go)
 }
 
 // mats are the OpenCV buffers a Tracker reuses from frame to frame.
 type mats struct {
 	src, closed, diff, blur, bin, labels, stats, cents, kernel, blob, dist, distLabels, plate gocv.Mat
+	med, clip                                                                                 gocv.Mat
 }
 
 func (m *mats) all() []*gocv.Mat {
-	return []*gocv.Mat{&m.src, &m.closed, &m.diff, &m.blur, &m.bin, &m.labels, &m.stats, &m.cents, &m.kernel, &m.blob, &m.dist, &m.distLabels, &m.plate}
+	return []*gocv.Mat{&m.src, &m.closed, &m.diff, &m.blur, &m.bin, &m.labels, &m.stats, &m.cents, &m.kernel, &m.blob, &m.dist, &m.distLabels, &m.plate, &m.med, &m.clip}
 }
 
 // New returns a Tracker without a background: it segments each frame against a local
@@ -141,6 +148,7 @@ func New(cfg Config, log *slog.Logger) (*Tracker, error) {
 	for _, m := range t.mats.all() {
 		*m = gocv.NewMat()
 	}
+	t.thinK.m = gocv.NewMat()
 	// The closing erases dark things up to three nominal widths wide: the widest worm accepted
 	// (MaxBodyLength, 1.5 mm by default) too.
 	k := 2*int(math.Ceil(1.5*widthOf(max(cfg.BodyLength, cfg.MaxBodyLength/2)))) + 1
@@ -165,6 +173,8 @@ func (t *Tracker) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, t.coarse.close())
+	errs = append(errs, t.thinK.m.Close())
 	if t.bg != nil {
 		errs = append(errs, t.bg.close())
 		t.bg = nil
