@@ -273,7 +273,16 @@ func New(cfg Config) (*Station, error) {
 		return nil, fmt.Errorf("station %s: %w", s.id, err)
 	}
 	stamped := stamp(a)
-	o, err := track.NewObserver(stamped, track.DefaultConfig(a.Calibration()), s.log)
+	tcfg := track.DefaultConfig(a.Calibration())
+	// A rig says how its worms show (bright-field or dark-field); without a word the tracker
+	// decides it from the background built before each episode.
+	tcfg.Polarity = track.AutoPolarity
+	if p, ok := a.(interface{ Polarity() string }); ok {
+		if tcfg.Polarity, err = track.ParsePolarity(p.Polarity()); err != nil {
+			return nil, fmt.Errorf("station %s: %w", s.id, err)
+		}
+	}
+	o, err := track.NewObserver(stamped, tcfg, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("station %s: %w", s.id, err)
 	}

@@ -148,6 +148,9 @@ func (a *Arena) Stats() Stats {
 // Calibration returns the configured calibration.
 func (a *Arena) Calibration() arenas.Calibration { return a.cal }
 
+// Polarity is the worm's polarity the rig's config gives the tracker (Config.Polarity).
+func (a *Arena) Polarity() string { return a.cfg.Polarity }
+
 // Light returns the light state the rig believes is in force.
 func (a *Arena) Light() arenas.Light {
 	a.mu.Lock()

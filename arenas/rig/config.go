@@ -59,6 +59,10 @@ type Config struct {
 	Camera CameraConfig
 	// LED is the light driver.
 	LED LEDConfig
+	// Polarity is how the worm shows against the agar, for the tracker: "dark" (bright-field,
+	// the worm darker than the agar), "bright" (dark-field, as on the reference's rig) or
+	// "auto" (decided from the background built before each episode).
+	Polarity string
 	// Clock times frames, pacing and timeouts; nil means the system clock.
 	Clock Clock
 	// Logger receives the rig's events; nil discards them.
@@ -79,9 +83,17 @@ func DefaultConfig() Config {
 			Period:       Duration(cal.FramePeriod),
 			FrameTimeout: Duration(5 * time.Second),
 		},
-		LED: DefaultLEDConfig(),
+		LED:      DefaultLEDConfig(),
+		Polarity: PolarityAuto,
 	}
 }
+
+// Polarities for Config.Polarity.
+const (
+	PolarityDark   = "dark"
+	PolarityBright = "bright"
+	PolarityAuto   = "auto"
+)
 
 // Validate reports the first unusable field.
 func (c Config) Validate() error {
@@ -93,6 +105,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.LED.Validate(); err != nil {
 		return fmt.Errorf("rig: %w", err)
+	}
+	switch c.Polarity {
+	case PolarityDark, PolarityBright, PolarityAuto:
+	default:
+		return fmt.Errorf("rig: polarity %q: want dark, bright or auto", c.Polarity)
 	}
 	return nil
 }
@@ -209,10 +226,12 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 //	    on: [gpioset, gpiochip0, "17=1"]
 //	    off: [gpioset, gpiochip0, "17=0"]
 //	    timeout: 2s
+//	polarity: auto               # dark (bright-field) | bright (dark-field) | auto
 type File struct {
 	Calibration FileCalibration `json:"calibration" yaml:"calibration"`
 	Camera      CameraConfig    `json:"camera" yaml:"camera"`
 	Light       LEDConfig       `json:"light" yaml:"light"`
+	Polarity    string          `json:"polarity" yaml:"polarity"`
 }
 
 // FileCalibration is arenas.Calibration as written in a rig config file.
@@ -250,8 +269,9 @@ func ParseConfig(b []byte, isJSON bool) (Config, error) {
 			PlateRadius: cal.PlateRadius, Width: cal.Width, Height: cal.Height,
 			FramePeriod: Duration(cal.FramePeriod),
 		},
-		Camera: def.Camera,
-		Light:  def.LED,
+		Camera:   def.Camera,
+		Light:    def.LED,
+		Polarity: def.Polarity,
 	}
 	f.Camera.Period = -1 // unset: follows the calibration's frame period
 	if isJSON {
@@ -272,7 +292,7 @@ func ParseConfig(b []byte, isJSON bool) (Config, error) {
 		PxPerCM: c.PxPerCM, CenterX: c.CenterX, CenterY: c.CenterY, PlateRadius: c.PlateRadius,
 		Width: c.Width, Height: c.Height, FramePeriod: time.Duration(c.FramePeriod),
 	}
-	def.Camera, def.LED = f.Camera, f.Light
+	def.Camera, def.LED, def.Polarity = f.Camera, f.Light, f.Polarity
 	if def.Camera.Period == -1 {
 		def.Camera.Period = Duration(def.Calibration.FramePeriod)
 	}
@@ -291,7 +311,8 @@ func (c Config) File() File {
 			PlateRadius: cal.PlateRadius, Width: cal.Width, Height: cal.Height,
 			FramePeriod: Duration(cal.FramePeriod),
 		},
-		Camera: c.Camera,
-		Light:  c.LED,
+		Camera:   c.Camera,
+		Light:    c.LED,
+		Polarity: c.Polarity,
 	}
 }

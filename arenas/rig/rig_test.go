@@ -529,6 +529,7 @@ light:
     on: "L1\n"
     off: "L0\n"
     reply: OK
+polarity: bright
 `
 	cfg, err := ParseConfig([]byte(yamlDoc), false)
 	if err != nil {
@@ -547,6 +548,8 @@ light:
 		t.Fatalf("serial %+v", cfg.LED.Serial)
 	case cfg.LED.Serial.Timeout != Duration(time.Second) || cfg.LED.Serial.MaxLevel != 255:
 		t.Fatalf("serial defaults lost: %+v", cfg.LED.Serial)
+	case cfg.Polarity != PolarityBright:
+		t.Fatalf("polarity %q, want bright", cfg.Polarity)
 	}
 
 	const jsonDoc = `{"camera": {"source": "rec.avi", "period": "0s"},
@@ -559,7 +562,7 @@ light:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Camera.Period != 0 || cfg.LED.Driver != DriverGPIO || !cfg.LED.GPIO.ActiveLow || cfg.Calibration != arenas.DefaultCalibration() {
+	if cfg.Camera.Period != 0 || cfg.LED.Driver != DriverGPIO || !cfg.LED.GPIO.ActiveLow || cfg.Calibration != arenas.DefaultCalibration() || cfg.Polarity != PolarityAuto {
 		t.Fatalf("json config %+v", cfg)
 	}
 
@@ -577,6 +580,7 @@ light:
 		{"bad baud", "light:\n  serial:\n    baud: 12345\n", false, "baud"},
 		{"same commands", "light:\n  serial:\n    on: x\n    off: x\n", false, "both"},
 		{"command without program", "light:\n  driver: command\n  command:\n    on: []\n", false, "on has no program"},
+		{"unknown polarity", "polarity: sideways\n", false, "sideways"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
