@@ -8,9 +8,9 @@ import (
 // bodyChecks tests that a measured midline describes one free, worm-shaped body: a width
 // profile like a worm's (no stretch much wider, as where the body lies on itself, none much
 // thinner, as where the midline leaves the worm along a track), the midline on the segmented
-// body from end to end, and both ends free (no other part of the body within a body width of
-// a tip). It returns what fails, as flags. body is the blob before its holes were filled,
-// (ox, oy) the frame position of its origin; mid is in frame coordinates.
+// body from end to end, and both ends free (no other part of the body touching
+// a tip). It returns what fails, as flags. body is the blob (its small holes filled), (ox, oy)
+// the frame position of its origin; mid is in frame coordinates.
 func (t *Tracker) bodyChecks(body *bitmap, mid [][2]float64, widths []float64, ox, oy, length float64) []string {
 	n := len(mid)
 	if len(widths) != n || n < 5 {
@@ -58,13 +58,15 @@ func (t *Tracker) bodyChecks(body *bitmap, mid [][2]float64, widths []float64, o
 }
 
 // onBody reports whether the midline, sampled every half pixel, stays within one pixel of the
-// body.
+// body. The outermost segment at each end is left out: the tip, prolonged into the faint end of
+// the body, may lie a pixel or two beyond its thresholded outline (a midline that runs on along
+// something thin is thinEnds' to find).
 func (t *Tracker) onBody(body *bitmap, mid [][2]float64, ox, oy float64) bool {
 	near := func(x, y float64) bool {
 		ix, iy := int(math.Round(x-ox)), int(math.Round(y-oy))
 		return body.at(ix, iy) || body.at(ix-1, iy) || body.at(ix+1, iy) || body.at(ix, iy-1) || body.at(ix, iy+1)
 	}
-	for i := 1; i < len(mid); i++ {
+	for i := 2; i < len(mid)-1; i++ {
 		a, b := mid[i-1], mid[i]
 		l := math.Hypot(b[0]-a[0], b[1]-a[1])
 		steps := max(1, int(math.Ceil(2*l)))
@@ -75,16 +77,17 @@ func (t *Tracker) onBody(body *bitmap, mid [][2]float64, ox, oy float64) bool {
 			}
 		}
 	}
-	return near(mid[len(mid)-1][0], mid[len(mid)-1][1])
+	return true
 }
 
-// endTouches reports whether another part of the body lies within a body width of the tip
-// mid[e]: a body pixel that near whose nearest midline point is far along the body from that
-// end (a head bent back onto the body, a tail touching the head).
+// endTouches reports whether another part of the body touches the tip mid[e]: a body pixel
+// within half a body width (and the blur's pixel and a half) of the tip whose nearest midline
+// point is far along the body from that end (a head bent back onto the body, a tail touching
+// the head).
 func endTouches(body *bitmap, mid [][2]float64, e int, medW, length, ox, oy float64) bool {
 	n := len(mid)
 	step := length / float64(n-1)
-	r := math.Max(2, medW)
+	r := 0.5*medW + 0.5
 	far := r + 1.5*medW
 	tip := [2]float64{mid[e][0] - ox, mid[e][1] - oy}
 	x0, x1 := max(0, int(tip[0]-r)), min(body.w-1, int(math.Ceil(tip[0]+r)))

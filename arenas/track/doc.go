@@ -42,7 +42,7 @@
 //  6. Body checks (body.go): the pose is confident only for one free, worm-shaped body: a
 //     width profile without a stretch much wider (the body lying on itself) or much thinner
 //     (the midline off the worm) than the body, the midline on the segmented body from end to
-//     end, and both ends free (no other part of the body within a body width of a tip). What
+//     end, and both ends free (no other part of the body touching a tip). What
 //     fails is named in Result.Flags.
 //  7. Head and tail (identity): see the identity type. Continuity between consecutive frames
 //     (across a gap, such as a coil, it is only a guess that motion must confirm); at the

@@ -65,10 +65,6 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	}
 	cx, cy := sx/float64(area)+ox, sy/float64(area)+oy
 
-	// The body as segmented, before holes are filled: the midline must lie on it.
-	body := &t.body
-	body.reset(b.w, b.h)
-	copy(body.pix, b.pix)
 	// Holes smaller than a cross-section of the body are gaps in the mask; larger ones are
 	// enclosed by a worm lying on itself.
 	wEst := 2 * float64(area) / math.Max(1, float64(b.perimeter()))
@@ -156,7 +152,8 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	if med < 2*thr {
 		conf *= math.Max(0.3, med/(2*thr))
 	}
-	for _, f := range t.bodyChecks(body, mid, res.Widths, ox, oy, length) {
+	// b is the body with its small holes filled (a larger hole made it a coil).
+	for _, f := range t.bodyChecks(b, mid, res.Widths, ox, oy, length) {
 		flag(f, 0.3)
 	}
 	if conf < Confident && len(flags) == 0 {

@@ -104,7 +104,6 @@ type Tracker struct {
 	closed   bool
 	diffBuf  []uint8
 	blob     bitmap
-	body     bitmap // the blob before its holes are filled
 	// thinK is trimThin's disc (diameter d).
 	thinK struct {
 		m gocv.Mat
