@@ -28,10 +28,17 @@ func (t *Tracker) bodyChecks(body *bitmap, mid [][2]float64, widths []float64, o
 		return []string{"no width profile"}
 	}
 
-	if length > maxElongation*medW {
+	if length > maxWormElongation*medW {
 		add("thin")
 	}
-	if slices.Max(widths) > 1.7*medW {
+	if length < minWormElongation*math.Max(1, medW-1.5) {
+		// Too stubby for a free worm (its width less the optics' blur, which widens a small
+		// worm): folded double, or a piece of debris.
+		add("stubby")
+	}
+	// Wider than the body: two layers of it (a head bent back onto the body, another worm
+	// alongside), most telling at an end, which tapers in a free worm.
+	if slices.Max(widths) > 1.45*medW || slices.Max(widths[:n*15/100]) > 1.25*medW || slices.Max(widths[n-n*15/100:]) > 1.25*medW {
 		add("touching")
 	}
 	run, longest := 0, 0
@@ -49,12 +56,65 @@ func (t *Tracker) bodyChecks(body *bitmap, mid [][2]float64, widths []float64, o
 	if !t.onBody(body, mid, ox, oy) {
 		add("off-body midline")
 	}
+	if offMidline(body, mid, widths, ox, oy) > maxOffMidline {
+		// Body the midline does not explain: a part of the worm folded beside it.
+		add("touching")
+	}
 	for _, e := range []int{0, n - 1} {
 		if endTouches(body, mid, e, medW, length, ox, oy) {
 			add("touching")
 		}
 	}
 	return flags
+}
+
+// maxWormElongation is the largest length over median width (as measured, blur included) of
+// a confident pose: an adult is about 12 lengths per width, a first-stage larva about 20.
+const maxWormElongation = 25
+
+// minWormElongation is the smallest, over the width less 1.5 px of blur: a worm folded
+// double, or a stubby piece of debris, is shorter (the wormpose sample, the simulator and the
+// other recordings measure 9-12).
+const minWormElongation = 6.5
+
+// maxOffMidline is the largest share of a free worm's pixels that may lie beyond the reach of
+// its midline (its half-width there and a pixel and a half of blur).
+const maxOffMidline = 0.08
+
+// offMidline is the share of the body's pixels farther from the midline than the body's
+// half-width at the nearest midline point, plus 1.5 px: what a fold, or a part lying against
+// the body, adds.
+func offMidline(body *bitmap, mid [][2]float64, widths []float64, ox, oy float64) float64 {
+	total, off := 0, 0
+	for y := 0; y < body.h; y++ {
+		for x := 0; x < body.w; x++ {
+			if body.pix[y*body.w+x] == 0 {
+				continue
+			}
+			total++
+			px, py := float64(x)+ox, float64(y)+oy
+			best, reach := math.Inf(1), 0.0
+			for i := 1; i < len(mid); i++ {
+				a, b := mid[i-1], mid[i]
+				dx, dy := b[0]-a[0], b[1]-a[1]
+				l2 := dx*dx + dy*dy
+				u := 0.0
+				if l2 > 0 {
+					u = math.Max(0, math.Min(1, ((px-a[0])*dx+(py-a[1])*dy)/l2))
+				}
+				if d := math.Hypot(px-a[0]-u*dx, py-a[1]-u*dy); d < best {
+					best, reach = d, widths[i-1]+u*(widths[i]-widths[i-1])
+				}
+			}
+			if best > reach/2+1.5 {
+				off++
+			}
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(off) / float64(total)
 }
 
 // onBody reports whether the midline, sampled every half pixel, stays within one pixel of the

@@ -104,8 +104,9 @@ func newScene(t testing.TB, seed uint64, debris bool) scene {
 }
 
 // frame renders the worms (none for an empty plate) into one frame; several worms are
-// composited by taking the darker pixel.
+// composited by taking the darker pixel (the brighter one in dark-field).
 func (s scene) frame(seq uint64, worms ...render.Worm) arenas.Frame {
+	bright := s.cam.Config().DarkField
 	n := s.cal.Width * s.cal.Height
 	pix := make([]byte, n)
 	if len(worms) == 0 {
@@ -119,7 +120,11 @@ func (s scene) frame(seq uint64, worms ...render.Worm) arenas.Frame {
 		}
 		s.cam.Render(tmp, w, false)
 		for j, v := range tmp {
-			pix[j] = min(pix[j], v)
+			if bright {
+				pix[j] = max(pix[j], v)
+			} else {
+				pix[j] = min(pix[j], v)
+			}
 		}
 	}
 	return arenas.Frame{Seq: seq, Width: s.cal.Width, Height: s.cal.Height, Pix: pix}

@@ -88,17 +88,18 @@ func EstimateScale(frames []arenas.Frame, base Config, fixedView bool) (ScaleEst
 		diag = math.Max(diag, math.Hypot(float64(f.Width), float64(f.Height)))
 	}
 	top := math.Min(4000, 1.5*diag)
-	// The rung that finds the most worm: in the most frames, whole or cut by the frame's
-	// edge, times the median area found. At rungs below the worm's, debris and the dark edges
-	// of old tracks look like worms; they are smaller than the worm, or found in fewer frames.
-	// Of rungs that find the same worm, the one whose nominal length is nearest its length.
-	var best rung
-	found := func(r rung) int { return len(r.lengths) + len(r.cutWidths) }
-	score := func(r rung) float64 {
-		if found(r) == 0 {
+	// The rung that finds the most worm: in the most frames times the median area found. At
+	// rungs below the worm's, debris and the dark edges of old tracks look like worms; they are
+	// smaller than the worm, or found in fewer frames. Of rungs that find the same worm, the
+	// one whose nominal length is nearest its length. Whole worms count first; only when no
+	// rung finds one whole (a field of view smaller than the worm) do worms cut by the frame's
+	// edge.
+	var best, bestCut rung
+	score := func(n int, areas []float64) float64 {
+		if n == 0 {
 			return 0
 		}
-		return float64(found(r)) * median(slices.Clone(r.areas))
+		return float64(n) * median(slices.Clone(areas))
 	}
 	centred := func(r rung) float64 {
 		if len(r.lengths) == 0 {
@@ -152,22 +153,25 @@ func EstimateScale(frames []arenas.Frame, base Config, fixedView bool) (ScaleEst
 					return ScaleEstimate{}, err
 				}
 			}
-			if sr, sb := score(r), score(best); sr > 1.2*sb || (sr > sb/1.2 && centred(r) < centred(best)) {
+			if sr, sb := score(len(r.lengths), r.areas), score(len(best.lengths), best.areas); sr > 1.2*sb || (sr > sb/1.2 && centred(r) < centred(best)) {
 				best = r
+			}
+			if score(len(r.cutWidths), r.cutAreas) > score(len(bestCut.cutWidths), bestCut.cutAreas) {
+				bestCut = r
 			}
 		}
 	}
 	est := ScaleEstimate{Sampled: len(frames)}
 	switch {
-	case len(best.lengths) >= min(3, found(best)) && len(best.lengths) > 0:
+	case len(best.lengths) >= 3 || (len(best.lengths) > 0 && len(bestCut.cutWidths) == 0):
 		est.LengthPx = median(best.lengths)
 		est.WidthPx = median(best.widths)
 		est.Frames = len(best.lengths)
 		est.PxPerCM = est.LengthPx / AdultLengthCM
-	case len(best.cutWidths) > 0:
-		est.WidthPx = median(best.cutWidths)
+	case len(bestCut.cutWidths) > 0:
+		est.WidthPx = median(bestCut.cutWidths)
 		est.LengthPx = lengthPerWidth * est.WidthPx
-		est.Frames = len(best.cutWidths)
+		est.Frames = len(bestCut.cutWidths)
 		est.FromWidth = true
 		est.PxPerCM = est.LengthPx / AdultLengthCM
 	default:
@@ -178,8 +182,8 @@ func EstimateScale(frames []arenas.Frame, base Config, fixedView bool) (ScaleEst
 
 // rung is what one rung of EstimateScale measured, in pixels of the original frames.
 type rung struct {
-	nominal                           float64
-	lengths, widths, cutWidths, areas []float64
+	nominal                                     float64
+	lengths, widths, areas, cutWidths, cutAreas []float64
 }
 
 // measureRung tracks each frame on its own with cfg (the frames shrunk by k), against a
@@ -213,12 +217,11 @@ func measureRung(r *rung, cfg Config, frames []arenas.Frame, k float64, bg bool)
 		case res.Confidence >= Confident:
 			r.lengths = append(r.lengths, k*res.Length)
 			r.widths = append(r.widths, width)
+			r.areas = append(r.areas, k*k*float64(res.Area))
 		case res.CutByEdge && slices.Equal(res.Flags, []string{"cut by edge"}):
 			r.cutWidths = append(r.cutWidths, width)
-		default:
-			continue
+			r.cutAreas = append(r.cutAreas, k*k*float64(res.Area))
 		}
-		r.areas = append(r.areas, k*k*float64(res.Area))
 	}
 	return nil
 }

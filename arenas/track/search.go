@@ -84,16 +84,17 @@ func (t *Tracker) segment(f arenas.Frame, roi image.Rectangle, now time.Time) (R
 		cands[i].dark = meanOver(cands[i], labels, blur, w)
 	}
 	best := 0
-	// Continuity: a worm seen within ReacquireAfter is the blob nearest its last centre (a
-	// second worm entering the field neither steals its identity nor hides it).
-	follow := t.haveLast && now.Sub(t.lastSeen) <= t.cfg.ReacquireAfter
+	// Continuity: a worm seen within ReacquireAfter is the blob of about its area nearest its
+	// last whole, free position (a second worm entering the field neither steals its identity
+	// nor hides it).
+	follow := t.haveLast && now.Sub(t.lastSeen) <= t.cfg.ReacquireAfter && t.lastArea > 0
 	if follow {
-		lx, ly := t.lastC[0]-float64(roi.Min.X), t.lastC[1]-float64(roi.Min.Y)
+		lx, ly := t.anchorC[0]-float64(roi.Min.X), t.anchorC[1]-float64(roi.Min.Y)
 		bestD := math.Inf(1)
 		for i, c := range cands {
 			// A blob of about the size the worm had (the worm, not a speck beside it).
 			a := float64(c.area)
-			if t.lastArea > 0 && (a < 0.5*t.lastArea || a > 2*t.lastArea) {
+			if a < 0.5*t.lastArea || a > 2*t.lastArea {
 				continue
 			}
 			if d := c.distTo(lx, ly); d < bestD {

@@ -15,8 +15,8 @@ import (
 const refineFrac = 0.3
 
 // shape measures the chosen blob: refined mask, holes, skeleton, midline, widths, coil checks,
-// head/tail identity and the pose. labels and blur cover the region roi (stride w). cut says
-// that the blob touches the frame's edge (its ends may be outside).
+// head/tail identity and the pose. labels and blur cover the region roi (stride w).
+// cut says that the blob touches the frame's edge (its ends may be outside).
 func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi image.Rectangle, thr float64, cut bool, now time.Time) Result {
 	// Refined threshold: a share (refineFrac) of the blob's median darkening, so that the mask
 	// reaches into the thin, blurred tips of the body without widening it much.
@@ -135,12 +135,17 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 		case ratio > t.cfg.MaxLengthRatio:
 			flag("long", 0.2)
 		case ratio > 1.25:
-			conf *= 1 - 0.7*(ratio-1.25)/(t.cfg.MaxLengthRatio-1.25)
+			// Longer than the worm: with something attached, or another worm lying against it.
+			conf *= 1 - (ratio-1.25)/(t.cfg.MaxLengthRatio-1.25)
+			if conf < Confident {
+				flag("long", conf)
+			}
 		case ratio < 0.85:
 			conf *= 1 - 0.6*(0.85-ratio)/(0.85-t.cfg.MinLengthRatio)
 		}
 	} else if length > t.cfg.MaxLengthRatio*hi {
-		flag("long", 0.2)
+		// Far longer than the longest worm accepted, with no worm measured: a track, a scratch.
+		return t.lost(now, NoWorm)
 	}
 	// Side branches of the skeleton longer than the body is wide: a spur of the mask's ragged
 	// edge is shorter.
@@ -153,15 +158,16 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 		conf *= math.Max(0.3, med/(2*thr))
 	}
 	// b is the body with its small holes filled (a larger hole made it a coil).
-	for _, f := range t.bodyChecks(b, mid, res.Widths, ox, oy, length) {
-		flag(f, 0.3)
+	for _, fl := range t.bodyChecks(b, mid, res.Widths, ox, oy, length) {
+		flag(fl, 0.3)
 	}
 	if conf < Confident && len(flags) == 0 {
 		flags = append(flags, "doubtful shape")
 	}
 
+	free := len(flags) == 0 // one whole, free, worm-shaped body
 	dark := t.darkAlong(mid, blur, w, roi)
-	mid, res.Widths = t.id.orient(mid, res.Widths, dark, [2]float64{cx, cy}, now, t.cfg, t.refLen, !cut && len(flags) == 0)
+	mid, res.Widths = t.id.orient(mid, res.Widths, dark, [2]float64{cx, cy}, now, t.cfg, t.refLen, !cut && free)
 	res.Settled = t.id.settled
 	if !res.Settled && t.cfg.RequireSettled {
 		conf = math.Min(conf, 0.45)
@@ -186,7 +192,12 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	if conf >= Confident && !cut {
 		t.learnSize(length, meanW)
 	}
-	t.haveLast, t.lastSeen, t.lastC, t.lastArea = true, now, [2]float64{res.X, res.Y}, float64(area)
+	t.haveLast, t.lastSeen, t.lastC = true, now, [2]float64{res.X, res.Y}
+	if free && !cut {
+		// The worm as continuity knows it: its last whole, free pose (a merged or doubtful
+		// blob does not move it).
+		t.anchorC, t.lastArea = t.lastC, float64(area)
+	}
 	return res
 }
 

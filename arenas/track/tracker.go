@@ -116,7 +116,9 @@ type Tracker struct {
 	lastSeen time.Time
 	haveLast bool
 	lastC    [2]float64
-	lastArea float64 // the blob area of the last frame with a midline
+	// anchorC and lastArea are the centre and blob area of the last whole, free pose.
+	anchorC  [2]float64
+	lastArea float64
 	// bright is the polarity in use: the worm brighter than the background (dark-field).
 	// It is cfg.Polarity resolved (AutoPolarity decides it from the background).
 	bright bool
