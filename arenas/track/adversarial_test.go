@@ -415,7 +415,6 @@ func TestTrackWithoutWorm(t *testing.T) {
 	}
 }
 
-
 // touchingShapes are worms that touch or lie on themselves.
 var touchingShapes = []struct {
 	name  string
