@@ -19,11 +19,13 @@ vet: deps
 	$(GO) vet ./...
 
 # The science checks (runner/science_test.go trains agents; arenas/sim/advantage_test.go runs
-# ~1,500 pairs of branched episodes) are too slow under the race detector, so they are built only
-# without -race and run in a second, plain pass.
+# ~1,500 pairs of branched episodes) and the tracker's long runs over recordings and simulated
+# frames (arenas/track: the WormsPy and Helms recordings, the truth checks at several polarities
+# and life stages, the scale estimate) are too slow under the race detector, so they are built
+# only without -race and run in a second, plain pass.
 test: deps vet
 	$(GO) test -race -timeout 14m ./...
-	$(GO) test -count=1 -timeout 10m -run 'TestScienceSubset|TestLightAdvantageDependsOnTheContinuation' ./runner/ ./arenas/sim/
+	$(GO) test -count=1 -timeout 10m -run 'TestScienceSubset|TestLightAdvantageDependsOnTheContinuation|TestWormsPyRecording|TestHelmsRecording|TestSimulatedFramesAgainstTruth|TestEstimateScaleSimulated' ./runner/ ./arenas/sim/ ./arenas/track/
 
 demo: build
 	scripts/demo.sh $(BIN) $(DEMO)

@@ -1,8 +1,12 @@
 package track
 
 import (
+	"image"
+	"image/color"
 	"math"
 	"slices"
+
+	"gocv.io/x/gocv"
 )
 
 // bodyChecks tests that a measured midline describes one free, worm-shaped body: a width
@@ -32,9 +36,9 @@ func (t *Tracker) bodyChecks(body *bitmap, mid [][2]float64, widths []float64, o
 		add("thin")
 	}
 	if length < minWormElongation*math.Max(1, medW-1.5) {
-		// Too stubby for a free worm (its width less the optics' blur, which widens a small
+		// Too squat for a free worm (its width less the optics' blur, which widens a small
 		// worm): folded double, or a piece of debris.
-		add("stubby")
+		add("squat")
 	}
 	// Wider than the body: two layers of it (a head bent back onto the body, another worm
 	// alongside), most telling at an end, which tapers in a free worm.
@@ -56,7 +60,7 @@ func (t *Tracker) bodyChecks(body *bitmap, mid [][2]float64, widths []float64, o
 	if !t.onBody(body, mid, ox, oy) {
 		add("off-body midline")
 	}
-	if offMidline(body, mid, widths, ox, oy) > maxOffMidline {
+	if t.offMidline(body, mid, widths, ox, oy) > maxOffMidline {
 		// Body the midline does not explain: a part of the worm folded beside it.
 		add("touching")
 	}
@@ -73,7 +77,7 @@ func (t *Tracker) bodyChecks(body *bitmap, mid [][2]float64, widths []float64, o
 const maxWormElongation = 25
 
 // minWormElongation is the smallest, over the width less 1.5 px of blur: a worm folded
-// double, or a stubby piece of debris, is shorter (the wormpose sample, the simulator and the
+// double, or a squat piece of debris, is shorter (the wormpose sample, the simulator and the
 // other recordings measure 9-12).
 const minWormElongation = 6.5
 
@@ -83,30 +87,32 @@ const maxOffMidline = 0.08
 
 // offMidline is the share of the body's pixels farther from the midline than the body's
 // half-width at the nearest midline point, plus 1.5 px: what a fold, or a part lying against
-// the body, adds.
-func offMidline(body *bitmap, mid [][2]float64, widths []float64, ox, oy float64) float64 {
+// the body, adds. The midline's reach is drawn (discs at its points, joined by thick lines)
+// into a reused matrix.
+func (t *Tracker) offMidline(body *bitmap, mid [][2]float64, widths []float64, ox, oy float64) float64 {
+	m := &t.mats
+	ensure(&m.tube, body.h, body.w, gocv.MatTypeCV8U)
+	m.tube.SetTo(gocv.NewScalar(0, 0, 0, 0))
+	on := color.RGBA{255, 255, 255, 0}
+	pt := func(p [2]float64) image.Point {
+		return image.Pt(int(math.Round(p[0]-ox)), int(math.Round(p[1]-oy)))
+	}
+	reach := func(i int) int { return int(math.Round(widths[i]/2 + 1.5)) }
+	for i, p := range mid {
+		gocv.Circle(&m.tube, pt(p), reach(i), on, -1)
+		if i > 0 {
+			gocv.Line(&m.tube, pt(mid[i-1]), pt(p), on, 2*min(reach(i-1), reach(i))+1)
+		}
+	}
+	tube, err := m.tube.DataPtrUint8()
+	if err != nil || len(tube) != len(body.pix) {
+		return 0
+	}
 	total, off := 0, 0
-	for y := 0; y < body.h; y++ {
-		for x := 0; x < body.w; x++ {
-			if body.pix[y*body.w+x] == 0 {
-				continue
-			}
+	for i, v := range body.pix {
+		if v != 0 {
 			total++
-			px, py := float64(x)+ox, float64(y)+oy
-			best, reach := math.Inf(1), 0.0
-			for i := 1; i < len(mid); i++ {
-				a, b := mid[i-1], mid[i]
-				dx, dy := b[0]-a[0], b[1]-a[1]
-				l2 := dx*dx + dy*dy
-				u := 0.0
-				if l2 > 0 {
-					u = math.Max(0, math.Min(1, ((px-a[0])*dx+(py-a[1])*dy)/l2))
-				}
-				if d := math.Hypot(px-a[0]-u*dx, py-a[1]-u*dy); d < best {
-					best, reach = d, widths[i-1]+u*(widths[i]-widths[i-1])
-				}
-			}
-			if best > reach/2+1.5 {
+			if tube[i] == 0 {
 				off++
 			}
 		}

@@ -81,3 +81,13 @@ func distToPolyline(p [2]float64, q [][2]float64) float64 {
 }
 
 func dist(a, b [2]float64) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }
+
+// smallRig is the reference rig's scale (540 px/cm) on a quarter of its frame (1080x960, a
+// plate of 0.83 cm radius), so that the tests render a quarter of the pixels.
+func smallRig() arenas.Calibration {
+	c := arenas.DefaultCalibration()
+	c.Width, c.Height = 1080, 960
+	c.CenterX, c.CenterY = 540, 480
+	c.PlateRadius = 450
+	return c
+}

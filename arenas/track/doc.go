@@ -36,7 +36,7 @@
 //     cross-section (sub-pixel midline). Widths come from the distance transform; a midline
 //     end that runs on along something thin is cut back to the body.
 //  5. Coils: an enclosed hole, a midline much shorter than the worm's length (or, before it is
-//     measured, stubbier than any uncurled worm) or a blob much wider than the midline
+//     measured, squatter than any uncurled worm) or a blob much wider than the midline
 //     explains mean the worm lies on itself: status Coiled, centre only, OK false. A blob far
 //     thinner than any worm (a track) is no worm.
 //  6. Body checks (body.go): the pose is confident only for one free, worm-shaped body: a

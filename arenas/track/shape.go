@@ -88,7 +88,7 @@ func (t *Tracker) shape(c candidate, labels []int32, blur []uint8, w int, roi im
 	res.X, res.Y = cx, cy
 
 	// Coils: an enclosed hole, a midline too short for the worm, a blob much wider than its
-	// midline explains (known length), or too stubby to be an uncurled worm (length unknown).
+	// midline explains (known length), or too squat to be an uncurled worm (length unknown).
 	meanW = float64(area) / math.Max(1, length)
 	ratio := length / t.refLen
 	var coiledShape bool
@@ -342,7 +342,8 @@ func thinEnds(widths []float64) (i, j int, ok bool) {
 const thinEnd = 0.3
 
 // minElongation is the smallest length-to-mean-width ratio of an uncurled worm (adults are
-// about 12, larvae more, less when the optics' blur widens a small worm); a stubbier blob is a worm curled on itself, or not a worm.
+// about 12, larvae more, less when the optics' blur widens a small worm); a squatter blob is
+// a worm curled on itself, or not a worm.
 const minElongation = 4
 
 // maxElongation is the largest: a thinner blob is a track, a scratch or a fibre.

@@ -1,3 +1,5 @@
+//go:build !race
+
 package track
 
 import (
@@ -9,16 +11,6 @@ import (
 	"github.com/optoloop/optoloop/arenas"
 	"github.com/optoloop/optoloop/arenas/sim"
 )
-
-// smallRig is the reference rig's scale (540 px/cm) on a quarter of its frame (1080x960, a
-// plate of 0.83 cm radius), so that the tests render a quarter of the pixels.
-func smallRig() arenas.Calibration {
-	c := arenas.DefaultCalibration()
-	c.Width, c.Height = 1080, 960
-	c.CenterX, c.CenterY = 540, 480
-	c.PlateRadius = 450
-	return c
-}
 
 // TestSimulatedFramesAgainstTruth tracks rendered frames of several lines (random light as in
 // the reference's data collection, reversals and omega turns included) and compares every

@@ -128,11 +128,11 @@ type Tracker struct {
 // mats are the OpenCV buffers a Tracker reuses from frame to frame.
 type mats struct {
 	src, closed, diff, blur, bin, labels, stats, cents, kernel, blob, dist, distLabels, plate gocv.Mat
-	med, clip                                                                                 gocv.Mat
+	med, clip, tube                                                                           gocv.Mat
 }
 
 func (m *mats) all() []*gocv.Mat {
-	return []*gocv.Mat{&m.src, &m.closed, &m.diff, &m.blur, &m.bin, &m.labels, &m.stats, &m.cents, &m.kernel, &m.blob, &m.dist, &m.distLabels, &m.plate, &m.med, &m.clip}
+	return []*gocv.Mat{&m.src, &m.closed, &m.diff, &m.blur, &m.bin, &m.labels, &m.stats, &m.cents, &m.kernel, &m.blob, &m.dist, &m.distLabels, &m.plate, &m.med, &m.clip, &m.tube}
 }
 
 // New returns a Tracker without a background: it segments each frame against a local
