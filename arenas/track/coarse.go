@@ -71,8 +71,8 @@ func (c *coarse) mats() []*gocv.Mat {
 	return ms
 }
 
-// init creates the buffers on first use.
-func (c *coarse) init() {
+// alloc creates the buffers on first use.
+func (c *coarse) alloc() {
 	if c.ready {
 		return
 	}
@@ -200,7 +200,7 @@ func (t *Tracker) findLost(f arenas.Frame, now time.Time, hint image.Rectangle) 
 		res, where, _ := t.segment(f, full, now)
 		return res, where
 	}
-	c.init()
+	c.alloc()
 	_, length := t.sizeRange()
 	// Candidates nearer than ROIScale body lengths are segmented together; the region
 	// around them reaches a quarter of a body length beyond the coarse box.
