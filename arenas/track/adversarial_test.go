@@ -251,6 +251,29 @@ func shapeFlagged(r Result) bool {
 	return false
 }
 
+// testTracker is a tracker for cal at polarity pol, closed when the test ends. still leaves
+// confidence to the shape alone (no settling by motion); bg, when not nil, is its background.
+func testTracker(t testing.TB, cal arenas.Calibration, pol Polarity, still bool, bg *arenas.Frame) *Tracker {
+	t.Helper()
+	cfg := DefaultConfig(cal)
+	cfg.Polarity = pol
+	if still {
+		cfg.RequireSettled = false
+		cfg.MotionIdentity = false
+	}
+	tr, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	if bg != nil {
+		if err := tr.SetBackground(*bg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tr
+}
+
 // polarityOf is the tracker polarity for a scene.
 func polarityOf(darkField bool) Polarity {
 	if darkField {
@@ -285,17 +308,8 @@ func TestSecondWormEnters(t *testing.T) {
 		} {
 			t.Run(fd.name+"/"+v.name, func(t *testing.T) {
 				s := adversarialScene(t, cal, fd.dark, 21, 10, 0.1)
-				cfg := DefaultConfig(cal)
-				cfg.Polarity = polarityOf(fd.dark)
-				tr, err := New(cfg, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer tr.Close()
-				if err := tr.SetBackground(s.empty); err != nil {
-					t.Fatal(err)
-				}
-				h := cfg.ROIScale * l
+				tr := testTracker(t, cal, polarityOf(fd.dark), false, &s.empty)
+				h := tr.Config().ROIScale * l
 				var flagged, inRegion, apart int
 				for i := range frames {
 					w1 := p1.worm(60+1.5*float64(i), l, w)
@@ -388,18 +402,11 @@ func TestTrackWithoutWorm(t *testing.T) {
 			for _, withBG := range []bool{true, false} {
 				name := fmt.Sprintf("%s/%s/background=%v", fd.name, tc.name, withBG)
 				t.Run(name, func(t *testing.T) {
-					cfg := DefaultConfig(cal)
-					cfg.Polarity = polarityOf(fd.dark)
-					tr, err := New(cfg, nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer tr.Close()
+					var bg *arenas.Frame
 					if withBG {
-						if err := tr.SetBackground(s.empty); err != nil {
-							t.Fatal(err)
-						}
+						bg = &s.empty
 					}
+					tr := testTracker(t, cal, polarityOf(fd.dark), false, bg)
 					for i := range 6 {
 						f := s.frame(uint64(i))
 						for k, line := range tc.lines {
@@ -451,21 +458,11 @@ func TestTouchingFlagged(t *testing.T) {
 				}
 				t.Run(fd.name+"/"+sh.name+"/"+mode, func(t *testing.T) {
 					for _, theta := range []float64{0, 0.7, 2.1, 4} {
-						cfg := DefaultConfig(cal)
-						cfg.Polarity = polarityOf(fd.dark)
-						if !video {
-							cfg.RequireSettled = false
-							cfg.MotionIdentity = false
-						}
-						tr, err := New(cfg, nil)
-						if err != nil {
-							t.Fatal(err)
-						}
+						var bg *arenas.Frame
 						if video {
-							if err := tr.SetBackground(s.empty); err != nil {
-								t.Fatal(err)
-							}
+							bg = &s.empty
 						}
+						tr := testTracker(t, cal, polarityOf(fd.dark), !video, bg)
 						n := 1
 						if video {
 							n = 8
@@ -519,22 +516,14 @@ func TestEmptyAndDebrisNeverOK(t *testing.T) {
 				}
 				for _, mode := range []string{"none", "before the debris", "with the debris"} {
 					t.Run(fmt.Sprintf("%s/%s/seed %d/background %s", fd.name, tc.name, seed, mode), func(t *testing.T) {
-						cfg := DefaultConfig(cal)
-						cfg.Polarity = polarityOf(fd.dark)
-						tr, err := New(cfg, nil)
-						if err != nil {
-							t.Fatal(err)
-						}
-						defer tr.Close()
+						var plate *arenas.Frame
 						switch mode {
 						case "before the debris":
-							err = tr.SetBackground(bg.empty)
+							plate = &bg.empty
 						case "with the debris":
-							err = tr.SetBackground(s.empty)
+							plate = &s.empty
 						}
-						if err != nil {
-							t.Fatal(err)
-						}
+						tr := testTracker(t, cal, polarityOf(fd.dark), false, plate)
 						// Worm-sized debris the background does not hold is, on its own,
 						// shaped like a worm: it may be found, never trusted. Anything else,
 						// and any debris the background holds, is never ok.
@@ -663,19 +652,11 @@ func fuzzScene(t testing.TB, kind uint8, seed uint64, a, b, c float64, darkField
 // that holds it, it is never ok.
 func checkScene(t *testing.T, s scene, frames []arenas.Frame, truth []render.Worm, pol Polarity, what string, wormSized bool) {
 	for _, withBG := range []bool{false, true} {
-		cfg := DefaultConfig(s.cal)
-		cfg.Polarity = pol
-		cfg.RequireSettled = false
-		cfg.MotionIdentity = false
-		tr, err := New(cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var bg *arenas.Frame
 		if withBG {
-			if err := tr.SetBackground(s.empty); err != nil {
-				t.Fatal(err)
-			}
+			bg = &s.empty
 		}
+		tr := testTracker(t, s.cal, pol, true, bg)
 		for i, f := range frames {
 			r := tr.Track(f)
 			if len(truth[i].Midline) == 0 {

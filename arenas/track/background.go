@@ -78,11 +78,7 @@ func (t *Tracker) AddBackground(f arenas.Frame) error {
 	if b.frames >= math.MaxUint16 {
 		return fmt.Errorf("track: more than %d background frames", math.MaxUint16)
 	}
-	if b.brightWorm {
-		b.addBright(f.Pix[:b.w*b.h])
-	} else {
-		b.addDark(f.Pix[:b.w*b.h])
-	}
+	b.add(f.Pix[:b.w*b.h])
 	b.frames++
 	if b.last == nil {
 		b.last = make([]byte, b.w*b.h)
@@ -91,39 +87,27 @@ func (t *Tracker) AddBackground(f arenas.Frame) error {
 	return nil
 }
 
-// addDark adds a frame for a dark worm: values much darker than the brightest so far are left out.
-func (b *builder) addDark(pix []byte) {
-	for i, v := range pix {
-		br := b.ref[i]
-		switch {
-		case b.count[i] == 0 || int(v) > int(br)+builderTolerance:
-			b.ref[i], b.sum[i], b.count[i] = v, float32(v), 1
-		case int(v)+builderTolerance < int(br):
-			// darker than the plate here: the worm (or a shadow) passing
-		default:
-			b.sum[i] += float32(v)
-			b.count[i]++
-			if v > br {
-				b.ref[i] = v
-			}
-		}
+// add adds a frame: a value much further towards the worm's side (darker for a dark worm,
+// brighter for a bright one) than the most plate-like value so far is the worm passing and is
+// left out; a value much further to the plate's side means the earlier ones were worm, and the
+// mean restarts from it.
+func (b *builder) add(pix []byte) {
+	sign := 1 // a dark worm lies below the plate
+	if b.brightWorm {
+		sign = -1
 	}
-}
-
-// addBright adds a frame for a bright worm: values much brighter than the darkest so far are
-// left out.
-func (b *builder) addBright(pix []byte) {
 	for i, v := range pix {
-		dk := b.ref[i]
+		ref := b.ref[i]
+		d := sign * (int(ref) - int(v)) // how far v lies towards the worm's side of ref
 		switch {
-		case b.count[i] == 0 || int(v)+builderTolerance < int(dk):
+		case b.count[i] == 0 || d < -builderTolerance:
 			b.ref[i], b.sum[i], b.count[i] = v, float32(v), 1
-		case int(v) > int(dk)+builderTolerance:
-			// brighter than the background here: the worm (or a reflection) passing
+		case d > builderTolerance:
+			// the worm (or a shadow, a reflection) passing
 		default:
 			b.sum[i] += float32(v)
 			b.count[i]++
-			if v < dk {
+			if d < 0 {
 				b.ref[i] = v
 			}
 		}
@@ -220,33 +204,24 @@ func (t *Tracker) HasBackground() bool { return t.bg != nil }
 // worm max(0, frame - background).
 func (bg *background) diff(out []uint8, f arenas.Frame, roi image.Rectangle, brightWorm bool) {
 	w := roi.Dx()
-	if brightWorm {
-		for y := range roi.Dy() {
-			off := (roi.Min.Y+y)*f.Width + roi.Min.X
-			src := f.Pix[off : off+w]
-			mean := bg.pix8[off : off+w]
-			dst := out[y*w : (y+1)*w]
-			for x, v := range src {
-				if m := mean[x]; v > m {
-					dst[x] = v - m
-				} else {
-					dst[x] = 0
-				}
-			}
-		}
-		return
-	}
 	for y := range roi.Dy() {
 		off := (roi.Min.Y+y)*f.Width + roi.Min.X
-		src := f.Pix[off : off+w]
-		mean := bg.pix8[off : off+w]
-		dst := out[y*w : (y+1)*w]
-		for x, v := range src {
-			if m := mean[x]; m > v {
-				dst[x] = m - v
-			} else {
-				dst[x] = 0
-			}
+		src, mean, dst := f.Pix[off:off+w], bg.pix8[off:off+w], out[y*w:(y+1)*w]
+		if brightWorm {
+			subClip(dst, src, mean)
+		} else {
+			subClip(dst, mean, src)
+		}
+	}
+}
+
+// subClip writes max(0, a - b) into dst.
+func subClip(dst, a, b []uint8) {
+	for x, v := range a {
+		if u := b[x]; v > u {
+			dst[x] = v - u
+		} else {
+			dst[x] = 0
 		}
 	}
 }

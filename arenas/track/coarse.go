@@ -475,23 +475,11 @@ func (t *Tracker) coarseLocalDiff() bool {
 // noise's 99.5th percentile.
 func (t *Tracker) coarseThreshold(diff []uint8) float64 {
 	c := &t.coarse
-	clear(c.histo[:])
-	step := 1
-	if len(diff) > 1<<16 {
-		step = 7
-	}
-	n := 0
-	for i := 0; i < len(diff); i += step {
-		c.histo[diff[i]]++
-		n++
-	}
-	med := histQuantile(&c.histo, n, 0.5)
-	lo := histQuantile(&c.histo, n, 0.2)
-	sigma := math.Max(0.5, float64(med-lo)/0.8416)
+	n, med, sigma := noiseLevel(&c.histo, diff)
 	// The deviation is not measured where the difference is clipped at 0 for most pixels (a
 	// top-hat, a background that matches): then the level that 99.5 % of the coarse pixels
 	// stay below bounds the noise (a worm covers far fewer of them).
 	noise := float64(histQuantile(&c.histo, n, 0.995)) + 2
 	cover := math.Min(1, math.Max(0.25, 0.5*widthOf(t.cfg.MinBodyLength)/float64(c.factor)))
-	return math.Max(math.Max(3, t.cfg.MinContrast*cover), math.Max(noise, float64(med)+t.cfg.NoiseK*sigma))
+	return math.Max(math.Max(3, t.cfg.MinContrast*cover), math.Max(noise, med+t.cfg.NoiseK*sigma))
 }

@@ -171,20 +171,24 @@ func (t *Tracker) wormLike(c, ref candidate) bool {
 // detectionThreshold is the darkening above which a pixel may be worm: MinContrast or NoiseK
 // robust deviations of the difference image above its median, whichever is larger.
 func (t *Tracker) detectionThreshold(diff []uint8) float64 {
-	clear(t.histo[:])
+	_, med, sigma := noiseLevel(&t.histo, diff)
+	return math.Max(t.cfg.MinContrast, med+t.cfg.NoiseK*sigma)
+}
+
+// noiseLevel fills h with (a sample of) diff and returns the sample's size, its median and its
+// robust deviation, measured from the lower half: the worm may cover a good part of a cropped
+// image and sits in the upper tail.
+func noiseLevel(h *[256]int, diff []uint8) (n int, med, sigma float64) {
+	clear(h[:])
 	step := 1
 	if len(diff) > 1<<16 {
 		step = 7
 	}
-	n := 0
 	for i := 0; i < len(diff); i += step {
-		t.histo[diff[i]]++
+		h[diff[i]]++
 		n++
 	}
-	med := histQuantile(&t.histo, n, 0.5)
-	// Deviation from the lower half: the worm may cover a good part of a cropped image and
-	// sits in the upper tail.
-	lo := histQuantile(&t.histo, n, 0.2)
-	sigma := math.Max(0.5, float64(med-lo)/0.8416)
-	return math.Max(t.cfg.MinContrast, float64(med)+t.cfg.NoiseK*sigma)
+	m := histQuantile(h, n, 0.5)
+	lo := histQuantile(h, n, 0.2)
+	return n, float64(m), math.Max(0.5, float64(m-lo)/0.8416)
 }

@@ -193,10 +193,10 @@ func (g *geometry) thin(b *bitmap) {
 	}
 }
 
-// bfs runs a breadth-first search over the 8-connected skeleton from start, filling g.dist
-// (steps, -1 when unreached) and g.prev, and returns the farthest pixel and the number of
-// pixels reached.
-func (g *geometry) bfs(start int32) (far int32, reached int) {
+// bfs runs a breadth-first search over the 8-connected skeleton from the pixels starts,
+// filling g.dist (steps from the nearest start, -1 when unreached) and g.prev, and returns the
+// farthest pixel and the number of pixels reached (g.queue holds them, in order).
+func (g *geometry) bfs(starts ...int32) (far int32, reached int) {
 	s := &g.skel
 	n := s.w * s.h
 	if cap(g.dist) < n {
@@ -207,10 +207,12 @@ func (g *geometry) bfs(start int32) (far int32, reached int) {
 	for i := range g.dist {
 		g.dist[i] = -1
 	}
-	g.queue = append(g.queue[:0], start)
-	g.dist[start] = 0
-	g.prev[start] = -1
-	far = start
+	g.queue = append(g.queue[:0], starts...)
+	for _, i := range starts {
+		g.dist[i] = 0
+		g.prev[i] = -1
+	}
+	far = starts[0]
 	nbr8 := [8][2]int{{1, 0}, {-1, 0}, {0, 1}, {0, -1}, {1, 1}, {1, -1}, {-1, 1}, {-1, -1}}
 	for k := 0; k < len(g.queue); k++ {
 		i := g.queue[k]
@@ -288,34 +290,14 @@ func (g *geometry) longestPath(pts [][2]float64) ([][2]float64, skeletonInfo) {
 // longestPath) that are more than minLen steps from the path along the skeleton: the parts of
 // side branches beyond minLen.
 func (g *geometry) branchBeyond(minLen int) int {
-	s := &g.skel
-	for i := range g.dist {
-		g.dist[i] = -1
+	if len(g.path) == 0 {
+		return 0
 	}
-	g.queue = g.queue[:0]
-	for _, i := range g.path {
-		g.dist[i] = 0
-		g.queue = append(g.queue, i)
-	}
+	g.bfs(g.path...)
 	n := 0
-	nbr8 := [8][2]int{{1, 0}, {-1, 0}, {0, 1}, {0, -1}, {1, 1}, {1, -1}, {-1, 1}, {-1, -1}}
-	for k := 0; k < len(g.queue); k++ {
-		i := g.queue[k]
-		x, y := int(i)%s.w, int(i)/s.w
-		for _, d := range nbr8 {
-			nx, ny := x+d[0], y+d[1]
-			if !s.at(nx, ny) {
-				continue
-			}
-			j := int32(ny*s.w + nx)
-			if g.dist[j] >= 0 {
-				continue
-			}
-			g.dist[j] = g.dist[i] + 1
-			if int(g.dist[j]) > minLen {
-				n++
-			}
-			g.queue = append(g.queue, j)
+	for _, i := range g.queue {
+		if int(g.dist[i]) > minLen {
+			n++
 		}
 	}
 	return n
