@@ -24,16 +24,16 @@ import (
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/experiments", n.write(api.RoleOperator, n.decodeSubmit))
-	mux.HandleFunc("GET /v1/experiments", n.read(n.getExperiments))
-	mux.HandleFunc("GET /v1/experiments/{id}", n.read(n.getExperiment))
+	mux.HandleFunc("GET /v1/experiments", n.read(n.getExperimentsPage))
+	mux.HandleFunc("GET /v1/experiments/{id}", n.read(n.getExperimentPage))
 	mux.HandleFunc("GET /v1/experiments/{id}/progress", n.read(n.getProgress))
 	mux.HandleFunc("POST /v1/experiments/{id}/cancel", n.write(api.RoleOperator, decodeCancel))
 	mux.HandleFunc("GET /v1/items/{id}", n.read(n.getItem))
 	mux.HandleFunc("POST /v1/workers", n.write(api.RoleCluster, decodeJSON(CmdRegisterWorker, func(c *Command, v *api.RegisterWorkerCmd) { c.RegisterWorker = v })))
-	mux.HandleFunc("GET /v1/workers", n.read(func(r *http.Request) (any, error) { return n.fsm.WorkersHolding(), nil }))
+	mux.HandleFunc("GET /v1/workers", n.read(n.getWorkersPage))
 	mux.HandleFunc("POST /v1/workers/{id}/drain", n.write(api.RoleOperator, decodeDrain))
 	mux.HandleFunc("POST /v1/learners", n.write(api.RoleCluster, decodeJSON(CmdRegisterLearner, func(c *Command, v *api.RegisterLearnerCmd) { c.RegisterLearner = v })))
-	mux.HandleFunc("GET /v1/learners", n.read(func(r *http.Request) (any, error) { return n.fsm.Learners(), nil }))
+	mux.HandleFunc("GET /v1/learners", n.read(n.getLearnersPage))
 	mux.HandleFunc("POST /v1/lease", n.write(api.RoleCluster, n.decodeLease))
 	mux.HandleFunc("POST /v1/heartbeat", n.write(api.RoleCluster, n.decodeHeartbeat))
 	mux.HandleFunc("POST /v1/report", n.write(api.RoleCluster, decodeJSON(CmdReport, func(c *Command, v *api.ReportCmd) { c.Report = v })))
@@ -334,22 +334,21 @@ func (n *Node) read(h func(r *http.Request) (any, error)) http.HandlerFunc {
 				writeErr(w, http.StatusNotFound, string(api.CodeNotFound), err)
 				return
 			}
+			if errors.Is(err, api.ErrBadRequest) {
+				writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), err)
+				return
+			}
 			writeErr(w, http.StatusInternalServerError, "internal", err)
 			return
 		}
+		if p, ok := v.(paged); ok {
+			if p.next != "" {
+				w.Header().Set(api.HeaderNextPage, p.next)
+			}
+			v = p.v
+		}
 		writeJSON(w, http.StatusOK, v)
 	}
-}
-
-func (n *Node) getExperiments(*http.Request) (any, error) { return n.fsm.Experiments(), nil }
-
-func (n *Node) getExperiment(r *http.Request) (any, error) {
-	id := r.PathValue("id")
-	v, ok := n.fsm.ExperimentView(id)
-	if !ok {
-		return nil, fmt.Errorf("%w: experiment %q", api.ErrNotFound, id)
-	}
-	return v, nil
 }
 
 func (n *Node) getProgress(r *http.Request) (any, error) {

@@ -193,6 +193,10 @@ func (f *FSM) Progress(id string) (api.ExperimentProgress, bool) {
 			failures = append(failures, api.ItemFailure{Item: it.ID, Line: it.Line, Kind: string(it.Kind), Reason: reason,
 				Final: it.State == api.StateFailed && i == len(it.Failures)-1})
 		}
+		if len(failures) >= 4*api.MaxProgressFailures {
+			// Only the newest are answered: keep the memory of a read bounded.
+			failures = append(failures[:0], failures[len(failures)-api.MaxProgressFailures:]...)
+		}
 		if it.Type == plan.TypeTrain {
 			ph.Tasks++
 			var total int64

@@ -43,6 +43,9 @@ type ClientConfig struct {
 	MaxBackoff  time.Duration
 	// Logger receives retries at debug level. Default: discard.
 	Logger *slog.Logger
+	// PageSize is how many entries a paged read (Experiment, Experiments, Workers, Learners)
+	// asks for per page. Default (0) MaxPageSize.
+	PageSize int
 	// TracerProvider, when set, traces the calls made inside a span (otelhttp client spans)
 	// and sends their W3C trace context to the coordinator; calls outside any span (polls
 	// for work) are sent as they are. With HTTPClient set too, its transport is wrapped.
@@ -63,6 +66,9 @@ func (c ClientConfig) Validate() error {
 		if _, err := normalise(e); err != nil {
 			return err
 		}
+	}
+	if c.PageSize < 0 || c.PageSize > MaxPageSize {
+		return fmt.Errorf("coordinator client: page size %d must be in 0..%d", c.PageSize, MaxPageSize)
 	}
 	if c.MaxAttempts < 0 || c.BaseBackoff < 0 || c.MaxBackoff < 0 {
 		return errors.New("coordinator client: attempts and backoffs must not be negative")
@@ -356,6 +362,9 @@ func (c *Client) doType(ctx context.Context, method, path, contentType string, b
 		if i, err := strconv.ParseUint(resp.Header.Get(HeaderAppliedIndex), 10, 64); err == nil {
 			c.sawIndex(i)
 		}
+		if p, ok := out.(*pageOut); ok {
+			p.next, out = resp.Header.Get(HeaderNextPage), p.v
+		}
 		if out != nil {
 			if err := json.Unmarshal(data, out); err != nil {
 				return fmt.Errorf("coordinator client: %s %s: %w", method, path, err)
@@ -477,18 +486,73 @@ func (c *Client) Remove(ctx context.Context, id string) error {
 	return err
 }
 
-// Experiment returns an experiment with its items.
+// Experiment returns an experiment with all its items, read page by page (see ExperimentPage):
+// the experiment as the first page saw it, every item from that page on (a later page's items
+// are at least as new), Experiment.Items and Counts rebuilt from the items.
 func (c *Client) Experiment(ctx context.Context, id string) (ExperimentView, error) {
+	first, err := c.ExperimentPage(ctx, id, "", c.pageSize())
+	if err != nil {
+		return first, err
+	}
+	items := first.Items
+	for next := first.Next; next != ""; {
+		p, err := c.ExperimentPage(ctx, id, next, c.pageSize())
+		if err != nil {
+			return ExperimentView{}, err
+		}
+		items = append(items, p.Items...)
+		next = p.Next
+	}
+	v := ExperimentView{Experiment: first.Experiment, Items: items, Counts: CountItems(items), Total: len(items)}
+	v.Experiment.Items = make([]string, len(items))
+	for i := range items {
+		v.Experiment.Items[i] = items[i].ID
+	}
+	return v, nil
+}
+
+// ExperimentPage returns one page of an experiment: at most limit items (0: the server's
+// DefaultPageSize) from cursor after ("": the first; then the previous page's Next).
+func (c *Client) ExperimentPage(ctx context.Context, id, after string, limit int) (ExperimentView, error) {
 	var v ExperimentView
-	err := c.do(ctx, http.MethodGet, "/v1/experiments/"+url.PathEscape(id), nil, false, &v)
+	err := c.do(ctx, http.MethodGet, pagePath("/v1/experiments/"+url.PathEscape(id), after, limit), nil, false, &v)
 	return v, err
 }
 
-// Experiments lists the experiments (without their items).
+// Experiments lists the experiments (without their items), every page.
 func (c *Client) Experiments(ctx context.Context) ([]Experiment, error) {
-	var v []Experiment
-	err := c.do(ctx, http.MethodGet, "/v1/experiments", nil, false, &v)
-	return v, err
+	return pageAll[Experiment](ctx, c, "/v1/experiments")
+}
+
+func (c *Client) pageSize() int {
+	if c.cfg.PageSize > 0 {
+		return c.cfg.PageSize
+	}
+	return MaxPageSize
+}
+
+// pageOut receives a page of a list read and the cursor of the next (HeaderNextPage).
+type pageOut struct {
+	v    any
+	next string
+}
+
+// pageAll reads every page of the list at path.
+func pageAll[T any](ctx context.Context, c *Client, path string) ([]T, error) {
+	var all []T
+	after := ""
+	for {
+		var page []T
+		p := &pageOut{v: &page}
+		if err := c.do(ctx, http.MethodGet, pagePath(path, after, c.pageSize()), nil, false, p); err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if p.next == "" || len(page) == 0 {
+			return all, nil
+		}
+		after = p.next
+	}
 }
 
 // Item returns one item.
@@ -528,16 +592,12 @@ func (c *Client) WhoAmI(ctx context.Context) (WhoAmI, error) {
 
 // Workers lists the registered workers, each with the episode it holds.
 func (c *Client) Workers(ctx context.Context) ([]Worker, error) {
-	var v []Worker
-	err := c.do(ctx, http.MethodGet, "/v1/workers", nil, false, &v)
-	return v, err
+	return pageAll[Worker](ctx, c, "/v1/workers")
 }
 
 // Learners lists the registered learners.
 func (c *Client) Learners(ctx context.Context) ([]Learner, error) {
-	var v []Learner
-	err := c.do(ctx, http.MethodGet, "/v1/learners", nil, false, &v)
-	return v, err
+	return pageAll[Learner](ctx, c, "/v1/learners")
 }
 
 // Progress returns an experiment's progress: per phase, its failures, the per-line table.

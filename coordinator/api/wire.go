@@ -122,11 +122,16 @@ type RemoveRequest struct {
 	ID string `json:"id"`
 }
 
-// ExperimentView is an experiment with its items.
+// ExperimentView is an experiment with its items. Over HTTP it is one page (see
+// DefaultPageSize): Items are the page's items, Experiment.Items is left empty, Counts count
+// every item (on the first page only), Total is the number of items and Next the cursor of the
+// next page ("" on the last). Client.Experiment pages through it all and returns the whole view.
 type ExperimentView struct {
 	Experiment Experiment `json:"experiment"`
 	Items      []Item     `json:"items"`
 	Counts     Counts     `json:"counts"`
+	Total      int        `json:"total,omitempty"`
+	Next       string     `json:"next,omitempty"`
 }
 
 // NodeStatus is one node's view of itself.
