@@ -83,6 +83,22 @@ type Config struct {
 	// ForwardTimeout bounds a follower's forwarding of a write to the leader. Default 10 s.
 	ForwardTimeout time.Duration
 
+	// HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout and HTTPIdleTimeout bound how
+	// long the HTTP API waits for a request's headers, for a whole request (headers and body:
+	// a slowly trickled body is cut there), for writing a response (longer than the 5 s a read
+	// may wait for ?min_index and than ForwardTimeout), and for the next request on an idle
+	// keep-alive connection. Defaults 5 s, 30 s, 60 s, 60 s. HTTPMaxHeaderBytes bounds a
+	// request's headers. Default 64 KiB.
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
+	HTTPIdleTimeout       time.Duration
+	HTTPMaxHeaderBytes    int
+	// MaxConnsPerClient and MaxConns cap the HTTP connections open at once from one remote IP
+	// and in all; a connection over a cap is closed at once. Defaults 256 and 8192.
+	MaxConnsPerClient int
+	MaxConns          int
+
 	// KnownLine, when set, must accept every line of a submitted experiment (the lines
 	// catalogue); it is checked on the node that receives the submission, before replication.
 	KnownLine func(code string) bool
@@ -126,6 +142,14 @@ func DefaultConfig() Config {
 		TickInterval:       time.Second,
 		ForwardTimeout:     10 * time.Second,
 		Now:                time.Now,
+
+		HTTPReadHeaderTimeout: 5 * time.Second,
+		HTTPReadTimeout:       30 * time.Second,
+		HTTPWriteTimeout:      60 * time.Second,
+		HTTPIdleTimeout:       60 * time.Second,
+		HTTPMaxHeaderBytes:    64 << 10,
+		MaxConnsPerClient:     256,
+		MaxConns:              8192,
 		RaftLogLevel:       slog.LevelWarn,
 	}
 }
@@ -162,6 +186,16 @@ func (c Config) Validate() error {
 		return errors.New("coordinator config: tick interval must be positive")
 	case c.Now == nil:
 		return errors.New("coordinator config: clock (Now) is required")
+	case c.HTTPReadHeaderTimeout <= 0 || c.HTTPReadTimeout <= 0 || c.HTTPIdleTimeout <= 0:
+		return errors.New("coordinator config: http read header, read and idle timeouts must be positive")
+	case c.HTTPReadHeaderTimeout > c.HTTPReadTimeout:
+		return fmt.Errorf("coordinator config: http read header timeout %v must not exceed the read timeout %v", c.HTTPReadHeaderTimeout, c.HTTPReadTimeout)
+	case c.HTTPWriteTimeout <= max(minIndexWait, c.ForwardTimeout):
+		return fmt.Errorf("coordinator config: http write timeout %v must exceed the %v min_index wait and the forward timeout %v", c.HTTPWriteTimeout, minIndexWait, c.ForwardTimeout)
+	case c.HTTPMaxHeaderBytes < 4<<10 || c.HTTPMaxHeaderBytes > 1<<20:
+		return fmt.Errorf("coordinator config: http max header bytes %d must be in 4KiB..1MiB", c.HTTPMaxHeaderBytes)
+	case c.MaxConnsPerClient < 1 || c.MaxConns < c.MaxConnsPerClient:
+		return fmt.Errorf("coordinator config: max connections per client %d must be >= 1 and at most max connections %d", c.MaxConnsPerClient, c.MaxConns)
 	}
 	for _, a := range []struct{ name, v string }{{"raft", c.RaftAddr}, {"http", c.HTTPAddr}} {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {

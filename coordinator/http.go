@@ -309,6 +309,9 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 	_, _ = io.Copy(w, resp.Body)
 }
 
+// minIndexWait bounds how long a read waits for ?min_index.
+const minIndexWait = 5 * time.Second
+
 // read answers from the local FSM. ?min_index=N first waits (up to 5 s) until this node has
 // applied index N, for reads that must see a given write.
 func (n *Node) read(h func(r *http.Request) (any, error)) http.HandlerFunc {
@@ -319,7 +322,7 @@ func (n *Node) read(h func(r *http.Request) (any, error)) http.HandlerFunc {
 				writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), fmt.Errorf("%w: min_index: %w", api.ErrBadRequest, err))
 				return
 			}
-			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(r.Context(), minIndexWait)
 			err = n.fsm.WaitApplied(ctx, idx)
 			cancel()
 			if err != nil {

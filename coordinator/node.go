@@ -166,7 +166,9 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: http listen: %w", err)
 	}
-	n.srv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	n.httpLn = limitConns(n.httpLn, cfg.MaxConnsPerClient, cfg.MaxConns)
+	n.srv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout, ReadTimeout: cfg.HTTPReadTimeout,
+		WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout, MaxHeaderBytes: cfg.HTTPMaxHeaderBytes}
 	ok = true
 	return n, nil
 }
