@@ -142,6 +142,7 @@ func DefaultConfig() Config {
 		TickInterval:       time.Second,
 		ForwardTimeout:     10 * time.Second,
 		Now:                time.Now,
+		RaftLogLevel:       slog.LevelWarn,
 
 		HTTPReadHeaderTimeout: 5 * time.Second,
 		HTTPReadTimeout:       30 * time.Second,
@@ -150,7 +151,6 @@ func DefaultConfig() Config {
 		HTTPMaxHeaderBytes:    64 << 10,
 		MaxConnsPerClient:     256,
 		MaxConns:              8192,
-		RaftLogLevel:       slog.LevelWarn,
 	}
 }
 
