@@ -45,6 +45,10 @@ type Command struct {
 	// Key is the client's idempotency key: a second command with the same key (within
 	// IdempotencyWindow of the first) returns the first one's response and changes nothing.
 	Key string `json:"key,omitempty"`
+	// KeyHash binds Key to the request it came with (RequestHash of an HTTP write, PayloadHash
+	// of a Local call): a command whose Key was first used with another hash is refused
+	// (api.CodeKeyReused) and changes nothing.
+	KeyHash string `json:"key_hash,omitempty"`
 
 	Submit          *api.SubmitCmd          `json:"submit,omitempty"`
 	RegisterWorker  *api.RegisterWorkerCmd  `json:"register_worker,omitempty"`

@@ -30,6 +30,9 @@ type idemEntry struct {
 	Key  string        `json:"key"`
 	At   time.Time     `json:"at"`
 	Resp *api.Response `json:"resp"`
+	// Hash is the request hash the key was first used with (Command.KeyHash; "" in snapshots
+	// written before keys were bound to it: any request matches).
+	Hash string `json:"hash,omitempty"`
 }
 
 // state is everything replicated; a snapshot is its JSON.
@@ -74,6 +77,7 @@ type FSM struct {
 	leased      map[string]struct{}
 	minDeadline time.Time
 	idem        map[string]*api.Response
+	idemHash    map[string]string // key -> Command.KeyHash of its first use
 	idemHead    int
 	held        map[string]string // worker id -> leased episode id
 
@@ -111,6 +115,7 @@ func (f *FSM) reset(st *state) {
 	f.heads = map[string]int{}
 	f.leased = map[string]struct{}{}
 	f.idem = map[string]*api.Response{}
+	f.idemHash = map[string]string{}
 	f.idemHead = 0
 	f.held = map[string]string{}
 	f.minDeadline = time.Time{}
@@ -136,6 +141,7 @@ func (f *FSM) reset(st *state) {
 	}
 	for _, e := range st.Idem {
 		f.idem[e.Key] = e.Resp
+		f.idemHash[e.Key] = e.Hash
 	}
 }
 
@@ -232,6 +238,12 @@ func (f *FSM) applyCommand(c Command, index, pos uint64) *api.Response {
 	f.pruneIdem()
 	if c.Key != "" {
 		if r, ok := f.idem[c.Key]; ok {
+			if h := f.idemHash[c.Key]; h != "" && c.KeyHash != "" && h != c.KeyHash {
+				st.Stats.Refused++
+				r := refuse(api.CodeKeyReused, "idempotency key %q was used for another request (within %v): nothing changed", c.Key, IdempotencyWindow)
+				r.Index = index
+				return r
+			}
 			st.Stats.Replayed++
 			return r
 		}
@@ -244,7 +256,8 @@ func (f *FSM) applyCommand(c Command, index, pos uint64) *api.Response {
 	}
 	if c.Key != "" {
 		f.idem[c.Key] = r
-		st.Idem = append(st.Idem, idemEntry{Key: c.Key, At: st.Now, Resp: r})
+		f.idemHash[c.Key] = c.KeyHash
+		st.Idem = append(st.Idem, idemEntry{Key: c.Key, At: st.Now, Resp: r, Hash: c.KeyHash})
 	}
 	return r
 }
@@ -254,6 +267,7 @@ func (f *FSM) pruneIdem() {
 	limit := st.Now.Add(-IdempotencyWindow)
 	for f.idemHead < len(st.Idem) && st.Idem[f.idemHead].At.Before(limit) {
 		delete(f.idem, st.Idem[f.idemHead].Key)
+		delete(f.idemHash, st.Idem[f.idemHead].Key)
 		st.Idem[f.idemHead] = idemEntry{}
 		f.idemHead++
 	}

@@ -164,6 +164,8 @@ func httpStatus(c api.Code) int {
 		return http.StatusPreconditionFailed
 	case api.CodeStaleLease, api.CodeDuplicate:
 		return http.StatusConflict
+	case api.CodeKeyReused:
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError
 }
@@ -251,6 +253,9 @@ func (n *Node) write(need api.Role, dec decoder) http.HandlerFunc {
 		if len(c.Key) > api.MaxIDLength {
 			writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), fmt.Errorf("%w: idempotency key longer than %d bytes", api.ErrBadRequest, api.MaxIDLength))
 			return
+		}
+		if c.Key != "" {
+			c.KeyHash = RequestHash(r.Method, r.URL.Path, body)
 		}
 		resp, err := n.proposeTraced(r, c)
 		if err != nil {

@@ -124,6 +124,7 @@ func (l *Local) apply(ctx context.Context, c Command) (*api.Response, error) {
 		if c.Key = api.IdempotencyKey(ctx); c.Key == "" {
 			c.Key = api.NewIdempotencyKey()
 		}
+		c.KeyHash = PayloadHash(c)
 	}
 	l.mu.Lock()
 	c.Time = l.now

@@ -16,6 +16,8 @@ const (
 	CodeNotRegistered Code = "not_registered"
 	CodeStaleLease    Code = "stale_lease"
 	CodeDuplicate     Code = "duplicate"
+	// CodeKeyReused: the idempotency key was first used with another request (HTTP 422).
+	CodeKeyReused Code = "key_reused"
 )
 
 // Sentinel errors callers branch on. Response.Err and the client wrap them.
@@ -39,6 +41,10 @@ var (
 	ErrStaleLease = errors.New("stale lease")
 	// ErrDuplicate: the item is already done under this very lease; nothing changed.
 	ErrDuplicate = errors.New("duplicate report")
+	// ErrKeyReused: the idempotency key was already used (within the coordinator's window) for
+	// a request with another method, path or body; nothing changed. Retrying cannot succeed:
+	// a new request needs a new key.
+	ErrKeyReused = errors.New("idempotency key reused for another request")
 )
 
 // Response is what applying a command returns (and what the HTTP API returns for writes).
@@ -70,6 +76,8 @@ func (r *Response) Err() error {
 		s = ErrStaleLease
 	case CodeDuplicate:
 		s = ErrDuplicate
+	case CodeKeyReused:
+		s = ErrKeyReused
 	default:
 		return fmt.Errorf("coordinator: %s: %s", r.Code, r.Error)
 	}
