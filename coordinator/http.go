@@ -175,6 +175,9 @@ type decoder func(r *http.Request, body []byte) (Command, error)
 func decodeJSON[T any](t CommandType, set func(*Command, *T)) decoder {
 	return func(_ *http.Request, body []byte) (Command, error) {
 		v := new(T)
+		if err := checkJSON(body); err != nil {
+			return Command{}, err
+		}
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(v); err != nil {
@@ -505,6 +508,9 @@ func (n *Node) admin(h func(ctx context.Context, body []byte) error) http.Handle
 }
 
 func strictJSON(body []byte, v any) error {
+	if err := checkJSON(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
