@@ -141,10 +141,18 @@ func badf(format string, args ...any) error {
 }
 
 func checkID(what, id string) error {
-	if id == "" {
+	if err := api.ValidID(what, id); err != nil {
+		return badf("%v", err)
+	}
+	return nil
+}
+
+// checkAddr checks a host:port (any bytes a host name or an IPv6 literal needs).
+func checkAddr(what, addr string) error {
+	if addr == "" {
 		return badf("%s is required", what)
 	}
-	if len(id) > api.MaxIDLength {
+	if len(addr) > api.MaxIDLength {
 		return badf("%s longer than %d bytes", what, api.MaxIDLength)
 	}
 	return nil
@@ -161,8 +169,13 @@ func (c Command) validate() error {
 	if c.Time.IsZero() {
 		return badf("time is required")
 	}
-	if len(c.Key) > api.MaxIDLength {
-		return badf("key longer than %d bytes", api.MaxIDLength)
+	if c.Key != "" {
+		if err := checkID("idempotency key", c.Key); err != nil {
+			return err
+		}
+	}
+	if len(c.KeyHash) > 64 || c.KeyHash != "" && c.Key == "" {
+		return badf("key hash of %d bytes (at most 64, only with a key)", len(c.KeyHash))
 	}
 	n := 0
 	for _, set := range []bool{c.Submit != nil, c.RegisterWorker != nil, c.RegisterLearner != nil, c.Lease != nil,
@@ -252,8 +265,10 @@ func (c Command) validate() error {
 		if err := checkID("holder", c.Heartbeat.Holder); err != nil {
 			return err
 		}
-		if len(c.Heartbeat.ItemID) > api.MaxIDLength {
-			return badf("item id too long")
+		if c.Heartbeat.ItemID != "" {
+			if err := checkID("item id", c.Heartbeat.ItemID); err != nil {
+				return err
+			}
 		}
 		if p := c.Heartbeat.Progress; p != nil && (p.Done < 0 || p.Total < 0 || p.Done > p.Total) {
 			return badf("heartbeat: progress %d of %d", p.Done, p.Total)
@@ -314,10 +329,10 @@ func (c Command) validate() error {
 		if err := checkID("node id", c.SetNode.ID); err != nil {
 			return err
 		}
-		if err := checkID("raft address", c.SetNode.RaftAddr); err != nil {
+		if err := checkAddr("raft address", c.SetNode.RaftAddr); err != nil {
 			return err
 		}
-		return checkID("http address", c.SetNode.HTTPAddr)
+		return checkAddr("http address", c.SetNode.HTTPAddr)
 	case CmdRemoveNode:
 		if c.RemoveNode == nil {
 			break

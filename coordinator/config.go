@@ -157,8 +157,8 @@ func DefaultConfig() Config {
 // Validate reports the first unusable field.
 func (c Config) Validate() error {
 	switch {
-	case c.ID == "" || len(c.ID) > api.MaxIDLength:
-		return errors.New("coordinator config: id is required (at most 128 bytes)")
+	case api.ValidID("id", c.ID) != nil:
+		return fmt.Errorf("coordinator config: %w", api.ValidID("node id", c.ID))
 	case c.DataDir == "":
 		return errors.New("coordinator config: data dir is required")
 	case c.Token == "":

@@ -253,11 +253,11 @@ func (n *Node) write(need api.Role, dec decoder) http.HandlerFunc {
 			return
 		}
 		c.Key = r.Header.Get(api.HeaderIdempotencyKey)
-		if len(c.Key) > api.MaxIDLength {
-			writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), fmt.Errorf("%w: idempotency key longer than %d bytes", api.ErrBadRequest, api.MaxIDLength))
-			return
-		}
 		if c.Key != "" {
+			if err := api.ValidID("idempotency key", c.Key); err != nil {
+				writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), fmt.Errorf("%w: %w", api.ErrBadRequest, err))
+				return
+			}
 			c.KeyHash = RequestHash(r.Method, r.URL.Path, body)
 		}
 		resp, err := n.proposeTraced(r, c)
@@ -363,7 +363,10 @@ func (n *Node) read(h func(r *http.Request) (any, error)) http.HandlerFunc {
 }
 
 func (n *Node) getProgress(r *http.Request) (any, error) {
-	id := r.PathValue("id")
+	id, err := pathID(r, "experiment id")
+	if err != nil {
+		return nil, err
+	}
 	p, ok := n.fsm.Progress(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: experiment %q", api.ErrNotFound, id)
@@ -388,7 +391,10 @@ func decodeDrain(r *http.Request, body []byte) (Command, error) {
 }
 
 func (n *Node) getItem(r *http.Request) (any, error) {
-	id := r.PathValue("id")
+	id, err := pathID(r, "item id")
+	if err != nil {
+		return nil, err
+	}
 	it, ok := n.fsm.Item(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: item %q", api.ErrNotFound, id)

@@ -143,7 +143,10 @@ func (n *Node) getExperimentPage(r *http.Request) (any, error) {
 			return nil, fmt.Errorf("%w: after %q must be an item position (the next cursor of the previous page)", api.ErrBadRequest, after)
 		}
 	}
-	id := r.PathValue("id")
+	id, err := pathID(r, "experiment id")
+	if err != nil {
+		return nil, err
+	}
 	v, ok := n.fsm.ExperimentPage(id, pos, limit)
 	if !ok {
 		return nil, fmt.Errorf("%w: experiment %q", api.ErrNotFound, id)
@@ -176,4 +179,13 @@ func (n *Node) getLearnersPage(r *http.Request) (any, error) {
 	}
 	v, next := n.fsm.LearnersPage(after, limit)
 	return paged{v: v, next: next}, nil
+}
+
+// pathID returns the request's {id} path value, checked with api.ValidID (what names it).
+func pathID(r *http.Request, what string) (string, error) {
+	id := r.PathValue("id")
+	if err := api.ValidID(what, id); err != nil {
+		return "", fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+	}
+	return id, nil
 }

@@ -19,6 +19,12 @@ func postRaw(t *testing.T, ctx context.Context, u, contentType, body string) (in
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+coordinatortest.Token)
 	req.Header.Set("Content-Type", contentType)
+	return readErrBody(t, req)
+}
+
+// readErrBody sends req and returns its status and error body (the raw body when it is none).
+func readErrBody(t *testing.T, req *http.Request) (int, api.ErrorBody) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
