@@ -484,9 +484,7 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 		Nodes: nodes, Episodes: c.Episodes, Tasks: c.Tasks, Workers: len(n.fsm.Workers()), Learners: len(n.fsm.Learners()),
 		Stats: n.fsm.Stats(),
 	}
-	for _, e := range n.fsm.Experiments() {
-		st.Experiments = append(st.Experiments, api.ExperimentSummary{ID: e.ID, Name: e.Spec.Name, State: e.Status, Phase: e.Phase, Open: e.Open})
-	}
+	st.Experiments = n.fsm.ExperimentSummaries()
 	return st, nil
 }
 

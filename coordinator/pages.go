@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -188,4 +189,16 @@ func pathID(r *http.Request, what string) (string, error) {
 		return "", fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
 	return id, nil
+}
+
+// ExperimentSummaries returns one line per experiment, ordered by id, copying no experiment.
+func (f *FSM) ExperimentSummaries() []api.ExperimentSummary {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []api.ExperimentSummary
+	for _, id := range slices.Sorted(maps.Keys(f.st.Experiments)) {
+		e := f.st.Experiments[id]
+		out = append(out, api.ExperimentSummary{ID: e.ID, Name: e.Spec.Name, State: e.Status, Phase: e.Phase, Open: e.Open})
+	}
+	return out
 }
