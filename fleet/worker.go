@@ -589,7 +589,7 @@ func sendReport(ctx context.Context, b Broker, req api.ReportCmd, attempts int, 
 		case errors.Is(err, api.ErrStaleLease):
 			log.Warn("report refused: lease no longer current", "err", err)
 			return false, nil
-		case errors.Is(err, api.ErrBadRequest), errors.Is(err, api.ErrNotFound), errors.Is(err, api.ErrNotRegistered):
+		case errors.Is(err, api.ErrBadRequest), errors.Is(err, api.ErrNotFound), errors.Is(err, api.ErrNotRegistered), errors.Is(err, api.ErrKeyReused):
 			return false, fmt.Errorf("fleet: report %s: %w", req.ItemID, err)
 		}
 		log.Warn("report outcome unknown; retrying", "attempt", a+1, "err", err)
