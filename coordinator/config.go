@@ -157,7 +157,7 @@ func DefaultConfig() Config {
 // Validate reports the first unusable field.
 func (c Config) Validate() error {
 	switch {
-	case api.ValidID("id", c.ID) != nil:
+	case api.ValidID("node id", c.ID) != nil:
 		return fmt.Errorf("coordinator config: %w", api.ValidID("node id", c.ID))
 	case c.DataDir == "":
 		return errors.New("coordinator config: data dir is required")
