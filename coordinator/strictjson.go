@@ -7,19 +7,21 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/optoloop/optoloop/coordinator/api"
 )
 
 // checkJSON refuses what encoding/json accepts silently in a request body: data after the
 // JSON value, and an object (at any depth) that repeats a key, of which encoding/json would
-// keep the last. A body that is not JSON at all is left to the decoder's own error.
+// keep the last (keys that differ only in case included: the decoder matches field names
+// ignoring case). A body that is not JSON at all is left to the decoder's own error.
 func checkJSON(body []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	type frame struct {
 		object bool
-		keys   map[string]struct{}
+		keys   map[string]string // folded key -> the key as sent
 		path   string
 		n      int  // elements of an array seen
 		key    bool // an object expects a key next
@@ -41,10 +43,16 @@ func checkJSON(body []byte) error {
 			stack = stack[:len(stack)-1]
 		case top != nil && top.object && top.key:
 			k, _ := tok.(string)
-			if _, dup := top.keys[k]; dup {
+			// encoding/json matches field names ignoring case, so "ID" after "id" is a
+			// duplicate too.
+			fold := strings.ToLower(k)
+			if first, dup := top.keys[fold]; dup {
+				if first != k {
+					return fmt.Errorf("%w: duplicate key %q in the JSON object at %s (the same as %q: names are matched ignoring case)", api.ErrBadRequest, k, top.path, first)
+				}
 				return fmt.Errorf("%w: duplicate key %q in the JSON object at %s", api.ErrBadRequest, k, top.path)
 			}
-			top.keys[k] = struct{}{}
+			top.keys[fold] = k
 			top.key, top.last = false, k
 			continue
 		default: // a value
@@ -57,7 +65,7 @@ func checkJSON(body []byte) error {
 				top.n++
 			}
 			if delim {
-				stack = append(stack, &frame{object: d == '{', keys: map[string]struct{}{}, path: path, key: d == '{'})
+				stack = append(stack, &frame{object: d == '{', keys: map[string]string{}, path: path, key: d == '{'})
 			}
 		}
 		if len(stack) == 0 {

@@ -62,6 +62,7 @@ func TestJSONBodiesWithTrailingDataOrDuplicateKeysAreRefused(t *testing.T) {
 		{"duplicate nested key", "/v1/workers", `{"id":"w1","arena_id":"a","line":"301","calibration":{"scale":1,"scale":2}}`, `duplicate key "scale" in the JSON object at $.calibration`},
 		{"duplicate key in an array", "/v1/report", `{"holder":"w1","item_id":"x.1","token":1,"output":[{"a":1},{"b":1,"b":2}]}`, `duplicate key "b" in the JSON object at $.output[1]`},
 		{"learner", "/v1/learners", `{"id":"l1","id":"l2"}`, `duplicate key "id"`},
+		{"duplicate key in another case", "/v1/learners", `{"id":"l1","ID":"l2"}`, `duplicate key "ID" in the JSON object at $ (the same as "id"`},
 		{"lease", "/v1/lease", `{"holder":"w1","type":"episode"} 1`, "trailing data"},
 		{"cancel", "/v1/experiments/" + id + "/cancel", `{"reason":"a","reason":"b"}`, `duplicate key "reason"`},
 		{"drain", "/v1/workers/w1/drain", `{"drain":true} {"drain":false}`, "trailing data"},
