@@ -16,6 +16,7 @@ const (
 	CodeNotRegistered Code = "not_registered"
 	CodeStaleLease    Code = "stale_lease"
 	CodeDuplicate     Code = "duplicate"
+	CodeRefused       Code = "refused"
 )
 
 // Sentinel errors callers branch on. Response.Err and the client wrap them.
@@ -39,6 +40,9 @@ var (
 	ErrStaleLease = errors.New("stale lease")
 	// ErrDuplicate: the item is already done under this very lease; nothing changed.
 	ErrDuplicate = errors.New("duplicate report")
+	// ErrRefused: a membership change was refused as unsafe (unreachable address, a voter
+	// already present, a removal below quorum); nothing changed.
+	ErrRefused = errors.New("refused")
 )
 
 // Response is what applying a command returns (and what the HTTP API returns for writes).
@@ -70,6 +74,8 @@ func (r *Response) Err() error {
 		s = ErrStaleLease
 	case CodeDuplicate:
 		s = ErrDuplicate
+	case CodeRefused:
+		s = ErrRefused
 	default:
 		return fmt.Errorf("coordinator: %s: %s", r.Code, r.Error)
 	}
