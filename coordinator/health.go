@@ -149,7 +149,10 @@ func (n *Node) health(ctx context.Context) (map[string]any, []string) {
 		if commit > applied && commit-applied > n.cfg.HealthMaxLag {
 			reasons = append(reasons, fmt.Sprintf("lags the leader by %d entries (applied %d, leader's commit %d; bound %d)", commit-applied, applied, commit, n.cfg.HealthMaxLag))
 		}
-		if lc := r.LastContact(); lc.IsZero() || time.Since(lc) > n.cfg.HealthMaxContact {
+		switch lc := r.LastContact(); {
+		case lc.IsZero():
+			reasons = append(reasons, "never heard from the leader")
+		case time.Since(lc) > n.cfg.HealthMaxContact:
 			reasons = append(reasons, fmt.Sprintf("last contact with the leader %s ago (bound %v)", time.Since(lc).Round(time.Millisecond), n.cfg.HealthMaxContact))
 		}
 	}

@@ -223,6 +223,15 @@ func (n *Node) probeRaft(addr, nonce string) error {
 		return fmt.Errorf("raft address %s is unreachable from %s: %w", addr, n.cfg.ID, err)
 	}
 	defer c.Close()
+	// A TLS stream layer's connection: finish the handshake first, on its own deadline, so
+	// that a slow handshake is not taken for a quiet listener.
+	if hs, ok := c.(interface{ Handshake() error }); ok {
+		_ = c.SetDeadline(time.Now().Add(admitTimeout))
+		if err := hs.Handshake(); err != nil {
+			return fmt.Errorf("raft address %s refused %s's handshake: %w", addr, n.cfg.ID, err)
+		}
+		_ = c.SetDeadline(time.Time{})
+	}
 	if nonce == "" {
 		_ = c.SetReadDeadline(time.Now().Add(probeQuiet))
 		_, err := c.Read(make([]byte, 1))
