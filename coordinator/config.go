@@ -49,13 +49,24 @@ type Config struct {
 	RaftAllowedPeers []string
 
 	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and CommitTimeout are the
-	// hashicorp/raft timeouts. The defaults are tuned for a LAN (hashicorp/raft's own defaults
-	// of 1 s are for a WAN): a leader's loss is detected within about HeartbeatTimeout and a
-	// new leader is elected within about one more ElectionTimeout.
+	// hashicorp/raft timeouts. The defaults (1 s, 1 s, 500 ms, 5 ms) are conservative: shorter
+	// ones (500 ms with a 250 ms lease) caused needless elections on a CPU-loaded machine. A
+	// leader's loss is detected within about HeartbeatTimeout and a new leader is elected within
+	// about one more ElectionTimeout. Validate accepts shorter timeouts (tests set them); the
+	// coordinator command refuses a lease below MinLeaderLeaseTimeout without its override flag.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration
+	// OpenTimeout bounds how long New waits for the lock on DataDir's Raft store (another
+	// process holding it: "data dir ... is in use by another process"). Default 5 s.
+	OpenTimeout time.Duration
+	// HealthMaxLag and HealthMaxContact bound how far a follower may trail before /healthz
+	// fails: its applied index behind the leader's commit index by more than HealthMaxLag
+	// entries, or its last contact with the leader older than HealthMaxContact. Defaults 1000
+	// entries and 5 s.
+	HealthMaxLag     uint64
+	HealthMaxContact time.Duration
 	// ApplyTimeout bounds how long a write waits to be enqueued to Raft (not to be committed:
 	// see DESIGN.md). Default 5 s.
 	ApplyTimeout time.Duration
@@ -122,14 +133,21 @@ type Config struct {
 	MetricsHandler http.Handler
 }
 
+// MinLeaderLeaseTimeout is the shortest leader lease the coordinator command accepts without
+// its override flag (Validate accepts shorter ones, for tests).
+const MinLeaderLeaseTimeout = 500 * time.Millisecond
+
 // DefaultConfig returns the defaults; ID, RaftAddr, HTTPAddr, DataDir and Token are left for
 // the caller.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: MinLeaderLeaseTimeout,
 		CommitTimeout:      5 * time.Millisecond,
+		OpenTimeout:        5 * time.Second,
+		HealthMaxLag:       1000,
+		HealthMaxContact:   5 * time.Second,
 		ApplyTimeout:       5 * time.Second,
 		MaxBatch:           256,
 		MaxInflightBatches: 4,
@@ -170,8 +188,14 @@ func (c Config) Validate() error {
 		return errors.New("coordinator config: bootstrap and join are exclusive")
 	case c.HeartbeatTimeout < 10*time.Millisecond || c.ElectionTimeout < 10*time.Millisecond:
 		return errors.New("coordinator config: heartbeat and election timeouts must be >= 10ms")
+	case c.ElectionTimeout < c.HeartbeatTimeout:
+		return errors.New("coordinator config: election timeout must be >= heartbeat timeout")
 	case c.LeaderLeaseTimeout < 5*time.Millisecond || c.LeaderLeaseTimeout > c.HeartbeatTimeout:
 		return errors.New("coordinator config: leader lease timeout must be in [5ms, heartbeat timeout]")
+	case c.OpenTimeout <= 0:
+		return errors.New("coordinator config: open timeout must be positive")
+	case c.HealthMaxLag == 0 || c.HealthMaxContact <= 0:
+		return errors.New("coordinator config: health max lag and max contact must be positive")
 	case c.CommitTimeout <= 0 || c.ApplyTimeout <= 0 || c.ForwardTimeout <= 0:
 		return errors.New("coordinator config: commit, apply and forward timeouts must be positive")
 	case c.SnapshotThreshold == 0 || c.SnapshotInterval < 5*time.Millisecond || c.SnapshotRetain < 1:

@@ -502,6 +502,8 @@ func (n *Node) admin(h func(ctx context.Context, body []byte) error) http.Handle
 				writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), err)
 			case errors.Is(err, api.ErrNotFound):
 				writeErr(w, http.StatusNotFound, string(api.CodeNotFound), err)
+			case errors.Is(err, api.ErrRefused):
+				writeErr(w, http.StatusConflict, string(api.CodeRefused), err)
 			default:
 				n.writeProposeErr(w, err)
 			}
@@ -528,14 +530,21 @@ func (n *Node) join(ctx context.Context, body []byte) error {
 	if err := strictJSON(body, &req); err != nil {
 		return err
 	}
-	info := api.NodeInfo(req)
+	info := api.NodeInfo{ID: req.ID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr}
 	if err := (Command{Type: CmdSetNode, Time: time.Unix(1, 0), SetNode: &info}).validate(); err != nil {
 		return fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+	}
+	n.ms.mu.Lock()
+	defer n.ms.mu.Unlock()
+	done, err := n.admitJoin(req)
+	if err != nil || done {
+		return err
 	}
 	r := n.Raft()
 	if err := r.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("%w: add voter %s: %w", api.ErrUnavailable, req.ID, err)
 	}
+	n.ms.admit(req.ID, req.Nonce)
 	resp, err := n.propose(ctx, Command{Type: CmdSetNode, SetNode: &info})
 	if err != nil {
 		return err
@@ -559,6 +568,12 @@ func (n *Node) remove(ctx context.Context, body []byte) error {
 	if !slices.ContainsFunc(fut.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == req.ID }) {
 		return fmt.Errorf("%w: node %q is not in the configuration", api.ErrNotFound, req.ID)
 	}
+	n.ms.mu.Lock()
+	defer n.ms.mu.Unlock()
+	if err := n.checkRemoval(fut.Configuration(), req.ID, req.Force); err != nil {
+		return err
+	}
+	delete(n.ms.admitted, req.ID)
 	if err := r.RemoveServer(raft.ServerID(req.ID), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("%w: remove %s: %w", api.ErrUnavailable, req.ID, err)
 	}
@@ -573,14 +588,4 @@ func (n *Node) remove(ctx context.Context, body []byte) error {
 		return err
 	}
 	return nil
-}
-
-// healthz is 200 when this node knows a leader, 503 otherwise.
-func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
-	id, _ := n.leader()
-	if id == "" {
-		writeErr(w, http.StatusServiceUnavailable, "no_leader", errors.New("no leader known"))
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": n.cfg.ID, "leader": id, "state": n.Raft().State().String()})
 }

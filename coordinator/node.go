@@ -39,6 +39,8 @@ type Node struct {
 	trans     *raft.NetworkTransport
 	stream    *streamLayer
 	store     *raftboltdb.BoltStore
+	logs      *faultyLogStore // the Raft log store with the disk-full fault injection
+	ms        membership      // operator safety: join admission, removal quorum (membership.go)
 	httpLn    net.Listener
 	srv       *http.Server
 	fwd       *http.Client
@@ -106,11 +108,19 @@ func New(cfg Config) (*Node, error) {
 	if err := n.initMetrics(mp); err != nil {
 		return nil, err
 	}
-	var err error
-	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: raft store: %w", err)
+	dbPath := filepath.Join(cfg.DataDir, "raft.db")
+	if !cfg.Bootstrap && cfg.Join == "" && !hasRaftDB(dbPath) {
+		return nil, errNoState(cfg.DataDir)
 	}
+	var err error
+	if n.ms.nonce, err = newNonce(); err != nil {
+		return nil, err
+	}
+	n.store, err = openRaftStore(dbPath, cfg.DataDir, cfg.OpenTimeout)
+	if err != nil {
+		return nil, err
+	}
+	n.logs = &faultyLogStore{LogStore: n.store}
 	rlog := newRaftLogger(log, cfg.RaftLogLevel)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), cfg.SnapshotRetain, rlog)
 	if err != nil {
@@ -125,8 +135,17 @@ func New(cfg Config) (*Node, error) {
 		f := peerFilter(n.raft.Load, cfg.RaftAllowedPeers, log)
 		n.stream.filter.Store(&f)
 	}
+	has, err := raft.HasExistingState(n.store, n.store, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	if !has && !cfg.Bootstrap && cfg.Join == "" {
+		return nil, errNoState(cfg.DataDir)
+	}
+	// A node that must join holds its Raft port shut until a leader admits it (membership.go).
+	n.ms.gate = newAdmissionGate(n.stream, n.ms.nonce, has || cfg.Bootstrap)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: n.stream, MaxPool: 4, Timeout: 10 * time.Second, Logger: rlog,
+		Stream: n.ms.gate, MaxPool: 4, Timeout: 10 * time.Second, Logger: rlog,
 	})
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
@@ -141,11 +160,7 @@ func New(cfg Config) (*Node, error) {
 	// answered. The batcher groups writes instead.
 	rc.BatchApplyCh = false
 	rc.Logger = rlog
-	has, err := raft.HasExistingState(n.store, n.store, snaps)
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: %w", err)
-	}
-	r, err := raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, n.trans)
+	r, err := raft.NewRaft(rc, n.fsm, n.logs, n.store, snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: raft: %w", err)
 	}
@@ -335,7 +350,10 @@ func (n *Node) leaderLoop(ctx context.Context) {
 	}
 }
 
-// joinLoop asks the cluster at cfg.Join to add this node, with backoff, until it succeeds.
+// joinLoop asks the cluster at cfg.Join to add this node, with backoff, until it succeeds or
+// this node finds itself in the configuration a leader replicated to it (a join whose answer
+// was lost). A refused join (this id is still a voter: remove it first; unreachable) is
+// retried, so that the node joins once the operator has fixed the cause.
 func (n *Node) joinLoop(ctx context.Context) {
 	c, err := api.NewClient(api.ClientConfig{Endpoints: []string{n.cfg.Join}, Token: n.cfg.Token, MaxAttempts: 1})
 	if err != nil {
@@ -344,16 +362,22 @@ func (n *Node) joinLoop(ctx context.Context) {
 	}
 	backoff := 50 * time.Millisecond
 	for {
-		err := c.Join(ctx, api.JoinRequest{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()})
+		if n.inOwnConfig() {
+			n.log.Info("joined: in the configuration", "via", n.cfg.Join)
+			return
+		}
+		err := c.Join(ctx, api.JoinRequest{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), Nonce: n.ms.nonce})
 		if err == nil {
 			n.log.Info("joined", "via", n.cfg.Join)
 			return
 		}
-		n.log.Warn("join", "err", err)
-		select {
-		case <-ctx.Done():
+		if errors.Is(err, api.ErrRefused) {
+			n.log.Error("join refused", "err", err)
+		} else {
+			n.log.Warn("join", "err", err)
+		}
+		if !waitJoinRetry(ctx, backoff) {
 			return
-		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}

@@ -30,6 +30,7 @@ type coordinatorOptions struct {
 	maxAttempts                     int
 	logLevel                        string
 	tel                             telemetryOptions
+	raft                            raftTimeoutOptions
 }
 
 func newCoordinatorCmd() *cobra.Command {
@@ -64,6 +65,7 @@ func newCoordinatorCmd() *cobra.Command {
 	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length when a worker asks for none")
 	f.IntVar(&o.maxAttempts, "max-attempts", d.MaxAttempts, "attempts per item before it is marked failed")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.raft.register(cmd, d)
 	o.tel.register(cmd, false)
 	return cmd
 }
@@ -100,6 +102,9 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 	cfg.OperatorToken, cfg.ViewerToken = roleTokens[0], roleTokens[1]
 	cfg.RestrictRaftPeers, cfg.RaftAllowedPeers = o.restrictPeers, o.allowedPeers
 	cfg.LeaseTTL, cfg.MaxAttempts = o.leaseTTL, o.maxAttempts
+	if err := o.raft.apply(&cfg); err != nil {
+		return err
+	}
 	cfg.KnownLine = func(code string) bool { _, err := cat.Line(code); return err == nil }
 	cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	if o.id == "" || o.dataDir == "" {
@@ -114,7 +119,7 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 		cfg.TracerProvider = tel.TracerProvider()
 	}
 	cfg.MeterProvider, cfg.MetricsHandler = tel.MeterProvider(), tel.MetricsHandler()
-	n, err := coordinator.New(cfg)
+	n, err := openNode(cmd.Context(), cfg)
 	if err != nil {
 		return err
 	}

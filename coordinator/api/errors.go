@@ -18,6 +18,7 @@ const (
 	CodeDuplicate     Code = "duplicate"
 	// CodeKeyReused: the idempotency key was first used with another request (HTTP 422).
 	CodeKeyReused Code = "key_reused"
+	CodeRefused   Code = "refused"
 )
 
 // Sentinel errors callers branch on. Response.Err and the client wrap them.
@@ -45,6 +46,9 @@ var (
 	// a request with another method, path or body; nothing changed. Retrying cannot succeed:
 	// a new request needs a new key.
 	ErrKeyReused = errors.New("idempotency key reused for another request")
+	// ErrRefused: a membership change was refused as unsafe (unreachable address, a voter
+	// already present, a removal below quorum); nothing changed.
+	ErrRefused = errors.New("refused")
 )
 
 // Response is what applying a command returns (and what the HTTP API returns for writes).
@@ -78,6 +82,8 @@ func (r *Response) Err() error {
 		s = ErrDuplicate
 	case CodeKeyReused:
 		s = ErrKeyReused
+	case CodeRefused:
+		s = ErrRefused
 	default:
 		return fmt.Errorf("coordinator: %s: %s", r.Code, r.Error)
 	}

@@ -115,11 +115,18 @@ type JoinRequest struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
+	// Nonce names the joining process (random, made at its start): the leader sends it back
+	// over Raft to admit the node (a node that joins holds its Raft port shut until then), and a
+	// retried join with the nonce that added the voter is answered as a success.
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // RemoveRequest asks the cluster to remove a node.
 type RemoveRequest struct {
 	ID string `json:"id"`
+	// Force removes the node even when the voters left would be fewer than a quorum of the
+	// configured size, or fewer of them reachable than their own quorum.
+	Force bool `json:"force,omitempty"`
 }
 
 // ExperimentView is an experiment with its items. Over HTTP it is one page (see

@@ -133,7 +133,7 @@ func (c *Cluster) config(id string) coordinator.Config {
 }
 
 // Add starts a new node with id that joins through the current leader, and returns once it
-// is in the Raft configuration.
+// is in the Raft configuration and has received it (so that a restart finds Raft state).
 func (c *Cluster) Add(id string) *coordinator.Node {
 	c.tb.Helper()
 	c.mu.Lock()
@@ -145,8 +145,34 @@ func (c *Cluster) Add(id string) *coordinator.Node {
 	cfg := c.config(id)
 	cfg.Join = c.Leader().URL()
 	n := c.start(cfg)
-	WaitFor(c.tb, 20*time.Second, "node "+id+" in the configuration", func() bool { return c.InConfig(id) })
+	WaitFor(c.tb, 20*time.Second, "node "+id+" in the configuration", func() bool { return c.InConfig(id) && n.Raft().LastIndex() > 0 })
 	return n
+}
+
+// Wipe kills node id (when it runs) and deletes its data directory, as an operator who
+// wipes a node's disk; Rejoin starts it again.
+func (c *Cluster) Wipe(id string) {
+	c.tb.Helper()
+	c.Kill(id)
+	if err := os.RemoveAll(c.Config(id).DataDir); err != nil {
+		c.tb.Fatalf("coordinatortest: wipe %s: %v", id, err)
+	}
+}
+
+// Rejoin starts node id again on its old addresses with Join set to the current leader (as
+// an operator restarting a wiped node with --join) and returns it without waiting: the
+// cluster decides whether it is admitted.
+func (c *Cluster) Rejoin(id string) *coordinator.Node {
+	c.tb.Helper()
+	c.mu.Lock()
+	cfg, ok := c.cfgs[id]
+	_, running := c.live[id]
+	c.mu.Unlock()
+	if !ok || running {
+		c.tb.Fatalf("coordinatortest: rejoin of node %s (known %v, running %v)", id, ok, running)
+	}
+	cfg.Bootstrap, cfg.Join = false, c.Leader().URL()
+	return c.start(cfg)
 }
 
 // InConfig reports whether the current leader's Raft configuration holds node id (false while
