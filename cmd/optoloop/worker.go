@@ -72,7 +72,7 @@ func newWorkerCmd() *cobra.Command {
 	f.StringVar(&o.linesFile, "lines-file", "", "lines catalogue merged over the embedded one (with --sim)")
 	f.StringVar(&o.rigFile, "rig", "", "serve the real arena of this rig file (optoloop rig config)")
 	f.StringVar(&o.line, "line", "", "the line of the animals on the rig's plates (with --rig)")
-	f.StringVar(&o.id, "id", "", "worker id (simulated arenas: PREFIX-0, PREFIX-1, ...; default: host-line)")
+	f.StringVar(&o.id, "id", "", "worker id (simulated arenas: PREFIX-0, PREFIX-1, ...; default: the holder its credential names, else host-line)")
 	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length asked for; heartbeats every third of it")
 	f.DurationVar(&o.grace, "grace", time.Minute, "on SIGTERM, how long running episodes may take to finish before they are failed")
 	f.IntVar(&o.parallel, "parallel", 0, "simulated arenas running an episode at once in this process (default: the number of CPUs); an arena leases only when it can run")
@@ -135,6 +135,9 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 		line = o.line
 	}
 	prefix := o.id
+	if prefix == "" {
+		prefix = o.client.holder()
+	}
 	if prefix == "" {
 		prefix = defaultID(line)
 	}
@@ -324,6 +327,9 @@ func serveRoles(ctx context.Context, log *slog.Logger, grace time.Duration, n in
 	}
 	if errors.Is(first, api.ErrUnauthorized) {
 		return errors.New("the coordinator refused the token of --token-file or $OPTOLOOP_TOKEN (unauthorized)")
+	}
+	if errors.Is(first, api.ErrForbidden) {
+		return fmt.Errorf("the coordinator refused the credential of --token-file or $OPTOLOOP_TOKEN: %w (a worker or learner credential acts only as the holder it names and NAME-N: pass --id NAME)", first)
 	}
 	if first != nil {
 		return first
