@@ -43,6 +43,9 @@ func TestClusterRoles(t *testing.T) {
 			t.Errorf("whoami: %+v, %v; want %q, %v", who, err, tc.want, tc.err)
 		}
 	}
+	if who, err := worker.WhoAmI(ctx); err != nil || who.Role != api.RoleWorker || who.Holder != "w" {
+		t.Errorf("whoami of worker w's credential: %+v, %v", who, err)
+	}
 	// WithToken overrides the client's own credential for one call.
 	if who, err := nobody.WhoAmI(api.WithToken(ctx, coordinatortest.OperatorToken)); err != nil || who.Role != api.RoleOperator {
 		t.Errorf("whoami with an operator token in the context: %+v, %v", who, err)

@@ -41,9 +41,12 @@ func newCoordinatorCmd() *cobra.Command {
 		Short: "Run one node of the Raft-replicated coordinator (experiments, episodes, leases, results)",
 		Long: "coordinator runs one node of the coordinator cluster: a hashicorp/raft member holding experiments,\n" +
 			"workers, episodes, training tasks and results, with the HTTP API on --http-addr. Start the first\n" +
-			"node with --bootstrap and the others with --join URL-of-any-node. Every mutating call needs the\n" +
-			"bearer token read from --token-file (or OPTOLOOP_TOKEN). SIGINT/SIGTERM leave cleanly: a leader\n" +
-			"hands leadership over first.",
+			"node with --bootstrap and the others with --join URL-of-any-node. Every call but /healthz and\n" +
+			"/metrics needs a credential: the admin token of --token-file (or OPTOLOOP_TOKEN; membership and\n" +
+			"all an operator may), the operator's and viewer's token files, or one signed with the key of\n" +
+			"--credential-key-file (optoloop cluster credential: workers and learners acting as the holder\n" +
+			"it names). Token files hold one line of at least 32 bytes. SIGINT/SIGTERM leave cleanly: a\n" +
+			"leader hands leadership over first.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCoordinator(cmd, o)
@@ -56,7 +59,7 @@ func newCoordinatorCmd() *cobra.Command {
 	f.StringVar(&o.dataDir, "data-dir", "", "directory of the Raft log, stable store and snapshots (required)")
 	f.BoolVar(&o.bootstrap, "bootstrap", false, "start a new cluster with this node as its first member")
 	f.StringVar(&o.join, "join", "", "HTTP URL of any node of the cluster to join")
-	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token (default: $OPTOLOOP_TOKEN)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the admin token: membership, and all an operator may (default: $OPTOLOOP_TOKEN)")
 	f.StringVar(&o.operatorTokenFile, "operator-token-file", "", "file holding the operator's token (submit, cancel, drain, read); none: no operator credential")
 	f.StringVar(&o.viewerTokenFile, "viewer-token-file", "", "file holding the viewer's token (read only, e.g. a dashboard); none: no viewer credential")
 	f.StringVar(&o.credentialKeyFile, "credential-key-file", "", "file (mode 0600) holding the cluster's credential key: signed credentials of every role are accepted (optoloop cluster credential); none: no worker or learner can lease")
@@ -176,7 +179,7 @@ type clientOptions struct {
 func (o *clientOptions) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.endpoints, "coordinator", "", "coordinator URL(s), comma separated (default: $OPTOLOOP_COORDINATOR)")
-	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token (default: $OPTOLOOP_TOKEN)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the coordinator credential (a worker's or learner's names its holder; default: $OPTOLOOP_TOKEN)")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
 }
 

@@ -56,9 +56,10 @@ func newWorkerCmd() *cobra.Command {
 			"registers, leases episodes of its line, runs them, appends their records to the Redis replay in\n" +
 			"chunks while they run, stores each track and reports the outcome. SIGINT/SIGTERM: it leases no\n" +
 			"more, lets the running episodes finish within --grace (or fails them), switches the light off,\n" +
-			"deregisters and exits 0; a second signal stops at once. The coordinator token comes from\n" +
-			"--token-file or $OPTOLOOP_TOKEN, the Redis password from --redis-password-file or\n" +
-			"$OPTOLOOP_REDIS_PASSWORD: never from a flag value.",
+			"deregisters and exits 0; a second signal stops at once. The worker's coordinator credential\n" +
+			"(optoloop cluster credential --role worker --holder PREFIX) comes from --token-file or\n" +
+			"$OPTOLOOP_TOKEN, the Redis password from --redis-password-file or $OPTOLOOP_REDIS_PASSWORD:\n" +
+			"never from a flag value.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runWorker(cmd, o) },
 	}
