@@ -5,11 +5,13 @@
 // --arenas K`) and learner processes (`optoloop learner`). It is how `optoloop cluster up` runs
 // an experiment and how tests run the real cluster.
 //
-// Secrets never reach a command line or a log: the coordinator tokens (the cluster's, an
-// operator's and a viewer's) and the Redis password are generated with crypto/rand and handed
-// to the children in 0600 files (TokenFile, OperatorTokenFile, ViewerTokenFile,
-// RedisPasswordFile) under the cluster's folder. With Config.Dashboard an `optoloop dashboard`
-// process serves the live page (DashboardURL), reading with the viewer's token.
+// Secrets never reach a command line or a log: the coordinators' admin token, their credential
+// key and the Redis password are generated with crypto/rand, and from the key a signed
+// credential for every worker and learner process (naming the process: its arenas are
+// NAME-0, NAME-1, ...), an operator's and a viewer's; all are handed to the children in 0600
+// files under the cluster's folder, secrets/ (TokenFile, CredentialKeyFile, CredentialFile,
+// OperatorTokenFile, ViewerTokenFile, RedisPasswordFile). With Config.Dashboard an `optoloop
+// dashboard` process serves the live page (DashboardURL), reading with the viewer's credential.
 //
 // Every child runs in a process group of its own and is SIGKILLed by the kernel when the
 // supervisor dies (Linux: Pdeathsig), even on kill -9 of the supervisor, so nothing outlives
@@ -272,8 +274,11 @@ type Cluster struct {
 	tokenFile string
 	passFile  string
 	token     string
-	// operatorFile and viewerFile hold the coordinators' operator and viewer credentials.
+	// operatorFile and viewerFile hold the coordinators' operator and viewer credentials,
+	// keyFile the credential key, creds each worker's and learner's credential file by name.
 	operatorFile, viewerFile string
+	keyFile                  string
+	creds                    map[string]string
 	dashboard                string // the dashboard's base URL once it listens
 	workers                  []WorkerProcess
 
@@ -370,16 +375,8 @@ func Up(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err := writeSecret(c.passFile, password); err != nil {
 		return nil, err
 	}
-	c.operatorFile = filepath.Join(dir, "secrets", "operator-token")
-	c.viewerFile = filepath.Join(dir, "secrets", "viewer-token")
-	for _, f := range []string{c.operatorFile, c.viewerFile} {
-		tok, err := secret()
-		if err != nil {
-			return nil, err
-		}
-		if err := writeSecret(f, tok); err != nil {
-			return nil, err
-		}
+	if err := c.writeCredentials(workers); err != nil {
+		return nil, err
 	}
 
 	c.spawn = newSpawner()
@@ -443,6 +440,47 @@ func Up(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	c.log.Info("cluster up", "dir", dir, "coordinators", strings.Join(c.Endpoints(), ","), "token_file", c.tokenFile,
 		"redis", c.redis.URL(), "redis_password_file", c.passFile, "worker_processes", len(workers), "arenas", arenas, "learners", cfg.Learners)
 	return c, nil
+}
+
+// writeCredentials makes the credential key and, signed with it, the operator's and viewer's
+// credentials and one for every worker and learner process, naming the process.
+func (c *Cluster) writeCredentials(workers []WorkerProcess) error {
+	key, err := secret()
+	if err != nil {
+		return err
+	}
+	secrets := filepath.Join(c.dir, "secrets")
+	c.keyFile = filepath.Join(secrets, "credential-key")
+	if err := writeSecret(c.keyFile, key); err != nil {
+		return err
+	}
+	c.operatorFile = filepath.Join(secrets, "operator-token")
+	c.viewerFile = filepath.Join(secrets, "viewer-token")
+	type credential struct {
+		file, holder string
+		role         api.Role
+	}
+	issue := []credential{{c.operatorFile, "operator", api.RoleOperator}, {c.viewerFile, "viewer", api.RoleViewer}}
+	c.creds = map[string]string{}
+	for _, w := range workers {
+		c.creds[w.Name] = filepath.Join(secrets, w.Name+".credential")
+		issue = append(issue, credential{c.creds[w.Name], w.Name, api.RoleWorker})
+	}
+	for i := range c.cfg.Learners {
+		name := "learner-" + strconv.Itoa(i)
+		c.creds[name] = filepath.Join(secrets, name+".credential")
+		issue = append(issue, credential{c.creds[name], name, api.RoleLearner})
+	}
+	for _, x := range issue {
+		tok, err := api.IssueCredential([]byte(key), x.role, x.holder)
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		if err := writeSecret(x.file, tok); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // secret returns 32 random bytes in hex.
@@ -515,7 +553,7 @@ func (c *Cluster) startCoordinator(ctx context.Context, id string) error {
 	c.mu.Unlock()
 
 	args := []string{"coordinator", "--id", id, "--raft-addr", raftAddr, "--http-addr", httpAddr, "--data-dir", n.dataDir,
-		"--token-file", c.tokenFile, "--operator-token-file", c.operatorFile, "--viewer-token-file", c.viewerFile,
+		"--token-file", c.tokenFile, "--credential-key-file", c.keyFile,
 		"--lease-ttl", c.cfg.LeaseTTL.String(), "--restrict-raft-peers", "--raft-allowed-peers", "127.0.0.1",
 		"--log-level", c.cfg.LogLevel}
 	switch {
@@ -557,8 +595,9 @@ func (c *Cluster) startCoordinator(ctx context.Context, id string) error {
 	}
 }
 
-func (c *Cluster) commonArgs() []string {
-	args := []string{"--coordinator", strings.Join(c.Endpoints(), ","), "--token-file", c.tokenFile,
+// commonArgs are a worker's or learner's flags; name is the process (its credential file).
+func (c *Cluster) commonArgs(name string) []string {
+	args := []string{"--coordinator", strings.Join(c.Endpoints(), ","), "--token-file", c.creds[name],
 		"--redis", c.redis.URL(), "--redis-password-file", c.passFile,
 		"--lease-ttl", c.cfg.LeaseTTL.String(), "--log-level", c.cfg.LogLevel}
 	return append(args, c.telemetryArgs(c.cfg.Metrics)...)
@@ -618,7 +657,7 @@ func (c *Cluster) MetricsTargets() []string {
 }
 
 func (c *Cluster) workerArgs(w WorkerProcess) []string {
-	args := append([]string{"worker"}, c.commonArgs()...)
+	args := append([]string{"worker"}, c.commonArgs(w.Name)...)
 	args = append(args, "--sim", w.Line, "--arenas", strconv.Itoa(w.Arenas), "--id", w.Name,
 		"--grace", c.cfg.Grace.String())
 	if c.cfg.NoRender {
@@ -650,7 +689,7 @@ func (c *Cluster) parallel(w WorkerProcess) int {
 }
 
 func (c *Cluster) learnerArgs(name string) []string {
-	args := append([]string{"learner"}, c.commonArgs()...)
+	args := append([]string{"learner"}, c.commonArgs(name)...)
 	return append(args, "--id", name, "--work-dir", filepath.Join(c.dir, "learners", name),
 		"--grace", c.cfg.Grace.String())
 }
@@ -917,8 +956,17 @@ func (c *Cluster) Endpoints() []string {
 // Dir returns the cluster's folder.
 func (c *Cluster) Dir() string { return c.dir }
 
-// TokenFile returns the 0600 file holding the coordinators' bearer token.
+// TokenFile returns the 0600 file holding the coordinators' admin token (membership and every
+// operator call; it cannot lease or report).
 func (c *Cluster) TokenFile() string { return c.tokenFile }
+
+// CredentialKeyFile returns the 0600 file holding the coordinators' credential key: `optoloop
+// cluster credential --key-file` issues more credentials from it (a worker added later).
+func (c *Cluster) CredentialKeyFile() string { return c.keyFile }
+
+// CredentialFile returns the 0600 file holding the signed credential of worker or learner
+// process name ("" for another name).
+func (c *Cluster) CredentialFile(name string) string { return c.creds[name] }
 
 // OperatorTokenFile and ViewerTokenFile return the 0600 files holding the coordinators'
 // operator and viewer credentials (sign in to the dashboard with either).

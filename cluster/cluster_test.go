@@ -300,7 +300,34 @@ func checkSecrets(t *testing.T, c *cluster.Cluster) {
 		t.Errorf("redis answered %q to a PING without AUTH", l)
 	}
 	var secrets []string
-	for _, f := range []string{c.TokenFile(), c.RedisPasswordFile()} {
+	files, _ := filepath.Glob(filepath.Join(c.Dir(), "secrets", "*"))
+	// The admin token, the credential key, the operator's and viewer's credentials, one for
+	// every worker and learner process, the Redis password.
+	want := 5
+	for _, p := range c.Processes() {
+		if p.Role == cluster.RoleWorker || p.Role == cluster.RoleLearner {
+			want++
+		}
+	}
+	if len(files) != want {
+		t.Errorf("secrets/ holds %d files, want %d: %v", len(files), want, files)
+	}
+	for _, w := range c.Workers() {
+		cfg := api.DefaultClientConfig(c.Endpoints()...)
+		tok, err := api.ReadTokenFile(c.CredentialFile(w.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Token = tok
+		cl, err := api.NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if who, err := cl.WhoAmI(t.Context()); err != nil || who.Role != api.RoleWorker || who.Holder != w.Name {
+			t.Errorf("the credential of %s: %+v, %v", w.Name, who, err)
+		}
+	}
+	for _, f := range files {
 		fi, err := os.Stat(f)
 		if err != nil {
 			t.Fatal(err)

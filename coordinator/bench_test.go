@@ -51,7 +51,13 @@ func benchLeaseReport(b *testing.B, workers int) {
 	}
 	clients := make([]*api.Client, workers)
 	for i := range clients {
-		clients[i] = c.Client(b)
+		// Each worker with its own credential, as a real one (not the harness's fleet transport).
+		wcfg := c.ClientConfig()
+		wcfg.Token, wcfg.HTTPClient = coordinatortest.WorkerToken(fmt.Sprintf("w%d", i)), nil
+		var err error
+		if clients[i], err = api.NewClient(wcfg); err != nil {
+			b.Fatal(err)
+		}
 		if err := clients[i].RegisterWorker(ctx, api.RegisterWorkerCmd{ID: fmt.Sprintf("w%d", i), ArenaID: "a", Line: "301"}); err != nil {
 			b.Fatal(err)
 		}

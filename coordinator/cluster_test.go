@@ -591,7 +591,12 @@ func withoutStats(t *testing.T, b []byte) []byte {
 // nodeStatus reads a node's own view of itself (GET /v1/node), as an operator would.
 func nodeStatus(t *testing.T, url string) api.NodeStatus {
 	t.Helper()
-	resp, err := http.Get(url + "/v1/node")
+	req, err := http.NewRequest(http.MethodGet, url+"/v1/node", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+coordinatortest.ViewerToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,14 +33,20 @@ type Config struct {
 	// Join is the HTTP URL of any node of an existing cluster; a new node asks it (it forwards
 	// to the leader) to add it as a voter. Ignored when DataDir already holds state.
 	Join string
-	// Token is the bearer token every mutating HTTP call must carry. Required: a cluster
-	// without a credential is refused.
+	// Token is the admin credential (api.RoleAdmin: membership and every operator call; it
+	// names no holder, so it cannot lease or report). Required: a cluster without a credential
+	// is refused. Every token is at least api.MinTokenLength bytes, one word (api.CheckToken).
 	Token string
 	// OperatorToken and ViewerToken, when set, are credentials of lesser roles
 	// (api.RoleOperator: submit and cancel experiments, drain workers, read; api.RoleViewer:
 	// read, e.g. a dashboard). Each must differ from the others.
 	OperatorToken string
 	ViewerToken   string
+	// CredentialKey, when set, is the cluster's signing key (at least api.MinTokenLength
+	// bytes): the node accepts the signed credentials it made (api.VerifyCredential) of every
+	// role, the worker and learner ones naming their holder. Without it workers and learners
+	// have no credential and cannot lease.
+	CredentialKey []byte
 	// RestrictRaftPeers, when set, makes the Raft transport drop connections whose remote IP
 	// is neither in the current Raft configuration nor in RaftAllowedPeers.
 	RestrictRaftPeers bool
@@ -184,6 +190,14 @@ func (c Config) Validate() error {
 	case c.OperatorToken != "" && (c.OperatorToken == c.Token || c.OperatorToken == c.ViewerToken),
 		c.ViewerToken != "" && c.ViewerToken == c.Token:
 		return errors.New("coordinator config: the cluster, operator and viewer tokens must differ")
+	case api.CheckToken(c.Token) != nil:
+		return fmt.Errorf("coordinator config: token: %w", api.CheckToken(c.Token))
+	case c.OperatorToken != "" && api.CheckToken(c.OperatorToken) != nil:
+		return fmt.Errorf("coordinator config: operator token: %w", api.CheckToken(c.OperatorToken))
+	case c.ViewerToken != "" && api.CheckToken(c.ViewerToken) != nil:
+		return fmt.Errorf("coordinator config: viewer token: %w", api.CheckToken(c.ViewerToken))
+	case len(c.CredentialKey) > 0 && len(c.CredentialKey) < api.MinTokenLength:
+		return fmt.Errorf("coordinator config: credential key: too short (%d bytes; at least %d)", len(c.CredentialKey), api.MinTokenLength)
 	case c.Bootstrap && c.Join != "":
 		return errors.New("coordinator config: bootstrap and join are exclusive")
 	case c.HeartbeatTimeout < 10*time.Millisecond || c.ElectionTimeout < 10*time.Millisecond:

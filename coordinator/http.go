@@ -3,7 +3,6 @@ package coordinator
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,16 +27,16 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/experiments/{id}/progress", n.read(n.getProgress))
 	mux.HandleFunc("POST /v1/experiments/{id}/cancel", n.write(api.RoleOperator, decodeCancel))
 	mux.HandleFunc("GET /v1/items/{id}", n.read(n.getItem))
-	mux.HandleFunc("POST /v1/workers", n.write(api.RoleCluster, decodeJSON(CmdRegisterWorker, func(c *Command, v *api.RegisterWorkerCmd) { c.RegisterWorker = v })))
+	mux.HandleFunc("POST /v1/workers", n.write(api.RoleWorker, decodeJSON(CmdRegisterWorker, func(c *Command, v *api.RegisterWorkerCmd) { c.RegisterWorker = v })))
 	mux.HandleFunc("GET /v1/workers", n.read(n.getWorkersPage))
 	mux.HandleFunc("POST /v1/workers/{id}/drain", n.write(api.RoleOperator, decodeDrain))
-	mux.HandleFunc("POST /v1/learners", n.write(api.RoleCluster, decodeJSON(CmdRegisterLearner, func(c *Command, v *api.RegisterLearnerCmd) { c.RegisterLearner = v })))
+	mux.HandleFunc("POST /v1/learners", n.write(api.RoleLearner, decodeJSON(CmdRegisterLearner, func(c *Command, v *api.RegisterLearnerCmd) { c.RegisterLearner = v })))
 	mux.HandleFunc("GET /v1/learners", n.read(n.getLearnersPage))
-	mux.HandleFunc("POST /v1/lease", n.write(api.RoleCluster, n.decodeLease))
-	mux.HandleFunc("POST /v1/heartbeat", n.write(api.RoleCluster, n.decodeHeartbeat))
-	mux.HandleFunc("POST /v1/report", n.write(api.RoleCluster, decodeJSON(CmdReport, func(c *Command, v *api.ReportCmd) { c.Report = v })))
-	mux.HandleFunc("POST /v1/fail", n.write(api.RoleCluster, decodeJSON(CmdFail, func(c *Command, v *api.FailCmd) { c.Fail = v })))
-	mux.HandleFunc("POST /v1/deregister", n.write(api.RoleCluster, decodeJSON(CmdDeregister, func(c *Command, v *api.DeregisterRequest) { c.Deregister = v })))
+	mux.HandleFunc("POST /v1/lease", n.write(api.RoleHolder, n.decodeLease))
+	mux.HandleFunc("POST /v1/heartbeat", n.write(api.RoleHolder, n.decodeHeartbeat))
+	mux.HandleFunc("POST /v1/report", n.write(api.RoleHolder, decodeJSON(CmdReport, func(c *Command, v *api.ReportCmd) { c.Report = v })))
+	mux.HandleFunc("POST /v1/fail", n.write(api.RoleHolder, decodeJSON(CmdFail, func(c *Command, v *api.FailCmd) { c.Fail = v })))
+	mux.HandleFunc("POST /v1/deregister", n.write(api.RoleHolder, decodeJSON(CmdDeregister, func(c *Command, v *api.DeregisterRequest) { c.Deregister = v })))
 	mux.HandleFunc("GET /v1/status", n.read(n.getStatus))
 	mux.HandleFunc("GET /v1/node", n.read(func(r *http.Request) (any, error) { return n.localStatus(), nil }))
 	mux.HandleFunc("GET /v1/cluster", n.read(n.getCluster))
@@ -109,23 +107,8 @@ func writeErr(w http.ResponseWriter, code int, kind string, err error) {
 }
 
 // role returns the role of the request's bearer token ("" when it carries none that this node
-// knows). Every configured token is compared, in constant time, whatever matches.
-func (n *Node) role(r *http.Request) api.Role {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return ""
-	}
-	var role api.Role
-	for _, c := range []struct {
-		token string
-		role  api.Role
-	}{{n.cfg.Token, api.RoleCluster}, {n.cfg.OperatorToken, api.RoleOperator}, {n.cfg.ViewerToken, api.RoleViewer}} {
-		if c.token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(c.token)) == 1 {
-			role = c.role
-		}
-	}
-	return role
-}
+// knows): see caller.
+func (n *Node) role(r *http.Request) api.Role { return n.caller(r).role }
 
 // allow checks that the request's credential may do what need may, and answers 401 (no known
 // credential) or 403 (a credential of a lesser role) when it may not.
@@ -149,7 +132,7 @@ func (n *Node) whoami(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusUnauthorized, "unauthorized", api.ErrUnauthorized)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.WhoAmI{Role: role})
+	writeJSON(w, http.StatusOK, api.WhoAmI{Role: role, Holder: n.caller(r).holder})
 }
 
 func httpStatus(c api.Code) int {
@@ -252,6 +235,10 @@ func (n *Node) write(need api.Role, dec decoder) http.HandlerFunc {
 			writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), err)
 			return
 		}
+		if err := n.caller(r).authorize(c, n.fsm); err != nil {
+			writeErr(w, http.StatusForbidden, "forbidden", err)
+			return
+		}
 		c.Key = r.Header.Get(api.HeaderIdempotencyKey)
 		if c.Key != "" {
 			if err := api.ValidID("idempotency key", c.Key); err != nil {
@@ -320,10 +307,14 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 // minIndexWait bounds how long a read waits for ?min_index.
 const minIndexWait = 5 * time.Second
 
-// read answers from the local FSM. ?min_index=N first waits (up to 5 s) until this node has
-// applied index N, for reads that must see a given write.
+// read answers from the local FSM, to a credential of any role (at least a viewer's).
+// ?min_index=N first waits (up to minIndexWait) until this node has applied index N, for reads
+// that must see a given write.
 func (n *Node) read(h func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !n.allow(w, r, api.RoleViewer) {
+			return
+		}
 		if s := r.URL.Query().Get("min_index"); s != "" {
 			idx, err := strconv.ParseUint(s, 10, 64)
 			if err != nil {
@@ -461,6 +452,7 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 			defer cancel()
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ns.HTTPAddr+"/v1/node", nil)
 			if err == nil {
+				req.Header.Set("Authorization", r.Header.Get("Authorization")) // the caller's own credential: a read
 				var resp *http.Response
 				if resp, err = n.fwd.Do(req); err == nil {
 					defer resp.Body.Close()
@@ -492,7 +484,7 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 // operation.
 func (n *Node) admin(h func(ctx context.Context, body []byte) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, ok := n.onLeader(w, r, api.RoleCluster)
+		body, ok := n.onLeader(w, r, api.RoleAdmin)
 		if !ok {
 			return
 		}

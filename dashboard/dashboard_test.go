@@ -97,7 +97,7 @@ func TestLoginAndLogout(t *testing.T) {
 	for _, tt := range []struct {
 		token string
 		role  api.Role
-	}{{coordinatortest.ViewerToken, api.RoleViewer}, {coordinatortest.OperatorToken, api.RoleOperator}, {coordinatortest.Token, api.RoleCluster}} {
+	}{{coordinatortest.ViewerToken, api.RoleViewer}, {coordinatortest.OperatorToken, api.RoleOperator}, {coordinatortest.Token, api.RoleAdmin}} {
 		t.Run(string(tt.role), func(t *testing.T) {
 			b := e.browser()
 			resp := b.postForm("/ui/login", url.Values{TokenField: {tt.token}})

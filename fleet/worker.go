@@ -258,7 +258,7 @@ func serve(ctx context.Context, drain <-chan struct{}, role string, b Broker, po
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, api.ErrNotRegistered) || errors.Is(err, api.ErrBadRequest) || errors.Is(err, ErrArenaFailing) {
+			if errors.Is(err, api.ErrNotRegistered) || errors.Is(err, api.ErrBadRequest) || errors.Is(err, api.ErrForbidden) || errors.Is(err, ErrArenaFailing) {
 				return err
 			}
 			log.Warn("step failed", "err", err)

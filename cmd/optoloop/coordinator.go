@@ -23,6 +23,7 @@ type coordinatorOptions struct {
 	tokenFile                       string
 	operatorTokenFile               string
 	viewerTokenFile                 string
+	credentialKeyFile               string
 	restrictPeers                   bool
 	allowedPeers                    []string
 	linesFile                       string
@@ -41,9 +42,12 @@ func newCoordinatorCmd() *cobra.Command {
 		Short: "Run one node of the Raft-replicated coordinator (experiments, episodes, leases, results)",
 		Long: "coordinator runs one node of the coordinator cluster: a hashicorp/raft member holding experiments,\n" +
 			"workers, episodes, training tasks and results, with the HTTP API on --http-addr. Start the first\n" +
-			"node with --bootstrap and the others with --join URL-of-any-node. Every mutating call needs the\n" +
-			"bearer token read from --token-file (or OPTOLOOP_TOKEN). SIGINT/SIGTERM leave cleanly: a leader\n" +
-			"hands leadership over first.",
+			"node with --bootstrap and the others with --join URL-of-any-node. Every call but /healthz and\n" +
+			"/metrics needs a credential: the admin token of --token-file (or OPTOLOOP_TOKEN; membership and\n" +
+			"all an operator may), the operator's and viewer's token files, or one signed with the key of\n" +
+			"--credential-key-file (optoloop cluster credential: workers and learners acting as the holder\n" +
+			"it names). Token files hold one line of at least 32 bytes. SIGINT/SIGTERM leave cleanly: a\n" +
+			"leader hands leadership over first.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCoordinator(cmd, o)
@@ -56,9 +60,10 @@ func newCoordinatorCmd() *cobra.Command {
 	f.StringVar(&o.dataDir, "data-dir", "", "directory of the Raft log, stable store and snapshots (required)")
 	f.BoolVar(&o.bootstrap, "bootstrap", false, "start a new cluster with this node as its first member")
 	f.StringVar(&o.join, "join", "", "HTTP URL of any node of the cluster to join")
-	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token (default: $OPTOLOOP_TOKEN)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the admin token: membership, and all an operator may (default: $OPTOLOOP_TOKEN)")
 	f.StringVar(&o.operatorTokenFile, "operator-token-file", "", "file holding the operator's token (submit, cancel, drain, read); none: no operator credential")
 	f.StringVar(&o.viewerTokenFile, "viewer-token-file", "", "file holding the viewer's token (read only, e.g. a dashboard); none: no viewer credential")
+	f.StringVar(&o.credentialKeyFile, "credential-key-file", "", "file (mode 0600) holding the cluster's credential key: signed credentials of every role are accepted (optoloop cluster credential); none: no worker or learner can lease")
 	f.BoolVar(&o.restrictPeers, "restrict-raft-peers", false, "drop Raft connections from addresses outside the configuration and --raft-allowed-peers")
 	f.StringSliceVar(&o.allowedPeers, "raft-allowed-peers", nil, "extra hosts accepted by --restrict-raft-peers (e.g. the nodes about to join)")
 	f.StringVar(&o.linesFile, "lines-file", "", "lines catalogue merged over the embedded one (submitted lines must be in it)")
@@ -80,12 +85,14 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 		if path == "" {
 			continue
 		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("token file: %w", err)
+		if roleTokens[i], err = api.ReadTokenFile(path); err != nil {
+			return err
 		}
-		if roleTokens[i] = strings.TrimSpace(string(b)); roleTokens[i] == "" {
-			return fmt.Errorf("token file %s is empty", path)
+	}
+	var key string
+	if o.credentialKeyFile != "" {
+		if key, err = readKeyFile(o.credentialKeyFile); err != nil {
+			return err
 		}
 	}
 	var level slog.Level
@@ -100,6 +107,9 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 	cfg.ID, cfg.RaftAddr, cfg.HTTPAddr, cfg.DataDir = o.id, o.raftAddr, o.httpAddr, o.dataDir
 	cfg.Bootstrap, cfg.Join, cfg.Token = o.bootstrap, o.join, token
 	cfg.OperatorToken, cfg.ViewerToken = roleTokens[0], roleTokens[1]
+	if key != "" {
+		cfg.CredentialKey = []byte(key)
+	}
 	cfg.RestrictRaftPeers, cfg.RaftAllowedPeers = o.restrictPeers, o.allowedPeers
 	cfg.LeaseTTL, cfg.MaxAttempts = o.leaseTTL, o.maxAttempts
 	if err := o.raft.apply(&cfg); err != nil {
@@ -127,23 +137,39 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 	return n.Run(cmd.Context())
 }
 
-// readToken reads the bearer token from path, or from OPTOLOOP_TOKEN when path is empty. It
+// readToken reads the bearer token (or signed credential) from path, or from OPTOLOOP_TOKEN
+// when path is empty: one line, at least 32 bytes, no whitespace inside (api.ParseToken). It
 // never prints the token.
 func readToken(path string) (string, error) {
-	var tok string
 	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", fmt.Errorf("token file: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
-	} else {
-		tok = strings.TrimSpace(os.Getenv("OPTOLOOP_TOKEN"))
+		return api.ReadTokenFile(path)
 	}
-	if tok == "" {
+	env := os.Getenv("OPTOLOOP_TOKEN")
+	if strings.TrimSpace(env) == "" {
 		return "", errors.New("no token: pass --token-file or set OPTOLOOP_TOKEN")
 	}
+	tok, err := api.ParseToken(env)
+	if err != nil {
+		return "", fmt.Errorf("OPTOLOOP_TOKEN: %w", err)
+	}
 	return tok, nil
+}
+
+// readKeyFile reads the credential key file: a strong one-line token (api.ReadTokenFile) in a
+// file nobody but its owner may read or write.
+func readKeyFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("credential key file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("credential key file %s: mode %04o lets others read it; chmod 600 it", path, fi.Mode().Perm())
+	}
+	key, err := api.ReadTokenFile(path)
+	if err != nil {
+		return "", fmt.Errorf("credential key: %w", err)
+	}
+	return key, nil
 }
 
 // clientOptions are the flags of the commands that talk to a coordinator.
@@ -158,8 +184,22 @@ type clientOptions struct {
 func (o *clientOptions) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.endpoints, "coordinator", "", "coordinator URL(s), comma separated (default: $OPTOLOOP_COORDINATOR)")
-	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token (default: $OPTOLOOP_TOKEN)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the coordinator credential (a worker's or learner's names its holder; default: $OPTOLOOP_TOKEN)")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
+}
+
+// holder is the holder the credential of --token-file (or $OPTOLOOP_TOKEN) names, "" when it
+// names none (a static token, or no readable one): a worker's or learner's default id.
+func (o *clientOptions) holder() string {
+	tok, err := readToken(o.tokenFile)
+	if err != nil {
+		return ""
+	}
+	role, holder, ok := api.ParseCredential(tok)
+	if !ok || !role.NamesHolder() {
+		return ""
+	}
+	return holder
 }
 
 func (o *clientOptions) client(needToken bool) (*api.Client, error) {

@@ -52,7 +52,8 @@ func runCoordCmd(t *testing.T, args ...string) (string, error) {
 func TestCoordinatorCommands(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("cli-secret\n"), 0o600); err != nil {
+	const token = "cli-secret-0123456789abcdef0123456789"
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("OPTOLOOP_TOKEN", "")
@@ -96,7 +97,7 @@ func TestCoordinatorCommands(t *testing.T) {
 	}
 	// A wrong token: 401.
 	bad := filepath.Join(dir, "bad")
-	if err := os.WriteFile(bad, []byte("nope"), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte("nope-not-this-clusters-token-0123456789"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := runCoordCmd(t, "experiment", "submit", demo, "--coordinator", url, "--token-file", bad); err == nil || !strings.Contains(err.Error(), "unauthorized") {
@@ -121,6 +122,12 @@ func TestCoordinatorCommands(t *testing.T) {
 
 	t.Setenv("OPTOLOOP_COORDINATOR", url)
 	idOut, err := runCoordCmd(t, "experiment", "submit", demo, "--token-file", tokenFile)
+	// Reads need a credential too: refused before anything is sent without one, then the
+	// token comes from $OPTOLOOP_TOKEN.
+	if _, err := runCoordCmd(t, "status"); err == nil || !strings.Contains(err.Error(), "no token") {
+		t.Fatalf("status without a token: %v", err)
+	}
+	t.Setenv("OPTOLOOP_TOKEN", token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,5 +188,119 @@ func TestCoordinatorCommands(t *testing.T) {
 	list, err := runCoordCmd(t, "experiment", "list")
 	if err != nil || !strings.Contains(list, id) {
 		t.Fatalf("experiments list: %v\n%s", err, list)
+	}
+}
+
+// TestCoordinatorRefusesWeakTokenFiles pins the finding "weak or multi-line token files are
+// accepted": the coordinator command refuses, before it listens, a token file that is short,
+// holds whitespace inside or more than one line, and a credential key file others may read,
+// each with one line naming the file and never the token.
+func TestCoordinatorRefusesWeakTokenFiles(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("OPTOLOOP_TOKEN", "")
+	strong := strings.Repeat("5e", 16)
+	write := func(name, s string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", strong+"\n", 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		file string
+		want string
+	}{
+		{"short", []string{"--token-file"}, write("short", "cli-secret\n", 0o600), "too short"},
+		{"inner space", []string{"--token-file"}, write("space", strong+" "+strong+"\n", 0o600), "whitespace"},
+		{"two lines", []string{"--token-file"}, write("two", strong+"\n"+strong+"\n", 0o600), "2 non-empty lines"},
+		{"weak operator token", []string{"--token-file", good, "--operator-token-file"}, write("op", "operator\n", 0o600), "too short"},
+		{"multi-line viewer token", []string{"--token-file", good, "--viewer-token-file"}, write("viewer", strong+"a\n"+strong+"b\n", 0o600), "2 non-empty lines"},
+		{"short key", []string{"--token-file", good, "--credential-key-file"}, write("key-short", "k3y\n", 0o600), "too short"},
+		{"key readable by others", []string{"--token-file", good, "--credential-key-file"}, write("key-open", strong+"\n", 0o644), "chmod 600"},
+	} {
+		args := append([]string{"coordinator", "--id", "c1", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--data-dir", filepath.Join(dir, "data-"+strings.ReplaceAll(tc.name, " ", "-")), "--bootstrap", "--log-level", "error"}, tc.args...)
+		out, err := runCoordCmd(t, append(args, tc.file)...)
+		if err == nil {
+			t.Errorf("%s: accepted", tc.name)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, tc.file) || !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+			t.Errorf("%s: %q; want one line naming %s and %q", tc.name, msg, tc.file, tc.want)
+		}
+		if strings.Contains(msg, strong) || strings.Contains(msg, "cli-secret") || strings.Contains(out, strong) {
+			t.Errorf("%s: the token is shown: %q %q", tc.name, msg, out)
+		}
+		if strings.Contains(out, "http://") {
+			t.Errorf("%s: the coordinator listened: %q", tc.name, out)
+		}
+	}
+}
+
+// TestClusterCredentialCommand: cluster credential makes a key (0600) and issues credentials
+// from it into new 0600 files, printed only with --out -; they verify under the key with their
+// role and holder; bad input is a one-line error.
+func TestClusterCredentialCommand(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	if _, err := runClusterCmd(t, "credential", "--key-file", key, "--new-key"); err != nil {
+		t.Fatal(err)
+	}
+	w1 := filepath.Join(dir, "w1")
+	out, err := runClusterCmd(t, "credential", "--key-file", key, "--role", "worker", "--holder", "w1", "--out", w1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{key, w1} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, mode %v; want 0600", p, err, fi.Mode().Perm())
+		}
+	}
+	k, err := api.ReadTokenFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := api.ReadTokenFile(w1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, tok) || strings.Contains(out, k) {
+		t.Fatalf("a secret is printed: %q", out)
+	}
+	if role, holder, ok := api.VerifyCredential([]byte(k), tok); !ok || role != api.RoleWorker || holder != "w1" {
+		t.Fatalf("issued credential: %v %q %v", role, holder, ok)
+	}
+	printed, err := runClusterCmd(t, "credential", "--key-file", key, "--role", "viewer", "--holder", "screen", "--out", "-")
+	if role, holder, ok := api.VerifyCredential([]byte(k), strings.TrimSpace(printed)); err != nil || !ok || role != api.RoleViewer || holder != "screen" {
+		t.Fatalf("--out -: %v %q %v (%v)", role, holder, ok, err)
+	}
+	if err := os.Chmod(key, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"key readable by others": {"--key-file", key, "--role", "worker", "--holder", "w2", "--out", filepath.Join(dir, "w2")},
+		"existing key":           {"--key-file", key, "--new-key"},
+		"existing out":           {"--key-file", key, "--role", "worker", "--holder", "w1", "--out", w1},
+		"unknown role":           {"--key-file", key, "--role", "root", "--holder", "w1", "--out", filepath.Join(dir, "r")},
+		"no holder":              {"--key-file", key, "--role", "worker", "--out", filepath.Join(dir, "h")},
+		"no key":                 {"--role", "worker", "--holder", "w1", "--out", filepath.Join(dir, "n")},
+	} {
+		if name != "key readable by others" {
+			if err := os.Chmod(key, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := runClusterCmd(t, append([]string{"credential"}, args...)...)
+		if err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v; want a one-line error", name, err)
+		}
+		if err := os.Chmod(key, 0o640); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -49,7 +49,7 @@ func runExperimentExport(cmd *cobra.Command, id string, o experimentExportOption
 	if err != nil {
 		return err
 	}
-	cl, err := o.client.client(false)
+	cl, err := o.client.client(true)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ func newExperimentGetCmd() *cobra.Command {
 		Short: "Show one experiment: phase, items by state and every item",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := o.client(false)
+			cl, err := o.client(true)
 			if err != nil {
 				return err
 			}
@@ -64,7 +64,7 @@ func newExperimentListCmd() *cobra.Command {
 		Short: "List the experiments",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := o.client(false)
+			cl, err := o.client(true)
 			if err != nil {
 				return err
 			}

@@ -48,7 +48,7 @@ func experimentStatus(cmd *cobra.Command, o clientOptions, id string, watch bool
 	if interval < minStatusInterval || interval > maxStatusInterval {
 		return fmt.Errorf("--interval %v must be within 100ms-1h", interval)
 	}
-	cl, err := o.client(false)
+	cl, err := o.client(true)
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,7 @@ func watchCmd(ctx context.Context, args ...string) (out *lockedBuffer, wait func
 
 func TestExperimentStatus(t *testing.T) {
 	t.Setenv("OPTOLOOP_COORDINATOR", "")
-	t.Setenv("OPTOLOOP_TOKEN", "")
+	t.Setenv("OPTOLOOP_TOKEN", coordinatortest.ViewerToken) // reads need a viewer's credential
 	c := coordinatortest.New(t, 3, nil)
 	cl := c.Client(t)
 	urls := strings.Join(c.URLs(), ",")

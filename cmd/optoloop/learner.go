@@ -40,7 +40,7 @@ func newLearnerCmd() *cobra.Command {
 	o.client.register(cmd)
 	o.redis.register(cmd)
 	f := cmd.Flags()
-	f.StringVar(&o.id, "id", "", "learner id (default: host-learner)")
+	f.StringVar(&o.id, "id", "", "learner id (default: the holder its credential names, else host-learner)")
 	f.StringVar(&o.workDir, "work-dir", "", "folder for the tasks' working files (default: a new temporary folder, removed at exit)")
 	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length asked for; heartbeats every third of it")
 	f.DurationVar(&o.grace, "grace", 10*time.Second, "on SIGTERM, how long the running task may take to finish before it is handed back")
@@ -58,6 +58,9 @@ func runLearner(cmd *cobra.Command, o learnerOptions) error {
 		return err
 	}
 	id := o.id
+	if id == "" {
+		id = o.client.holder()
+	}
 	if id == "" {
 		id = defaultID("learner")
 	}

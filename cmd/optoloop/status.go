@@ -20,7 +20,7 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the coordinator cluster: leader, nodes, items by state, experiments",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := o.client(false)
+			cl, err := o.client(true)
 			if err != nil {
 				return err
 			}

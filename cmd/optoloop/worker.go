@@ -56,9 +56,10 @@ func newWorkerCmd() *cobra.Command {
 			"registers, leases episodes of its line, runs them, appends their records to the Redis replay in\n" +
 			"chunks while they run, stores each track and reports the outcome. SIGINT/SIGTERM: it leases no\n" +
 			"more, lets the running episodes finish within --grace (or fails them), switches the light off,\n" +
-			"deregisters and exits 0; a second signal stops at once. The coordinator token comes from\n" +
-			"--token-file or $OPTOLOOP_TOKEN, the Redis password from --redis-password-file or\n" +
-			"$OPTOLOOP_REDIS_PASSWORD: never from a flag value.",
+			"deregisters and exits 0; a second signal stops at once. The worker's coordinator credential\n" +
+			"(optoloop cluster credential --role worker --holder PREFIX) comes from --token-file or\n" +
+			"$OPTOLOOP_TOKEN, the Redis password from --redis-password-file or $OPTOLOOP_REDIS_PASSWORD:\n" +
+			"never from a flag value.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runWorker(cmd, o) },
 	}
@@ -72,7 +73,7 @@ func newWorkerCmd() *cobra.Command {
 	f.StringVar(&o.linesFile, "lines-file", "", "lines catalogue merged over the embedded one (with --sim)")
 	f.StringVar(&o.rigFile, "rig", "", "serve the real arena of this rig file (optoloop rig config)")
 	f.StringVar(&o.line, "line", "", "the line of the animals on the rig's plates (with --rig)")
-	f.StringVar(&o.id, "id", "", "worker id (simulated arenas: PREFIX-0, PREFIX-1, ...; default: host-line)")
+	f.StringVar(&o.id, "id", "", "worker id (simulated arenas: PREFIX-0, PREFIX-1, ...; default: the holder its credential names, else host-line)")
 	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length asked for; heartbeats every third of it")
 	f.DurationVar(&o.grace, "grace", time.Minute, "on SIGTERM, how long running episodes may take to finish before they are failed")
 	f.IntVar(&o.parallel, "parallel", 0, "simulated arenas running an episode at once in this process (default: the number of CPUs); an arena leases only when it can run")
@@ -135,6 +136,9 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 		line = o.line
 	}
 	prefix := o.id
+	if prefix == "" {
+		prefix = o.client.holder()
+	}
 	if prefix == "" {
 		prefix = defaultID(line)
 	}
@@ -324,6 +328,9 @@ func serveRoles(ctx context.Context, log *slog.Logger, grace time.Duration, n in
 	}
 	if errors.Is(first, api.ErrUnauthorized) {
 		return errors.New("the coordinator refused the token of --token-file or $OPTOLOOP_TOKEN (unauthorized)")
+	}
+	if errors.Is(first, api.ErrForbidden) {
+		return fmt.Errorf("the coordinator refused the credential of --token-file or $OPTOLOOP_TOKEN: %w (a worker or learner credential acts only as the holder it names and NAME-N: pass --id NAME)", first)
 	}
 	if first != nil {
 		return first

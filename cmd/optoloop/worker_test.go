@@ -49,12 +49,27 @@ func newClusterForCmd(t *testing.T) *clusterForCmd {
 	t.Cleanup(func() { _ = rs.Kill() })
 	c := &clusterForCmd{coord: coordinatortest.New(t, 1, nil), redis: rs, dir: dir,
 		tokenFile: filepath.Join(dir, "token"), pwFile: filepath.Join(dir, "redis-password")}
-	for f, s := range map[string]string{c.tokenFile: coordinatortest.Token, c.pwFile: redisPassword} {
+	// The role commands' credential: worker w's (its arenas are w-0, w-1, ...).
+	for f, s := range map[string]string{c.tokenFile: coordinatortest.WorkerToken("w"), c.pwFile: redisPassword} {
 		if err := os.WriteFile(f, []byte(s+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return c
+}
+
+// credential writes tok to a new 0600 file and returns its path.
+func (c *clusterForCmd) credential(t *testing.T, tok string) string {
+	t.Helper()
+	f, err := os.CreateTemp(c.dir, "credential-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }
 
 // args are the connection flags of a role command.
@@ -79,7 +94,7 @@ func TestRoleCommandsRefuseBadInput(t *testing.T) {
 	c := newClusterForCmd(t)
 	wrongPw := filepath.Join(c.dir, "wrong-pw")
 	wrongTok := filepath.Join(c.dir, "wrong-token")
-	for f, s := range map[string]string{wrongPw: "not-the-password", wrongTok: "not-the-token"} {
+	for f, s := range map[string]string{wrongPw: "not-the-password", wrongTok: "not-the-token-0123456789abcdef0123456789"} {
 		if err := os.WriteFile(f, []byte(s), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -116,6 +131,8 @@ func TestRoleCommandsRefuseBadInput(t *testing.T) {
 		{"password in the redis url", with(append(sim(), c.args()...), "--redis", "redis://:hunter2@"+c.redis.Addr()), "password"},
 		{"wrong token", with(append(sim(), c.args()...), "--token-file", wrongTok), "unauthorized"},
 		{"learner wrong token", with(append([]string{"learner"}, c.args()...), "--token-file", wrongTok), "unauthorized"},
+		{"another worker's credential", append(sim("--id", "x"), c.args()...), "pass --id NAME"},
+		{"worker credential for a learner", append([]string{"learner", "--id", "w"}, c.args()...), "forbidden"},
 		{"coordinator unreachable", with(with(append(sim(), c.args()...), "--coordinator", "http://"+closed), "--timeout", "2s"), "coordinator unreachable"},
 		{"learner coordinator unreachable", with(with(append([]string{"learner"}, c.args()...), "--coordinator", "http://"+closed), "--timeout", "2s"), "coordinator unreachable"},
 	}
@@ -130,7 +147,7 @@ func TestRoleCommandsRefuseBadInput(t *testing.T) {
 			if !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
 				t.Errorf("error %q; want one line naming %q", msg, tc.want)
 			}
-			for _, secret := range []string{redisPassword, coordinatortest.Token, "not-the-password", "not-the-token", "hunter2"} {
+			for _, secret := range []string{redisPassword, coordinatortest.Token, coordinatortest.WorkerToken("w"), "not-the-password", "not-the-token", "hunter2"} {
 				if strings.Contains(msg, secret) || strings.Contains(out, secret) {
 					t.Errorf("a secret is shown: %q / %q", msg, out)
 				}
@@ -260,7 +277,8 @@ evaluate: { episodes_per_condition: 1, episode_seconds: 10 }
 	root.SetOut(&lockedBuffer{})
 	logs := &lockedBuffer{}
 	root.SetErr(logs)
-	root.SetArgs(append([]string{"worker", "--rig", conf, "--line", "446", "--id", "rig-1", "--lease-ttl", "3s"}, c.args()...))
+	root.SetArgs(append(append([]string{"worker", "--rig", conf, "--line", "446", "--id", "rig-1", "--lease-ttl", "3s"}, c.args()...),
+		"--token-file", c.credential(t, coordinatortest.WorkerToken("rig-1"))))
 	defer func() {
 		if t.Failed() {
 			t.Logf("worker log:\n%s", logs)

@@ -127,27 +127,56 @@ type Counts struct {
 	Tasks    map[ItemState]int `json:"tasks"`
 }
 
-// Role is what a credential may do. The cluster credential (--token-file) is RoleCluster: every
-// call, as workers, learners and membership changes need. An operator may read, submit, cancel
-// experiments and drain workers; a viewer may only read.
+// Role is what a credential may do (coordinator/DESIGN.md, "Credentials and roles"):
+//
+//   - admin (the --token-file token, or a signed admin credential): membership (join, remove)
+//     and everything an operator may;
+//   - operator: submit, cancel and archive experiments, drain workers, read;
+//   - worker: register a worker, lease episodes, heartbeat, report, fail, deregister, read,
+//     each only as the holder its credential names (HolderCovers);
+//   - learner: the same for training tasks and learner registration;
+//   - viewer: read.
+//
+// Admin, operator and viewer credentials name no holder: they cannot lease or report.
 type Role string
 
-// Roles, from most to least able.
+// Credential roles.
 const (
-	RoleCluster  Role = "cluster"
+	RoleAdmin    Role = "admin"
 	RoleOperator Role = "operator"
+	RoleWorker   Role = "worker"
+	RoleLearner  Role = "learner"
 	RoleViewer   Role = "viewer"
+	// RoleHolder is not a credential's role but what the lease calls need: a worker or
+	// learner credential, acting for the holder it names.
+	RoleHolder Role = "holder"
 )
 
-// Allows reports whether a credential of role r may do what role need may.
+// Allows reports whether a credential of role r may make a call that needs role need: every
+// credential may do what a viewer may; admin what an operator may; worker and learner what a
+// holder may (their own holder's lease calls) and what their own role may (registration).
 func (r Role) Allows(need Role) bool {
-	rank := map[Role]int{RoleViewer: 1, RoleOperator: 2, RoleCluster: 3}
-	return rank[r] > 0 && rank[r] >= rank[need]
+	switch {
+	case r == "" || !isCredentialRole(r):
+		return false
+	case need == RoleViewer || r == need:
+		return true
+	case need == RoleOperator:
+		return r == RoleAdmin
+	case need == RoleHolder:
+		return r.NamesHolder()
+	}
+	return false
 }
 
-// WhoAmI is the role of the caller's credential.
+// NamesHolder reports whether a credential of role r names the holder it acts for (worker,
+// learner).
+func (r Role) NamesHolder() bool { return r == RoleWorker || r == RoleLearner }
+
+// WhoAmI is the role of the caller's credential and, for a signed one, the holder it names.
 type WhoAmI struct {
-	Role Role `json:"role"`
+	Role   Role   `json:"role"`
+	Holder string `json:"holder,omitempty"`
 }
 
 // ExperimentProgress is an experiment's progress as a dashboard shows it, computed by the node

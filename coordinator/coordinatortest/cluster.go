@@ -18,8 +18,11 @@ package coordinatortest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,15 +35,31 @@ import (
 
 	"github.com/optoloop/optoloop/coordinator"
 	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/experiment/plan"
 )
 
-// Token is the cluster credential of every harness cluster; OperatorToken and ViewerToken its
-// operator's and viewer's credentials.
+// Token is the admin credential of every harness cluster; OperatorToken and ViewerToken its
+// operator's and viewer's credentials; CredentialKey the key its signed credentials are made
+// with (WorkerToken, LearnerToken, Credential).
 const (
-	Token         = "test-token-0123456789"
-	OperatorToken = "test-operator-0123456789"
-	ViewerToken   = "test-viewer-0123456789"
+	Token         = "test-admin-token-0123456789abcdef"
+	OperatorToken = "test-operator-token-0123456789abcdef"
+	ViewerToken   = "test-viewer-token-0123456789abcdef"
+	CredentialKey = "test-credential-key-0123456789abcdef"
 )
+
+// Credential returns the harness clusters' signed credential of role for holder ("" when
+// holder cannot be named by a credential, which every node refuses).
+func Credential(role api.Role, holder string) string {
+	tok, _ := api.IssueCredential([]byte(CredentialKey), role, holder)
+	return tok
+}
+
+// WorkerToken returns the worker credential of holder (it acts as holder and holder-N).
+func WorkerToken(holder string) string { return Credential(api.RoleWorker, holder) }
+
+// LearnerToken returns the learner credential of holder.
+func LearnerToken(holder string) string { return Credential(api.RoleLearner, holder) }
 
 // LogEnv names the environment variable that, when set, sends the nodes' logs (debug level) to
 // stderr; by default they are discarded.
@@ -65,6 +84,10 @@ type Cluster struct {
 	dir   string
 	clock *Clock
 	tune  func(*coordinator.Config)
+
+	// learners are the holders the fleet transport saw register as learners or lease
+	// training tasks: their later calls carry a learner's credential.
+	learners sync.Map
 
 	mu    sync.Mutex
 	cfgs  map[string]coordinator.Config // every node ever started, with its bound addresses
@@ -113,6 +136,7 @@ func (c *Cluster) config(id string) coordinator.Config {
 	cfg.Token = Token
 	cfg.OperatorToken = OperatorToken
 	cfg.ViewerToken = ViewerToken
+	cfg.CredentialKey = []byte(CredentialKey)
 	cfg.HeartbeatTimeout = 400 * time.Millisecond
 	cfg.ElectionTimeout = 400 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 200 * time.Millisecond
@@ -398,11 +422,73 @@ func (c *Cluster) URLs() []string {
 
 // ClientConfig is the configuration Client uses: the given endpoints (default: every running
 // node), Token, and patient retries (40 attempts, 10-500 ms backoff) that ride out an election.
+// Its HTTPClient acts as the whole test fleet (FleetTransport): a worker's or learner's call
+// (register, lease, heartbeat, report, fail, deregister) sent with Token goes with the
+// credential of the holder it names instead. Set HTTPClient to nil for a client that sends its
+// Token as it is.
 func (c *Cluster) ClientConfig(urls ...string) api.ClientConfig {
 	if len(urls) == 0 {
 		urls = c.URLs()
 	}
-	return api.ClientConfig{Endpoints: urls, Token: Token, MaxAttempts: 40, BaseBackoff: 10 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+	return api.ClientConfig{Endpoints: urls, Token: Token, MaxAttempts: 40, BaseBackoff: 10 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		HTTPClient: &http.Client{Timeout: 15 * time.Second, Transport: c.FleetTransport(api.NewTransport())}}
+}
+
+// FleetTransport wraps base so that one client acts for many workers and learners: a call
+// whose holder matters (POST /v1/workers, /v1/learners, /v1/lease, /v1/heartbeat, /v1/report,
+// /v1/fail, /v1/deregister) sent with the admin Token is sent instead with the WorkerToken or
+// LearnerToken of the holder its body names: a learner's for a holder that registered as a
+// learner or leased a training task through any of the cluster's fleet transports. Other
+// calls, and calls with any other token, go as they are.
+func (c *Cluster) FleetTransport(base http.RoundTripper) http.RoundTripper {
+	return fleetTransport{base: base, learners: &c.learners}
+}
+
+type fleetTransport struct {
+	base     http.RoundTripper
+	learners *sync.Map
+}
+
+func (f fleetTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	learner := false
+	switch req.URL.Path {
+	case "/v1/learners":
+		learner = true
+	case "/v1/workers", "/v1/lease", "/v1/heartbeat", "/v1/report", "/v1/fail", "/v1/deregister":
+	default:
+		return f.base.RoundTrip(req)
+	}
+	if req.Method != http.MethodPost || req.Body == nil || req.Header.Get("Authorization") != "Bearer "+Token {
+		return f.base.RoundTrip(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var who struct {
+		ID     string        `json:"id"`
+		Holder string        `json:"holder"`
+		Type   plan.ItemType `json:"type"`
+	}
+	_ = json.Unmarshal(body, &who)
+	holder := who.Holder
+	if holder == "" {
+		holder = who.ID
+	}
+	if learner || who.Type == plan.TypeTrain {
+		f.learners.Store(holder, true)
+	}
+	tok := WorkerToken(holder)
+	if _, ok := f.learners.Load(holder); ok {
+		tok = LearnerToken(holder)
+	}
+	r := req.Clone(req.Context())
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Authorization", "Bearer "+tok)
+	return f.base.RoundTrip(r)
 }
 
 // Client returns a client of the cluster (see ClientConfig) through urls (default: every
