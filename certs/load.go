@@ -167,3 +167,22 @@ func (id *Identity) Hosts() []string {
 	}
 	return slices.Concat(out, id.Cert.Leaf.DNSNames)
 }
+
+// NewIdentity issues a certificate for name of role (see Issue) and returns it, with ca, as an
+// Identity held in memory (tests, and tools that never write the key).
+func (ca *CA) NewIdentity(role Role, name string, hosts []string, now time.Time) (*Identity, error) {
+	certPEM, keyPEM, err := ca.Issue(role, name, hosts, now)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certs: %w", err)
+	}
+	if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+		return nil, fmt.Errorf("certs: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return &Identity{CAs: pool, Cert: &pair, Name: name, Role: role}, nil
+}

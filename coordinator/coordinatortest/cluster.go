@@ -11,6 +11,10 @@
 //	c.Kill(c.Leader().ID())
 //	c.WaitConverged()
 //
+// Every node speaks TLS (Raft mutual TLS, HTTPS) with a certificate the harness's own CA signed
+// (made once per cluster, CA); a tune function that calls Plaintext runs the cluster in
+// plaintext instead (coordinator.Config.Insecure).
+//
 // Methods that wait fail the test (tb.Fatal) when the cluster does not get there in time, so
 // they must be called from the test's goroutine.
 package coordinatortest
@@ -18,8 +22,10 @@ package coordinatortest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +36,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/optoloop/optoloop/certs"
 	"github.com/optoloop/optoloop/coordinator"
 	"github.com/optoloop/optoloop/coordinator/api"
 )
@@ -65,6 +72,11 @@ type Cluster struct {
 	dir   string
 	clock *Clock
 	tune  func(*coordinator.Config)
+	ca    *certs.CA
+	// clientTLS is the clients' TLS configuration: the CA, and a client certificate.
+	clientTLS *tls.Config
+	// plain is set once a node was configured without TLS (Plaintext).
+	plain atomic.Bool
 
 	mu    sync.Mutex
 	cfgs  map[string]coordinator.Config // every node ever started, with its bound addresses
@@ -89,6 +101,15 @@ func New(tb testing.TB, size int, tune func(*coordinator.Config)) *Cluster {
 	}
 	c := &Cluster{tb: tb, dir: tb.TempDir(), clock: &Clock{}, tune: tune,
 		cfgs: map[string]coordinator.Config{}, live: map[string]*member{}}
+	ca, err := certs.NewCA("coordinatortest CA", time.Now())
+	if err != nil {
+		tb.Fatalf("coordinatortest: %v", err)
+	}
+	cl, err := ca.NewIdentity(certs.RoleClient, "coordinatortest", nil, time.Now())
+	if err != nil {
+		tb.Fatalf("coordinatortest: %v", err)
+	}
+	c.ca, c.clientTLS = ca, cl.ClientConfig()
 	tb.Cleanup(c.stopAll)
 	first := c.config("n0")
 	first.Bootstrap = true
@@ -100,6 +121,20 @@ func New(tb testing.TB, size int, tune func(*coordinator.Config)) *Cluster {
 	c.WaitConverged()
 	return c
 }
+
+// Plaintext makes a node's configuration plaintext (no TLS, coordinator.Config.Insecure): call
+// it from New's tune function for a cluster without TLS.
+func Plaintext(cfg *coordinator.Config) {
+	cfg.TLS, cfg.Insecure = nil, true
+}
+
+// CA is the certificate authority that signed the nodes' certificates (tests issue more with
+// it: a worker's, a node's for a process of their own).
+func (c *Cluster) CA() *certs.CA { return c.ca }
+
+// ClientTLS is the TLS configuration of the harness's clients (the CA and a client
+// certificate).
+func (c *Cluster) ClientTLS() *tls.Config { return c.clientTLS.Clone() }
 
 // Clock is the clock every node reads.
 func (c *Cluster) Clock() *Clock { return c.clock }
@@ -122,12 +157,20 @@ func (c *Cluster) config(id string) coordinator.Config {
 	cfg.RestrictRaftPeers = true
 	cfg.RaftAllowedPeers = []string{"127.0.0.1"}
 	cfg.Now = c.clock.Now
+	id2, err := c.ca.NewIdentity(certs.RoleNode, id, certs.DefaultHosts(), time.Now())
+	if err != nil {
+		c.tb.Fatalf("coordinatortest: certificate of %s: %v", id, err)
+	}
+	cfg.TLS = id2
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	if os.Getenv(LogEnv) != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if c.tune != nil {
 		c.tune(&cfg)
+	}
+	if cfg.TLS == nil {
+		c.plain.Store(true)
 	}
 	return cfg
 }
@@ -371,12 +414,25 @@ func (c *Cluster) URLs() []string {
 }
 
 // ClientConfig is the configuration Client uses: the given endpoints (default: every running
-// node), Token, and patient retries (40 attempts, 10-500 ms backoff) that ride out an election.
+// node), Token, patient retries (40 attempts, 10-500 ms backoff) that ride out an election,
+// and unless the cluster is plaintext the harness's TLS (ClientTLS).
 func (c *Cluster) ClientConfig(urls ...string) api.ClientConfig {
 	if len(urls) == 0 {
 		urls = c.URLs()
 	}
-	return api.ClientConfig{Endpoints: urls, Token: Token, MaxAttempts: 40, BaseBackoff: 10 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+	cfg := api.ClientConfig{Endpoints: urls, Token: Token, MaxAttempts: 40, BaseBackoff: 10 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+	if !c.plain.Load() {
+		cfg.TLS = c.ClientTLS()
+	}
+	return cfg
+}
+
+// HTTPClient returns a plain HTTP client for raw requests to the nodes (their URL()): with
+// TLS it verifies them against the harness's CA.
+func (c *Cluster) HTTPClient() *http.Client {
+	t := api.NewTransport()
+	t.TLSClientConfig = c.ClientTLS()
+	return &http.Client{Timeout: 30 * time.Second, Transport: t}
 }
 
 // Client returns a client of the cluster (see ClientConfig) through urls (default: every
