@@ -26,7 +26,7 @@ func newClusterCmd() *cobra.Command {
 		Use:   "cluster",
 		Short: "Run a whole cluster on this machine as separate processes (to try it before spreading it over machines)",
 	}
-	cmd.AddCommand(newClusterUpCmd(), newClusterDrainCmd())
+	cmd.AddCommand(newClusterUpCmd(), newClusterDrainCmd(), newClusterCertsCmd())
 	return cmd
 }
 

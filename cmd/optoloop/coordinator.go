@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/optoloop/optoloop/arenas/sim"
+	"github.com/optoloop/optoloop/certs"
 	"github.com/optoloop/optoloop/coordinator"
 	"github.com/optoloop/optoloop/coordinator/api"
 )
@@ -30,6 +32,8 @@ type coordinatorOptions struct {
 	maxAttempts                     int
 	logLevel                        string
 	tel                             telemetryOptions
+	tlsDir                          string
+	insecure                        bool
 }
 
 func newCoordinatorCmd() *cobra.Command {
@@ -41,8 +45,10 @@ func newCoordinatorCmd() *cobra.Command {
 		Long: "coordinator runs one node of the coordinator cluster: a hashicorp/raft member holding experiments,\n" +
 			"workers, episodes, training tasks and results, with the HTTP API on --http-addr. Start the first\n" +
 			"node with --bootstrap and the others with --join URL-of-any-node. Every mutating call needs the\n" +
-			"bearer token read from --token-file (or OPTOLOOP_TOKEN). SIGINT/SIGTERM leave cleanly: a leader\n" +
-			"hands leadership over first.",
+			"bearer token read from --token-file (or OPTOLOOP_TOKEN). Raft (mutual TLS: node certificates of\n" +
+			"the cluster's CA only) and HTTP (HTTPS) use the certificate in --tls-dir (what `optoloop cluster\n" +
+			"certs` wrote for this node); --insecure runs both in plaintext. SIGINT/SIGTERM leave cleanly: a\n" +
+			"leader hands leadership over first.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCoordinator(cmd, o)
@@ -64,8 +70,28 @@ func newCoordinatorCmd() *cobra.Command {
 	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length when a worker asks for none")
 	f.IntVar(&o.maxAttempts, "max-attempts", d.MaxAttempts, "attempts per item before it is marked failed")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.tlsDir, "tls-dir", "", "this node's folder of `optoloop cluster certs` (ca.pem, cert.pem, key.pem; default: $OPTOLOOP_TLS_DIR)")
+	f.BoolVar(&o.insecure, "insecure", false, "run Raft and HTTP in plaintext (anyone who reaches the Raft port can write to the log)")
 	o.tel.register(cmd, false)
 	return cmd
+}
+
+// tlsDirOrInsecure resolves --tls-dir (default $OPTOLOOP_TLS_DIR) and --insecure: the TLS
+// material to use, or nil for plaintext. --insecure wins over the environment variable, not
+// over the flag.
+func tlsDirOrInsecure(dir string, insecure bool) (*certs.Identity, error) {
+	switch {
+	case dir != "" && insecure:
+		return nil, errors.New("--tls-dir and --insecure are exclusive")
+	case insecure:
+		return nil, nil
+	case dir == "":
+		dir = os.Getenv("OPTOLOOP_TLS_DIR")
+	}
+	if dir == "" {
+		return nil, errors.New("no TLS: pass --tls-dir DIR (see optoloop cluster certs; or set OPTOLOOP_TLS_DIR) or --insecure")
+	}
+	return certs.Load(dir)
 }
 
 func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
@@ -97,6 +123,10 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 	cfg := coordinator.DefaultConfig()
 	cfg.ID, cfg.RaftAddr, cfg.HTTPAddr, cfg.DataDir = o.id, o.raftAddr, o.httpAddr, o.dataDir
 	cfg.Bootstrap, cfg.Join, cfg.Token = o.bootstrap, o.join, token
+	if cfg.TLS, err = tlsDirOrInsecure(o.tlsDir, o.insecure); err != nil {
+		return err
+	}
+	cfg.Insecure = cfg.TLS == nil
 	cfg.OperatorToken, cfg.ViewerToken = roleTokens[0], roleTokens[1]
 	cfg.RestrictRaftPeers, cfg.RaftAllowedPeers = o.restrictPeers, o.allowedPeers
 	cfg.LeaseTTL, cfg.MaxAttempts = o.leaseTTL, o.maxAttempts
@@ -146,6 +176,8 @@ type clientOptions struct {
 	endpoints string
 	tokenFile string
 	timeout   time.Duration
+	tlsDir    string
+	insecure  bool
 	// tracer, when set, traces the calls made inside spans (the command's own, not a flag).
 	tracer trace.TracerProvider
 }
@@ -155,6 +187,17 @@ func (o *clientOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.endpoints, "coordinator", "", "coordinator URL(s), comma separated (default: $OPTOLOOP_COORDINATOR)")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token (default: $OPTOLOOP_TOKEN)")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
+	f.StringVar(&o.tlsDir, "tls-dir", "", "folder of the cluster's CA and this client's certificate (what `optoloop cluster certs` wrote; default: $OPTOLOOP_TLS_DIR)")
+	f.BoolVar(&o.insecure, "insecure", false, "talk to coordinators that run without TLS (--insecure)")
+}
+
+// tls is the TLS configuration of the client's calls (nil with --insecure).
+func (o *clientOptions) tls() (*tls.Config, error) {
+	id, err := tlsDirOrInsecure(o.tlsDir, o.insecure)
+	if err != nil || id == nil {
+		return nil, err
+	}
+	return id.ClientConfig(), nil
 }
 
 func (o *clientOptions) client(needToken bool) (*api.Client, error) {
@@ -167,6 +210,10 @@ func (o *clientOptions) client(needToken bool) (*api.Client, error) {
 	}
 	cfg := api.DefaultClientConfig(strings.Split(eps, ",")...)
 	cfg.TracerProvider = o.tracer
+	var err error
+	if cfg.TLS, err = o.tls(); err != nil {
+		return nil, err
+	}
 	if needToken || o.tokenFile != "" || os.Getenv("OPTOLOOP_TOKEN") != "" {
 		tok, err := readToken(o.tokenFile)
 		if err != nil {

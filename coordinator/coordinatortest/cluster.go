@@ -105,11 +105,8 @@ func New(tb testing.TB, size int, tune func(*coordinator.Config)) *Cluster {
 	if err != nil {
 		tb.Fatalf("coordinatortest: %v", err)
 	}
-	cl, err := ca.NewIdentity(certs.RoleClient, "coordinatortest", nil, time.Now())
-	if err != nil {
-		tb.Fatalf("coordinatortest: %v", err)
-	}
-	c.ca, c.clientTLS = ca, cl.ClientConfig()
+	c.ca = ca
+	c.clientTLS = c.writeClientTLS()
 	tb.Cleanup(c.stopAll)
 	first := c.config("n0")
 	first.Bootstrap = true
@@ -121,6 +118,34 @@ func New(tb testing.TB, size int, tune func(*coordinator.Config)) *Cluster {
 	c.WaitConverged()
 	return c
 }
+
+// writeClientTLS writes a client certificate of the harness's CA into TLSDir (as `optoloop
+// cluster certs` lays out a holder's folder) and returns its TLS configuration.
+func (c *Cluster) writeClientTLS() *tls.Config {
+	c.tb.Helper()
+	cert, key, err := c.ca.Issue(certs.RoleClient, "coordinatortest", nil, time.Now())
+	if err != nil {
+		c.tb.Fatalf("coordinatortest: %v", err)
+	}
+	dir := c.TLSDir()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		c.tb.Fatalf("coordinatortest: %v", err)
+	}
+	for name, b := range map[string][]byte{certs.CAFile: c.ca.CertPEM, certs.CertFile: cert, certs.KeyFile: key} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			c.tb.Fatalf("coordinatortest: %v", err)
+		}
+	}
+	id, err := certs.Load(dir)
+	if err != nil {
+		c.tb.Fatalf("coordinatortest: %v", err)
+	}
+	return id.ClientConfig()
+}
+
+// TLSDir is a folder holding the harness's CA and a client certificate, laid out as `optoloop
+// cluster certs` writes a holder's: what a command under test takes as --tls-dir.
+func (c *Cluster) TLSDir() string { return filepath.Join(c.dir, "client-tls") }
 
 // Plaintext makes a node's configuration plaintext (no TLS, coordinator.Config.Insecure): call
 // it from New's tune function for a cluster without TLS.
