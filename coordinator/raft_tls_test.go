@@ -309,4 +309,15 @@ func TestNodeWithoutTLSOrInsecureIsRefused(t *testing.T) {
 	if _, err := coordinator.New(cfg); err == nil || !strings.Contains(err.Error(), "exclusive") {
 		t.Fatalf("New with TLS and Insecure: %v", err)
 	}
+	// An explicit Insecure starts, and says so at WARN.
+	var logs syncBuffer
+	cfg.TLS, cfg.Logger = nil, slog.New(slog.NewTextHandler(&logs, nil))
+	n, err := coordinator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if !strings.HasPrefix(n.URL(), "http://") || !strings.Contains(logs.String(), "level=WARN msg=\"insecure: Raft and HTTP are plaintext") {
+		t.Fatalf("insecure node: URL %s, log:\n%s", n.URL(), logs.String())
+	}
 }

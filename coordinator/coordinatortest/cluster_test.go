@@ -106,6 +106,14 @@ func TestHarnessRunsTLSUnlessPlaintext(t *testing.T) {
 			if err := c.Client(t).RegisterLearner(ctx, api.RegisterLearnerCmd{ID: "l1"}); err != nil {
 				t.Fatal(err)
 			}
+			resp, err := c.HTTPClient().Get(c.Leader().URL() + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if u := resp.Header.Get(api.HeaderLeaderURL); u != c.Leader().URL() {
+				t.Errorf("leader URL header %q, want %q", u, c.Leader().URL())
+			}
 		})
 	}
 }
