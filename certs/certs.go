@@ -57,11 +57,8 @@ const (
 // Validity is how long certificates Write makes are valid (CA and leaves alike).
 const Validity = 5 * 365 * 24 * time.Hour
 
-// DefaultHosts are the SANs every node certificate gets.
-var defaultHosts = []string{"127.0.0.1", "::1", "localhost"}
-
 // DefaultHosts returns the SANs every node certificate gets: loopback addresses and localhost.
-func DefaultHosts() []string { return slices.Clone(defaultHosts) }
+func DefaultHosts() []string { return []string{"127.0.0.1", "::1", "localhost"} }
 
 // CA is a certificate authority: its certificate and private key.
 type CA struct {

@@ -147,11 +147,15 @@ func (id *Identity) PeerClientConfig() *tls.Config {
 
 // CheckNode reports whether id can serve as a coordinator node (a node certificate).
 func (id *Identity) CheckNode() error {
+	where := "the TLS identity"
+	if id.Dir != "" {
+		where = "TLS folder " + id.Dir
+	}
 	switch {
 	case id.Cert == nil:
-		return fmt.Errorf("TLS folder %s holds no certificate (cert.pem, key.pem): a node needs its own", id.Dir)
+		return fmt.Errorf("%s holds no certificate (cert.pem, key.pem): a node needs its own", where)
 	case id.Role != RoleNode:
-		return fmt.Errorf("TLS folder %s holds a %q certificate (%s): a node needs a node certificate", id.Dir, id.Role, id.Name)
+		return fmt.Errorf("%s holds a %q certificate (%s): a node needs a node certificate", where, id.Role, id.Name)
 	}
 	return nil
 }
