@@ -30,6 +30,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -49,6 +50,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/optoloop/optoloop/certs"
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/experiment/plan"
 	"github.com/optoloop/optoloop/redisserver"
@@ -141,6 +143,11 @@ type Config struct {
 	// TraceURL, when set, is the dashboard's --trace-url (a trace viewer's URL with
 	// {trace_id}).
 	TraceURL string
+	// Insecure runs the coordinators' Raft and HTTP in plaintext (every child gets
+	// --insecure). By default Up makes a CA and certificates in the folder's tls/ (`optoloop
+	// cluster certs` layout: c0..c2 nodes, a folder per worker process, learner and client)
+	// and every child runs with its --tls-dir.
+	Insecure bool
 }
 
 func (c *Config) defaults() error {
@@ -300,6 +307,10 @@ type Cluster struct {
 	faultc  chan struct{} // signalled (non-blocking) on every unexpected exit
 	client  *api.Client
 	metrics map[string]string // process name -> host:port of its /metrics (workers, learners)
+	// tlsDir holds the cluster's certificates ("" with Config.Insecure); clientTLS is the
+	// supervisor's own TLS configuration.
+	tlsDir    string
+	clientTLS *tls.Config
 
 	closeOnce sync.Once
 	closeErr  error
@@ -377,6 +388,12 @@ func Up(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	if err := c.writeCredentials(workers); err != nil {
 		return nil, err
+	}
+
+	if !cfg.Insecure {
+		if err := c.makeCerts(workers); err != nil {
+			return nil, err
+		}
 	}
 
 	c.spawn = newSpawner()
@@ -483,6 +500,73 @@ func (c *Cluster) writeCredentials(workers []WorkerProcess) error {
 	return nil
 }
 
+// supervisorCert is the client certificate the supervisor and the tools it runs use.
+const supervisorCert = "supervisor"
+
+// makeCerts writes the cluster's CA and certificates into tls/: one node certificate per
+// coordinator, one per worker process and learner, and client certificates for the dashboard
+// and the supervisor.
+func (c *Cluster) makeCerts(workers []WorkerProcess) error {
+	dir := filepath.Join(c.dir, "tls")
+	p := certs.Plan{Clients: []string{supervisorCert, "dashboard"}}
+	for i := range Coordinators {
+		p.Nodes = append(p.Nodes, certs.Node{Name: "c" + strconv.Itoa(i)})
+	}
+	for _, w := range workers {
+		p.Workers = append(p.Workers, w.Name)
+	}
+	for i := range c.cfg.Learners {
+		p.Learners = append(p.Learners, "learner-"+strconv.Itoa(i))
+	}
+	if err := certs.Write(dir, p); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	id, err := certs.Load(filepath.Join(dir, supervisorCert))
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	c.tlsDir, c.clientTLS = dir, id.ClientConfig()
+	return nil
+}
+
+// tlsArgs are the TLS flags of process name: --tls-dir of its folder, or --insecure.
+func (c *Cluster) tlsArgs(name string) []string {
+	if c.tlsDir == "" {
+		return []string{"--insecure"}
+	}
+	return []string{"--tls-dir", filepath.Join(c.tlsDir, name)}
+}
+
+// scheme is the coordinators' URL scheme.
+func (c *Cluster) scheme() string {
+	if c.tlsDir == "" {
+		return "http://"
+	}
+	return "https://"
+}
+
+// CAFile returns the cluster's CA certificate ("" with Config.Insecure): what the
+// coordinators' https URLs (Endpoints, MetricsTargets) are verified against.
+func (c *Cluster) CAFile() string {
+	if c.tlsDir == "" {
+		return ""
+	}
+	return filepath.Join(c.tlsDir, certs.CAFile)
+}
+
+// ClientTLS returns a TLS configuration of a client of the coordinators (the CA and the
+// supervisor's certificate; nil with Config.Insecure).
+func (c *Cluster) ClientTLS() *tls.Config {
+	if c.clientTLS == nil {
+		return nil
+	}
+	return c.clientTLS.Clone()
+}
+
+// TLSDir returns the folder of the cluster's certificates ("" with Config.Insecure): ca.pem,
+// and per process (c0, worker-0, learner-0, dashboard, supervisor) its folder for --tls-dir.
+func (c *Cluster) TLSDir() string { return c.tlsDir }
+
 // secret returns 32 random bytes in hex.
 func secret() (string, error) {
 	b := make([]byte, 32)
@@ -548,7 +632,7 @@ func (c *Cluster) startCoordinator(ctx context.Context, id string) error {
 	raftAddr, httpAddr := n.raftAddr, n.httpAd
 	var join string
 	if first && id != "c0" {
-		join = "http://" + c.nodes["c0"].httpAd
+		join = c.scheme() + c.nodes["c0"].httpAd
 	}
 	c.mu.Unlock()
 
@@ -556,6 +640,7 @@ func (c *Cluster) startCoordinator(ctx context.Context, id string) error {
 		"--token-file", c.tokenFile, "--credential-key-file", c.keyFile,
 		"--lease-ttl", c.cfg.LeaseTTL.String(), "--restrict-raft-peers", "--raft-allowed-peers", "127.0.0.1",
 		"--log-level", c.cfg.LogLevel}
+	args = append(args, c.tlsArgs(id)...)
 	switch {
 	case first && id == "c0":
 		args = append(args, "--bootstrap")
@@ -573,7 +658,7 @@ func (c *Cluster) startCoordinator(ctx context.Context, id string) error {
 	watch := func(l string) {
 		if m := coordLine.FindStringSubmatch(l); m != nil && m[1] == id {
 			select {
-			case listening <- [2]string{strings.TrimPrefix(m[2], "http://"), m[3]}:
+			case listening <- [2]string{strings.TrimPrefix(strings.TrimPrefix(m[2], "https://"), "http://"), m[3]}:
 			default:
 			}
 		}
@@ -644,7 +729,7 @@ func (c *Cluster) watchMetrics(name string) func(string) {
 func (c *Cluster) MetricsTargets() []string {
 	var out []string
 	for _, e := range c.Endpoints() {
-		out = append(out, strings.TrimPrefix(e, "http://"))
+		out = append(out, strings.TrimPrefix(e, "http://")) // https:// stays: promserver scrapes it over TLS
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -670,6 +755,7 @@ func (c *Cluster) workerArgs(w WorkerProcess) []string {
 		args = append(args, "--pace", strconv.FormatFloat(c.cfg.Pace, 'g', -1, 64))
 	}
 	args = append(args, "--parallel", strconv.Itoa(c.parallel(w)))
+	args = append(args, c.tlsArgs(w.Name)...)
 	if c.cfg.LinesFile != "" {
 		args = append(args, "--lines-file", c.cfg.LinesFile)
 	}
@@ -690,8 +776,9 @@ func (c *Cluster) parallel(w WorkerProcess) int {
 
 func (c *Cluster) learnerArgs(name string) []string {
 	args := append([]string{"learner"}, c.commonArgs(name)...)
-	return append(args, "--id", name, "--work-dir", filepath.Join(c.dir, "learners", name),
+	args = append(args, "--id", name, "--work-dir", filepath.Join(c.dir, "learners", name),
 		"--grace", c.cfg.Grace.String())
+	return append(args, c.tlsArgs(name)...)
 }
 
 // dashboardLine is what `optoloop dashboard` prints once it listens.
@@ -703,6 +790,7 @@ func (c *Cluster) startDashboard(ctx context.Context) error {
 	args := []string{"dashboard", "--coordinator", strings.Join(c.Endpoints(), ","), "--token-file", c.viewerFile,
 		"--redis", c.redis.URL(), "--redis-password-file", c.passFile, "--addr", c.cfg.Dashboard,
 		"--work-dir", filepath.Join(c.dir, "dashboard"), "--log-level", c.cfg.LogLevel}
+	args = append(args, c.tlsArgs("dashboard")...)
 	if c.cfg.TraceURL != "" {
 		args = append(args, "--trace-url", c.cfg.TraceURL)
 	}
@@ -906,6 +994,9 @@ func (c *Cluster) waitFor(ctx context.Context, what string, cond func(api.Status
 
 func (c *Cluster) newClient(cfg api.ClientConfig) (*api.Client, error) {
 	cfg.Endpoints, cfg.Token = c.Endpoints(), c.token
+	if cfg.TLS == nil && c.clientTLS != nil {
+		cfg.TLS = c.clientTLS.Clone()
+	}
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = c.cfg.TracerProvider
 	}
@@ -947,7 +1038,7 @@ func (c *Cluster) Endpoints() []string {
 	var out []string
 	for i := range Coordinators {
 		if n := c.nodes["c"+strconv.Itoa(i)]; n != nil && !strings.HasSuffix(n.httpAd, ":0") {
-			out = append(out, "http://"+n.httpAd)
+			out = append(out, c.scheme()+n.httpAd)
 		}
 	}
 	return out
@@ -1218,6 +1309,7 @@ func (c *Cluster) Export(ctx context.Context, id, dir string) error {
 	}
 	args := []string{"experiment", "export", id, "--out", dir, "--coordinator", strings.Join(c.Endpoints(), ","),
 		"--token-file", c.tokenFile, "--redis", c.redis.URL(), "--redis-password-file", c.passFile}
+	args = append(args, c.tlsArgs(supervisorCert)...)
 	if err := c.start("export", RoleTool, args, nil); err != nil {
 		return err
 	}

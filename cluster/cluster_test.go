@@ -101,6 +101,7 @@ func pids(ps []cluster.Process) []int {
 
 func TestCloseLeavesNoProcess(t *testing.T) {
 	c := up(t, t.Context(), smallCluster(""))
+	checkClusterTLS(t, c)
 	ps := c.Processes()
 	roles := map[cluster.Role]int{}
 	for _, p := range ps {

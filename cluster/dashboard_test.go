@@ -81,7 +81,7 @@ func TestDashboardFollowsTheCluster(t *testing.T) {
 		t.Errorf("a viewer's cancel through the dashboard: HTTP %d, want 403", code)
 	}
 	vcfg := api.DefaultClientConfig(c.Endpoints()...)
-	vcfg.Token = viewerToken
+	vcfg.Token, vcfg.TLS = viewerToken, c.ClientTLS()
 	viewer, err := api.NewClient(vcfg)
 	if err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 		return nil
 	})
 	t0 := time.Now()
-	p, err := promserver.Start(ctx, promserver.Config{Dir: filepath.Join(t.TempDir(), "prometheus"), Targets: targets, ScrapeInterval: 500 * time.Millisecond})
+	p, err := promserver.Start(ctx, promserver.Config{Dir: filepath.Join(t.TempDir(), "prometheus"), Targets: targets, CAFile: c.CAFile(), ScrapeInterval: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

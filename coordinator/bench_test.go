@@ -25,13 +25,25 @@ import (
 // writes; the leader groups concurrent writes into one log entry (group commit). The three
 // nodes share one disk here, so each entry costs three bbolt commits (two fdatasyncs each) on
 // the same device: throughput grows with the number of concurrent callers.
+//
+// tls=on runs Raft over mutual TLS and the API over HTTPS (what a node with --tls-dir does);
+// tls=off in plaintext (--insecure).
 func BenchmarkLeaseReport(b *testing.B) {
 	for _, workers := range []int{32, 256} {
-		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) { benchLeaseReport(b, workers) })
+		for _, tlsOn := range []bool{true, false} {
+			b.Run(fmt.Sprintf("workers=%d/tls=%s", workers, onOff(tlsOn)), func(b *testing.B) { benchLeaseReport(b, workers, tlsOn) })
+		}
 	}
 }
 
-func benchLeaseReport(b *testing.B, workers int) {
+func onOff(v bool) string {
+	if v {
+		return "on"
+	}
+	return "off"
+}
+
+func benchLeaseReport(b *testing.B, workers int, tlsOn bool) {
 	// The three nodes and every client share one process (and, with -cpu 1, one P): with the
 	// 500 ms LAN timeouts a starved heartbeat goroutine can cost an election mid-run, so this
 	// benchmark uses hashicorp/raft's own 1 s timeouts. raft-term reports elections (the first
@@ -41,6 +53,9 @@ func benchLeaseReport(b *testing.B, workers int) {
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
 		cfg.TickInterval = d.TickInterval
 		cfg.SnapshotInterval = d.SnapshotInterval
+		if !tlsOn {
+			coordinatortest.Plaintext(cfg)
+		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -122,16 +137,26 @@ func benchLeaseReport(b *testing.B, workers int) {
 	}
 }
 
-// BenchmarkFailover kills the leader of a 3-node cluster (default, LAN-tuned timeouts) and
-// times how long until the next write succeeds, over 20 trials per iteration; the killed
-// node is restarted from its data directory and caught up before the next trial. It reports
-// the median and the worst time.
+// BenchmarkFailover kills the leader of a 3-node cluster (heartbeat and election timeouts 1 s,
+// leader lease 500 ms: the conservative defaults) and times how long until the next write
+// succeeds, over 20 trials per iteration; the killed node is restarted from its data directory
+// and caught up before the next trial. It reports the median and the worst time, with TLS
+// (tls=on: Raft over mutual TLS, HTTPS) and without.
 func BenchmarkFailover(b *testing.B) {
+	for _, tlsOn := range []bool{true, false} {
+		b.Run("tls="+onOff(tlsOn), func(b *testing.B) { benchFailover(b, tlsOn) })
+	}
+}
+
+func benchFailover(b *testing.B, tlsOn bool) {
 	const trials = 20
 	c := coordinatortest.New(b, 3, func(cfg *coordinator.Config) {
 		d := coordinator.DefaultConfig()
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
 		cfg.TickInterval = d.TickInterval
+		if !tlsOn {
+			coordinatortest.Plaintext(cfg)
+		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

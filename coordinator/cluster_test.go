@@ -239,7 +239,7 @@ func TestClusterPartitionedFollowerCatchesUp(t *testing.T) {
 	}
 	// A read on the cut-off follower says how stale it is: it no longer hears from a leader.
 	coordinatortest.WaitFor(t, 10*time.Second, "the follower to notice it is cut off", func() bool {
-		ns := nodeStatus(t, f.URL())
+		ns := nodeStatus(t, c, f.URL())
 		return ns.LastContactMs > 400 || ns.LastContactMs < 0
 	})
 
@@ -384,7 +384,7 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 				if auth != "" {
 					req.Header.Set("Authorization", auth)
 				}
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := c.HTTPClient().Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -428,7 +428,7 @@ func TestClusterLeaseExpiryAndRefusedReports(t *testing.T) {
 			"/healthz": `"leader":"n`,
 			"/metrics": fmt.Sprintf("optoloop_coordinator_reports_accepted_total %d\n", node.FSM().Stats().ReportsAccepted),
 		} {
-			resp, err := http.Get(node.URL() + path)
+			resp, err := c.HTTPClient().Get(node.URL() + path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -589,14 +589,14 @@ func withoutStats(t *testing.T, b []byte) []byte {
 }
 
 // nodeStatus reads a node's own view of itself (GET /v1/node), as an operator would.
-func nodeStatus(t *testing.T, url string) api.NodeStatus {
+func nodeStatus(t *testing.T, c *coordinatortest.Cluster, url string) api.NodeStatus {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url+"/v1/node", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+coordinatortest.ViewerToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/optoloop/optoloop/certs"
 	"github.com/optoloop/optoloop/coordinator/api"
 )
 
@@ -53,6 +54,16 @@ type Config struct {
 	// RaftAllowedPeers are extra host names or IPs accepted when RestrictRaftPeers is set
 	// (needed for a node that is about to join: its configuration is still empty).
 	RaftAllowedPeers []string
+	// TLS is the node's TLS material (certs.Load of what `optoloop cluster certs` wrote for
+	// it: the cluster's CA and a node certificate). The Raft port then speaks mutual TLS and
+	// accepts only peers showing a node certificate that CA signed; the HTTP API is served
+	// over HTTPS (client certificates optional: the bearer tokens stay the credential), and
+	// the node's own HTTP calls (forwards, status fan-out, join) verify the nodes against the
+	// CA. One of TLS and Insecure is required.
+	TLS *certs.Identity
+	// Insecure runs Raft and HTTP in plaintext (the node logs a warning at start): anyone who
+	// can reach the Raft port can write to the replicated log.
+	Insecure bool
 
 	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and CommitTimeout are the
 	// hashicorp/raft timeouts. The defaults (1 s, 1 s, 500 ms, 5 ms) are conservative: shorter
@@ -198,6 +209,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("coordinator config: viewer token: %w", api.CheckToken(c.ViewerToken))
 	case len(c.CredentialKey) > 0 && len(c.CredentialKey) < api.MinTokenLength:
 		return fmt.Errorf("coordinator config: credential key: too short (%d bytes; at least %d)", len(c.CredentialKey), api.MinTokenLength)
+	case c.TLS == nil && !c.Insecure:
+		return errors.New("coordinator config: no TLS material: pass --tls-dir DIR (see optoloop cluster certs) or, for plaintext Raft and HTTP, --insecure")
+	case c.TLS != nil && c.Insecure:
+		return errors.New("coordinator config: --tls-dir and --insecure are exclusive")
 	case c.Bootstrap && c.Join != "":
 		return errors.New("coordinator config: bootstrap and join are exclusive")
 	case c.HeartbeatTimeout < 10*time.Millisecond || c.ElectionTimeout < 10*time.Millisecond:
@@ -238,6 +253,11 @@ func (c Config) Validate() error {
 	for _, a := range []struct{ name, v string }{{"raft", c.RaftAddr}, {"http", c.HTTPAddr}} {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			return fmt.Errorf("coordinator config: %s address %q: %w", a.name, a.v, err)
+		}
+	}
+	if c.TLS != nil {
+		if err := c.TLS.CheckNode(); err != nil {
+			return fmt.Errorf("coordinator config: %w", err)
 		}
 	}
 	if c.Join != "" {

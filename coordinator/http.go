@@ -78,7 +78,7 @@ func (n *Node) freshness(h http.Header) {
 		h.Set(api.HeaderLeader, id)
 	}
 	if addr != "" {
-		h.Set(api.HeaderLeaderURL, "http://"+addr)
+		h.Set(api.HeaderLeaderURL, n.scheme()+addr)
 	}
 	h.Set(api.HeaderLastContact, strconv.FormatInt(n.lastContactMs(), 10))
 }
@@ -279,7 +279,7 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeErr(w, http.StatusServiceUnavailable, "no_leader", fmt.Errorf("%w: no leader known to %s", api.ErrUnavailable, n.cfg.ID))
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, n.scheme()+addr+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, "internal", err)
 		return
@@ -450,7 +450,7 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ns.HTTPAddr+"/v1/node", nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.scheme()+ns.HTTPAddr+"/v1/node", nil)
 			if err == nil {
 				req.Header.Set("Authorization", r.Header.Get("Authorization")) // the caller's own credential: a read
 				var resp *http.Response

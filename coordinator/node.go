@@ -2,15 +2,18 @@ package coordinator
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +47,7 @@ type Node struct {
 	httpLn    net.Listener
 	srv       *http.Server
 	fwd       *http.Client
+	httpTLS   *tls.Config // nil: plaintext (Config.Insecure)
 	needJoin  bool
 	proposals chan *proposal
 	stopBatch chan struct{}
@@ -81,6 +85,12 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("coordinator: data dir: %w", err)
 	}
 	n := &Node{cfg: cfg, log: log, fsm: NewFSM()}
+	var peerServer, peerClient *tls.Config
+	if cfg.TLS != nil {
+		n.httpTLS, peerServer, peerClient = cfg.TLS.ServerConfig(), cfg.TLS.PeerServerConfig(), cfg.TLS.PeerClientConfig()
+	} else {
+		log.Warn("insecure: Raft and HTTP are plaintext; anyone who can reach the Raft port can write to the replicated log (pass --tls-dir)")
+	}
 	tp := cfg.TracerProvider
 	if tp == nil {
 		tp = tracenoop.NewTracerProvider()
@@ -130,7 +140,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: raft listen: %w", err)
 	}
-	n.stream = &streamLayer{Listener: ln, advertise: ln.Addr(), log: log}
+	n.stream = newStreamLayer(ln, peerServer, peerClient, log)
 	if cfg.RestrictRaftPeers {
 		f := peerFilter(n.raft.Load, cfg.RaftAllowedPeers, log)
 		n.stream.filter.Store(&f)
@@ -183,7 +193,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.httpLn = limitConns(n.httpLn, cfg.MaxConnsPerClient, cfg.MaxConns)
 	n.srv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout, ReadTimeout: cfg.HTTPReadTimeout,
-		WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout, MaxHeaderBytes: cfg.HTTPMaxHeaderBytes}
+		WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout, MaxHeaderBytes: cfg.HTTPMaxHeaderBytes, ErrorLog: httpErrorLog(log)}
 	ok = true
 	return n, nil
 }
@@ -197,8 +207,24 @@ func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
 // HTTPAddr is the host:port the HTTP API listens on.
 func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
 
-// URL is the base URL of the HTTP API.
-func (n *Node) URL() string { return "http://" + n.HTTPAddr() }
+// URL is the base URL of the HTTP API (https:// with TLS).
+func (n *Node) URL() string { return n.scheme() + n.HTTPAddr() }
+
+// clientTLS is the TLS configuration of the node's own HTTP calls (nil without TLS).
+func (n *Node) clientTLS() *tls.Config {
+	if n.cfg.TLS == nil {
+		return nil
+	}
+	return n.cfg.TLS.ClientConfig()
+}
+
+// scheme is "https://" with TLS, "http://" without.
+func (n *Node) scheme() string {
+	if n.httpTLS != nil {
+		return "https://"
+	}
+	return "http://"
+}
 
 // FSM is the node's state machine (for reads).
 func (n *Node) FSM() *FSM { return n.fsm }
@@ -209,7 +235,9 @@ func (n *Node) Raft() *raft.Raft { return n.raft.Load() }
 // IsLeader reports whether this node is the Raft leader.
 func (n *Node) IsLeader() bool { return n.Raft().State() == raft.Leader }
 
-// RefusedRaftConnections counts Raft connections dropped by the peer restriction.
+// RefusedRaftConnections counts Raft connections dropped: by the peer restriction, and with
+// TLS those whose handshake failed (no certificate, one the cluster's CA did not sign, one
+// that is not a node's, or no handshake within the deadline).
 func (n *Node) RefusedRaftConnections() uint64 { return n.stream.refused.Load() }
 
 // ForwardedWrites counts the writes this node forwarded to the leader (also in /metrics).
@@ -220,7 +248,11 @@ func (n *Node) ForwardedWrites() uint64 { return n.forwarded.Load() }
 // clean shutdown.
 func (n *Node) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- n.srv.Serve(n.httpLn) }()
+	ln := n.httpLn
+	if n.httpTLS != nil {
+		ln = tls.NewListener(ln, n.httpTLS)
+	}
+	go func() { serveErr <- n.srv.Serve(ln) }()
 	loopCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -355,7 +387,7 @@ func (n *Node) leaderLoop(ctx context.Context) {
 // was lost). A refused join (this id is still a voter: remove it first; unreachable) is
 // retried, so that the node joins once the operator has fixed the cause.
 func (n *Node) joinLoop(ctx context.Context) {
-	c, err := api.NewClient(api.ClientConfig{Endpoints: []string{n.cfg.Join}, Token: n.cfg.Token, MaxAttempts: 1})
+	c, err := api.NewClient(api.ClientConfig{Endpoints: []string{n.cfg.Join}, Token: n.cfg.Token, MaxAttempts: 1, TLS: n.clientTLS()})
 	if err != nil {
 		n.log.Error("join", "err", err)
 		return
@@ -583,5 +615,23 @@ func (n *Node) SetRaftPartitioned(p bool) { n.stream.setPartitioned(p) }
 
 // Snapshot asks Raft for a snapshot now (tests and operators).
 func (n *Node) Snapshot() error { return n.Raft().Snapshot().Error() }
+
+// httpErrorLog is the HTTP server's error log: failed TLS handshakes (anyone can open a
+// connection) at debug, anything else (a handler's panic) at warn.
+func httpErrorLog(l *slog.Logger) *stdlog.Logger {
+	return stdlog.New(httpErrorWriter{l}, "", 0)
+}
+
+type httpErrorWriter struct{ log *slog.Logger }
+
+func (w httpErrorWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.Contains(msg, "TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), level, msg, "component", "http")
+	return len(p), nil
+}
 
 var _ io.Closer = (*Node)(nil)

@@ -66,6 +66,7 @@ func (n *Node) serverHandler(h http.Handler) http.Handler {
 // carries the request's trace context to the leader.
 func (n *Node) forwardTransport() http.RoundTripper {
 	t := api.NewTransport()
+	t.TLSClientConfig = n.clientTLS()
 	if n.cfg.TracerProvider == nil {
 		return t
 	}

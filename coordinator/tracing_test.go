@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -191,7 +190,7 @@ func TestNodeTracesItems(t *testing.T) {
 		}
 	}
 
-	resp, err := http.Get(c.Leader().URL() + "/metrics")
+	resp, err := c.HTTPClient().Get(c.Leader().URL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -18,14 +20,31 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// streamLayer is the Raft transport's TCP listener and dialer. With a filter set, Accept drops
-// every connection whose remote IP the filter refuses (peers not in the configuration).
+// streamLayer is the Raft transport's listener and dialer (a hashicorp/raft StreamLayer).
+// With TLS set, every connection is mutual TLS: Dial shows the node's certificate and accepts
+// only a peer showing a node certificate of the cluster's CA, and Accept hands Raft only the
+// connections whose handshake proved the same. Handshakes run in goroutines of their own (with
+// a deadline), so that one slow or silent client never holds up the accept loop; the accepted
+// connections reach Accept over a channel. With a filter set, connections whose remote IP the
+// filter refuses are dropped before any handshake. Every refused connection is counted and
+// logged, rate-limited (refusalLog).
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
 	filter    atomic.Pointer[func(net.Addr) bool]
 	log       *slog.Logger
 	refused   atomic.Uint64
+	refusals  *refusalLog
+
+	// serverTLS and clientTLS are nil for plaintext (Config.Insecure).
+	serverTLS, clientTLS *tls.Config
+	handshakeTimeout     time.Duration
+	handshakes           chan struct{} // a slot per handshake in flight
+	accepted             chan net.Conn
+	closed               chan struct{}
+	closeOnce            sync.Once
+	acceptErr            error // why the accept loop ended (read after closed or loopDone)
+	loopDone             chan struct{}
 
 	// Fault injection: while partitioned, every Raft connection is cut and new ones fail.
 	mu          sync.Mutex
@@ -33,27 +52,136 @@ type streamLayer struct {
 	conns       map[*trackedConn]struct{}
 }
 
+// raftHandshakeTimeout bounds a Raft connection's TLS handshake; maxRaftHandshakes is how many
+// may be in flight at once (more connections are refused until one ends).
+const (
+	raftHandshakeTimeout = 5 * time.Second
+	maxRaftHandshakes    = 64
+	refusalLogEvery      = 10 * time.Second
+)
+
+// newStreamLayer starts accepting on ln (the accept loop runs until Close). serverTLS and
+// clientTLS are both nil (plaintext) or both set.
+func newStreamLayer(ln net.Listener, serverTLS, clientTLS *tls.Config, log *slog.Logger) *streamLayer {
+	s := &streamLayer{Listener: ln, advertise: ln.Addr(), log: log, serverTLS: serverTLS, clientTLS: clientTLS,
+		handshakeTimeout: raftHandshakeTimeout, handshakes: make(chan struct{}, maxRaftHandshakes),
+		accepted: make(chan net.Conn), closed: make(chan struct{}), loopDone: make(chan struct{}),
+		refusals: &refusalLog{log: log, every: refusalLogEvery}}
+	go s.acceptLoop()
+	return s
+}
+
 // errPartitioned is returned by Dial while the node is cut off (fault injection).
 var errPartitioned = errors.New("raft transport partitioned")
 
+// Accept returns the next connection that passed the filter and, with TLS, the handshake.
 func (s *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.accepted:
+		return c, nil
+	case <-s.closed:
+		return nil, net.ErrClosed
+	case <-s.loopDone:
+		return nil, s.acceptErr
+	}
+}
+
+// Close stops accepting: Accept returns net.ErrClosed, and handshakes in flight are dropped.
+func (s *streamLayer) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		err = s.Listener.Close()
+		s.refusals.stop()
+	})
+	return err
+}
+
+func (s *streamLayer) acceptLoop() {
+	defer close(s.loopDone)
+	var delay time.Duration
 	for {
 		c, err := s.Listener.Accept()
 		if err != nil {
-			return nil, err
+			select {
+			case <-s.closed:
+				s.acceptErr = net.ErrClosed
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
+				// Out of descriptors and the like: back off, as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("raft: accept", "err", err, "retry_in", delay)
+				select {
+				case <-time.After(delay):
+					continue
+				case <-s.closed:
+					s.acceptErr = net.ErrClosed
+					return
+				}
+			}
+			s.acceptErr = err
+			return
 		}
+		delay = 0
 		if f := s.filter.Load(); f != nil && !(*f)(c.RemoteAddr()) {
-			s.refused.Add(1)
-			s.log.Warn("raft: refused connection from an address outside the configuration", "remote", c.RemoteAddr().String())
-			_ = c.Close()
+			s.refuse(c, "address outside the configuration")
 			continue
 		}
-		tc, ok := s.track(c)
-		if !ok {
+		if s.serverTLS == nil {
+			s.deliver(c)
 			continue
 		}
-		return tc, nil
+		select {
+		case s.handshakes <- struct{}{}:
+		default:
+			s.refuse(c, fmt.Sprintf("more than %d TLS handshakes in flight", maxRaftHandshakes))
+			continue
+		}
+		go func() {
+			defer func() { <-s.handshakes }()
+			tc, err := s.handshake(c)
+			if err != nil {
+				s.refuse(c, "tls: "+err.Error())
+				return
+			}
+			s.deliver(tc)
+		}()
 	}
+}
+
+// handshake runs the server side of the TLS handshake within handshakeTimeout (the
+// connection's deadline).
+func (s *streamLayer) handshake(c net.Conn) (net.Conn, error) {
+	_ = c.SetDeadline(time.Now().Add(s.handshakeTimeout))
+	tc := tls.Server(c, s.serverTLS)
+	if err := tc.Handshake(); err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	return tc, nil
+}
+
+// deliver hands c to Accept (tracked for fault injection), or closes it when the layer closes.
+func (s *streamLayer) deliver(c net.Conn) {
+	tc, ok := s.track(c)
+	if !ok {
+		return
+	}
+	select {
+	case s.accepted <- tc:
+	case <-s.closed:
+		_ = tc.Close()
+	}
+}
+
+// refuse closes c and counts and logs (rate-limited) its refusal.
+func (s *streamLayer) refuse(c net.Conn, reason string) {
+	s.refused.Add(1)
+	s.refusals.refused(c.RemoteAddr().String(), reason)
+	_ = c.Close()
 }
 
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
@@ -70,11 +198,84 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 	if err != nil {
 		return nil, err
 	}
+	if s.clientTLS != nil {
+		host, _, err := net.SplitHostPort(string(addr))
+		if err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+		cfg := s.clientTLS.Clone()
+		cfg.ServerName = host
+		if timeout <= 0 {
+			timeout = s.handshakeTimeout
+		}
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		tc := tls.Client(c, cfg)
+		if err := tc.Handshake(); err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("raft: tls to %s: %w", addr, err)
+		}
+		_ = c.SetDeadline(time.Time{})
+		c = tc
+	}
 	tc, ok := s.track(c)
 	if !ok {
 		return nil, errPartitioned
 	}
 	return tc, nil
+}
+
+// refusalLog logs refused Raft connections without flooding the log: the first refusal at
+// once (with its remote and reason), then at most one line per every, counting the refusals
+// since the last line.
+type refusalLog struct {
+	log   *slog.Logger
+	every time.Duration
+
+	mu             sync.Mutex
+	last           time.Time // when a line was last written
+	pending        uint64    // refusals since then not yet logged
+	remote, reason string    // of the latest pending refusal
+	timer          *time.Timer
+	stopped        bool
+}
+
+func (r *refusalLog) refused(remote, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if r.pending == 0 && (r.last.IsZero() || now.Sub(r.last) >= r.every) {
+		r.last = now
+		r.log.Warn("raft: refused connection", "remote", remote, "reason", reason)
+		return
+	}
+	r.pending++
+	r.remote, r.reason = remote, reason
+	if r.timer == nil && !r.stopped {
+		r.timer = time.AfterFunc(r.every-now.Sub(r.last), r.flush)
+	}
+}
+
+func (r *refusalLog) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.timer = nil
+	if r.pending == 0 {
+		return
+	}
+	r.log.Warn("raft: refused connections", "count", r.pending, "since", r.last.Format(time.RFC3339),
+		"last_remote", r.remote, "last_reason", r.reason)
+	r.pending, r.last = 0, time.Now()
+}
+
+func (r *refusalLog) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
 }
 
 func (s *streamLayer) track(c net.Conn) (net.Conn, bool) {

@@ -46,8 +46,11 @@ type Config struct {
 	// host is empty). The host must be an IP address or "localhost".
 	Addr string
 	// Targets are the host:port of the /metrics endpoints to scrape (more can be set later
-	// with SetTargets).
+	// with SetTargets); "https://host:port" is scraped over HTTPS, verified against CAFile.
 	Targets []string
+	// CAFile, when set, is the CA certificate (PEM) the https targets' certificates are
+	// verified against (an optoloop cluster's ca.pem).
+	CAFile string
 	// ScrapeInterval is how often every target is scraped (default 1 s; at least 1 ms). The
 	// scrape timeout is the same.
 	ScrapeInterval time.Duration
@@ -164,7 +167,7 @@ func newServer(cfg Config) (*Server, error) {
 func cleanTargets(targets []string) ([]string, error) {
 	out := make([]string, 0, len(targets))
 	for _, t := range targets {
-		h, p, err := net.SplitHostPort(t)
+		h, p, err := net.SplitHostPort(strings.TrimPrefix(t, "https://"))
 		if err != nil {
 			return nil, fmt.Errorf("promserver: target %q: want host:port: %w", t, err)
 		}
@@ -309,7 +312,12 @@ type scrapeConfig struct {
 	JobName       string         `yaml:"job_name"`
 	MetricsPath   string         `yaml:"metrics_path"`
 	Scheme        string         `yaml:"scheme"`
+	TLSConfig     *tlsConfig     `yaml:"tls_config,omitempty"`
 	FileSDConfigs []fileSDConfig `yaml:"file_sd_configs"`
+}
+
+type tlsConfig struct {
+	CAFile string `yaml:"ca_file"`
 }
 
 type fileSDConfig struct {
@@ -330,6 +338,9 @@ func (s *Server) config() ([]byte, error) {
 		ScrapeConfigs: []scrapeConfig{{JobName: Job, MetricsPath: "/metrics", Scheme: "http",
 			FileSDConfigs: []fileSDConfig{{Files: []string{s.targetsF}, RefreshInterval: promDuration(refreshInterval)}}}},
 	}
+	if s.cfg.CAFile != "" {
+		c.ScrapeConfigs[0].TLSConfig = &tlsConfig{CAFile: s.cfg.CAFile}
+	}
 	b, err := yaml.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("promserver: configuration: %w", err)
@@ -346,8 +357,19 @@ type targetGroup struct {
 // writeTargets replaces the targets file in one rename, so Prometheus never reads half of it.
 func (s *Server) writeTargets(targets []string) error {
 	groups := []targetGroup{}
-	if len(targets) > 0 {
-		groups = append(groups, targetGroup{Targets: targets})
+	var plain, secure []string
+	for _, t := range targets {
+		if hp, ok := strings.CutPrefix(t, "https://"); ok {
+			secure = append(secure, hp)
+		} else {
+			plain = append(plain, t)
+		}
+	}
+	if len(plain) > 0 {
+		groups = append(groups, targetGroup{Targets: plain})
+	}
+	if len(secure) > 0 {
+		groups = append(groups, targetGroup{Targets: secure, Labels: map[string]string{"__scheme__": "https"}})
 	}
 	b, err := json.MarshalIndent(groups, "", "  ")
 	if err != nil {

@@ -26,7 +26,7 @@ func newClusterCmd() *cobra.Command {
 		Use:   "cluster",
 		Short: "Run a whole cluster on this machine as separate processes (to try it before spreading it over machines)",
 	}
-	cmd.AddCommand(newClusterUpCmd(), newClusterDrainCmd(), newClusterRemoveCmd(), newClusterCredentialCmd())
+	cmd.AddCommand(newClusterUpCmd(), newClusterDrainCmd(), newClusterRemoveCmd(), newClusterCredentialCmd(), newClusterCertsCmd())
 	return cmd
 }
 
@@ -45,6 +45,7 @@ type clusterUpOptions struct {
 	hold              bool
 	binary            string
 	tel               telemetryOptions
+	insecure          bool
 }
 
 func newClusterUpCmd() *cobra.Command {
@@ -59,7 +60,9 @@ func newClusterUpCmd() *cobra.Command {
 			"submits the experiment, shows its progress, exports the run folder (as `experiment export` does:\n" +
 			"report.json, report.html, episodes, ensembles), prints the results table, and stops every process\n" +
 			"on exit, on error and on Ctrl-C. The token and the password are in 0600 files under --dir, never on\n" +
-			"a command line; each process logs to --dir/logs/NAME.log.",
+			"a command line; each process logs to --dir/logs/NAME.log. The coordinators speak TLS (Raft mutual\n" +
+			"TLS, HTTPS) with a CA and certificates made in --dir/tls (as `cluster certs` makes them); --insecure\n" +
+			"runs them in plaintext.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runClusterUp(cmd, args[0], o)
@@ -80,6 +83,7 @@ func newClusterUpCmd() *cobra.Command {
 	f.StringVar(&o.dashboard, "dashboard", "", "serve the live dashboard on this host:port (printed: dashboard: URL, and the files of the operator's and viewer's sign-in tokens)")
 	f.StringVar(&o.traceURL, "trace-url", "", "the dashboard's link to a trace viewer, {trace_id} replaced (e.g. http://127.0.0.1:16686/trace/{trace_id})")
 	f.BoolVar(&o.hold, "hold", false, "after the run, keep the cluster (and its dashboard) up until Ctrl-C")
+	f.BoolVar(&o.insecure, "insecure", false, "run the coordinators without TLS (default: a CA and certificates in --dir/tls, Raft over mutual TLS, HTTPS)")
 	f.StringVar(&o.binary, "binary", "", "optoloop executable the processes run (default: this one)")
 	_ = f.MarkHidden("binary")
 	o.tel.register(cmd, false)
@@ -148,7 +152,7 @@ func runClusterUp(cmd *cobra.Command, path string, o clusterUpOptions) error {
 	log := slog.New(slog.NewTextHandler(disp, &slog.HandlerOptions{Level: logLevel}))
 	cfg := cluster.Config{Binary: o.binary, Dir: dir, Lines: spec.Lines, ArenasPerLine: spec.ArenasPerLine, Workers: workers,
 		Learners: o.learners, NoRender: o.noRender, Pace: o.pace, LinesFile: o.linesFile, LeaseTTL: o.leaseTTL,
-		LogLevel: level.String(), Logger: log,
+		LogLevel: level.String(), Logger: log, Insecure: o.insecure,
 		TraceDir: o.tel.traceDir, OTLPEndpoint: o.tel.otlpEndpoint, TraceSample: o.tel.sample}
 	tel, shutdown, err := o.tel.open(cmd.Context(), "cluster", "up", log)
 	if err != nil {

@@ -83,3 +83,60 @@ func TestClusterUpBadInput(t *testing.T) {
 		t.Error("a refused run wrote into a finished run folder")
 	}
 }
+
+// TestClusterCertsWritesTheLayout: `cluster certs` writes the CA (key 0600) and a 0700 folder
+// per node, worker and learner with its 0600 key, refuses to replace the CA unless asked, and
+// refuses bad input with one line, writing nothing.
+func TestClusterCertsWritesTheLayout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	out, err := runClusterCmd(t, "certs", "--out", dir, "--nodes", "c1=10.0.0.5,c2,c3", "--workers", "w1,w2", "--learners", "l1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "--tls-dir "+filepath.Join(dir, "w2")) {
+		t.Errorf("output does not name w2's folder:\n%s", out)
+	}
+	perm := func(p string) os.FileMode {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode().Perm()
+	}
+	if m := perm(filepath.Join(dir, "ca-key.pem")); m != 0o600 {
+		t.Errorf("ca-key.pem %v", m)
+	}
+	for _, n := range []string{"c1", "c2", "c3", "w1", "w2", "l1"} {
+		if m := perm(filepath.Join(dir, n)); m != 0o700 {
+			t.Errorf("%s/ %v", n, m)
+		}
+		if m := perm(filepath.Join(dir, n, "key.pem")); m != 0o600 {
+			t.Errorf("%s/key.pem %v", n, m)
+		}
+		for _, f := range []string{"ca.pem", "cert.pem"} {
+			perm(filepath.Join(dir, n, f))
+		}
+	}
+	if _, err := runClusterCmd(t, "certs", "--out", dir, "--workers", "w3"); err == nil || !strings.Contains(err.Error(), "already holds a CA") {
+		t.Fatalf("second run: %v", err)
+	}
+	if _, err := runClusterCmd(t, "certs", "--out", dir, "--workers", "w3", "--add"); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad")
+	for _, args := range [][]string{
+		{"--nodes", "c1"},
+		{"--out", bad},
+		{"--out", bad, "--nodes", "c1=not a host"},
+		{"--out", bad, "--nodes", "c1", "--workers", "c1"},
+		{"--out", bad, "--workers", "../w"},
+	} {
+		_, err := runClusterCmd(t, append([]string{"certs"}, args...)...)
+		if err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("certs %v: %v, want a one-line error", args, err)
+		}
+		if _, err := os.Stat(bad); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("certs %v wrote %s", args, bad)
+		}
+	}
+}

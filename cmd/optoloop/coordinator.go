@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/optoloop/optoloop/arenas/sim"
+	"github.com/optoloop/optoloop/certs"
 	"github.com/optoloop/optoloop/coordinator"
 	"github.com/optoloop/optoloop/coordinator/api"
 )
@@ -32,6 +34,8 @@ type coordinatorOptions struct {
 	logLevel                        string
 	tel                             telemetryOptions
 	raft                            raftTimeoutOptions
+	tlsDir                          string
+	insecure                        bool
 }
 
 func newCoordinatorCmd() *cobra.Command {
@@ -46,8 +50,10 @@ func newCoordinatorCmd() *cobra.Command {
 			"/metrics needs a credential: the admin token of --token-file (or OPTOLOOP_TOKEN; membership and\n" +
 			"all an operator may), the operator's and viewer's token files, or one signed with the key of\n" +
 			"--credential-key-file (optoloop cluster credential: workers and learners acting as the holder\n" +
-			"it names). Token files hold one line of at least 32 bytes. SIGINT/SIGTERM leave cleanly: a\n" +
-			"leader hands leadership over first.",
+			"it names). Token files hold one line of at least 32 bytes. Raft (mutual TLS: node certificates\n" +
+			"of the cluster's CA only) and HTTP (HTTPS) use the certificate in --tls-dir (what `optoloop\n" +
+			"cluster certs` wrote for this node); --insecure runs both in plaintext. SIGINT/SIGTERM leave\n" +
+			"cleanly: a leader hands leadership over first.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCoordinator(cmd, o)
@@ -71,8 +77,28 @@ func newCoordinatorCmd() *cobra.Command {
 	f.IntVar(&o.maxAttempts, "max-attempts", d.MaxAttempts, "attempts per item before it is marked failed")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.raft.register(cmd, d)
+	f.StringVar(&o.tlsDir, "tls-dir", "", "this node's folder of `optoloop cluster certs` (ca.pem, cert.pem, key.pem; default: $OPTOLOOP_TLS_DIR)")
+	f.BoolVar(&o.insecure, "insecure", false, "run Raft and HTTP in plaintext (anyone who reaches the Raft port can write to the log)")
 	o.tel.register(cmd, false)
 	return cmd
+}
+
+// tlsDirOrInsecure resolves --tls-dir (default $OPTOLOOP_TLS_DIR) and --insecure: the TLS
+// material to use, or nil for plaintext. --insecure wins over the environment variable, not
+// over the flag.
+func tlsDirOrInsecure(dir string, insecure bool) (*certs.Identity, error) {
+	switch {
+	case dir != "" && insecure:
+		return nil, errors.New("--tls-dir and --insecure are exclusive")
+	case insecure:
+		return nil, nil
+	case dir == "":
+		dir = os.Getenv("OPTOLOOP_TLS_DIR")
+	}
+	if dir == "" {
+		return nil, errors.New("no TLS: pass --tls-dir DIR (see optoloop cluster certs; or set OPTOLOOP_TLS_DIR) or --insecure")
+	}
+	return certs.Load(dir)
 }
 
 func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
@@ -106,6 +132,10 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 	cfg := coordinator.DefaultConfig()
 	cfg.ID, cfg.RaftAddr, cfg.HTTPAddr, cfg.DataDir = o.id, o.raftAddr, o.httpAddr, o.dataDir
 	cfg.Bootstrap, cfg.Join, cfg.Token = o.bootstrap, o.join, token
+	if cfg.TLS, err = tlsDirOrInsecure(o.tlsDir, o.insecure); err != nil {
+		return err
+	}
+	cfg.Insecure = cfg.TLS == nil
 	cfg.OperatorToken, cfg.ViewerToken = roleTokens[0], roleTokens[1]
 	if key != "" {
 		cfg.CredentialKey = []byte(key)
@@ -177,6 +207,8 @@ type clientOptions struct {
 	endpoints string
 	tokenFile string
 	timeout   time.Duration
+	tlsDir    string
+	insecure  bool
 	// tracer, when set, traces the calls made inside spans (the command's own, not a flag).
 	tracer trace.TracerProvider
 }
@@ -186,6 +218,17 @@ func (o *clientOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.endpoints, "coordinator", "", "coordinator URL(s), comma separated (default: $OPTOLOOP_COORDINATOR)")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the coordinator credential (a worker's or learner's names its holder; default: $OPTOLOOP_TOKEN)")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
+	f.StringVar(&o.tlsDir, "tls-dir", "", "folder of the cluster's CA and this client's certificate (what `optoloop cluster certs` wrote; default: $OPTOLOOP_TLS_DIR)")
+	f.BoolVar(&o.insecure, "insecure", false, "talk to coordinators that run without TLS (--insecure)")
+}
+
+// tls is the TLS configuration of the client's calls (nil with --insecure).
+func (o *clientOptions) tls() (*tls.Config, error) {
+	id, err := tlsDirOrInsecure(o.tlsDir, o.insecure)
+	if err != nil || id == nil {
+		return nil, err
+	}
+	return id.ClientConfig(), nil
 }
 
 // holder is the holder the credential of --token-file (or $OPTOLOOP_TOKEN) names, "" when it
@@ -212,6 +255,10 @@ func (o *clientOptions) client(needToken bool) (*api.Client, error) {
 	}
 	cfg := api.DefaultClientConfig(strings.Split(eps, ",")...)
 	cfg.TracerProvider = o.tracer
+	var err error
+	if cfg.TLS, err = o.tls(); err != nil {
+		return nil, err
+	}
 	if needToken || o.tokenFile != "" || os.Getenv("OPTOLOOP_TOKEN") != "" {
 		tok, err := readToken(o.tokenFile)
 		if err != nil {

@@ -58,6 +58,18 @@ func TestCoordinatorCommands(t *testing.T) {
 	}
 	t.Setenv("OPTOLOOP_TOKEN", "")
 	t.Setenv("OPTOLOOP_COORDINATOR", "")
+	t.Setenv("OPTOLOOP_TLS_DIR", "")
+
+	// The node and the client commands speak TLS with what `cluster certs` makes.
+	tlsDir := filepath.Join(dir, "tls")
+	if _, err := runCoordCmd(t, "cluster", "certs", "--out", tlsDir, "--nodes", "c1", "--clients", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	// Without --tls-dir or --insecure a node is refused.
+	if _, err := runCoordCmd(t, "coordinator", "--id", "c1", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--data-dir", filepath.Join(dir, "refused"), "--bootstrap", "--token-file", tokenFile); err == nil || !strings.Contains(err.Error(), "--insecure") {
+		t.Fatalf("coordinator without TLS: %v", err)
+	}
 
 	// One bootstrapped node, run by the coordinator command until the test cancels it.
 	out := &lockedBuffer{}
@@ -65,7 +77,8 @@ func TestCoordinatorCommands(t *testing.T) {
 	root.SetOut(out)
 	root.SetErr(&lockedBuffer{})
 	root.SetArgs([]string{"coordinator", "--id", "c1", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--data-dir", filepath.Join(dir, "data"), "--bootstrap", "--token-file", tokenFile, "--log-level", "error"})
+		"--data-dir", filepath.Join(dir, "data"), "--bootstrap", "--token-file", tokenFile, "--log-level", "error",
+		"--tls-dir", filepath.Join(tlsDir, "c1")})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
@@ -75,7 +88,7 @@ func TestCoordinatorCommands(t *testing.T) {
 			t.Errorf("coordinator exited with %v", err)
 		}
 	}()
-	re := regexp.MustCompile(`http (http://127\.0\.0\.1:\d+)`)
+	re := regexp.MustCompile(`http (https://127\.0\.0\.1:\d+)`)
 	var url string
 	deadline := time.Now().Add(20 * time.Second)
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -90,6 +103,15 @@ func TestCoordinatorCommands(t *testing.T) {
 		}
 	}
 	demo := filepath.Join("..", "..", "experiments", "demo.yaml")
+	// A client without TLS flags is refused before it calls; one with --insecure fails the
+	// handshake; from here on the client's folder comes from OPTOLOOP_TLS_DIR.
+	if _, err := runCoordCmd(t, "status", "--coordinator", url); err == nil || !strings.Contains(err.Error(), "--tls-dir") {
+		t.Fatalf("status without TLS flags: %v", err)
+	}
+	if _, err := runCoordCmd(t, "status", "--coordinator", url, "--insecure", "--timeout", "2s"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("status without the CA: %v", err)
+	}
+	t.Setenv("OPTOLOOP_TLS_DIR", filepath.Join(tlsDir, "ops"))
 
 	// Without a token the submission is refused before anything is sent.
 	if _, err := runCoordCmd(t, "experiment", "submit", demo, "--coordinator", url); err == nil || !strings.Contains(err.Error(), "no token") {

@@ -94,7 +94,13 @@ func runDashboard(cmd *cobra.Command, o dashboardOptions) error {
 	}
 	ccfg := api.DefaultClientConfig(strings.Split(eps, ",")...)
 	ccfg.Token, ccfg.MaxAttempts = token, 3
-	ccfg.HTTPClient = &http.Client{Timeout: 3 * time.Second, Transport: api.NewTransport()}
+	coordTLS, err := o.client.tls()
+	if err != nil {
+		return err
+	}
+	tr := api.NewTransport()
+	tr.TLSClientConfig = coordTLS
+	ccfg.HTTPClient = &http.Client{Timeout: 3 * time.Second, Transport: tr}
 	cl, err := api.NewClient(ccfg)
 	if err != nil {
 		return err

@@ -95,6 +95,7 @@ func TestExperimentStatus(t *testing.T) {
 	t.Setenv("OPTOLOOP_COORDINATOR", "")
 	t.Setenv("OPTOLOOP_TOKEN", coordinatortest.ViewerToken) // reads need a viewer's credential
 	c := coordinatortest.New(t, 3, nil)
+	t.Setenv("OPTOLOOP_TLS_DIR", c.TLSDir())
 	cl := c.Client(t)
 	urls := strings.Join(c.URLs(), ",")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -32,7 +32,7 @@ func observe(ctx context.Context, c *cluster.Cluster, out io.Writer, log *slog.L
 	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	p, err := promserver.Start(sctx, promserver.Config{Dir: filepath.Join(c.Dir(), "prometheus"), Targets: c.MetricsTargets(), Stderr: logFile})
+	p, err := promserver.Start(sctx, promserver.Config{Dir: filepath.Join(c.Dir(), "prometheus"), Targets: c.MetricsTargets(), CAFile: c.CAFile(), Stderr: logFile})
 	if err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("--observe: %w (its log: %s)", err, logPath)

@@ -75,7 +75,8 @@ func (c *clusterForCmd) credential(t *testing.T, tok string) string {
 // args are the connection flags of a role command.
 func (c *clusterForCmd) args() []string {
 	return []string{"--coordinator", strings.Join(c.coord.URLs(), ","), "--token-file", c.tokenFile,
-		"--redis", c.redis.URL(), "--redis-password-file", c.pwFile, "--log-level", "warn", "--timeout", "5s"}
+		"--redis", c.redis.URL(), "--redis-password-file", c.pwFile, "--log-level", "warn", "--timeout", "5s",
+		"--tls-dir", c.coord.TLSDir()}
 }
 
 // keys is the number of keys in Redis.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -26,9 +27,15 @@ import (
 
 // ClientConfig configures a Client.
 type ClientConfig struct {
-	// Endpoints are base URLs of any coordinator nodes ("http://host:port"; a bare host:port
-	// means http). At least one.
+	// Endpoints are base URLs of any coordinator nodes ("https://host:port" or
+	// "http://host:port"; a bare host:port means https with TLS set, http without). At least
+	// one.
 	Endpoints []string
+	// TLS, when set, is the TLS configuration of the calls (certs.Identity.ClientConfig: the
+	// cluster's CA to verify the nodes and, optionally, a client certificate). Without it
+	// https endpoints are verified against the system's roots. Not with HTTPClient (set it on
+	// that client's transport instead).
+	TLS *tls.Config
 	// Token is the bearer token sent with every call.
 	Token string
 	// HTTPClient performs the requests. Default: a client with a 15 s timeout and its own
@@ -62,8 +69,11 @@ func (c ClientConfig) Validate() error {
 	if len(c.Endpoints) == 0 {
 		return errors.New("coordinator client: at least one endpoint is required")
 	}
+	if c.TLS != nil && c.HTTPClient != nil {
+		return errors.New("coordinator client: TLS and HTTPClient are exclusive (give the HTTP client's transport the TLS configuration)")
+	}
 	for _, e := range c.Endpoints {
-		if _, err := normalise(e); err != nil {
+		if _, err := normalise(e, c.TLS != nil); err != nil {
 			return err
 		}
 	}
@@ -76,9 +86,13 @@ func (c ClientConfig) Validate() error {
 	return nil
 }
 
-func normalise(e string) (string, error) {
+func normalise(e string, tlsOn bool) (string, error) {
 	if !strings.Contains(e, "://") {
-		e = "http://" + e
+		if tlsOn {
+			e = "https://" + e
+		} else {
+			e = "http://" + e
+		}
 	}
 	u, err := url.Parse(e)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -122,11 +136,15 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, hc: cfg.HTTPClient, log: cfg.Logger}
 	for _, e := range cfg.Endpoints {
-		u, _ := normalise(e)
+		u, _ := normalise(e, cfg.TLS != nil)
 		c.endpoints = append(c.endpoints, u)
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Timeout: 15 * time.Second, Transport: NewTransport()}
+		t := NewTransport()
+		if cfg.TLS != nil {
+			t.TLSClientConfig = cfg.TLS.Clone()
+		}
+		c.hc = &http.Client{Timeout: 15 * time.Second, Transport: t}
 	}
 	if cfg.TracerProvider != nil {
 		hc := *c.hc

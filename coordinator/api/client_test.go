@@ -27,6 +27,7 @@ collect: {hours_per_line: 0.01, episode_seconds: 12}
 // node's answer away and answers 503: the write applied, but the client never heard.
 type lossyProxy struct {
 	target   string
+	hc       *http.Client
 	dropPath string
 	mu       sync.Mutex
 	keys     []string
@@ -37,7 +38,7 @@ func (p *lossyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	req, _ := http.NewRequestWithContext(r.Context(), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
 	req.Header = r.Header.Clone()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.hc.Do(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -75,7 +76,7 @@ func TestClientRetryKeepsIdempotencyKey(t *testing.T) {
 	if err := direct.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: "w", ArenaID: "a", Line: "301"}); err != nil {
 		t.Fatal(err)
 	}
-	p := &lossyProxy{target: node.URL(), dropPath: "/v1/lease"}
+	p := &lossyProxy{target: node.URL(), hc: c.HTTPClient(), dropPath: "/v1/lease"}
 	srv := httptest.NewServer(p)
 	defer srv.Close()
 	cl := c.Client(t, srv.URL)
@@ -113,7 +114,7 @@ func TestClientSkipsDeadEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := "http://" + ln.Addr().String()
+	dead := "https://" + ln.Addr().String()
 	ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -11,6 +11,10 @@
 //	c.Kill(c.Leader().ID())
 //	c.WaitConverged()
 //
+// Every node speaks TLS (Raft mutual TLS, HTTPS) with a certificate the harness's own CA signed
+// (made once per cluster, CA); a tune function that calls Plaintext runs the cluster in
+// plaintext instead (coordinator.Config.Insecure).
+//
 // Methods that wait fail the test (tb.Fatal) when the cluster does not get there in time, so
 // they must be called from the test's goroutine.
 package coordinatortest
@@ -18,6 +22,7 @@ package coordinatortest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,6 +38,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/optoloop/optoloop/certs"
 	"github.com/optoloop/optoloop/coordinator"
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/experiment/plan"
@@ -84,6 +90,11 @@ type Cluster struct {
 	dir   string
 	clock *Clock
 	tune  func(*coordinator.Config)
+	ca    *certs.CA
+	// clientTLS is the clients' TLS configuration: the CA, and a client certificate.
+	clientTLS *tls.Config
+	// plain is set once a node was configured without TLS (Plaintext).
+	plain atomic.Bool
 
 	// learners are the holders the fleet transport saw register as learners or lease
 	// training tasks: their later calls carry a learner's credential.
@@ -112,6 +123,12 @@ func New(tb testing.TB, size int, tune func(*coordinator.Config)) *Cluster {
 	}
 	c := &Cluster{tb: tb, dir: tb.TempDir(), clock: &Clock{}, tune: tune,
 		cfgs: map[string]coordinator.Config{}, live: map[string]*member{}}
+	ca, err := certs.NewCA("coordinatortest CA", time.Now())
+	if err != nil {
+		tb.Fatalf("coordinatortest: %v", err)
+	}
+	c.ca = ca
+	c.clientTLS = c.writeClientTLS()
 	tb.Cleanup(c.stopAll)
 	first := c.config("n0")
 	first.Bootstrap = true
@@ -123,6 +140,48 @@ func New(tb testing.TB, size int, tune func(*coordinator.Config)) *Cluster {
 	c.WaitConverged()
 	return c
 }
+
+// writeClientTLS writes a client certificate of the harness's CA into TLSDir (as `optoloop
+// cluster certs` lays out a holder's folder) and returns its TLS configuration.
+func (c *Cluster) writeClientTLS() *tls.Config {
+	c.tb.Helper()
+	cert, key, err := c.ca.Issue(certs.RoleClient, "coordinatortest", nil, time.Now())
+	if err != nil {
+		c.tb.Fatalf("coordinatortest: %v", err)
+	}
+	dir := c.TLSDir()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		c.tb.Fatalf("coordinatortest: %v", err)
+	}
+	for name, b := range map[string][]byte{certs.CAFile: c.ca.CertPEM, certs.CertFile: cert, certs.KeyFile: key} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			c.tb.Fatalf("coordinatortest: %v", err)
+		}
+	}
+	id, err := certs.Load(dir)
+	if err != nil {
+		c.tb.Fatalf("coordinatortest: %v", err)
+	}
+	return id.ClientConfig()
+}
+
+// TLSDir is a folder holding the harness's CA and a client certificate, laid out as `optoloop
+// cluster certs` writes a holder's: what a command under test takes as --tls-dir.
+func (c *Cluster) TLSDir() string { return filepath.Join(c.dir, "client-tls") }
+
+// Plaintext makes a node's configuration plaintext (no TLS, coordinator.Config.Insecure): call
+// it from New's tune function for a cluster without TLS.
+func Plaintext(cfg *coordinator.Config) {
+	cfg.TLS, cfg.Insecure = nil, true
+}
+
+// CA is the certificate authority that signed the nodes' certificates (tests issue more with
+// it: a worker's, a node's for a process of their own).
+func (c *Cluster) CA() *certs.CA { return c.ca }
+
+// ClientTLS is the TLS configuration of the harness's clients (the CA and a client
+// certificate).
+func (c *Cluster) ClientTLS() *tls.Config { return c.clientTLS.Clone() }
 
 // Clock is the clock every node reads.
 func (c *Cluster) Clock() *Clock { return c.clock }
@@ -146,12 +205,20 @@ func (c *Cluster) config(id string) coordinator.Config {
 	cfg.RestrictRaftPeers = true
 	cfg.RaftAllowedPeers = []string{"127.0.0.1"}
 	cfg.Now = c.clock.Now
+	id2, err := c.ca.NewIdentity(certs.RoleNode, id, certs.DefaultHosts(), time.Now())
+	if err != nil {
+		c.tb.Fatalf("coordinatortest: certificate of %s: %v", id, err)
+	}
+	cfg.TLS = id2
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	if os.Getenv(LogEnv) != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if c.tune != nil {
 		c.tune(&cfg)
+	}
+	if cfg.TLS == nil {
+		c.plain.Store(true)
 	}
 	return cfg
 }
@@ -421,7 +488,8 @@ func (c *Cluster) URLs() []string {
 }
 
 // ClientConfig is the configuration Client uses: the given endpoints (default: every running
-// node), Token, and patient retries (40 attempts, 10-500 ms backoff) that ride out an election.
+// node), Token, patient retries (40 attempts, 10-500 ms backoff) that ride out an election,
+// and unless the cluster is plaintext the harness's TLS (ClientTLS, in the HTTPClient's transport).
 // Its HTTPClient acts as the whole test fleet (FleetTransport): a worker's or learner's call
 // (register, lease, heartbeat, report, fail, deregister) sent with Token goes with the
 // credential of the holder it names instead. Set HTTPClient to nil for a client that sends its
@@ -430,8 +498,12 @@ func (c *Cluster) ClientConfig(urls ...string) api.ClientConfig {
 	if len(urls) == 0 {
 		urls = c.URLs()
 	}
+	base := api.NewTransport()
+	if !c.plain.Load() {
+		base.TLSClientConfig = c.ClientTLS()
+	}
 	return api.ClientConfig{Endpoints: urls, Token: Token, MaxAttempts: 40, BaseBackoff: 10 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
-		HTTPClient: &http.Client{Timeout: 15 * time.Second, Transport: c.FleetTransport(api.NewTransport())}}
+		HTTPClient: &http.Client{Timeout: 15 * time.Second, Transport: c.FleetTransport(base)}}
 }
 
 // FleetTransport wraps base so that one client acts for many workers and learners: a call
@@ -489,6 +561,14 @@ func (f fleetTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.ContentLength = int64(len(body))
 	r.Header.Set("Authorization", "Bearer "+tok)
 	return f.base.RoundTrip(r)
+}
+
+// HTTPClient returns a plain HTTP client for raw requests to the nodes (their URL()): with
+// TLS it verifies them against the harness's CA.
+func (c *Cluster) HTTPClient() *http.Client {
+	t := api.NewTransport()
+	t.TLSClientConfig = c.ClientTLS()
+	return &http.Client{Timeout: 30 * time.Second, Transport: t}
 }
 
 // Client returns a client of the cluster (see ClientConfig) through urls (default: every

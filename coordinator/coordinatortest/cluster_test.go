@@ -3,9 +3,11 @@ package coordinatortest_test
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/optoloop/optoloop/coordinator"
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/coordinator/coordinatortest"
 )
@@ -83,5 +85,35 @@ func TestHarness(t *testing.T) {
 			conn.Close()
 			t.Errorf("%s still accepts connections after the test's cleanup", a)
 		}
+	}
+}
+
+// TestHarnessRunsTLSUnlessPlaintext: a harness cluster serves HTTPS (its clients trust its CA)
+// unless its tune function asks for Plaintext.
+func TestHarnessRunsTLSUnlessPlaintext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name   string
+		tune   func(*coordinator.Config)
+		scheme string
+	}{{"tls", nil, "https://"}, {"plaintext", coordinatortest.Plaintext, "http://"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := coordinatortest.New(t, 1, tc.tune)
+			if u := c.Leader().URL(); !strings.HasPrefix(u, tc.scheme) {
+				t.Fatalf("URL %s, want %s", u, tc.scheme)
+			}
+			if err := c.Client(t).RegisterLearner(ctx, api.RegisterLearnerCmd{ID: "l1"}); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := c.HTTPClient().Get(c.Leader().URL() + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if u := resp.Header.Get(api.HeaderLeaderURL); u != c.Leader().URL() {
+				t.Errorf("leader URL header %q, want %q", u, c.Leader().URL())
+			}
+		})
 	}
 }
