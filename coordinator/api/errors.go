@@ -16,6 +16,7 @@ const (
 	CodeNotRegistered Code = "not_registered"
 	CodeStaleLease    Code = "stale_lease"
 	CodeDuplicate     Code = "duplicate"
+	CodeExists        Code = "exists"
 )
 
 // Sentinel errors callers branch on. Response.Err and the client wrap them.
@@ -39,6 +40,9 @@ var (
 	ErrStaleLease = errors.New("stale lease")
 	// ErrDuplicate: the item is already done under this very lease; nothing changed.
 	ErrDuplicate = errors.New("duplicate report")
+	// ErrExists: the same experiment file is already submitted and live (the error names the
+	// experiment); submit it again deliberately with SubmitCmd.Again. Nothing changed.
+	ErrExists = errors.New("already submitted")
 )
 
 // Response is what applying a command returns (and what the HTTP API returns for writes).
@@ -70,6 +74,8 @@ func (r *Response) Err() error {
 		s = ErrStaleLease
 	case CodeDuplicate:
 		s = ErrDuplicate
+	case CodeExists:
+		s = ErrExists
 	default:
 		return fmt.Errorf("coordinator: %s: %s", r.Code, r.Error)
 	}
