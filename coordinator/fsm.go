@@ -40,12 +40,12 @@ type state struct {
 	NextQueue      uint64                     `json:"next_queue"`
 	Experiments    map[string]*api.Experiment `json:"experiments"`
 	// Items is omitted when empty: a snapshot streams the items itself (fsmSnapshot.Persist).
-	Items    map[string]*api.Item       `json:"items,omitempty"`
+	Items    map[string]*api.Item               `json:"items,omitempty"`
 	Archived map[string]*api.ArchivedExperiment `json:"archived,omitempty"`
-	Workers        map[string]*api.Worker     `json:"workers"`
-	Learners       map[string]*api.Learner    `json:"learners"`
-	Nodes          map[string]*api.NodeInfo   `json:"nodes"`
-	Idem           []idemEntry                `json:"idem"`
+	Workers  map[string]*api.Worker             `json:"workers"`
+	Learners map[string]*api.Learner            `json:"learners"`
+	Nodes    map[string]*api.NodeInfo           `json:"nodes"`
+	Idem     []idemEntry                        `json:"idem"`
 	// Applied is the index of the last command applied.
 	Applied uint64    `json:"applied"`
 	Stats   api.Stats `json:"stats"`
