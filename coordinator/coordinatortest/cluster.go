@@ -68,6 +68,7 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	cfgs  map[string]coordinator.Config // every node ever started, with its bound addresses
+	skews map[string]*atomic.Int64      // per node: how far its clock runs ahead of clock
 	live  map[string]*member
 	order []string
 }
@@ -88,7 +89,7 @@ func New(tb testing.TB, size int, tune func(*coordinator.Config)) *Cluster {
 		tb.Fatalf("coordinatortest: cluster size %d must be >= 1", size)
 	}
 	c := &Cluster{tb: tb, dir: tb.TempDir(), clock: &Clock{}, tune: tune,
-		cfgs: map[string]coordinator.Config{}, live: map[string]*member{}}
+		cfgs: map[string]coordinator.Config{}, live: map[string]*member{}, skews: map[string]*atomic.Int64{}}
 	tb.Cleanup(c.stopAll)
 	first := c.config("n0")
 	first.Bootstrap = true
@@ -101,7 +102,7 @@ func New(tb testing.TB, size int, tune func(*coordinator.Config)) *Cluster {
 	return c
 }
 
-// Clock is the clock every node reads.
+// Clock is the clock every node reads (plus its skew, see SetSkew).
 func (c *Cluster) Clock() *Clock { return c.clock }
 
 func (c *Cluster) config(id string) coordinator.Config {
@@ -121,7 +122,8 @@ func (c *Cluster) config(id string) coordinator.Config {
 	cfg.LeaseTTL = 10 * time.Second
 	cfg.RestrictRaftPeers = true
 	cfg.RaftAllowedPeers = []string{"127.0.0.1"}
-	cfg.Now = c.clock.Now
+	skew := c.skew(id)
+	cfg.Now = func() time.Time { return c.clock.Now().Add(time.Duration(skew.Load())) }
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	if os.Getenv(LogEnv) != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -131,6 +133,21 @@ func (c *Cluster) config(id string) coordinator.Config {
 	}
 	return cfg
 }
+
+func (c *Cluster) skew(id string) *atomic.Int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.skews[id]
+	if !ok {
+		s = new(atomic.Int64)
+		c.skews[id] = s
+	}
+	return s
+}
+
+// SetSkew makes node id's clock run d ahead of the cluster's Clock (behind for a negative d),
+// at once, whether or not the node runs: a node whose clock is wrong. Nodes start with no skew.
+func (c *Cluster) SetSkew(id string, d time.Duration) { c.skew(id).Store(int64(d)) }
 
 // Add starts a new node with id that joins through the current leader, and returns once it
 // is in the Raft configuration.
