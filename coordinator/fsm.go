@@ -50,10 +50,12 @@ type state struct {
 	Applied uint64    `json:"applied"`
 	Stats   api.Stats `json:"stats"`
 	// Term is the Raft term of the last command applied and ClockOffset what that term's
-	// commands' times are shifted by (see advanceClock). Zero in a snapshot of an older
+	// commands' times are shifted by now (see advanceClock). Zero in a snapshot of an older
 	// version: its next command starts a term.
 	Term        uint64        `json:"term,omitempty"`
 	ClockOffset time.Duration `json:"clock_offset,omitempty"`
+	// TermTime is the latest command time of the term (its leader's clock).
+	TermTime time.Time `json:"term_time,omitzero"`
 }
 
 type queued struct {

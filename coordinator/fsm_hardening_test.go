@@ -239,7 +239,8 @@ func (h *fsmHarness) applyTerm(term uint64, c Command) *api.Response {
 
 // TestFSMClockRebasedPerTerm: the leader of term 2 runs an hour ahead and grants a lease; the
 // leader of term 3 runs on time. Under term 3 the lease expires a TTL after its last renewal
-// counted on term 3's clock (the election gap not counted), instead of an hour later.
+// counted on term 3's clock (the election gap not counted), instead of an hour later, and the
+// FSM's now then slews back to term 3's clock.
 func TestFSMClockRebasedPerTerm(t *testing.T) {
 	h := newFSMHarness(t)
 	wall := t0
@@ -267,9 +268,9 @@ func TestFSMClockRebasedPerTerm(t *testing.T) {
 	if got := tick(wall.Add(10 * time.Second)); got.State != api.StatePending {
 		t.Fatalf("lease still %s 10 s into term 3 (its TTL after the heartbeat): the clock froze at the ahead leader's time", got.State)
 	}
-	// Local applies one term: its time is the commands' own.
-	if h.f.st.Term != 3 {
-		t.Fatalf("term %d", h.f.st.Term)
+	// The offset slews back to zero at 1 % of the leader's time: 400 s later now is its clock.
+	if tick(wall.Add(400 * time.Second)); !h.f.Now().Equal(wall.Add(400*time.Second)) || h.f.st.ClockOffset != 0 {
+		t.Fatalf("now %v (offset %v), want the leader's clock %v", h.f.Now(), h.f.st.ClockOffset, wall.Add(400*time.Second))
 	}
 }
 
@@ -361,7 +362,8 @@ func TestFSMRestoresSnapshotWithoutClockFields(t *testing.T) {
 	if !g.f.Now().Equal(t0) {
 		t.Fatalf("now %v after restore, want %v", g.f.Now(), t0)
 	}
-	g.applyTerm(7, Command{Type: CmdTick, Time: t0.Add(-24*time.Hour + time.Minute)})
+	// A minute later (1 % more: the offset slews back) the lease has run out.
+	g.applyTerm(7, Command{Type: CmdTick, Time: t0.Add(-24*time.Hour + time.Minute + time.Second)})
 	if got, _ := g.f.Item(it.ID); got.State != api.StatePending {
 		t.Fatalf("lease %s a minute later", got.State)
 	}
