@@ -16,6 +16,7 @@ import (
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/coordinator/coordinatortest"
 	"github.com/optoloop/optoloop/experiment/plan"
+	"github.com/optoloop/optoloop/fleet"
 )
 
 // threeMillion makes 4 x 750,000 collect episodes: 3,000,016 items. Every field is valid.
@@ -217,6 +218,12 @@ func TestLocalArchive(t *testing.T) {
 	v, err := l.Experiment(ctx, id)
 	if err != nil || v.Experiment.ArchivedAt.IsZero() {
 		t.Fatalf("archived experiment: %+v %v", v.Experiment, err)
+	}
+	if p, err := l.Progress(ctx, id); err != nil || p.Status != plan.StatusFailed {
+		t.Fatalf("progress of an archived experiment: %+v %v", p, err)
+	}
+	if _, err := fleet.Export(ctx, t.TempDir(), l, id, nil, fleet.Stores{}); err == nil || !strings.Contains(err.Error(), "archived") {
+		t.Fatalf("export of an archived experiment: %v", err)
 	}
 	if _, err := l.Submit(ctx, []byte(fiveItems)); err != nil {
 		t.Fatalf("submit after archiving the same file: %v", err)

@@ -182,6 +182,10 @@ func (f *FSM) Progress(id string) (api.ExperimentProgress, bool) {
 	defer f.mu.RUnlock()
 	e, ok := f.st.Experiments[id]
 	if !ok {
+		if a, ok := f.st.Archived[id]; ok {
+			return api.ExperimentProgress{ID: a.ID, Name: a.Name, Status: a.Status, Phase: a.Phase, Reason: a.Reason,
+				SubmittedAt: a.SubmittedAt, UpdatedAt: a.ArchivedAt}, true
+		}
 		return api.ExperimentProgress{}, false
 	}
 	p := api.ExperimentProgress{ID: e.ID, Name: e.Spec.Name, Status: e.Status, Phase: e.Phase, Reason: e.Reason,
