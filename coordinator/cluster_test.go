@@ -580,6 +580,9 @@ func withoutStats(t *testing.T, b []byte) []byte {
 	}
 	delete(m, "stats")
 	delete(m, "now")
+	delete(m, "term")
+	delete(m, "term_time")
+	delete(m, "clock_offset")
 	delete(m, "applied")
 	out, err := json.Marshal(m)
 	if err != nil {

@@ -30,6 +30,7 @@ const (
 	CmdRemoveNode      CommandType = "remove_node"
 	CmdCancel          CommandType = "cancel"
 	CmdDrain           CommandType = "drain"
+	CmdArchive         CommandType = "archive"
 	// CmdBatch carries several commands in one log entry (the leader groups concurrent
 	// writes); they apply in order, each with its own response.
 	CmdBatch CommandType = "batch"
@@ -62,6 +63,7 @@ type Command struct {
 	RemoveNode      *RemoveNodeCmd          `json:"remove_node,omitempty"`
 	Cancel          *CancelCmd              `json:"cancel,omitempty"`
 	Drain           *DrainCmd               `json:"drain,omitempty"`
+	Archive         *ArchiveCmd             `json:"archive,omitempty"`
 	// Batch holds the commands of a batch entry (none of them a batch).
 	Batch []Command `json:"batch,omitempty"`
 }
@@ -102,6 +104,12 @@ type CancelCmd struct {
 type DrainCmd struct {
 	Worker string `json:"worker"`
 	Drain  bool   `json:"drain"`
+}
+
+// ArchiveCmd drops a finished experiment's items from the live state, keeping its tombstone
+// (api.ArchivedExperiment).
+type ArchiveCmd struct {
+	Experiment string `json:"experiment"`
 }
 
 // ErrBadCommand is wrapped by DecodeCommand for every malformed command.
@@ -179,7 +187,8 @@ func (c Command) validate() error {
 	}
 	n := 0
 	for _, set := range []bool{c.Submit != nil, c.RegisterWorker != nil, c.RegisterLearner != nil, c.Lease != nil,
-		c.Heartbeat != nil, c.Report != nil, c.Fail != nil, c.Deregister != nil, c.SetNode != nil, c.RemoveNode != nil, c.Cancel != nil, c.Drain != nil} {
+		c.Heartbeat != nil, c.Report != nil, c.Fail != nil, c.Deregister != nil, c.SetNode != nil, c.RemoveNode != nil, c.Cancel != nil, c.Drain != nil,
+		c.Archive != nil} {
 		if set {
 			n++
 		}
@@ -351,6 +360,11 @@ func (c Command) validate() error {
 			break
 		}
 		return checkID("worker id", c.Drain.Worker)
+	case CmdArchive:
+		if c.Archive == nil {
+			break
+		}
+		return checkID("experiment id", c.Archive.Experiment)
 	default:
 		return badf("unknown command type %q", c.Type)
 	}

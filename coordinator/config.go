@@ -130,7 +130,16 @@ type Config struct {
 	// KnownLine, when set, must accept every line of a submitted experiment (the lines
 	// catalogue); it is checked on the node that receives the submission, before replication.
 	KnownLine func(code string) bool
-	// Now is the node's clock; the leader stamps commands with it. Default time.Now.
+	// MaxItemsPerExperiment and MaxLiveItems are the operator's bounds on the items of one
+	// experiment and of every experiment not archived together, counted from the file before a
+	// submission is proposed (0: the hard bounds api.MaxItemsPerExperiment and
+	// api.MaxLiveItems, which the FSM enforces whatever a node's configuration says; an
+	// operator's bound can only be lower).
+	MaxItemsPerExperiment int64
+	MaxLiveItems          int64
+	// Now is the node's clock; the leader stamps commands with it. Default: the wall time at
+	// DefaultConfig plus the monotonic time since, so that a step of the wall clock does not
+	// move the leader's time (the FSM rebases time per Raft term, see DESIGN.md).
 	Now func() time.Time
 	// Logger receives the node's logs (and hashicorp/raft's, at RaftLogLevel and above).
 	// Default: discard.
@@ -176,7 +185,7 @@ func DefaultConfig() Config {
 		MaxAttempts:        3,
 		TickInterval:       time.Second,
 		ForwardTimeout:     10 * time.Second,
-		Now:                time.Now,
+		Now:                monotonicClock(),
 		RaftLogLevel:       slog.LevelWarn,
 
 		HTTPReadHeaderTimeout: 5 * time.Second,
@@ -249,6 +258,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("coordinator config: http max header bytes %d must be in 4KiB..1MiB", c.HTTPMaxHeaderBytes)
 	case c.MaxConnsPerClient < 1 || c.MaxConns < c.MaxConnsPerClient:
 		return fmt.Errorf("coordinator config: max connections per client %d must be >= 1 and at most max connections %d", c.MaxConnsPerClient, c.MaxConns)
+	case c.MaxItemsPerExperiment < 0 || c.MaxItemsPerExperiment > api.MaxItemsPerExperiment:
+		return fmt.Errorf("coordinator config: max items per experiment %d must be in 0..%d (0: the hard bound)", c.MaxItemsPerExperiment, api.MaxItemsPerExperiment)
+	case c.MaxLiveItems < 0 || c.MaxLiveItems > api.MaxLiveItems:
+		return fmt.Errorf("coordinator config: max live items %d must be in 0..%d (0: the hard bound)", c.MaxLiveItems, api.MaxLiveItems)
 	}
 	for _, a := range []struct{ name, v string }{{"raft", c.RaftAddr}, {"http", c.HTTPAddr}} {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -41,14 +42,23 @@ type state struct {
 	NextExperiment uint64                     `json:"next_experiment"`
 	NextQueue      uint64                     `json:"next_queue"`
 	Experiments    map[string]*api.Experiment `json:"experiments"`
-	Items          map[string]*api.Item       `json:"items"`
-	Workers        map[string]*api.Worker     `json:"workers"`
-	Learners       map[string]*api.Learner    `json:"learners"`
-	Nodes          map[string]*api.NodeInfo   `json:"nodes"`
-	Idem           []idemEntry                `json:"idem"`
+	// Items is omitted when empty: a snapshot streams the items itself (fsmSnapshot.Persist).
+	Items    map[string]*api.Item               `json:"items,omitempty"`
+	Archived map[string]*api.ArchivedExperiment `json:"archived,omitempty"`
+	Workers  map[string]*api.Worker             `json:"workers"`
+	Learners map[string]*api.Learner            `json:"learners"`
+	Nodes    map[string]*api.NodeInfo           `json:"nodes"`
+	Idem     []idemEntry                        `json:"idem"`
 	// Applied is the index of the last command applied.
 	Applied uint64    `json:"applied"`
 	Stats   api.Stats `json:"stats"`
+	// Term is the Raft term of the last command applied and ClockOffset what that term's
+	// commands' times are shifted by now (see advanceClock). Zero in a snapshot of an older
+	// version: its next command starts a term.
+	Term        uint64        `json:"term,omitempty"`
+	ClockOffset time.Duration `json:"clock_offset,omitempty"`
+	// TermTime is the latest command time of the term (its leader's clock).
+	TermTime time.Time `json:"term_time,omitzero"`
 }
 
 type queued struct {
@@ -80,6 +90,16 @@ type FSM struct {
 	idemHash    map[string]string // key -> Command.KeyHash of its first use
 	idemHead    int
 	held        map[string]string // worker id -> leased episode id
+	// live counts the items (plan.ItemCount, made or still to make) of the experiments not
+	// archived; files maps the SHA-256 of a live experiment's file to the ids submitted from
+	// it, sorted.
+	live  int64
+	files map[string][]string
+	// limits are the hard bounds the FSM refuses submissions over (api.MaxItemsPerExperiment,
+	// api.MaxLiveItems); internal tests lower them.
+	limits itemLimits
+	// term is the Raft term of the entry being applied (0 for Local: one term).
+	term uint64
 
 	applied atomic.Uint64
 
@@ -89,7 +109,7 @@ type FSM struct {
 
 // NewFSM returns an empty state machine.
 func NewFSM() *FSM {
-	f := &FSM{notify: make(chan struct{})}
+	f := &FSM{notify: make(chan struct{}), limits: itemLimits{perExperiment: api.MaxItemsPerExperiment, live: api.MaxLiveItems}}
 	f.reset(&state{})
 	return f
 }
@@ -110,7 +130,15 @@ func (f *FSM) reset(st *state) {
 	if st.Nodes == nil {
 		st.Nodes = map[string]*api.NodeInfo{}
 	}
+	if st.Archived == nil {
+		st.Archived = map[string]*api.ArchivedExperiment{}
+	}
 	f.st = st
+	f.live = 0
+	f.files = map[string][]string{}
+	for _, id := range slices.Sorted(maps.Keys(st.Experiments)) {
+		f.addLive(st.Experiments[id])
+	}
 	f.queues = map[string][]queued{}
 	f.heads = map[string]int{}
 	f.leased = map[string]struct{}{}
@@ -161,6 +189,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.term = l.Term
 	return f.applyLocked(l.Data, l.Index)
 }
 
@@ -198,6 +227,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	f.mu.Lock()
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
+			f.term = l.Term
 			out[i] = f.applyLocked(l.Data, l.Index)
 		}
 	}
@@ -232,9 +262,7 @@ func (f *FSM) applyLocked(data []byte, index uint64) any {
 func (f *FSM) applyCommand(c Command, index, pos uint64) *api.Response {
 	st := f.st
 	st.Stats.Commands++
-	if c.Time.After(st.Now) {
-		st.Now = c.Time
-	}
+	f.advanceClock(c.Time)
 	f.pruneIdem()
 	if c.Key != "" {
 		if r, ok := f.idem[c.Key]; ok {
@@ -308,6 +336,8 @@ func (f *FSM) dispatch(c Command, token uint64) *api.Response {
 		return &api.Response{}
 	case CmdCancel:
 		return f.cancel(c.Cancel)
+	case CmdArchive:
+		return f.archive(c.Archive)
 	case CmdDrain:
 		w, ok := f.st.Workers[c.Drain.Worker]
 		if !ok {
@@ -645,18 +675,47 @@ func copyExperiment(e *api.Experiment) api.Experiment {
 	return c
 }
 
-// Snapshot captures the whole state (raft.FSM). The JSON is encoded here, so Persist may run
-// concurrently with later Applies.
+// Snapshot captures the whole state (raft.FSM). It only copies (raft calls no Apply meanwhile,
+// and the read lock lets reads go on); Persist encodes the copy outside any lock, streaming it
+// to the sink, while later commands apply.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.st.Idem = f.st.Idem[f.idemHead:]
-	f.idemHead = 0
-	b, err := json.Marshal(f.st)
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: snapshot: %w", err)
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.copyState(), nil
+}
+
+// copyState copies what a snapshot encodes. Items are copied by value: the state changes an
+// item's fields in place but never the values its pointers and slices share (a progress, a
+// result, a target are replaced, failures only appended), so the copies are stable.
+func (f *FSM) copyState() *fsmSnapshot {
+	st := f.st
+	cp := *st
+	cp.Items = nil
+	cp.Experiments = make(map[string]*api.Experiment, len(st.Experiments))
+	for id, e := range st.Experiments {
+		c := copyExperiment(e)
+		cp.Experiments[id] = &c
 	}
-	return &fsmSnapshot{data: b}, nil
+	cp.Workers = copyValues(st.Workers)
+	cp.Learners = copyValues(st.Learners)
+	cp.Nodes = copyValues(st.Nodes)
+	cp.Archived = copyValues(st.Archived)
+	cp.Idem = slices.Clone(st.Idem[f.idemHead:])
+	items := make([]api.Item, 0, len(st.Items))
+	for _, it := range st.Items {
+		items = append(items, *it)
+	}
+	return &fsmSnapshot{st: &cp, items: items}
+}
+
+// copyValues copies a map of pointers to new pointers to copies of the values.
+func copyValues[T any](m map[string]*T) map[string]*T {
+	out := make(map[string]*T, len(m))
+	for k, v := range m {
+		c := *v
+		out[k] = &c
+	}
+	return out
 }
 
 // Restore replaces the whole state with a snapshot's (raft.FSM).
@@ -673,14 +732,67 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type fsmSnapshot struct{ data []byte }
+// fsmSnapshot is a copy of the state, encoded by Persist.
+type fsmSnapshot struct {
+	st    *state // without its items
+	items []api.Item
+}
 
+// Persist writes the snapshot as the state's JSON, item by item: the items map first, then the
+// state's other fields (one JSON object, what Restore decodes).
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s.data); err != nil {
+	if err := s.encode(sink); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("coordinator: persist snapshot: %w", err)
 	}
 	return sink.Close()
+}
+
+func (s *fsmSnapshot) encode(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	if _, err := bw.WriteString(`{"items":{`); err != nil {
+		return err
+	}
+	for i := range s.items {
+		if i > 0 {
+			if err := bw.WriteByte(','); err != nil {
+				return err
+			}
+		}
+		if err := enc.Encode(s.items[i].ID); err != nil {
+			return err
+		}
+		if err := bw.WriteByte(':'); err != nil {
+			return err
+		}
+		if err := enc.Encode(&s.items[i]); err != nil {
+			return err
+		}
+	}
+	if _, err := bw.WriteString("},"); err != nil {
+		return err
+	}
+	// The other fields: the state's object without its opening brace (it always has fields).
+	if err := json.NewEncoder(&skipFirstByte{w: bw}).Encode(s.st); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// skipFirstByte drops the first byte written through it.
+type skipFirstByte struct {
+	w       io.Writer
+	skipped bool
+}
+
+func (s *skipFirstByte) Write(p []byte) (int, error) {
+	if s.skipped || len(p) == 0 {
+		return s.w.Write(p)
+	}
+	s.skipped = true
+	n, err := s.w.Write(p[1:])
+	return n + 1, err
 }
 
 func (s *fsmSnapshot) Release() {}

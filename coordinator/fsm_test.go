@@ -277,6 +277,9 @@ func withoutStats(t *testing.T, b []byte) []byte {
 	// everything else must not move when a command is refused.
 	delete(m, "stats")
 	delete(m, "now")
+	delete(m, "term")
+	delete(m, "term_time")
+	delete(m, "clock_offset")
 	delete(m, "applied")
 	out, _ := json.Marshal(m)
 	return out

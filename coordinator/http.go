@@ -26,6 +26,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/experiments/{id}", n.read(n.getExperimentPage))
 	mux.HandleFunc("GET /v1/experiments/{id}/progress", n.read(n.getProgress))
 	mux.HandleFunc("POST /v1/experiments/{id}/cancel", n.write(api.RoleOperator, decodeCancel))
+	mux.HandleFunc("POST /v1/experiments/{id}/archive", n.write(api.RoleOperator, decodeArchive))
 	mux.HandleFunc("GET /v1/items/{id}", n.read(n.getItem))
 	mux.HandleFunc("POST /v1/workers", n.write(api.RoleWorker, decodeJSON(CmdRegisterWorker, func(c *Command, v *api.RegisterWorkerCmd) { c.RegisterWorker = v })))
 	mux.HandleFunc("GET /v1/workers", n.read(n.getWorkersPage))
@@ -145,7 +146,7 @@ func httpStatus(c api.Code) int {
 		return http.StatusNotFound
 	case api.CodeNotRegistered:
 		return http.StatusPreconditionFailed
-	case api.CodeStaleLease, api.CodeDuplicate:
+	case api.CodeStaleLease, api.CodeDuplicate, api.CodeExists:
 		return http.StatusConflict
 	case api.CodeKeyReused:
 		return http.StatusUnprocessableEntity
@@ -190,8 +191,12 @@ func (n *Node) decodeHeartbeat(r *http.Request, body []byte) (Command, error) {
 	return heartbeatCommand(req, n.cfg.LeaseTTL)
 }
 
-func (n *Node) decodeSubmit(_ *http.Request, body []byte) (Command, error) {
-	return submitCommand(body, n.cfg.KnownLine, n.cfg.MaxAttempts)
+func (n *Node) decodeSubmit(r *http.Request, body []byte) (Command, error) {
+	c, err := submitCommand(body, n.cfg.KnownLine, n.cfg.MaxAttempts)
+	if err == nil {
+		c.Submit.Again, err = submitAgain(r)
+	}
+	return c, err
 }
 
 // readBody reads at most MaxCommandBytes.

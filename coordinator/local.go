@@ -120,6 +120,9 @@ func (l *Local) apply(ctx context.Context, c Command) (*api.Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := newAdmission(l.cfg.KnownLine, 0, 0).check(l.fsm, c); err != nil {
+		return nil, err
+	}
 	if c.Type != CmdTick {
 		if c.Key = api.IdempotencyKey(ctx); c.Key == "" {
 			c.Key = api.NewIdempotencyKey()
@@ -167,6 +170,27 @@ func (l *Local) Submit(ctx context.Context, spec []byte) (string, error) {
 		return "", err
 	}
 	return r.ExperimentID, nil
+}
+
+// SubmitAgain submits an experiment file although a live experiment was submitted from the
+// very same bytes (Submit refuses that with api.ErrExists).
+func (l *Local) SubmitAgain(ctx context.Context, spec []byte) (string, error) {
+	c, err := submitCommand(spec, l.cfg.KnownLine, l.cfg.MaxAttempts)
+	if err != nil {
+		return "", err
+	}
+	c.Submit.Again = true
+	r, err := l.apply(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	return r.ExperimentID, nil
+}
+
+// Archive drops a finished experiment's items, keeping its tombstone (see api.Client.Archive).
+func (l *Local) Archive(ctx context.Context, id string) error {
+	_, err := l.apply(ctx, Command{Type: CmdArchive, Archive: &ArchiveCmd{Experiment: id}})
+	return err
 }
 
 // RegisterWorker registers (or updates) a worker.

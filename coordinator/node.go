@@ -132,7 +132,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.logs = &faultyLogStore{LogStore: n.store}
 	rlog := newRaftLogger(log, cfg.RaftLogLevel)
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), cfg.SnapshotRetain, rlog)
+	snaps, err := newSnapshotStore(cfg.DataDir, cfg.SnapshotRetain, rlog)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: snapshot store: %w", err)
 	}
@@ -436,6 +436,9 @@ func (n *Node) propose(ctx context.Context, c Command) (*api.Response, error) {
 	c.Time = n.cfg.Now()
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+	}
+	if err := newAdmission(n.cfg.KnownLine, n.cfg.MaxItemsPerExperiment, n.cfg.MaxLiveItems).check(n.fsm, c); err != nil {
+		return nil, err
 	}
 	p := &proposal{cmd: c, done: make(chan proposalResult, 1)}
 	select {

@@ -21,12 +21,16 @@ func (f *FSM) Now() time.Time {
 	return f.st.Now
 }
 
-// Experiment returns the experiment and its items in creation order.
+// Experiment returns the experiment and its items in creation order (an archived experiment:
+// its tombstone, no items).
 func (f *FSM) Experiment(id string) (api.Experiment, []api.Item, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	e, ok := f.st.Experiments[id]
 	if !ok {
+		if a, ok := f.st.Archived[id]; ok {
+			return tombstone(a), nil, true
+		}
 		return api.Experiment{}, nil, false
 	}
 	items := make([]api.Item, 0, len(e.Items))
@@ -36,16 +40,21 @@ func (f *FSM) Experiment(id string) (api.Experiment, []api.Item, bool) {
 	return copyExperiment(e), items, true
 }
 
-// Experiments returns every experiment (without item lists), ordered by id.
+// Experiments returns every experiment (without item lists), archived ones as their
+// tombstones, ordered by id.
 func (f *FSM) Experiments() []api.Experiment {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make([]api.Experiment, 0, len(f.st.Experiments))
+	out := make([]api.Experiment, 0, len(f.st.Experiments)+len(f.st.Archived))
 	for _, id := range slices.Sorted(maps.Keys(f.st.Experiments)) {
 		e := copyExperiment(f.st.Experiments[id])
 		e.Items = nil
 		out = append(out, e)
 	}
+	for _, a := range f.st.Archived {
+		out = append(out, tombstone(a))
+	}
+	slices.SortFunc(out, func(a, b api.Experiment) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -60,8 +69,12 @@ func (f *FSM) Item(id string) (api.Item, bool) {
 	return *copyItem(it), true
 }
 
-// ExperimentView returns an experiment with its items and their counts.
+// ExperimentView returns an experiment with its items and their counts (an archived
+// experiment: its tombstone and the counts it kept, no items).
 func (f *FSM) ExperimentView(id string) (api.ExperimentView, bool) {
+	if v, ok := f.archivedView(id); ok {
+		return v, true
+	}
 	e, items, ok := f.Experiment(id)
 	if !ok {
 		return api.ExperimentView{}, false
@@ -169,6 +182,10 @@ func (f *FSM) Progress(id string) (api.ExperimentProgress, bool) {
 	defer f.mu.RUnlock()
 	e, ok := f.st.Experiments[id]
 	if !ok {
+		if a, ok := f.st.Archived[id]; ok {
+			return api.ExperimentProgress{ID: a.ID, Name: a.Name, Status: a.Status, Phase: a.Phase, Reason: a.Reason,
+				SubmittedAt: a.SubmittedAt, UpdatedAt: a.ArchivedAt}, true
+		}
 		return api.ExperimentProgress{}, false
 	}
 	p := api.ExperimentProgress{ID: e.ID, Name: e.Spec.Name, Status: e.Status, Phase: e.Phase, Reason: e.Reason,

@@ -18,6 +18,9 @@ func (f *FSM) submit(c *api.SubmitCmd) *api.Response {
 	if err != nil {
 		return refuse(api.CodeBadRequest, "%v", err)
 	}
+	if r := f.admitSubmit(c, spec); r != nil {
+		return r
+	}
 	st := f.st
 	st.NextExperiment++
 	p, items := plan.Start(spec)
@@ -30,6 +33,7 @@ func (f *FSM) submit(c *api.SubmitCmd) *api.Response {
 		UpdatedAt:   st.Now,
 	}
 	st.Experiments[exp.ID] = exp
+	f.addLive(exp)
 	f.add(exp, items)
 	return &api.Response{ExperimentID: exp.ID}
 }
@@ -94,6 +98,9 @@ func (f *FSM) endItems(exp *api.Experiment) {
 // which are refused as stale, and stop).
 func (f *FSM) cancel(c *CancelCmd) *api.Response {
 	exp := f.st.Experiments[c.Experiment]
+	if a := f.st.Archived[c.Experiment]; a != nil {
+		return refuse(api.CodeBadRequest, "experiment %q is archived (%s), not running", c.Experiment, a.Status)
+	}
 	if exp == nil {
 		return refuse(api.CodeNotFound, "experiment %q", c.Experiment)
 	}

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/optoloop/optoloop/results"
 )
@@ -23,6 +24,9 @@ func Export(ctx context.Context, dir string, b Broker, id string, specYAML []byt
 	view, err := b.Experiment(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: export %s: %w", id, err)
+	}
+	if at := view.Experiment.ArchivedAt; !at.IsZero() {
+		return nil, fmt.Errorf("fleet: export %s: the experiment was archived at %s: its items and results are gone from the coordinator", id, at.Format(time.RFC3339))
 	}
 	if specYAML == nil && view.Experiment.File != "" {
 		specYAML = []byte(view.Experiment.File)

@@ -31,6 +31,8 @@ type coordinatorOptions struct {
 	linesFile                       string
 	leaseTTL                        time.Duration
 	maxAttempts                     int
+	maxItemsPerExperiment           int64
+	maxLiveItems                    int64
 	logLevel                        string
 	tel                             telemetryOptions
 	raft                            raftTimeoutOptions
@@ -75,6 +77,8 @@ func newCoordinatorCmd() *cobra.Command {
 	f.StringVar(&o.linesFile, "lines-file", "", "lines catalogue merged over the embedded one (submitted lines must be in it)")
 	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length when a worker asks for none")
 	f.IntVar(&o.maxAttempts, "max-attempts", d.MaxAttempts, "attempts per item before it is marked failed")
+	f.Int64Var(&o.maxItemsPerExperiment, "max-items-per-experiment", 0, fmt.Sprintf("refuse experiments of more items than this (0: the cluster's hard bound, %d)", api.MaxItemsPerExperiment))
+	f.Int64Var(&o.maxLiveItems, "max-live-items", 0, fmt.Sprintf("refuse experiments that would make the items of experiments not archived more than this (0: the hard bound, %d)", api.MaxLiveItems))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.raft.register(cmd, d)
 	f.StringVar(&o.tlsDir, "tls-dir", "", "this node's folder of `optoloop cluster certs` (ca.pem, cert.pem, key.pem; default: $OPTOLOOP_TLS_DIR)")
@@ -145,6 +149,7 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 	if err := o.raft.apply(&cfg); err != nil {
 		return err
 	}
+	cfg.MaxItemsPerExperiment, cfg.MaxLiveItems = o.maxItemsPerExperiment, o.maxLiveItems
 	cfg.KnownLine = func(code string) bool { _, err := cat.Line(code); return err == nil }
 	cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	if o.id == "" || o.dataDir == "" {

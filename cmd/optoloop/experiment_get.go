@@ -39,6 +39,9 @@ func newExperimentGetCmd() *cobra.Command {
 			if e.Reason != "" {
 				fmt.Fprintf(tw, "reason\t%s\n", e.Reason)
 			}
+			if !e.ArchivedAt.IsZero() {
+				fmt.Fprintf(tw, "archived\t%s (items dropped; episodes %v, tasks %v)\n", e.ArchivedAt.Format("2006-01-02 15:04:05"), v.Counts.Episodes, v.Counts.Tasks)
+			}
 			fmt.Fprintf(tw, "lines\t%v\n", e.Spec.Lines)
 			for _, line := range e.Spec.Lines {
 				if r, ok := e.RandomRates[line]; ok {
@@ -77,7 +80,11 @@ func newExperimentListCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "EXPERIMENT\tSTATE\tPHASE\tOPEN\tSUBMITTED")
 			for _, e := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.ID, e.Status, e.Phase, e.Open, e.SubmittedAt.Format("2006-01-02 15:04:05"))
+				state := string(e.Status)
+				if !e.ArchivedAt.IsZero() {
+					state += " (archived)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.ID, state, e.Phase, e.Open, e.SubmittedAt.Format("2006-01-02 15:04:05"))
 			}
 			return tw.Flush()
 		},

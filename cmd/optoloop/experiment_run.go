@@ -30,7 +30,8 @@ func newExperimentCmd() *cobra.Command {
 		Long: "experiment run runs a whole experiment in this process (the cluster's engine with in-memory\n" +
 			"stores); submit, list and get talk to a coordinator cluster.",
 	}
-	cmd.AddCommand(newExperimentRunCmd(), newExperimentSubmitCmd(), newExperimentListCmd(), newExperimentGetCmd(), newExperimentExportCmd(), newExperimentStatusCmd(), newExperimentCancelCmd())
+	cmd.AddCommand(newExperimentRunCmd(), newExperimentSubmitCmd(), newExperimentListCmd(), newExperimentGetCmd(), newExperimentExportCmd(), newExperimentStatusCmd(), newExperimentCancelCmd(),
+		newExperimentArchiveCmd())
 	return cmd
 }
 

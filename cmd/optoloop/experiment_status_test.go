@@ -102,7 +102,7 @@ func TestExperimentStatus(t *testing.T) {
 	defer cancel()
 	submit := func() string {
 		t.Helper()
-		id, err := cl.Submit(ctx, []byte(statusSpec))
+		id, err := cl.SubmitAgain(ctx, []byte(statusSpec)) // the same file, deliberately, once per case
 		if err != nil {
 			t.Fatal(err)
 		}

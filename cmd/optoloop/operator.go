@@ -75,3 +75,32 @@ func newClusterDrainCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&resume, "resume", false, "lease episodes to the worker again")
 	return cmd
 }
+
+func newExperimentArchiveCmd() *cobra.Command {
+	var o clientOptions
+	cmd := &cobra.Command{
+		Use:   "archive ID",
+		Short: "Drop a finished experiment's episodes and tasks from the coordinator's live state",
+		Long: "archive drops a done, failed or cancelled experiment's items (episodes, tasks, results) from the\n" +
+			"coordinator's memory and snapshots, keeping a tombstone: its id, name, how it ended and its\n" +
+			"counts; reads then say it is archived. Export its results first (experiment export). A running\n" +
+			"experiment is refused. Its items no longer count against --max-live-items. Needs an operator or\n" +
+			"the cluster credential.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := o.client(true)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+			defer cancel()
+			if err := cl.Archive(ctx, args[0]); err != nil {
+				return fmt.Errorf("archive %s: %w", args[0], err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "experiment %s archived\n", args[0])
+			return err
+		},
+	}
+	o.register(cmd)
+	return cmd
+}

@@ -624,3 +624,21 @@ func (c *Client) Progress(ctx context.Context, id string) (ExperimentProgress, e
 	err := c.do(ctx, http.MethodGet, "/v1/experiments/"+url.PathEscape(id)+"/progress", nil, false, &v)
 	return v, err
 }
+
+// SubmitAgain submits an experiment file although a live experiment was submitted from the
+// very same bytes (Submit refuses that with ErrExists, naming the experiment).
+func (c *Client) SubmitAgain(ctx context.Context, spec []byte) (string, error) {
+	r, err := c.write(ctx, "/v1/experiments?"+QueryAgain+"=true", spec)
+	if err != nil {
+		return "", err
+	}
+	return r.ExperimentID, nil
+}
+
+// Archive drops a finished (done, failed or cancelled) experiment's items from the live state;
+// reads then return its tombstone (Experiment.ArchivedAt set, counts kept, no items). A running
+// experiment is refused (ErrBadRequest). Operator or cluster credential.
+func (c *Client) Archive(ctx context.Context, id string) error {
+	_, err := c.write(ctx, "/v1/experiments/"+url.PathEscape(id)+"/archive", struct{}{})
+	return err
+}

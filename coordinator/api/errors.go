@@ -19,6 +19,7 @@ const (
 	// CodeKeyReused: the idempotency key was first used with another request (HTTP 422).
 	CodeKeyReused Code = "key_reused"
 	CodeRefused   Code = "refused"
+	CodeExists    Code = "exists"
 )
 
 // Sentinel errors callers branch on. Response.Err and the client wrap them.
@@ -49,6 +50,9 @@ var (
 	// ErrRefused: a membership change was refused as unsafe (unreachable address, a voter
 	// already present, a removal below quorum); nothing changed.
 	ErrRefused = errors.New("refused")
+	// ErrExists: the same experiment file is already submitted and live (the error names the
+	// experiment); submit it again deliberately with SubmitCmd.Again. Nothing changed.
+	ErrExists = errors.New("already submitted")
 )
 
 // Response is what applying a command returns (and what the HTTP API returns for writes).
@@ -84,6 +88,8 @@ func (r *Response) Err() error {
 		s = ErrKeyReused
 	case CodeRefused:
 		s = ErrRefused
+	case CodeExists:
+		s = ErrExists
 	default:
 		return fmt.Errorf("coordinator: %s: %s", r.Code, r.Error)
 	}

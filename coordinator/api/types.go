@@ -86,6 +86,22 @@ type Experiment struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 	// Items lists the experiment's item ids in creation order.
 	Items []string `json:"items"`
+	// ArchivedAt is set when the experiment was archived: its items are gone from the live
+	// state, and a read returns only what its tombstone keeps (ArchivedExperiment).
+	ArchivedAt time.Time `json:"archived_at,omitzero"`
+}
+
+// ArchivedExperiment is what the state keeps of an archived experiment: enough for a read to
+// say what it was and how it ended. Its id is never given to another experiment.
+type ArchivedExperiment struct {
+	ID          string      `json:"id"`
+	Name        string      `json:"name"`
+	Status      plan.Status `json:"status"`
+	Phase       plan.Phase  `json:"phase"`
+	Reason      string      `json:"reason,omitempty"`
+	Counts      Counts      `json:"counts"`
+	SubmittedAt time.Time   `json:"submitted_at"`
+	ArchivedAt  time.Time   `json:"archived_at"`
 }
 
 // Worker is a registered worker: one arena holding one line.

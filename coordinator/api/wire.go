@@ -23,7 +23,25 @@ const (
 type SubmitCmd struct {
 	Spec        string `json:"spec"`
 	MaxAttempts int    `json:"max_attempts"`
+	// Again submits the file although a live experiment was submitted from the very same
+	// bytes (without it the FSM refuses the duplicate with ErrExists).
+	Again bool `json:"again,omitempty"`
 }
+
+// The cluster's hard bounds on work items, counted from an experiment's file without making
+// its items (plan.ItemCount): the FSM refuses a submission over them before it expands
+// anything, so no accepted log entry can make a node run out of memory. A node's operator may
+// set lower bounds (checked by the leader before it proposes).
+const (
+	// MaxItemsPerExperiment bounds the items one experiment makes over its life.
+	MaxItemsPerExperiment = 1_000_000
+	// MaxLiveItems bounds the items of every experiment not archived, together.
+	MaxLiveItems = 2_000_000
+)
+
+// QueryAgain is the query parameter of POST /v1/experiments that submits a file again
+// (SubmitCmd.Again): "?again=true".
+const QueryAgain = "again"
 
 // RegisterWorkerCmd registers (or re-registers) a worker.
 type RegisterWorkerCmd struct {

@@ -102,6 +102,7 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	cfgs  map[string]coordinator.Config // every node ever started, with its bound addresses
+	skews map[string]*atomic.Int64      // per node: how far its clock runs ahead of clock
 	live  map[string]*member
 	order []string
 }
@@ -122,7 +123,7 @@ func New(tb testing.TB, size int, tune func(*coordinator.Config)) *Cluster {
 		tb.Fatalf("coordinatortest: cluster size %d must be >= 1", size)
 	}
 	c := &Cluster{tb: tb, dir: tb.TempDir(), clock: &Clock{}, tune: tune,
-		cfgs: map[string]coordinator.Config{}, live: map[string]*member{}}
+		cfgs: map[string]coordinator.Config{}, live: map[string]*member{}, skews: map[string]*atomic.Int64{}}
 	ca, err := certs.NewCA("coordinatortest CA", time.Now())
 	if err != nil {
 		tb.Fatalf("coordinatortest: %v", err)
@@ -183,7 +184,7 @@ func (c *Cluster) CA() *certs.CA { return c.ca }
 // certificate).
 func (c *Cluster) ClientTLS() *tls.Config { return c.clientTLS.Clone() }
 
-// Clock is the clock every node reads.
+// Clock is the clock every node reads (plus its skew, see SetSkew).
 func (c *Cluster) Clock() *Clock { return c.clock }
 
 func (c *Cluster) config(id string) coordinator.Config {
@@ -204,7 +205,8 @@ func (c *Cluster) config(id string) coordinator.Config {
 	cfg.LeaseTTL = 10 * time.Second
 	cfg.RestrictRaftPeers = true
 	cfg.RaftAllowedPeers = []string{"127.0.0.1"}
-	cfg.Now = c.clock.Now
+	skew := c.skew(id)
+	cfg.Now = func() time.Time { return c.clock.Now().Add(time.Duration(skew.Load())) }
 	id2, err := c.ca.NewIdentity(certs.RoleNode, id, certs.DefaultHosts(), time.Now())
 	if err != nil {
 		c.tb.Fatalf("coordinatortest: certificate of %s: %v", id, err)
@@ -222,6 +224,21 @@ func (c *Cluster) config(id string) coordinator.Config {
 	}
 	return cfg
 }
+
+func (c *Cluster) skew(id string) *atomic.Int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.skews[id]
+	if !ok {
+		s = new(atomic.Int64)
+		c.skews[id] = s
+	}
+	return s
+}
+
+// SetSkew makes node id's clock run d ahead of the cluster's Clock (behind for a negative d),
+// at once, whether or not the node runs: a node whose clock is wrong. Nodes start with no skew.
+func (c *Cluster) SetSkew(id string, d time.Duration) { c.skew(id).Store(int64(d)) }
 
 // Add starts a new node with id that joins through the current leader, and returns once it
 // is in the Raft configuration and has received it (so that a restart finds Raft state).

@@ -353,3 +353,19 @@ func (p *Plan) open(ph Phase) []Item {
 	}
 	return out
 }
+
+// ItemCount is the number of items the experiment of spec makes over its whole life, counted
+// from the spec without making them: per line the collect episodes, one training task and
+// three evaluation conditions (agent, no light, random light), and every cross pair's
+// episodes. It is what open makes for every phase (and the reserved random-light numbers),
+// so a caller can bound an experiment's size before starting it. spec must be valid.
+func ItemCount(spec experiment.Spec) int64 {
+	lines := int64(len(spec.Lines))
+	n := lines * int64(spec.CollectEpisodesPerLine())          // collect
+	n += lines                                                 // train
+	n += lines * 3 * int64(spec.Evaluate.EpisodesPerCondition) // evaluate
+	if x := int64(len(spec.CrossLines())); x > 0 {
+		n += x * x * int64(spec.CrossEvaluate.Episodes) // cross_evaluate
+	}
+	return n
+}
