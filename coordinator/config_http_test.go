@@ -12,7 +12,8 @@ import (
 // defaults, and an unusable setting is refused with the setting named.
 func TestConfigValidatesHTTPLimits(t *testing.T) {
 	base := coordinator.DefaultConfig()
-	base.ID, base.RaftAddr, base.HTTPAddr, base.DataDir, base.Token = "c1", "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), "token-0123456789"
+	base.ID, base.RaftAddr, base.HTTPAddr, base.DataDir, base.Token = "c1", "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), "token-0123456789abcdef0123456789ab"
+	base.Insecure = true
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)
 	}

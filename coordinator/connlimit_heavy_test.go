@@ -54,9 +54,9 @@ func TestIdleConnectionFloodLeavesAPIAnswering(t *testing.T) {
 	c := coordinatortest.New(t, 1, nil)
 	addr := c.Leader().HTTPAddr()
 	_, port, _ := net.SplitHostPort(addr)
-	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: c.ClientTLS()}}
 	answers := func(when string) error {
-		req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+port+"/v1/status", nil)
+		req, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1:"+port+"/v1/status", nil)
 		req.Header.Set("Authorization", "Bearer "+coordinatortest.ViewerToken)
 		start := time.Now()
 		resp, err := probe.Do(req)

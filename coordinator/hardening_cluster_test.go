@@ -65,7 +65,7 @@ func heap() uint64 {
 // OOM-killed every node, and again on restart): the leader refuses it with 400 naming the
 // limit and the count, nothing is replicated and the nodes' heap stays flat.
 func TestClusterRefusesThreeMillionItemExperiment(t *testing.T) {
-	c := coordinatortest.New(t, 3, nil)
+	c := coordinatortest.New(t, 3, coordinatortest.Plaintext)
 	before := heap()
 	for _, n := range c.Nodes() { // the leader, and followers that forward
 		status, code, msg := post(t, n.URL()+"/v1/experiments", coordinatortest.OperatorToken, threeMillion)
@@ -92,6 +92,7 @@ func TestClusterRefusesThreeMillionItemExperiment(t *testing.T) {
 // not archived; archiving one frees its items.
 func TestClusterItemBoundsOfTheOperator(t *testing.T) {
 	c := coordinatortest.New(t, 1, func(cfg *coordinator.Config) {
+		coordinatortest.Plaintext(cfg)
 		cfg.MaxItemsPerExperiment, cfg.MaxLiveItems = 6, 10
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -135,7 +136,7 @@ func TestClusterItemBoundsOfTheOperator(t *testing.T) {
 // finished one's items gone from every node, its tombstone read back, also after a node
 // restarts from its snapshot.
 func TestClusterArchive(t *testing.T) {
-	c := coordinatortest.New(t, 3, nil)
+	c := coordinatortest.New(t, 3, coordinatortest.Plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl := c.Client(t)
@@ -233,7 +234,7 @@ func TestLocalArchive(t *testing.T) {
 // TestClusterRefusesDuplicateSubmission resubmits the same file: 409 naming the live
 // experiment, nothing created; ?again=true (submit --again) submits it on purpose.
 func TestClusterRefusesDuplicateSubmission(t *testing.T) {
-	c := coordinatortest.New(t, 3, nil)
+	c := coordinatortest.New(t, 3, coordinatortest.Plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl := c.Client(t)
@@ -264,7 +265,7 @@ func TestClusterRefusesDuplicateSubmission(t *testing.T) {
 // catalogue: 400 naming the line, nothing replicated.
 func TestClusterRefusesWorkerOfUnknownLine(t *testing.T) {
 	known := func(code string) bool { return code == "301" || code == "446" }
-	c := coordinatortest.New(t, 3, func(cfg *coordinator.Config) { cfg.KnownLine = known })
+	c := coordinatortest.New(t, 3, func(cfg *coordinator.Config) { coordinatortest.Plaintext(cfg); cfg.KnownLine = known })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl := c.Client(t)
@@ -297,7 +298,7 @@ func TestClusterRefusesWorkerOfUnknownLine(t *testing.T) {
 // hour ahead while it grants and renews leases, then stops it: under the next leader (clock on
 // time) the leases expire about their TTL after their last heartbeat, not an hour later.
 func TestClusterLeasesExpireOnTimeAfterSkewedLeaderLosesLeadership(t *testing.T) {
-	c := coordinatortest.New(t, 3, nil)
+	c := coordinatortest.New(t, 3, coordinatortest.Plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	old := c.Leader()
@@ -349,7 +350,7 @@ func TestClusterLeasesExpireOnTimeAfterSkewedLeaderLosesLeadership(t *testing.T)
 // TestClusterSnapshotFilesArePrivate takes a snapshot and checks that the data directory and
 // every snapshot directory are 0700 and every snapshot file 0600.
 func TestClusterSnapshotFilesArePrivate(t *testing.T) {
-	c := coordinatortest.New(t, 1, nil)
+	c := coordinatortest.New(t, 1, coordinatortest.Plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := c.Client(t).Submit(ctx, []byte(clusterSpec)); err != nil {

@@ -20,7 +20,7 @@ import (
 // index), while the same key with another body, or on another path, is refused 422
 // (key_reused) and changes nothing; api.Client reports it as ErrKeyReused without retrying.
 func TestReusedKeyWithOtherBodyIs422(t *testing.T) {
-	c := coordinatortest.New(t, 3, nil)
+	c := coordinatortest.New(t, 3, coordinatortest.Plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	follower, leader := c.Followers()[0].URL(), c.Leader().URL()

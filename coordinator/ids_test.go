@@ -17,7 +17,7 @@ import (
 // a control byte, a space, non-UTF-8 bytes or more than 128 bytes is refused 400 naming the
 // field, and nothing is registered; the ids the project makes are accepted.
 func TestIDsOutsideTheSafeSetAreRefused(t *testing.T) {
-	c := coordinatortest.New(t, 3, nil)
+	c := coordinatortest.New(t, 3, coordinatortest.Plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	base := c.Followers()[0].URL()

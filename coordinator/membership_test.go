@@ -205,7 +205,7 @@ func TestWipedFollowerMustBeRemovedBeforeRejoining(t *testing.T) {
 // TestJoinRetryAfterLostAnswer: the first join's answer is lost (the leader added the node);
 // the retried join with the same nonce succeeds and changes nothing.
 func TestJoinRetryAfterLostAnswer(t *testing.T) {
-	c := coordinatortest.New(t, 1, nil)
+	c := coordinatortest.New(t, 1, coordinatortest.Plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	target, err := url.Parse(c.Leader().URL())
@@ -275,7 +275,7 @@ func TestNodeWithoutStateNeedsBootstrapOrJoin(t *testing.T) {
 	cfg := coordinator.DefaultConfig()
 	dir := filepath.Join(t.TempDir(), "fresh")
 	cfg.ID, cfg.RaftAddr, cfg.HTTPAddr, cfg.DataDir, cfg.Token = "x", "127.0.0.1:0", "127.0.0.1:0", dir, coordinatortest.Token
-	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Logger, cfg.Insecure = slog.New(slog.DiscardHandler), true
 	n, err := coordinator.New(cfg)
 	if err == nil {
 		n.Close()
@@ -331,7 +331,7 @@ func healthz(t *testing.T, base string) (int, string) {
 }
 
 func TestHealthzFailsWhenAFollowerCannotWriteAndLags(t *testing.T) {
-	c := coordinatortest.New(t, 3, func(cfg *coordinator.Config) { cfg.HealthMaxLag = 5 })
+	c := coordinatortest.New(t, 3, func(cfg *coordinator.Config) { coordinatortest.Plaintext(cfg); cfg.HealthMaxLag = 5 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	f := c.Followers()[0]

@@ -23,7 +23,11 @@ func (f *FSM) ExperimentPage(id string, after, limit int) (api.ExperimentView, b
 	defer f.mu.RUnlock()
 	e, ok := f.st.Experiments[id]
 	if !ok {
-		return api.ExperimentView{}, false
+		a, ok := f.st.Archived[id]
+		if !ok {
+			return api.ExperimentView{}, false
+		}
+		return api.ExperimentView{Experiment: tombstone(a), Items: []api.Item{}, Counts: copyCounts(a.Counts)}, true
 	}
 	head := *e
 	head.Items = nil
@@ -51,16 +55,34 @@ func (f *FSM) ExperimentPage(id string, after, limit int) (api.ExperimentView, b
 	return v, true
 }
 
-// ExperimentsPage returns at most limit experiments (without item lists) whose id sorts after
-// after, ordered by id, and the cursor of the next page ("" after the last). A page also ends
-// once its experiment files reach api.MaxPageFileBytes.
+// ExperimentsPage returns at most limit experiments (without item lists; archived ones as their
+// tombstones) whose id sorts after after, ordered by id, and the cursor of the next page (""
+// after the last). A page also ends once its experiment files reach api.MaxPageFileBytes.
 func (f *FSM) ExperimentsPage(after string, limit int) ([]api.Experiment, string) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	ids, next := pageKeys(f.st.Experiments, after, limit)
+	if len(f.st.Archived) > 0 {
+		// The page of live and archived ids together: the first limit of both pages' ids;
+		// more follow when some were cut off or either map has more.
+		archived, nextArchived := pageKeys(f.st.Archived, after, limit)
+		more := next != "" || nextArchived != ""
+		ids = slices.Sorted(slices.Values(append(ids, archived...)))
+		if n := max(limit, 1); len(ids) > n {
+			ids, more = ids[:n], true
+		}
+		next = ""
+		if more && len(ids) > 0 {
+			next = ids[len(ids)-1]
+		}
+	}
 	out := make([]api.Experiment, 0, len(ids))
 	bytes := 0
 	for i, id := range ids {
+		if a, ok := f.st.Archived[id]; ok {
+			out = append(out, tombstone(a))
+			continue
+		}
 		head := *f.st.Experiments[id]
 		head.Items = nil
 		out = append(out, copyExperiment(&head))

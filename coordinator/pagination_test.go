@@ -104,7 +104,7 @@ func TestClientPagesThroughEveryList(t *testing.T) {
 // TestPagedReadRefusesBadLimit: a limit outside 1..MaxPageSize or a cursor that is no item
 // position is refused 400 with the parameter named, never answered with everything.
 func TestPagedReadRefusesBadLimit(t *testing.T) {
-	c := coordinatortest.New(t, 1, nil)
+	c := coordinatortest.New(t, 1, coordinatortest.Plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	id, err := c.Client(t).Submit(ctx, []byte(clusterSpec))

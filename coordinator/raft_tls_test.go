@@ -288,6 +288,7 @@ func TestRefusedRaftConnectionsDoNotFloodTheLog(t *testing.T) {
 func TestNodeWithoutTLSOrInsecureIsRefused(t *testing.T) {
 	cfg := coordinator.DefaultConfig()
 	cfg.ID, cfg.RaftAddr, cfg.HTTPAddr, cfg.DataDir, cfg.Token = "n0", "127.0.0.1:0", "127.0.0.1:0", filepath.Join(t.TempDir(), "n0"), coordinatortest.Token
+	cfg.Bootstrap = true
 	_, err := coordinator.New(cfg)
 	if err == nil || !strings.Contains(err.Error(), "--tls-dir") || !strings.Contains(err.Error(), "--insecure") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("New without TLS: %v, want one line naming --tls-dir and --insecure", err)

@@ -136,8 +136,8 @@ func TestClusterRoles(t *testing.T) {
 // (not the harness's fleet transport) and give up after 3 attempts.
 func roleClient(t *testing.T, c *coordinatortest.Cluster, url string) func(token string) *api.Client {
 	return func(token string) *api.Client {
-		cfg := c.ClientConfig(url)
-		cfg.Token, cfg.MaxAttempts, cfg.HTTPClient = token, 3, nil
+		cfg := c.DirectClientConfig(url)
+		cfg.Token, cfg.MaxAttempts = token, 3
 		cl, err := api.NewClient(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -287,7 +287,7 @@ func TestRoleMatrix(t *testing.T) {
 		{"learner l", coordinatortest.LearnerToken("l"), []int{ok, forbid, forbid, forbid, forbid, ok, ok, ok}},
 		{"learner m", coordinatortest.LearnerToken("m"), []int{ok, forbid, forbid, forbid, forbid, forbid, forbid, ok}},
 	}
-	hc := &http.Client{Timeout: 10 * time.Second}
+	hc := c.HTTPClient()
 	for _, role := range roles {
 		for ci, class := range classes {
 			for _, cl := range class.calls {

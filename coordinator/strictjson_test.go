@@ -13,11 +13,19 @@ import (
 	"github.com/optoloop/optoloop/coordinator/coordinatortest"
 )
 
-// postRaw sends a write with the cluster token and returns its status and error body.
+// postRaw sends a write with the credential its path needs (worker w1's for a worker's call,
+// learner l1's for a learner's, the admin token otherwise) and returns its status and error body.
 func postRaw(t *testing.T, ctx context.Context, u, contentType, body string) (int, api.ErrorBody) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+coordinatortest.Token)
+	tok := coordinatortest.Token
+	switch {
+	case strings.HasSuffix(u, "/v1/learners"):
+		tok = coordinatortest.LearnerToken("l1")
+	case strings.HasSuffix(u, "/v1/workers"), strings.HasSuffix(u, "/v1/lease"), strings.HasSuffix(u, "/v1/report"):
+		tok = coordinatortest.WorkerToken("w1")
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", contentType)
 	return readErrBody(t, req)
 }
@@ -45,7 +53,7 @@ func readErrBody(t *testing.T, req *http.Request) (int, api.ErrorBody) {
 // depth, is refused 400 with one line naming the problem (and the key and where), and nothing
 // changes; the same key in different objects is fine.
 func TestJSONBodiesWithTrailingDataOrDuplicateKeysAreRefused(t *testing.T) {
-	c := coordinatortest.New(t, 1, nil)
+	c := coordinatortest.New(t, 1, coordinatortest.Plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cl := c.Client(t)
@@ -92,7 +100,7 @@ func TestJSONBodiesWithTrailingDataOrDuplicateKeysAreRefused(t *testing.T) {
 // ("collect.hours_per_line: appears twice"), so the submission is 400 and no experiment is
 // created (a pin: this already held before issue 13).
 func TestSubmitRefusesDuplicateYAMLKeys(t *testing.T) {
-	c := coordinatortest.New(t, 1, nil)
+	c := coordinatortest.New(t, 1, coordinatortest.Plaintext)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, tc := range []struct{ name, body, want string }{

@@ -580,6 +580,17 @@ func (f fleetTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return f.base.RoundTrip(r)
 }
 
+// DirectClientConfig is ClientConfig without the fleet transport: the client sends its Token
+// as it is (set it), with the harness's TLS unless the cluster is plaintext.
+func (c *Cluster) DirectClientConfig(urls ...string) api.ClientConfig {
+	cfg := c.ClientConfig(urls...)
+	cfg.HTTPClient = nil
+	if !c.plain.Load() {
+		cfg.TLS = c.ClientTLS()
+	}
+	return cfg
+}
+
 // HTTPClient returns a plain HTTP client for raw requests to the nodes (their URL()): with
 // TLS it verifies them against the harness's CA.
 func (c *Cluster) HTTPClient() *http.Client {
