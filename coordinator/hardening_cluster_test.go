@@ -125,7 +125,8 @@ func TestClusterItemBoundsOfTheOperator(t *testing.T) {
 		t.Fatalf("submit after archiving: %v", err)
 	}
 	bad := coordinator.DefaultConfig()
-	bad.ID, bad.RaftAddr, bad.HTTPAddr, bad.DataDir, bad.Token = "x", "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), "t"
+	bad.ID, bad.RaftAddr, bad.HTTPAddr, bad.DataDir, bad.Token = "x", "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), coordinatortest.Token
+	bad.Insecure = true
 	bad.MaxLiveItems = api.MaxLiveItems + 1
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "max live items") {
 		t.Fatalf("a live bound above the hard one: %v", err)
@@ -274,7 +275,7 @@ func TestClusterRefusesWorkerOfUnknownLine(t *testing.T) {
 		t.Fatalf("worker of an unknown line: %v", err)
 	}
 	body := `{"id":"w","arena_id":"a","line":"999"}`
-	if status, _, msg := post(t, c.Followers()[0].URL()+"/v1/workers", coordinatortest.Token, body); status != http.StatusBadRequest || !strings.Contains(msg, "999") {
+	if status, _, msg := post(t, c.Followers()[0].URL()+"/v1/workers", coordinatortest.WorkerToken("w"), body); status != http.StatusBadRequest || !strings.Contains(msg, "999") {
 		t.Fatalf("raw registration of an unknown line: %d %q", status, msg)
 	}
 	if err := cl.RegisterWorker(ctx, api.RegisterWorkerCmd{ID: "v", ArenaID: "b", Line: "446"}); err != nil {

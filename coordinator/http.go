@@ -240,6 +240,14 @@ func (n *Node) write(need api.Role, dec decoder) http.HandlerFunc {
 			writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), err)
 			return
 		}
+		// A malformed command (an id outside the safe set, a payload missing) is 400 whoever
+		// sends it; then the holder it names must be the credential's.
+		syntax := c
+		syntax.Time = time.Unix(1, 0)
+		if err := syntax.validate(); err != nil {
+			writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), fmt.Errorf("%w: %w", api.ErrBadRequest, err))
+			return
+		}
 		if err := n.caller(r).authorize(c, n.fsm); err != nil {
 			writeErr(w, http.StatusForbidden, "forbidden", err)
 			return

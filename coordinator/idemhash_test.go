@@ -27,7 +27,7 @@ func TestReusedKeyWithOtherBodyIs422(t *testing.T) {
 	post := func(base, path, key, body string) (int, api.Response) {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+coordinatortest.Token)
+		req.Header.Set("Authorization", "Bearer "+coordinatortest.WorkerToken("w1"))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(api.HeaderIdempotencyKey, key)
 		resp, err := http.DefaultClient.Do(req)
@@ -56,7 +56,7 @@ func TestReusedKeyWithOtherBodyIs422(t *testing.T) {
 		if code != http.StatusUnprocessableEntity || r.Code != api.CodeKeyReused || !strings.Contains(r.Error, key) {
 			t.Fatalf("%s: same key, other body: %d %+v; want 422 key_reused naming the key", base, code, r)
 		}
-		if code, r := post(base, "/v1/learners", key, `{"id":"w1"}`); code != http.StatusUnprocessableEntity {
+		if code, r := post(base, "/v1/deregister", key, `{"holder":"w1"}`); code != http.StatusUnprocessableEntity {
 			t.Fatalf("%s: same key, other path: %d %+v; want 422", base, code, r)
 		}
 		if got := c.Leader().FSM().Stats().Refused - refused; got != 2 {

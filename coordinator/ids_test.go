@@ -54,7 +54,7 @@ func TestIDsOutsideTheSafeSetAreRefused(t *testing.T) {
 		}
 	}
 	for name, key := range map[string]string{"space": "k 1", "non-UTF-8": "k\xff", "tab": "k\t1", "too long": long} {
-		code, e := doRaw(t, ctx, http.MethodPost, base+"/v1/learners", `{"id":"l1"}`, key)
+		code, e := doRaw(t, ctx, http.MethodPost, base+"/v1/workers/w1/drain", `{"drain":true}`, key)
 		if code != http.StatusBadRequest || !strings.Contains(e.Error, "idempotency key") {
 			t.Errorf("key with a %s: %d %q, want 400 naming the idempotency key", name, code, e.Error)
 		}

@@ -22,7 +22,8 @@ func postRaw(t *testing.T, ctx context.Context, u, contentType, body string) (in
 	switch {
 	case strings.HasSuffix(u, "/v1/learners"):
 		tok = coordinatortest.LearnerToken("l1")
-	case strings.HasSuffix(u, "/v1/workers"), strings.HasSuffix(u, "/v1/lease"), strings.HasSuffix(u, "/v1/report"):
+	case strings.HasSuffix(u, "/v1/workers"), strings.HasSuffix(u, "/v1/lease"), strings.HasSuffix(u, "/v1/report"),
+		strings.HasSuffix(u, "/v1/heartbeat"), strings.HasSuffix(u, "/v1/fail"), strings.HasSuffix(u, "/v1/deregister"):
 		tok = coordinatortest.WorkerToken("w1")
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)

@@ -522,6 +522,9 @@ func (c *Client) Experiment(ctx context.Context, id string) (ExperimentView, err
 		next = p.Next
 	}
 	v := ExperimentView{Experiment: first.Experiment, Items: items, Counts: CountItems(items), Total: len(items)}
+	if !first.Experiment.ArchivedAt.IsZero() {
+		v.Counts = first.Counts // an archived experiment keeps its counts, not its items
+	}
 	v.Experiment.Items = make([]string, len(items))
 	for i := range items {
 		v.Experiment.Items[i] = items[i].ID
