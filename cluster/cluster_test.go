@@ -319,7 +319,7 @@ func checkSecrets(t *testing.T, c *cluster.Cluster) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Token = tok
+		cfg.Token, cfg.TLS = tok, c.ClientTLS()
 		cl, err := api.NewClient(cfg)
 		if err != nil {
 			t.Fatal(err)

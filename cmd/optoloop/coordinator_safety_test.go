@@ -23,10 +23,10 @@ import (
 func TestCoordinatorBadStartRefused(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("cli-secret\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte("cli-secret-0123456789abcdef0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := []string{"coordinator", "--id", "c1", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--token-file", tokenFile, "--log-level", "error"}
+	base := []string{"coordinator", "--id", "c1", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--token-file", tokenFile, "--log-level", "error", "--insecure"}
 	for _, tt := range []struct {
 		name, want string
 		args       []string
@@ -57,13 +57,13 @@ func TestCoordinatorDataDirInUseExits(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	tokenFile := filepath.Join(tmp, "token")
-	if err := os.WriteFile(tokenFile, []byte("cli-secret\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte("cli-secret-0123456789abcdef0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(tmp, "data")
 	args := func(extra ...string) []string {
 		return append([]string{"coordinator", "--id", "c1", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--data-dir", data, "--token-file", tokenFile, "--log-level", "error"}, extra...)
+			"--data-dir", data, "--token-file", tokenFile, "--log-level", "error", "--insecure"}, extra...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -154,7 +154,7 @@ func TestClusterRemoveCommand(t *testing.T) {
 	f := c.Followers()
 	urls := strings.Join(c.URLs(), ",")
 	remove := func(extra ...string) (string, error) {
-		return runCoordCmd(t, append([]string{"cluster", "remove", "--coordinator", urls, "--token-file", tokenFile}, extra...)...)
+		return runCoordCmd(t, append([]string{"cluster", "remove", "--coordinator", urls, "--token-file", tokenFile, "--tls-dir", c.TLSDir()}, extra...)...)
 	}
 	if out, err := remove(f[0].ID()); err != nil || !strings.Contains(out, "node "+f[0].ID()+" removed") {
 		t.Fatalf("remove 3 -> 2: %v %q", err, out)

@@ -108,7 +108,7 @@ func TestCoordinatorCommands(t *testing.T) {
 	if _, err := runCoordCmd(t, "status", "--coordinator", url); err == nil || !strings.Contains(err.Error(), "--tls-dir") {
 		t.Fatalf("status without TLS flags: %v", err)
 	}
-	if _, err := runCoordCmd(t, "status", "--coordinator", url, "--insecure", "--timeout", "2s"); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := runCoordCmd(t, "status", "--coordinator", url, "--token-file", tokenFile, "--insecure", "--timeout", "2s"); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("status without the CA: %v", err)
 	}
 	t.Setenv("OPTOLOOP_TLS_DIR", filepath.Join(tlsDir, "ops"))

@@ -22,6 +22,7 @@ func TestExperimentSubmitAgainAndArchive(t *testing.T) {
 	}
 	t.Setenv("OPTOLOOP_TOKEN", "")
 	t.Setenv("OPTOLOOP_COORDINATOR", c.Leader().URL())
+	t.Setenv("OPTOLOOP_TLS_DIR", c.TLSDir())
 	demo := filepath.Join("..", "..", "experiments", "demo.yaml")
 	out, err := runCoordCmd(t, "experiment", "submit", demo, "--token-file", tokenFile)
 	if err != nil {
@@ -45,10 +46,10 @@ func TestExperimentSubmitAgainAndArchive(t *testing.T) {
 	if err != nil || !strings.Contains(out, "archived") {
 		t.Fatalf("archive: %q %v", out, err)
 	}
-	if text, err := runCoordCmd(t, "experiment", "get", id); err != nil || !strings.Contains(text, "archived") {
+	if text, err := runCoordCmd(t, "experiment", "get", id, "--token-file", tokenFile); err != nil || !strings.Contains(text, "archived") {
 		t.Fatalf("experiment get of an archived experiment: %v\n%s", err, text)
 	}
-	if text, err := runCoordCmd(t, "experiment", "list"); err != nil || !strings.Contains(text, "failed (archived)") {
+	if text, err := runCoordCmd(t, "experiment", "list", "--token-file", tokenFile); err != nil || !strings.Contains(text, "failed (archived)") {
 		t.Fatalf("experiment list: %v\n%s", err, text)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
