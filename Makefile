@@ -22,10 +22,11 @@ vet: deps
 # ~1,500 pairs of branched episodes) and the tracker's long runs over recordings and simulated
 # frames (arenas/track: the WormsPy and Helms recordings, the truth checks at several polarities
 # and life stages, the scale estimate) are too slow under the race detector, so they are built
-# only without -race and run in a second, plain pass.
+# only without -race and run in a second, plain pass, as are the coordinator's tests of a
+# million-item experiment's paged reads and of 20,000 idle connections.
 test: deps vet
 	$(GO) test -race -timeout 14m ./...
-	$(GO) test -count=1 -timeout 10m -run 'TestScienceSubset|TestLightAdvantageDependsOnTheContinuation|TestWormsPyRecording|TestHelmsRecording|TestSimulatedFramesAgainstTruth|TestEstimateScaleSimulated' ./runner/ ./arenas/sim/ ./arenas/track/
+	$(GO) test -count=1 -timeout 10m -run 'TestScienceSubset|TestLightAdvantageDependsOnTheContinuation|TestWormsPyRecording|TestHelmsRecording|TestSimulatedFramesAgainstTruth|TestEstimateScaleSimulated|TestMillionItemExperimentReadIsPaged|TestIdleConnectionFloodLeavesAPIAnswering' ./runner/ ./arenas/sim/ ./arenas/track/ ./coordinator/
 
 demo: build
 	scripts/demo.sh $(BIN) $(DEMO)
