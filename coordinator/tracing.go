@@ -64,9 +64,15 @@ func (n *Node) serverHandler(h http.Handler) http.Handler {
 
 // forwardTransport is the transport of the node's forwards and status calls: with tracing, it
 // carries the request's trace context to the leader.
+// forwardConns bounds a node's connections to the leader for forwarded writes.
+const forwardConns = 64
+
 func (n *Node) forwardTransport() http.RoundTripper {
 	t := api.NewTransport()
 	t.TLSClientConfig = n.clientTLS()
+	// A busy follower's forwards share at most forwardConns connections to the leader (more
+	// wait for one), well within the leader's per-client cap (Config.MaxConnsPerClient).
+	t.MaxConnsPerHost = forwardConns
 	if n.cfg.TracerProvider == nil {
 		return t
 	}
