@@ -51,6 +51,8 @@ const admitPrefix = "optoloop-admit "
 type membership struct {
 	nonce string // this process's join nonce (JoinRequest.Nonce)
 	gate  *admissionGate
+	// bootstrap: this process bootstraps a new cluster (no Raft state, Config.Bootstrap).
+	bootstrap bool
 
 	mu       sync.Mutex        // serialises join and remove on the leader
 	admitted map[string]string // id -> nonce of the join this leader accepted
@@ -91,6 +93,13 @@ type admissionGate struct {
 	nonce    string
 	open     atomic.Bool
 	dropped  atomic.Uint64
+	// solo reports whether this node's Raft configuration names this node alone (nil: never).
+	// Such a node has no peer, so a Raft request from another node is from another cluster, or
+	// from one this node was cut away from: it is dropped (counted in foreign). That is what
+	// keeps a wiped node started again with --bootstrap (a one-node cluster of its own) from
+	// taking its old cluster's entries and voting there with its history lost.
+	solo    func() bool
+	foreign atomic.Uint64
 	accepted chan acceptResult
 	done     chan struct{}
 	start    sync.Once
@@ -177,6 +186,10 @@ func (g *admissionGate) sort(c net.Conn) {
 	}
 	if !g.open.Load() {
 		g.dropped.Add(1)
+		return
+	}
+	if g.solo != nil && g.solo() {
+		g.foreign.Add(1)
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
@@ -356,6 +369,28 @@ func (n *Node) inOwnConfig() bool {
 		}
 	}
 	return false
+}
+
+// ForeignRaftConnections counts the Raft requests this node dropped because its configuration
+// names it alone: no other node may send it any (a wiped node bootstrapped again).
+func (n *Node) ForeignRaftConnections() uint64 { return n.ms.gate.foreign.Load() }
+
+// solo reports whether the node's Raft configuration is this node alone, or will be: a node
+// bootstrapping a new cluster has none until BootstrapCluster gives it itself.
+func (n *Node) solo() bool {
+	r := n.Raft()
+	if r == nil {
+		return n.ms.bootstrap
+	}
+	fut := r.GetConfiguration()
+	if fut.Error() != nil {
+		return n.ms.bootstrap
+	}
+	s := fut.Configuration().Servers
+	if len(s) == 0 {
+		return n.ms.bootstrap
+	}
+	return len(s) == 1 && string(s[0].ID) == n.cfg.ID
 }
 
 // UnadmittedRaftConnections counts the Raft requests this node dropped because no leader had

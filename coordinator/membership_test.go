@@ -202,6 +202,33 @@ func TestWipedFollowerMustBeRemovedBeforeRejoining(t *testing.T) {
 	}
 }
 
+// TestWipedNodeBootstrappedAgainTakesNoEntries: a follower's data dir is wiped and it is
+// started again with --bootstrap (a unit that still says so): it founds a one-node cluster of
+// its own and drops every Raft request of its old cluster's leader, which still has it in its
+// configuration and keeps sending it entries, so it never takes the old log and never votes
+// there with its history lost; the old cluster writes on with its two other voters.
+func TestWipedNodeBootstrappedAgainTakesNoEntries(t *testing.T) {
+	c := coordinatortest.New(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	leader := c.Leader()
+	cl := c.Client(t, leader.URL())
+	mustWrite(t, ctx, cl, "before")
+	c.WaitConverged()
+	f := c.Followers()[0].ID()
+	c.Wipe(f)
+	n := c.Rebootstrap(f)
+	defer c.Kill(f)
+	coordinatortest.WaitFor(t, 20*time.Second, "the old leader's requests dropped by the bootstrapped node", func() bool { return n.ForeignRaftConnections() >= 2 })
+	mustWrite(t, ctx, cl, "while-bootstrapped")
+	if got := n.FSM().Learners(); len(got) != 0 {
+		t.Fatalf("the wiped node bootstrapped again took its old cluster's entries: learners %v", got)
+	}
+	if got := leader.FSM().Learners(); len(got) != 2 {
+		t.Fatalf("the old cluster's learners: %v", got)
+	}
+}
+
 // TestJoinRetryAfterLostAnswer: the first join's answer is lost (the leader added the node);
 // the retried join with the same nonce succeeds and changes nothing.
 func TestJoinRetryAfterLostAnswer(t *testing.T) {

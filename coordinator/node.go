@@ -154,6 +154,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	// A node that must join holds its Raft port shut until a leader admits it (membership.go).
 	n.ms.gate = newAdmissionGate(n.stream, n.ms.nonce, has || cfg.Bootstrap)
+	n.ms.bootstrap = cfg.Bootstrap && !has
+	n.ms.gate.solo = n.solo
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.ms.gate, MaxPool: 4, Timeout: 10 * time.Second, Logger: rlog,
 	})

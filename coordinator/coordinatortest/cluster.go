@@ -283,6 +283,23 @@ func (c *Cluster) Rejoin(id string) *coordinator.Node {
 	return c.start(cfg)
 }
 
+// Rebootstrap starts node id again on its old addresses with Bootstrap set (as an operator
+// restarting a wiped first node from a unit that still says --bootstrap) and returns it
+// without waiting. It makes a one-node cluster of its own: Leader and the other helpers that
+// look for one leader are confused until it is killed.
+func (c *Cluster) Rebootstrap(id string) *coordinator.Node {
+	c.tb.Helper()
+	c.mu.Lock()
+	cfg, ok := c.cfgs[id]
+	_, running := c.live[id]
+	c.mu.Unlock()
+	if !ok || running {
+		c.tb.Fatalf("coordinatortest: rebootstrap of node %s (known %v, running %v)", id, ok, running)
+	}
+	cfg.Bootstrap, cfg.Join = true, ""
+	return c.start(cfg)
+}
+
 // InConfig reports whether the current leader's Raft configuration holds node id (false while
 // no single leader is known).
 func (c *Cluster) InConfig(id string) bool {
