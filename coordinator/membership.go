@@ -90,16 +90,16 @@ func hasRaftDB(path string) bool {
 // its peer closes it.
 type admissionGate struct {
 	raft.StreamLayer
-	nonce    string
-	open     atomic.Bool
-	dropped  atomic.Uint64
+	nonce   string
+	open    atomic.Bool
+	dropped atomic.Uint64
 	// solo reports whether this node's Raft configuration names this node alone (nil: never).
 	// Such a node has no peer, so a Raft request from another node is from another cluster, or
 	// from one this node was cut away from: it is dropped (counted in foreign). That is what
 	// keeps a wiped node started again with --bootstrap (a one-node cluster of its own) from
 	// taking its old cluster's entries and voting there with its history lost.
-	solo    func() bool
-	foreign atomic.Uint64
+	solo     func() bool
+	foreign  atomic.Uint64
 	accepted chan acceptResult
 	done     chan struct{}
 	start    sync.Once

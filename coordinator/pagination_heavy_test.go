@@ -138,17 +138,7 @@ func TestMillionItemExperimentReadIsPaged(t *testing.T) {
 // readPage GETs one page and checks it: at most max items, the ones from position from on, the
 // total, and the next cursor in the body and the header.
 func readPage(u string, from, max int) error {
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+coordinatortest.ViewerToken)
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPageBody+1))
+	resp, body, err := viewerGet(u, maxPageBody+1)
 	if err != nil {
 		return err
 	}
@@ -183,17 +173,7 @@ func readPage(u string, from, max int) error {
 
 // readSmall GETs u and checks that it answers 200 with less than 1 MB.
 func readSmall(u string) error {
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+coordinatortest.ViewerToken)
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp, body, err := viewerGet(u, 1<<20)
 	if err != nil {
 		return err
 	}
@@ -201,4 +181,20 @@ func readSmall(u string) error {
 		return fmt.Errorf("%s, %d bytes", resp.Status, len(body))
 	}
 	return nil
+}
+
+// viewerGet GETs u with the viewer's credential and reads at most limit bytes of its body.
+func viewerGet(u string, limit int64) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+coordinatortest.ViewerToken)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	return resp, body, err
 }

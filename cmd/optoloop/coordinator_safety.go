@@ -72,19 +72,9 @@ func newClusterRemoveCmd() *cobra.Command {
 			"nodes are gone for good). A node whose data dir was lost must be removed before it is started\n" +
 			"again with --join. Needs the cluster credential.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := o.client(true)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			defer cancel()
-			if err := cl.RemoveNode(ctx, api.RemoveRequest{ID: args[0], Force: force}); err != nil {
-				return fmt.Errorf("remove %s: %w", args[0], err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "node %s removed from the cluster\n", args[0])
-			return err
-		},
+		RunE: actOn(&o, "node", "removed from the cluster", func(ctx context.Context, cl *api.Client, id string) error {
+			return cl.RemoveNode(ctx, api.RemoveRequest{ID: id, Force: force})
+		}),
 	}
 	o.register(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "remove even below a quorum of the configured size or of reachable voters")

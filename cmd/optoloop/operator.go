@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/optoloop/optoloop/coordinator/api"
 )
 
 // The operator's actions on a running cluster: cancel an experiment, drain or resume a worker.
@@ -21,19 +22,9 @@ func newExperimentCancelCmd() *cobra.Command {
 			"learner holding one of its leases learns it at its next heartbeat and stops (the light goes off).\n" +
 			"Results reported so far are kept. Needs an operator or the cluster credential.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := o.client(true)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			defer cancel()
-			if err := cl.Cancel(ctx, args[0], reason); err != nil {
-				return fmt.Errorf("cancel %s: %w", args[0], err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "experiment %s cancelled\n", args[0])
-			return err
-		},
+		RunE: actOn(&o, "experiment", "cancelled", func(ctx context.Context, cl *api.Client, id string) error {
+			return cl.Cancel(ctx, id, reason)
+		}),
 	}
 	o.register(cmd)
 	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the experiment's failure reason)")
@@ -51,24 +42,13 @@ func newClusterDrainCmd() *cobra.Command {
 			"--resume makes it lease again. Needs an operator or the cluster credential.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if args[0] == "" {
-				return errors.New("worker id is empty")
-			}
-			cl, err := o.client(true)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			defer cancel()
-			if err := cl.Drain(ctx, args[0], !resume); err != nil {
-				return fmt.Errorf("drain %s: %w", args[0], err)
-			}
-			what := "draining: no new episodes"
+			done := "draining: no new episodes"
 			if resume {
-				what = "resumed"
+				done = "resumed"
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "worker %s %s\n", args[0], what)
-			return err
+			return actOn(&o, "worker", done, func(ctx context.Context, cl *api.Client, id string) error {
+				return cl.Drain(ctx, id, !resume)
+			})(cmd, args)
 		},
 	}
 	o.register(cmd)
@@ -87,20 +67,31 @@ func newExperimentArchiveCmd() *cobra.Command {
 			"experiment is refused. Its items no longer count against --max-live-items. Needs an operator or\n" +
 			"the cluster credential.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := o.client(true)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			defer cancel()
-			if err := cl.Archive(ctx, args[0]); err != nil {
-				return fmt.Errorf("archive %s: %w", args[0], err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "experiment %s archived\n", args[0])
-			return err
-		},
+		RunE: actOn(&o, "experiment", "archived", func(ctx context.Context, cl *api.Client, id string) error {
+			return cl.Archive(ctx, id)
+		}),
 	}
 	o.register(cmd)
 	return cmd
+}
+
+// actOn is the RunE of an operator's command that makes one call about args[0], then says
+// "<what> ID <done>"; a refusal is "<command> ID: <why>".
+func actOn(o *clientOptions, what, done string, call func(ctx context.Context, cl *api.Client, id string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if args[0] == "" {
+			return fmt.Errorf("%s id is empty", what)
+		}
+		cl, err := o.client(true)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+		defer cancel()
+		if err := call(ctx, cl, args[0]); err != nil {
+			return fmt.Errorf("%s %s: %w", cmd.Name(), args[0], err)
+		}
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", what, args[0], done)
+		return err
+	}
 }

@@ -272,15 +272,7 @@ func (c *Cluster) Wipe(id string) {
 // cluster decides whether it is admitted.
 func (c *Cluster) Rejoin(id string) *coordinator.Node {
 	c.tb.Helper()
-	c.mu.Lock()
-	cfg, ok := c.cfgs[id]
-	_, running := c.live[id]
-	c.mu.Unlock()
-	if !ok || running {
-		c.tb.Fatalf("coordinatortest: rejoin of node %s (known %v, running %v)", id, ok, running)
-	}
-	cfg.Bootstrap, cfg.Join = false, c.Leader().URL()
-	return c.start(cfg)
+	return c.startAgain(id, false, c.Leader().URL())
 }
 
 // Rebootstrap starts node id again on its old addresses with Bootstrap set (as an operator
@@ -289,14 +281,20 @@ func (c *Cluster) Rejoin(id string) *coordinator.Node {
 // look for one leader are confused until it is killed.
 func (c *Cluster) Rebootstrap(id string) *coordinator.Node {
 	c.tb.Helper()
+	return c.startAgain(id, true, "")
+}
+
+// startAgain starts the stopped node id with its old configuration but bootstrap and join.
+func (c *Cluster) startAgain(id string, bootstrap bool, join string) *coordinator.Node {
+	c.tb.Helper()
 	c.mu.Lock()
 	cfg, ok := c.cfgs[id]
 	_, running := c.live[id]
 	c.mu.Unlock()
 	if !ok || running {
-		c.tb.Fatalf("coordinatortest: rebootstrap of node %s (known %v, running %v)", id, ok, running)
+		c.tb.Fatalf("coordinatortest: start again of node %s (known %v, running %v)", id, ok, running)
 	}
-	cfg.Bootstrap, cfg.Join = true, ""
+	cfg.Bootstrap, cfg.Join = bootstrap, join
 	return c.start(cfg)
 }
 
