@@ -17,15 +17,15 @@ import (
 	"github.com/optoloop/optoloop/experiment/plan"
 )
 
-// hugeSpec makes 4 x 750,000 collect episodes: 3,000,016 items over its life.
-const hugeSpec = `name: huge
+// HugeSpec (exported for the package's external tests) makes 4 x 750,000 collect episodes: 3,000,016 items over its life.
+const HugeSpec = `name: huge
 lines: ["301", "446", "73", "13"]
 collect: {hours_per_line: 1000, episode_seconds: 4.8}
 evaluate: {episodes_per_condition: 1}
 `
 
-// smallSpec makes 5 items: 1 collect episode, 1 training task, 3 evaluation episodes.
-const smallSpec = `name: small
+// SmallSpec (exported for the package's external tests) makes 5 items: 1 collect episode, 1 training task, 3 evaluation episodes.
+const SmallSpec = `name: small
 lines: ["301"]
 collect: {hours_per_line: 0.01, episode_seconds: 36}
 train: {ensemble_size: 1, updates: 2, checkpoint_every: 1}
@@ -43,7 +43,7 @@ func heapAlloc() (heap, total uint64) {
 // 3 million items, as a node replays an entry an older version accepted: the FSM refuses it
 // naming the limit, makes no item and allocates next to nothing (3 million items are ~1.7 GB).
 func TestFSMRefusesOversizedSubmitEntryWithoutExpandingIt(t *testing.T) {
-	b, err := json.Marshal(Command{Type: CmdSubmit, Time: t0, Submit: &api.SubmitCmd{Spec: hugeSpec, MaxAttempts: 3}})
+	b, err := json.Marshal(Command{Type: CmdSubmit, Time: t0, Submit: &api.SubmitCmd{Spec: HugeSpec, MaxAttempts: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,12 +87,12 @@ func TestFSMLiveItemsCountedAcrossExperiments(t *testing.T) {
 	h.f.limits = itemLimits{perExperiment: 5, live: 12}
 	h.worker("w", "301")
 	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &api.RegisterLearnerCmd{ID: "l"}})
-	a := h.submit(smallSpec)
-	b := h.ok(Command{Type: CmdSubmit, Submit: &api.SubmitCmd{Spec: smallSpec, MaxAttempts: 3, Again: true}}).ExperimentID
+	a := h.submit(SmallSpec)
+	b := h.ok(Command{Type: CmdSubmit, Submit: &api.SubmitCmd{Spec: SmallSpec, MaxAttempts: 3, Again: true}}).ExperimentID
 	if got := h.f.LiveItems(); got != 10 {
 		t.Fatalf("live items %d after two 5-item experiments, want 10 (one collect episode made each)", got)
 	}
-	r := h.apply(Command{Type: CmdSubmit, Submit: &api.SubmitCmd{Spec: smallSpec, MaxAttempts: 3, Again: true}})
+	r := h.apply(Command{Type: CmdSubmit, Submit: &api.SubmitCmd{Spec: SmallSpec, MaxAttempts: 3, Again: true}})
 	if r.Code != api.CodeBadRequest || !strings.Contains(r.Error, "10 items are live") || !strings.Contains(r.Error, "limit of 12 live items") {
 		t.Fatalf("third experiment over the live limit: %+v", r)
 	}
@@ -104,7 +104,7 @@ func TestFSMLiveItemsCountedAcrossExperiments(t *testing.T) {
 	if got := h.f.LiveItems(); got != 5 {
 		t.Fatalf("live items %d after archiving %s, want 5", got, a)
 	}
-	c := h.ok(Command{Type: CmdSubmit, Submit: &api.SubmitCmd{Spec: smallSpec, MaxAttempts: 3, Again: true}}).ExperimentID
+	c := h.ok(Command{Type: CmdSubmit, Submit: &api.SubmitCmd{Spec: SmallSpec, MaxAttempts: 3, Again: true}}).ExperimentID
 	if c == a || c == b {
 		t.Fatalf("new experiment got the id %s again", c)
 	}
@@ -145,7 +145,7 @@ func TestFSMArchive(t *testing.T) {
 	h := newFSMHarness(t)
 	h.worker("w", "301")
 	h.ok(Command{Type: CmdRegisterLearner, RegisterLearner: &api.RegisterLearnerCmd{ID: "l"}})
-	done := h.submit(smallSpec)
+	done := h.submit(SmallSpec)
 	running := h.submit(tinySpec)
 	r := h.apply(Command{Type: CmdArchive, Archive: &ArchiveCmd{Experiment: running}})
 	if r.Code != api.CodeBadRequest || !strings.Contains(r.Error, "is running") {
@@ -193,7 +193,7 @@ func TestFSMArchive(t *testing.T) {
 	if n := len(h.f.st.Items); n != 0 {
 		t.Fatalf("%d items left after archiving every experiment", n)
 	}
-	again := h.submit(smallSpec)
+	again := h.submit(SmallSpec)
 	if again == done || again == running {
 		t.Fatalf("a new experiment reused the archived id %s", again)
 	}

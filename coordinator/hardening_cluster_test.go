@@ -19,21 +19,6 @@ import (
 	"github.com/optoloop/optoloop/fleet"
 )
 
-// threeMillion makes 4 x 750,000 collect episodes: 3,000,016 items. Every field is valid.
-const threeMillion = `name: huge
-lines: ["301", "446", "73", "13"]
-collect: {hours_per_line: 1000, episode_seconds: 4.8}
-evaluate: {episodes_per_condition: 1}
-`
-
-// fiveItems makes 5 items: 1 collect episode, 1 training task, 3 evaluation episodes.
-const fiveItems = `name: small
-lines: ["301"]
-collect: {hours_per_line: 0.01, episode_seconds: 36}
-train: {ensemble_size: 1, updates: 2, checkpoint_every: 1}
-evaluate: {episodes_per_condition: 1}
-`
-
 // post makes one raw call and returns its status and the body's code and error.
 func post(t *testing.T, url, token, body string) (int, string, string) {
 	t.Helper()
@@ -68,7 +53,7 @@ func TestClusterRefusesThreeMillionItemExperiment(t *testing.T) {
 	c := coordinatortest.New(t, 3, coordinatortest.Plaintext)
 	before := heap()
 	for _, n := range c.Nodes() { // the leader, and followers that forward
-		status, code, msg := post(t, n.URL()+"/v1/experiments", coordinatortest.OperatorToken, threeMillion)
+		status, code, msg := post(t, n.URL()+"/v1/experiments", coordinatortest.OperatorToken, coordinator.HugeSpec)
 		if status != http.StatusBadRequest || code != string(api.CodeBadRequest) || !strings.Contains(msg, "3000016 items") ||
 			!strings.Contains(msg, "limit of 1000000 items per experiment") || strings.Contains(msg, "\n") {
 			t.Fatalf("3-million-item experiment via %s: %d %s %q", n.ID(), status, code, msg)
@@ -101,14 +86,14 @@ func TestClusterItemBoundsOfTheOperator(t *testing.T) {
 	if _, err := cl.Submit(ctx, []byte(clusterSpec)); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "limit of 6 items per experiment") {
 		t.Fatalf("experiment over the operator's per-experiment bound: %v", err)
 	}
-	first, err := cl.Submit(ctx, []byte(fiveItems))
+	first, err := cl.Submit(ctx, []byte(coordinator.SmallSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.SubmitAgain(ctx, []byte(fiveItems)); err != nil {
+	if _, err := cl.SubmitAgain(ctx, []byte(coordinator.SmallSpec)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = cl.SubmitAgain(ctx, []byte(fiveItems))
+	_, err = cl.SubmitAgain(ctx, []byte(coordinator.SmallSpec))
 	if !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "10 items are live") || !strings.Contains(err.Error(), "limit of 10 live items") {
 		t.Fatalf("experiment over the live bound: %v", err)
 	}
@@ -121,7 +106,7 @@ func TestClusterItemBoundsOfTheOperator(t *testing.T) {
 	if got := c.Leader().FSM().LiveItems(); got != 5 {
 		t.Fatalf("live items %d after the archive, want 5", got)
 	}
-	if _, err := cl.SubmitAgain(ctx, []byte(fiveItems)); err != nil {
+	if _, err := cl.SubmitAgain(ctx, []byte(coordinator.SmallSpec)); err != nil {
 		t.Fatalf("submit after archiving: %v", err)
 	}
 	bad := coordinator.DefaultConfig()
@@ -201,14 +186,14 @@ func TestLocalArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	id, err := l.Submit(ctx, []byte(fiveItems))
+	id, err := l.Submit(ctx, []byte(coordinator.SmallSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Archive(ctx, id); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("archive of a running experiment: %v", err)
 	}
-	if _, err := l.Submit(ctx, []byte(fiveItems)); !errors.Is(err, api.ErrExists) || !strings.Contains(err.Error(), id) {
+	if _, err := l.Submit(ctx, []byte(coordinator.SmallSpec)); !errors.Is(err, api.ErrExists) || !strings.Contains(err.Error(), id) {
 		t.Fatalf("duplicate submission: %v", err)
 	}
 	if err := l.Cancel(ctx, id, ""); err != nil {
@@ -227,7 +212,7 @@ func TestLocalArchive(t *testing.T) {
 	if _, err := fleet.Export(ctx, t.TempDir(), l, id, nil, fleet.Stores{}); err == nil || !strings.Contains(err.Error(), "archived") {
 		t.Fatalf("export of an archived experiment: %v", err)
 	}
-	if _, err := l.Submit(ctx, []byte(fiveItems)); err != nil {
+	if _, err := l.Submit(ctx, []byte(coordinator.SmallSpec)); err != nil {
 		t.Fatalf("submit after archiving the same file: %v", err)
 	}
 }
