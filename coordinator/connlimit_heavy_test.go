@@ -3,10 +3,16 @@
 package coordinator_test
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,40 +23,29 @@ import (
 	"github.com/optoloop/optoloop/coordinator/coordinatortest"
 )
 
-// idleConns is how many idle connections the attacker of TestIdleConnectionFloodLeavesAPIAnswering
-// opens (issue 13: 20,000 filled the leader's descriptors).
-const idleConns = 20000
+// idleConns is how many idle connections the attackers of
+// TestIdleConnectionFloodLeavesAPIAnswering open (issue 13: 20,000 filled the leader's
+// descriptors), floodProcs how many processes they are spread over (each its own descriptor
+// limit: 20,000 here, below what one process needs for 20,000 sockets and the rest).
+const (
+	idleConns  = 20000
+	floodProcs = 2
+)
 
-// nodeFDBudget is the descriptors the test leaves the node beyond the attacker's own sockets
-// (the attacker shares the test's process, so its descriptors count against the same limit).
-const nodeFDBudget = 4096
+// floodEnv names the environment of an attacker process (TestIdleConnectionFloodHelper): the
+// host:port to flood and how many connections to open.
+const (
+	floodTargetEnv = "OPTOLOOP_TEST_FLOOD_TARGET"
+	floodCountEnv  = "OPTOLOOP_TEST_FLOOD_COUNT"
+)
 
 // TestIdleConnectionFloodLeavesAPIAnswering pins issue 13's "connections without a token
-// exhaust the leader": 20,000 idle TCP connections from one address (127.0.0.2) to the HTTP API
-// of a one-node cluster, while a normal client on 127.0.0.1 still gets answers within 1 s
-// during and after the flood. The per-client cap closes the flood's connections over 256 at
-// once, so the node keeps descriptors for everyone else (without the cap it accepted them all,
-// ran out of descriptors and stopped answering).
+// exhaust the leader": 20,000 idle TCP connections from one address (127.0.0.2), opened by two
+// attacker processes, to the HTTP API of a one-node cluster, while a normal client on 127.0.0.1
+// still gets answers within 1 s during and after the flood. The per-client cap closes the
+// flood's connections over 256 at once, so the node keeps descriptors for everyone else
+// (without the cap it accepted them all, ran out of descriptors and stopped answering).
 func TestIdleConnectionFloodLeavesAPIAnswering(t *testing.T) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	orig := lim
-	want := uint64(idleConns + nodeFDBudget)
-	n := idleConns
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: max(want, lim.Max)}); err != nil {
-		// Not root: use what the limit allows, leaving the node its budget.
-		if lim.Cur = min(lim.Max, want); syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur > nodeFDBudget+1000 {
-			n = int(lim.Cur) - nodeFDBudget
-		} else {
-			n = 1000
-		}
-		t.Logf("cannot raise the descriptor limit to %d (%v): flooding with %d connections", want, err, n)
-	} else {
-		t.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig) })
-	}
-
 	c := coordinatortest.New(t, 1, nil)
 	addr := c.Leader().HTTPAddr()
 	_, port, _ := net.SplitHostPort(addr)
@@ -73,13 +68,6 @@ func TestIdleConnectionFloodLeavesAPIAnswering(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, cn := range conns {
-			cn.Close()
-		}
-	}()
-	var mu sync.Mutex
 	stop := make(chan struct{})
 	probed := make(chan error, 1)
 	go func() {
@@ -98,6 +86,82 @@ func TestIdleConnectionFloodLeavesAPIAnswering(t *testing.T) {
 		}
 		probed <- err
 	}()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	type attacker struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+		out   *bufio.Scanner
+	}
+	var attackers []attacker
+	defer func() {
+		for _, a := range attackers {
+			_ = a.stdin.Close() // the attacker closes its connections and exits
+			_ = a.cmd.Wait()
+		}
+	}()
+	dialStart := time.Now()
+	for range floodProcs {
+		cmd := exec.CommandContext(ctx, self, "-test.run", "^TestIdleConnectionFloodHelper$")
+		cmd.Env = append(os.Environ(), floodTargetEnv+"=127.0.0.1:"+port, floodCountEnv+"="+strconv.Itoa(idleConns/floodProcs))
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		attackers = append(attackers, attacker{cmd, stdin, bufio.NewScanner(stdout)})
+	}
+	total := 0
+	for i, a := range attackers {
+		// The attacker prints "open N" once it holds its connections (or what stopped it).
+		for a.out.Scan() {
+			if n, ok := strings.CutPrefix(a.out.Text(), "open "); ok {
+				got, _ := strconv.Atoi(n)
+				total += got
+				break
+			}
+			t.Logf("attacker %d: %s", i, a.out.Text())
+		}
+	}
+	t.Logf("%d idle connections from 127.0.0.2 dialled in %v by %d processes", total, time.Since(dialStart).Round(time.Millisecond), floodProcs)
+	close(stop)
+	if err := <-probed; err != nil {
+		t.Error(err)
+	}
+	if total < idleConns {
+		t.Errorf("the attackers opened %d connections, want %d", total, idleConns)
+	}
+	for i := range 5 {
+		if err := answers(fmt.Sprintf("probe %d after the flood", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestIdleConnectionFloodHelper is an attacker process of
+// TestIdleConnectionFloodLeavesAPIAnswering (it re-runs this test binary with floodTargetEnv
+// set): it opens floodCountEnv idle connections from 127.0.0.2, prints "open N", holds them
+// until its stdin closes, then closes them. Without floodTargetEnv it has nothing to do.
+func TestIdleConnectionFloodHelper(t *testing.T) {
+	target := os.Getenv(floodTargetEnv)
+	if target == "" {
+		t.Skip("an attacker process of TestIdleConnectionFloodLeavesAPIAnswering only")
+	}
+	n, err := strconv.Atoi(os.Getenv(floodCountEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
 	// IP_BIND_ADDRESS_NO_PORT lets the kernel pick the source port at connect (a bind to port 0
 	// searches the whole range each time: thousands of dials would take minutes).
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second,
@@ -108,16 +172,22 @@ func TestIdleConnectionFloodLeavesAPIAnswering(t *testing.T) {
 			}
 			return serr
 		}}
+	var mu sync.Mutex
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, cn := range conns {
+			cn.Close()
+		}
+	}()
 	var dialErr error
 	var wg sync.WaitGroup
 	per := (n + 7) / 8
-	dialStart := time.Now()
 	for w := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := w * per; i < min(n, (w+1)*per); i++ {
-				cn, err := d.Dial("tcp", "127.0.0.1:"+port)
+				cn, err := d.Dial("tcp", target)
 				mu.Lock()
 				if err != nil {
 					if dialErr == nil {
@@ -132,18 +202,9 @@ func TestIdleConnectionFloodLeavesAPIAnswering(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("dialled in %v", time.Since(dialStart).Round(time.Millisecond))
-	close(stop)
-	if err := <-probed; err != nil {
-		t.Error(err)
-	}
 	if dialErr != nil {
-		t.Logf("dialling stopped after %d connections: %v", len(conns), dialErr)
+		fmt.Printf("dialling stopped: %v\n", dialErr)
 	}
-	t.Logf("%d idle connections from 127.0.0.2 open", len(conns))
-	for i := range 5 {
-		if err := answers(fmt.Sprintf("probe %d after the flood", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fmt.Printf("open %d\n", len(conns))
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
