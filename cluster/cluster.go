@@ -639,6 +639,8 @@ func (c *Cluster) startCoordinator(ctx context.Context, id string) error {
 	args := []string{"coordinator", "--id", id, "--raft-addr", raftAddr, "--http-addr", httpAddr, "--data-dir", n.dataDir,
 		"--token-file", c.tokenFile, "--credential-key-file", c.keyFile,
 		"--lease-ttl", c.cfg.LeaseTTL.String(), "--restrict-raft-peers", "--raft-allowed-peers", "127.0.0.1",
+		// Every process of this cluster dials from 127.0.0.1: one client's cap is the node's.
+		"--max-conns-per-client", "8192", "--max-conns", "8192",
 		"--log-level", c.cfg.LogLevel}
 	args = append(args, c.tlsArgs(id)...)
 	switch {

@@ -32,6 +32,7 @@ type coordinatorOptions struct {
 	leaseTTL                        time.Duration
 	maxAttempts                     int
 	maxItemsPerExperiment           int64
+	maxConnsPerClient, maxConns     int
 	maxLiveItems                    int64
 	logLevel                        string
 	tel                             telemetryOptions
@@ -77,6 +78,8 @@ func newCoordinatorCmd() *cobra.Command {
 	f.StringVar(&o.linesFile, "lines-file", "", "lines catalogue merged over the embedded one (submitted lines must be in it)")
 	f.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "lease length when a worker asks for none")
 	f.IntVar(&o.maxAttempts, "max-attempts", d.MaxAttempts, "attempts per item before it is marked failed")
+	f.IntVar(&o.maxConnsPerClient, "max-conns-per-client", d.MaxConnsPerClient, "HTTP connections one remote IP may hold open (more are closed at once; raise it for clients behind one NAT)")
+	f.IntVar(&o.maxConns, "max-conns", d.MaxConns, "HTTP connections the node holds open in all")
 	f.Int64Var(&o.maxItemsPerExperiment, "max-items-per-experiment", 0, fmt.Sprintf("refuse experiments of more items than this (0: the cluster's hard bound, %d)", api.MaxItemsPerExperiment))
 	f.Int64Var(&o.maxLiveItems, "max-live-items", 0, fmt.Sprintf("refuse experiments that would make the items of experiments not archived more than this (0: the hard bound, %d)", api.MaxLiveItems))
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -150,6 +153,7 @@ func runCoordinator(cmd *cobra.Command, o coordinatorOptions) error {
 		return err
 	}
 	cfg.MaxItemsPerExperiment, cfg.MaxLiveItems = o.maxItemsPerExperiment, o.maxLiveItems
+	cfg.MaxConnsPerClient, cfg.MaxConns = o.maxConnsPerClient, o.maxConns
 	cfg.KnownLine = func(code string) bool { _, err := cat.Line(code); return err == nil }
 	cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	if o.id == "" || o.dataDir == "" {

@@ -34,6 +34,7 @@ func TestCoordinatorBadStartRefused(t *testing.T) {
 		{"short lease", "--raft-leader-lease-timeout 250ms is below 500ms", []string{"--data-dir", filepath.Join(dir, "a"), "--bootstrap", "--raft-leader-lease-timeout", "250ms"}},
 		{"no state", "holds no Raft state", []string{"--data-dir", filepath.Join(dir, "b")}},
 		{"election below heartbeat", "election timeout must be >= heartbeat timeout", []string{"--data-dir", filepath.Join(dir, "c"), "--bootstrap", "--raft-election-timeout", "500ms"}},
+		{"no connection per client", "max connections per client 0 must be >= 1", []string{"--data-dir", filepath.Join(dir, "d"), "--bootstrap", "--max-conns-per-client", "0"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := runCoordCmd(t, append(base, tt.args...)...)
