@@ -107,33 +107,29 @@ func writeErr(w http.ResponseWriter, code int, kind string, err error) {
 	writeJSON(w, code, api.ErrorBody{Code: kind, Error: err.Error()})
 }
 
-// role returns the role of the request's bearer token ("" when it carries none that this node
-// knows): see caller.
-func (n *Node) role(r *http.Request) api.Role { return n.caller(r).role }
-
-// allow checks that the request's credential may do what need may, and answers 401 (no known
-// credential) or 403 (a credential of a lesser role) when it may not.
-func (n *Node) allow(w http.ResponseWriter, r *http.Request, need api.Role) bool {
-	role := n.role(r)
+// allow identifies the request's credential (caller) and checks that it may do what need may;
+// it answers 401 (no known credential) or 403 (a credential of a lesser role) when it may not.
+func (n *Node) allow(w http.ResponseWriter, r *http.Request, need api.Role) (caller, bool) {
+	c := n.caller(r)
 	switch {
-	case role == "":
+	case c.role == "":
 		writeErr(w, http.StatusUnauthorized, "unauthorized", api.ErrUnauthorized)
-		return false
-	case !role.Allows(need):
-		writeErr(w, http.StatusForbidden, "forbidden", fmt.Errorf("%w: a %s credential may not %s %s", api.ErrForbidden, role, r.Method, r.URL.Path))
-		return false
+		return c, false
+	case !c.role.Allows(need):
+		writeErr(w, http.StatusForbidden, "forbidden", fmt.Errorf("%w: a %s credential may not %s %s", api.ErrForbidden, c.role, r.Method, r.URL.Path))
+		return c, false
 	}
-	return true
+	return c, true
 }
 
 // whoami answers the role of the caller's credential.
 func (n *Node) whoami(w http.ResponseWriter, r *http.Request) {
-	role := n.role(r)
-	if role == "" {
+	c := n.caller(r)
+	if c.role == "" {
 		writeErr(w, http.StatusUnauthorized, "unauthorized", api.ErrUnauthorized)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.WhoAmI{Role: role, Holder: n.caller(r).holder})
+	writeJSON(w, http.StatusOK, api.WhoAmI{Role: c.role, Holder: c.holder})
 }
 
 func httpStatus(c api.Code) int {
@@ -210,28 +206,30 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 
 // onLeader is the common start of a mutating call: it checks the token's role, reads the body and,
 // on a follower, forwards the call to the leader. It reports whether this node should go on
-// handling the call (it is the leader); otherwise the response has been written.
-func (n *Node) onLeader(w http.ResponseWriter, r *http.Request, need api.Role) (body []byte, ok bool) {
-	if !n.allow(w, r, need) {
-		return nil, false
+// handling the call (it is the leader), with the caller its credential names; otherwise the
+// response has been written.
+func (n *Node) onLeader(w http.ResponseWriter, r *http.Request, need api.Role) (body []byte, who caller, ok bool) {
+	who, ok = n.allow(w, r, need)
+	if !ok {
+		return nil, who, false
 	}
 	body, err := readBody(w, r)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), err)
-		return nil, false
+		return nil, who, false
 	}
 	if !n.IsLeader() {
 		n.forward(w, r, body)
-		return nil, false
+		return nil, who, false
 	}
-	return body, true
+	return body, who, true
 }
 
 // write handles a mutating call: a credential of role need, forwarding to the leader,
 // decoding, replication.
 func (n *Node) write(need api.Role, dec decoder) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, ok := n.onLeader(w, r, need)
+		body, who, ok := n.onLeader(w, r, need)
 		if !ok {
 			return
 		}
@@ -248,7 +246,7 @@ func (n *Node) write(need api.Role, dec decoder) http.HandlerFunc {
 			writeErr(w, http.StatusBadRequest, string(api.CodeBadRequest), fmt.Errorf("%w: %w", api.ErrBadRequest, err))
 			return
 		}
-		if err := n.caller(r).authorize(c, n.fsm); err != nil {
+		if err := who.authorize(c, n.fsm); err != nil {
 			writeErr(w, http.StatusForbidden, "forbidden", err)
 			return
 		}
@@ -325,7 +323,7 @@ const minIndexWait = 5 * time.Second
 // that must see a given write.
 func (n *Node) read(h func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !n.allow(w, r, api.RoleViewer) {
+		if _, ok := n.allow(w, r, api.RoleViewer); !ok {
 			return
 		}
 		if s := r.URL.Query().Get("min_index"); s != "" {
@@ -497,7 +495,7 @@ func (n *Node) getStatus(r *http.Request) (any, error) {
 // operation.
 func (n *Node) admin(h func(ctx context.Context, body []byte) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, ok := n.onLeader(w, r, api.RoleAdmin)
+		body, _, ok := n.onLeader(w, r, api.RoleAdmin)
 		if !ok {
 			return
 		}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -239,28 +238,10 @@ func TestRaftHandshakeDoesNotBlockTheAcceptLoop(t *testing.T) {
 	coordinatortest.WaitFor(t, 5*time.Second, "the silent client counted as refused", func() bool { return n.RefusedRaftConnections() > refused })
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRefusedRaftConnectionsDoNotFloodTheLog: 40 refused connections are all counted, and
 // the log gets one line for the first (the rest are summed up in at most one line per 10 s).
 func TestRefusedRaftConnectionsDoNotFloodTheLog(t *testing.T) {
-	var logs syncBuffer
+	var logs coordinator.LockedBuffer
 	c := coordinatortest.New(t, 1, func(cfg *coordinator.Config) {
 		quiet(cfg)
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -311,7 +292,7 @@ func TestNodeWithoutTLSOrInsecureIsRefused(t *testing.T) {
 		t.Fatalf("New with TLS and Insecure: %v", err)
 	}
 	// An explicit Insecure starts, and says so at WARN.
-	var logs syncBuffer
+	var logs coordinator.LockedBuffer
 	cfg.TLS, cfg.Logger = nil, slog.New(slog.NewTextHandler(&logs, nil))
 	n, err := coordinator.New(cfg)
 	if err != nil {

@@ -9,18 +9,20 @@ import (
 	"time"
 )
 
-type lockedBuffer struct {
+// LockedBuffer is a log sink safe for concurrent writers (exported for the package's external
+// tests too).
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -29,7 +31,7 @@ func (l *lockedBuffer) String() string {
 // TestRefusalLogSumsUpRefusalsPerWindow: the first refusal is logged at once with its remote;
 // those after it within the window are one summary line with their count at the window's end.
 func TestRefusalLogSumsUpRefusalsPerWindow(t *testing.T) {
-	var buf lockedBuffer
+	var buf LockedBuffer
 	r := &refusalLog{log: slog.New(slog.NewTextHandler(&buf, nil)), every: 50 * time.Millisecond}
 	defer r.stop()
 	r.refused("10.0.0.9:1", "tls: bad certificate")
