@@ -69,6 +69,7 @@ type Schedule struct {
 	rng   *rand.Rand
 	frame int
 	on    bool
+	lastP float64
 }
 
 // Next returns whether the light is on for the next frame interval.
@@ -76,14 +77,26 @@ func (s *Schedule) Next() bool {
 	switch s.p.Kind {
 	case Always:
 		s.frame++
+		s.lastP = 1
 		return true
 	case Random:
 		if s.frame%BlockFrames == 0 {
 			s.on = s.rng.Float64() < s.p.P
+			s.lastP = s.p.P
+		} else if s.on {
+			s.lastP = 1
+		} else {
+			s.lastP = 0
 		}
 		s.frame++
 		return s.on
 	}
 	s.frame++
+	s.lastP = 0
 	return false
 }
+
+// LastP is the probability with which the last Next switched the light on, given the frames
+// before it: P at the start of a random block, 1 or 0 within one (the block's light), 1 for
+// always, 0 for none.
+func (s *Schedule) LastP() float64 { return s.lastP }

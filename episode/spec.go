@@ -18,16 +18,28 @@ const (
 	KindNone    Kind = "none"    // light never on
 	KindRandom  Kind = "random"  // random light at the agent's measured on-rate
 	KindCross   Kind = "cross"   // the ensemble of AgentLine acts on animals of Line
-	KindTrain   Kind = "train"   // a training task (not an episode)
+	// KindOnline collects data in online mode: the line's newest ensemble acts, with a share
+	// of random-light frames (Spec.Explore), and its frames go to the training replay.
+	KindOnline Kind = "online"
+	// KindCheckpoint evaluates, in online mode, the version trained on the data recorded so
+	// far (a point of the learning curve); it acts with exactly the version it names.
+	KindCheckpoint Kind = "checkpoint"
+	KindTrain      Kind = "train" // a training task (not an episode)
 )
 
 // Acts reports whether episodes of kind k act with a learnt ensemble.
-func (k Kind) Acts() bool { return k == KindAgent || k == KindCross }
+func (k Kind) Acts() bool {
+	return k == KindAgent || k == KindCross || k == KindOnline || k == KindCheckpoint
+}
+
+// Collects reports whether episodes of kind k record training data (random-light collection
+// and online episodes); the others are evaluation.
+func (k Kind) Collects() bool { return k == KindCollect || k == KindOnline }
 
 // Valid reports whether k is one of the episode kinds (KindTrain excluded).
 func (k Kind) Valid() bool {
 	switch k {
-	case KindCollect, KindAgent, KindNone, KindRandom, KindCross:
+	case KindCollect, KindAgent, KindNone, KindRandom, KindCross, KindOnline, KindCheckpoint:
 		return true
 	}
 	return false
@@ -59,8 +71,12 @@ type Spec struct {
 	Seconds float64 `json:"seconds,omitempty"`
 	// Seed seeds the animal and the light schedule (or, for a training task, the learner).
 	Seed uint64 `json:"seed"`
-	// LightProbability is P of the random-light schedule (KindCollect and KindRandom).
+	// LightProbability is P of the random-light schedule (KindCollect and KindRandom), and of
+	// an online episode's exploration draws.
 	LightProbability float64 `json:"light_probability,omitempty"`
+	// Explore is, for KindOnline, the probability that a frame's light is a random draw at
+	// LightProbability instead of the ensemble's choice.
+	Explore float64 `json:"explore,omitempty"`
 }
 
 // Validate reports the first unusable field of an episode spec (not a training task).
@@ -78,6 +94,10 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("episode: seconds %v must be positive", s.Seconds)
 	case !(s.LightProbability >= 0 && s.LightProbability <= 1):
 		return fmt.Errorf("episode: light probability %v must be within 0-1", s.LightProbability)
+	case !(s.Explore >= 0 && s.Explore <= 1):
+		return fmt.Errorf("episode: explore %v must be within 0-1", s.Explore)
+	case s.Explore > 0 && s.Kind != KindOnline:
+		return fmt.Errorf("episode: a %s episode does not explore (explore %v)", s.Kind, s.Explore)
 	case s.MaxStaleness < 0:
 		return fmt.Errorf("episode: max staleness %d must be >= 0", s.MaxStaleness)
 	}

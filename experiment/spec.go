@@ -97,12 +97,37 @@ type Train struct {
 	// the critics estimate the random-light collection and the actor is one improvement step
 	// over it). On line 446 the value of light depends on which (runner/SCIENCE.md).
 	CriticTarget string `yaml:"critic_target" json:"critic_target"`
+	// Mode is "offline" (default, the reference's protocol: collect.hours_per_line of random
+	// light, then training, then evaluation) or "online": after warmup_hours of random light per
+	// line, the rest of collect.hours_per_line is collected by episodes in which the line's
+	// newest published ensemble acts (with explore), while the line's learner trains on the
+	// growing replay and publishes a version every checkpoint_every updates (the online
+	// protocol: package experiment/plan).
+	Mode string `yaml:"mode" json:"mode,omitempty"`
+	// WarmupHours is, in online mode, the hours of random-light episodes per line before the
+	// agents act (> 0 and < collect.hours_per_line). Default 0.25.
+	WarmupHours float64 `yaml:"warmup_hours" json:"warmup_hours,omitempty"`
+	// Explore is, in online mode, the share of the online episodes' frames whose light is a
+	// random-light draw at collect.light_probability instead of the ensemble's choice (0-1).
+	// Default 0.1.
+	Explore float64 `yaml:"explore" json:"explore,omitempty"`
 }
+
+// The values of Train.Mode.
+const (
+	ModeOffline = "offline"
+	ModeOnline  = "online"
+)
 
 // The values of Train.CriticTarget.
 const (
 	CriticTargetPolicy    = "policy"
 	CriticTargetBehaviour = "behaviour"
+	// CriticTargetCollection bootstraps with the collection schedule's expected value at the
+	// next frame (the light continues to the end of its 3-frame block, then goes on with
+	// collect.light_probability): the critics estimate the random-light collection whatever
+	// policy recorded the data, as "behaviour" does on random-light data only.
+	CriticTargetCollection = "collection"
 )
 
 // Evaluate configures the comparison of the agent with no light and random light.
@@ -119,6 +144,15 @@ type Evaluate struct {
 	// Targets are the directions of the target from the plate centre, taken in turn: any of
 	// up, down, left, right (image coordinates: up is -y), unique. Default all four.
 	Targets []string `yaml:"targets" json:"targets"`
+	// CheckpointHours is, in online mode, the animal time per line between two evaluation
+	// checkpoints of the learning curve: at 0, K, 2K, ... hours of online collection (and so
+	// at warmup_hours, warmup_hours + K, ... of animal time) checkpoint_episodes agent
+	// episodes act with the version trained on exactly the data recorded until then. 0: none.
+	// Default 0.25. Checkpoint episodes are evaluation: their animal time is not counted.
+	CheckpointHours float64 `yaml:"checkpoint_hours" json:"checkpoint_hours,omitempty"`
+	// CheckpointEpisodes is the number of agent episodes per checkpoint (1-10000 when
+	// checkpoint_hours is set in online mode), the targets taken in turn. Default 4.
+	CheckpointEpisodes int `yaml:"checkpoint_episodes" json:"checkpoint_episodes,omitempty"`
 }
 
 // CrossEvaluate runs agents of line A on animals of line B for every pair of its lines.
@@ -146,12 +180,15 @@ func Default() Spec {
 		ArenasPerLine: 4,
 		Collect:       Collect{HoursPerLine: 5, EpisodeSeconds: 1200, LightProbability: 0.1},
 		Train: Train{EnsembleSize: 20, Updates: 100000, BatchSize: 64, CheckpointEvery: 5000, TargetEvery: 500, TargetEntropyRatio: 0.98,
-			RewardScale: 1, ReachReward: 4, Gamma: 0.99, CriticTarget: CriticTargetPolicy},
+			RewardScale: 1, ReachReward: 4, Gamma: 0.99, CriticTarget: CriticTargetPolicy,
+			Mode: ModeOffline, WarmupHours: 0.25, Explore: 0.1},
 		Evaluate: Evaluate{
 			EpisodesPerCondition: 10,
 			EpisodeSeconds:       600,
 			TargetDistanceCM:     1.5,
 			Targets:              []string{"up", "down", "left", "right"},
+			CheckpointHours:      0.25,
+			CheckpointEpisodes:   4,
 		},
 		Policy: Policy{MaxStaleness: 2},
 	}
@@ -299,8 +336,17 @@ func (s Spec) Validate() error {
 	if t.Gamma == 1 {
 		return fieldErr("train.gamma", "1 must be < 1 (there are no terminal states)")
 	}
-	if t.CriticTarget != CriticTargetPolicy && t.CriticTarget != CriticTargetBehaviour {
-		return fieldErr("train.critic_target", "%q must be %q or %q", t.CriticTarget, CriticTargetPolicy, CriticTargetBehaviour)
+	if t.CriticTarget != CriticTargetPolicy && t.CriticTarget != CriticTargetBehaviour && t.CriticTarget != CriticTargetCollection {
+		return fieldErr("train.critic_target", "%q must be %q, %q or %q", t.CriticTarget, CriticTargetPolicy, CriticTargetBehaviour, CriticTargetCollection)
+	}
+	if t.Mode != ModeOffline && t.Mode != ModeOnline {
+		return fieldErr("train.mode", "%q must be %q or %q", t.Mode, ModeOffline, ModeOnline)
+	}
+	if err := checkFloat("train.warmup_hours", t.WarmupHours, 0, 1000, true); err != nil {
+		return err
+	}
+	if err := checkFloat("train.explore", t.Explore, 0, 1, false); err != nil {
+		return err
 	}
 	e := s.Evaluate
 	if err := checkInt("evaluate.episodes_per_condition", e.EpisodesPerCondition, 1, 10000); err != nil {
@@ -326,6 +372,9 @@ func (s Spec) Validate() error {
 		}
 		seen[name] = true
 	}
+	if err := checkFloat("evaluate.checkpoint_hours", e.CheckpointHours, 0, 1000, false); err != nil {
+		return err
+	}
 	if ce := s.CrossEvaluate; ce != nil {
 		if err := checkLines("cross_evaluate.lines", ce.Lines, 2); err != nil {
 			return err
@@ -346,7 +395,99 @@ func (s Spec) Validate() error {
 	if err := checkInt("policy.max_staleness", s.Policy.MaxStaleness, 0, 1000); err != nil {
 		return err
 	}
+	if s.Online() {
+		return s.validateOnline()
+	}
 	return nil
+}
+
+// validateOnline checks what online mode needs beyond each field's own range.
+func (s Spec) validateOnline() error {
+	t := s.Train
+	if t.CriticTarget == CriticTargetBehaviour {
+		return fieldErr("train.critic_target", "%q is for offline mode: on data of many policy versions it would value their mixture; use %q (or %q)",
+			t.CriticTarget, CriticTargetCollection, CriticTargetPolicy)
+	}
+	if t.WarmupHours >= s.Collect.HoursPerLine {
+		return fieldErr("train.warmup_hours", "%v must be < collect.hours_per_line (%v): online mode needs online episodes", t.WarmupHours, s.Collect.HoursPerLine)
+	}
+	if s.OnlineEpisodesPerLine() < 1 {
+		return fieldErr("train.warmup_hours", "%v h of %v s episodes leaves no online episode in collect.hours_per_line (%v)", t.WarmupHours, s.Collect.EpisodeSeconds, s.Collect.HoursPerLine)
+	}
+	if err := checkInt("evaluate.checkpoint_episodes", s.Evaluate.CheckpointEpisodes, 1, 10000); err != nil && s.Evaluate.CheckpointHours > 0 {
+		return err
+	}
+	if need := s.OnlineEpisodesPerLine() + 1 + s.Policy.MaxStaleness; s.Versions() < need {
+		return fieldErr("train.updates", "%d updates in rounds of %d make %d versions; online mode needs at least %d (one per online episode, plus policy.max_staleness + 1 so that the last round trains on every episode)",
+			t.Updates, t.CheckpointEvery, s.Versions(), need)
+	}
+	return nil
+}
+
+// Online reports whether the experiment trains online (train.mode: online).
+func (s Spec) Online() bool { return s.Train.Mode == ModeOnline }
+
+// Versions is the number of parameter versions a line's training publishes:
+// ceil(updates / checkpoint_every).
+func (s Spec) Versions() int {
+	return (s.Train.Updates + s.Train.CheckpointEvery - 1) / s.Train.CheckpointEvery
+}
+
+// WarmupEpisodesPerLine is, in online mode, the number of random-light warm-up episodes per
+// line: ceil(warmup_hours * 3600 / episode_seconds), at most the collect episodes.
+func (s Spec) WarmupEpisodesPerLine() int {
+	return min(int(math.Ceil(s.Train.WarmupHours*3600/s.Collect.EpisodeSeconds-1e-9)), s.CollectEpisodesPerLine())
+}
+
+// OnlineEpisodesPerLine is, in online mode, the number of episodes per line in which the agents
+// act: the collect episodes after the warm-up.
+func (s Spec) OnlineEpisodesPerLine() int {
+	return s.CollectEpisodesPerLine() - s.WarmupEpisodesPerLine()
+}
+
+// OnlineVersion is the parameter version online episode i (0-based, of one line) names: i + 1.
+// Its worker acts with the newest version once one at least OnlineVersion - max_staleness
+// (and at least 1) is published.
+func (s Spec) OnlineVersion(i int) uint64 { return uint64(i + 1) }
+
+// OnlineData is the number of a line's online episodes that version v trains on (online mode):
+// those naming a version up to v - 1 - max_staleness. A learner publishes v only once each of
+// them is done or failed, so a worker acts at most max_staleness versions before the one its
+// episode names and a learner trains at most max_staleness versions ahead of the data.
+func (s Spec) OnlineData(v uint64) int {
+	n := int64(v) - 1 - int64(s.Policy.MaxStaleness)
+	return int(min(max(n, 0), int64(s.OnlineEpisodesPerLine())))
+}
+
+// CheckpointVersions lists, in online mode, the versions the learning curve's evaluation
+// checkpoints act with: for each mark k * checkpoint_hours of online collection (k = 0, 1, ...)
+// below the online episodes' total, the first version that trains on at least that much online
+// data. Empty when checkpoint_hours is 0 or the mode is offline.
+func (s Spec) CheckpointVersions() []uint64 {
+	if !s.Online() || s.Evaluate.CheckpointHours <= 0 {
+		return nil
+	}
+	var out []uint64
+	per := s.Collect.EpisodeSeconds / (s.Evaluate.CheckpointHours * 3600) // marks per episode
+	for j := range s.OnlineEpisodesPerLine() {
+		// j online episodes make the first data at or past a mark when a mark lies in
+		// ((j-1) * per, j * per].
+		if j > 0 && math.Floor(float64(j)*per+1e-9) == math.Floor(float64(j-1)*per+1e-9) {
+			continue
+		}
+		out = append(out, uint64(j+1+s.Policy.MaxStaleness))
+	}
+	return out
+}
+
+// AnimalHours is the animal time per line that version v trained on, in hours: the warm-up
+// and the online episodes of OnlineData(v) in online mode, every collect episode offline.
+func (s Spec) AnimalHours(v uint64) float64 {
+	eps := s.CollectEpisodesPerLine()
+	if s.Online() {
+		eps = s.WarmupEpisodesPerLine() + s.OnlineData(v)
+	}
+	return float64(eps) * s.Collect.EpisodeSeconds / 3600
 }
 
 // ValidateLines reports the first line of s (in lines, then cross_evaluate.lines) for which

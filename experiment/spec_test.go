@@ -77,7 +77,7 @@ func TestParseRejects(t *testing.T) {
 		{"reach reward", minimal + "train: {reach_reward: .inf}\n", "train.reach_reward: +Inf must be a finite number"},
 		{"gamma one", minimal + "train: {gamma: 1}\n", "train.gamma: 1 must be < 1"},
 		{"gamma negative", minimal + "train: {gamma: -0.5}\n", "train.gamma: -0.5 must be >= 0"},
-		{"critic target", minimal + "train: {critic_target: sarsa}\n", `train.critic_target: "sarsa" must be "policy" or "behaviour"`},
+		{"critic target", minimal + "train: {critic_target: sarsa}\n", `train.critic_target: "sarsa" must be "policy", "behaviour" or "collection"`},
 		{"negative seed", minimal + "seed: -1\n", "seed: \"-1\" is not a valid uint64"},
 		{"target", minimal + "evaluate: {targets: [up, north]}\n", "evaluate.targets[1]: \"north\" must be one of"},
 		{"distance", minimal + "evaluate: {target_distance_cm: 3}\n", "evaluate.target_distance_cm: 3 must be <= 2"},

@@ -258,6 +258,11 @@ func (l *Learner) train(ctx context.Context, it *api.Item, progress func(api.Pro
 		pub.roundStart = time.Now()
 		return err
 	}
+	var feed *onlineFeed
+	if it.Train.Mode == experiment.ModeOnline {
+		feed = &onlineFeed{l: l, it: it, mem: mem, added: map[string]bool{}, log: log}
+		lc.BeforeRound = feed.before
+	}
 	ln, err = learner.New(lc, mem, pub, log, rand.New(rand.NewPCG(it.Seed, 0)))
 	if err != nil {
 		return sum, 0, err
@@ -271,6 +276,9 @@ func (l *Learner) train(ctx context.Context, it *api.Item, progress func(api.Pro
 	}
 	log.Info("trained", "members", lc.Members, "updates", ln.Updates(), "version", ln.Version(),
 		"episodes", episodes, "windows", mem.Windows(), "seconds", time.Since(t0).Seconds())
+	if feed != nil {
+		episodes += len(feed.added)
+	}
 	sum = results.TrainingSummary{Members: lc.Members, Updates: int(ln.Updates()), Transitions: mem.Windows(), Episodes: episodes}
 	return sum, ln.Version(), nil
 }
@@ -284,63 +292,20 @@ func (l *Learner) snapshot(ctx context.Context, it *api.Item) (*replay.Memory, i
 	if err != nil {
 		return nil, 0, fmt.Errorf("experiment %s: %w", it.ExperimentID, err)
 	}
-	type accepted struct {
-		n      int
-		token  uint64
-		frames int
-	}
 	acc := map[string]accepted{}
 	for _, e := range view.Items {
 		if e.Type != plan.TypeEpisode || e.Kind != episode.KindCollect || e.Line != it.Line || e.State != api.StateDone || e.Result == nil {
 			continue
 		}
-		frames := -1
-		if e.Result.Outcome != nil {
-			frames = e.Result.Outcome.Frames
-		}
-		acc[e.ID] = accepted{n: e.N, token: e.Result.Token, frames: frames}
+		acc[e.ID] = acceptedOf(e)
 	}
-	var chunks []Chunk
-	err = retry(ctx, l.cfg.StoreRetry, l.log, "read replay", func(ctx context.Context) error {
-		var err error
-		chunks, err = l.cfg.Replay.Chunks(ctx, it.ExperimentID, it.Line)
-		return err
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("replay of line %s: %w", it.Line, err)
-	}
-	keep := chunks[:0:0]
-	for _, c := range chunks {
-		if a, ok := acc[c.Episode]; ok && a.token == c.Token {
-			keep = append(keep, c)
-		}
-	}
-	slices.SortFunc(keep, func(a, b Chunk) int {
-		if c := cmp.Compare(acc[a.Episode].n, acc[b.Episode].n); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Seq, b.Seq)
-	})
-	keep = slices.CompactFunc(keep, func(a, b Chunk) bool { return a.Episode == b.Episode && a.Seq == b.Seq })
-	mem, err := replay.NewMemory(ReplaySettings(*it.Train))
+	mem, err := replay.NewMemory(ReplaySettings(*it.Train, it.LightProbability))
 	if err != nil {
 		return nil, 0, err
 	}
-	nextSeq, got := map[string]int{}, map[string]int{}
-	for _, c := range keep {
-		if c.Seq != nextSeq[c.Episode] {
-			return nil, 0, fmt.Errorf("replay of episode %s: chunk %d missing", c.Episode, nextSeq[c.Episode])
-		}
-		nextSeq[c.Episode]++
-		got[c.Episode] += len(c.Records)
-		if err := mem.Append(c.Records...); err != nil {
-			return nil, 0, fmt.Errorf("replay of episode %s: %w", c.Episode, err)
-		}
-	}
-	for id, a := range acc {
-		if a.frames >= 0 && got[id] != a.frames {
-			return nil, 0, fmt.Errorf("replay of episode %s holds %d frames, its report says %d", id, got[id], a.frames)
-		}
+	keep, err := l.appendAccepted(ctx, it, mem, acc)
+	if err != nil {
+		return nil, 0, err
 	}
 	// The task's span links to the attempt span of every episode whose frames it trains on
 	// (the accepted attempt only: never one that was abandoned), in item order.
@@ -366,6 +331,133 @@ func (l *Learner) snapshot(ctx context.Context, it *api.Item) (*replay.Memory, i
 		span.SetAttributes(attribute.Int("optoloop.episodes", len(acc)), attribute.Int("optoloop.windows", mem.Windows()))
 	}
 	return mem, len(acc), nil
+}
+
+// accepted is a done episode's accepted attempt: its item number, token and frame count (-1:
+// its outcome did not say).
+type accepted struct {
+	n      int
+	token  uint64
+	frames int
+}
+
+func acceptedOf(e api.Item) accepted {
+	frames := -1
+	if e.Result.Outcome != nil {
+		frames = e.Result.Outcome.Frames
+	}
+	return accepted{n: e.N, token: e.Result.Token, frames: frames}
+}
+
+// appendAccepted appends to mem the records of the episodes of acc (the line's chunks of each
+// episode's accepted attempt), ordered by item number and chunk number, and returns the chunks
+// it appended. A missing chunk, or an episode whose frames differ from its report, fails it.
+func (l *Learner) appendAccepted(ctx context.Context, it *api.Item, mem *replay.Memory, acc map[string]accepted) ([]Chunk, error) {
+	var chunks []Chunk
+	err := retry(ctx, l.cfg.StoreRetry, l.log, "read replay", func(ctx context.Context) error {
+		var err error
+		chunks, err = l.cfg.Replay.Chunks(ctx, it.ExperimentID, it.Line)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay of line %s: %w", it.Line, err)
+	}
+	keep := chunks[:0:0]
+	for _, c := range chunks {
+		if a, ok := acc[c.Episode]; ok && a.token == c.Token {
+			keep = append(keep, c)
+		}
+	}
+	slices.SortFunc(keep, func(a, b Chunk) int {
+		if c := cmp.Compare(acc[a.Episode].n, acc[b.Episode].n); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	keep = slices.CompactFunc(keep, func(a, b Chunk) bool { return a.Episode == b.Episode && a.Seq == b.Seq })
+	nextSeq, got := map[string]int{}, map[string]int{}
+	for _, c := range keep {
+		if c.Seq != nextSeq[c.Episode] {
+			return nil, fmt.Errorf("replay of episode %s: chunk %d missing", c.Episode, nextSeq[c.Episode])
+		}
+		nextSeq[c.Episode]++
+		got[c.Episode] += len(c.Records)
+		if err := mem.Append(c.Records...); err != nil {
+			return nil, fmt.Errorf("replay of episode %s: %w", c.Episode, err)
+		}
+	}
+	for id, a := range acc {
+		if a.frames >= 0 && got[id] != a.frames {
+			return nil, fmt.Errorf("replay of episode %s holds %d frames, its report says %d", id, got[id], a.frames)
+		}
+	}
+	return keep, nil
+}
+
+// onlineFeed grows an online training task's replay between rounds: before the round that
+// publishes version v it waits until every online episode of the line naming a version up to
+// v - 1 - max_staleness (experiment.Spec.OnlineData) is done or failed, then appends the done
+// ones it does not hold yet, in item order. So the data each version trains on is fixed by the
+// experiment file whatever the timing (a resumed task rebuilds the same replay), workers act at
+// most max_staleness versions before the one their episode names, and the learner trains at
+// most max_staleness versions ahead of its data.
+type onlineFeed struct {
+	l     *Learner
+	it    *api.Item
+	mem   *replay.Memory
+	added map[string]bool
+	log   *slog.Logger
+}
+
+// onlineFeedPoll is how often an online training task asks whether its data is in.
+const onlineFeedPoll = 250 * time.Millisecond
+
+func (f *onlineFeed) before(ctx context.Context, version uint64) error {
+	limit := int64(version) - 1 - int64(f.it.MaxStaleness)
+	if limit < 1 {
+		return nil
+	}
+	waited := false
+	for {
+		view, err := f.l.cfg.Broker.Experiment(ctx, f.it.ExperimentID)
+		if err != nil && !errors.Is(err, api.ErrUnavailable) {
+			return fmt.Errorf("experiment %s: %w", f.it.ExperimentID, err)
+		}
+		if err == nil {
+			acc, open := map[string]accepted{}, 0
+			for _, e := range view.Items {
+				if e.Kind != episode.KindOnline || e.Line != f.it.Line || int64(e.PolicyVersion) > limit {
+					continue
+				}
+				switch {
+				case e.State == api.StateDone && e.Result != nil:
+					if !f.added[e.ID] {
+						acc[e.ID] = acceptedOf(e)
+					}
+				case e.State != api.StateFailed:
+					open++
+				}
+			}
+			if open == 0 {
+				if _, err := f.l.appendAccepted(ctx, f.it, f.mem, acc); err != nil {
+					return err
+				}
+				for id := range acc {
+					f.added[id] = true
+				}
+				if waited || len(acc) > 0 {
+					f.log.Debug("online replay grown", "version", version, "episodes", len(acc), "windows", f.mem.Windows())
+				}
+				return nil
+			}
+		}
+		waited = true
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(min(f.l.cfg.Poll, onlineFeedPoll)):
+		}
+	}
 }
 
 // checkpointFiles are the learner's files that make a checkpoint (agentlib/learner's layout).
@@ -649,9 +741,13 @@ func LearnerSettings(t experiment.Train, dir string) learner.Config {
 	return lc
 }
 
-// ReplaySettings is the reference sampling (replay.DefaultConfig) with the experiment's reward.
-func ReplaySettings(t experiment.Train) replay.Config {
+// ReplaySettings is the reference sampling (replay.DefaultConfig) with the experiment's reward
+// and, for the collection critic target, the collection's light probability p.
+func ReplaySettings(t experiment.Train, p float64) replay.Config {
 	c := replay.DefaultConfig()
 	c.ReachReward = t.ReachReward
+	if t.CriticTarget == experiment.CriticTargetCollection {
+		c.CollectionP = p
+	}
 	return c
 }

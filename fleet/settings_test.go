@@ -43,10 +43,10 @@ func TestLearnerConfigFollowsTheTrainSection(t *testing.T) {
 			if err := c.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			if err := ReplaySettings(spec.Train).Validate(); err != nil {
+			if err := ReplaySettings(spec.Train, spec.Collect.LightProbability).Validate(); err != nil {
 				t.Fatal(err)
 			}
-			if !tt.want(c, ReplaySettings(spec.Train)) {
+			if !tt.want(c, ReplaySettings(spec.Train, spec.Collect.LightProbability)) {
 				t.Errorf("learner config %+v does not follow %q", c, tt.yaml)
 			}
 		})

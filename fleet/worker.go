@@ -105,13 +105,22 @@ type WorkerConfig struct {
 	TileEvery time.Duration
 	TileTTL   time.Duration
 	TileWidth int
+	// VersionWait bounds how long an online or checkpoint episode waits for the parameter
+	// version it needs (online: at least its named version minus its max staleness;
+	// checkpoint: exactly the named one) before its attempt fails, so that an arena never
+	// waits for good on a version whose data is queued behind it (an online episode retried
+	// after a failure). Default 30 minutes. VersionPoll is how often it asks meanwhile
+	// (default 250 ms).
+	VersionWait time.Duration
+	VersionPoll time.Duration
 }
 
 // DefaultWorkerConfig returns the defaults; the required fields must still be set.
 func DefaultWorkerConfig() WorkerConfig {
 	return WorkerConfig{LeaseTTL: 30 * time.Second, Poll: time.Second, ReportAttempts: 20, ReportBackoff: 100 * time.Millisecond,
 		ReplayBuffer: 1800, StoreRetry: 2 * time.Minute, MaxArenaFailures: 3, Arch: policy.ReferenceArch(),
-		TileEvery: 500 * time.Millisecond, TileTTL: 5 * time.Second, TileWidth: 320}
+		TileEvery: 500 * time.Millisecond, TileTTL: 5 * time.Second, TileWidth: 320,
+		VersionWait: 30 * time.Minute, VersionPoll: 250 * time.Millisecond}
 }
 
 // Validate reports the first unusable field.
@@ -129,6 +138,8 @@ func (c WorkerConfig) Validate() error {
 		return errors.New("fleet: worker report attempts and backoff must be positive")
 	case c.ReplayBuffer < 1 || c.StoreRetry <= 0 || c.MaxArenaFailures < 1:
 		return errors.New("fleet: worker replay buffer, store retry and max arena failures must be positive")
+	case c.VersionWait <= 0 || c.VersionPoll <= 0:
+		return fmt.Errorf("fleet: worker version wait %v and poll %v must be positive", c.VersionWait, c.VersionPoll)
 	case c.Live != nil && c.TileEvery <= 0:
 		return fmt.Errorf("fleet: worker tile every %v must be positive", c.TileEvery)
 	case c.Live != nil && c.TileTTL < 3*c.TileEvery:
@@ -485,14 +496,28 @@ func (w *Worker) params(ctx context.Context, it *api.Item) (*policy.Ensemble, ui
 // acts with the item's named version when that is published and fresh enough, and otherwise
 // with the newest, provided the newest is at most MaxStaleness versions before the named one
 // (the named version is not published yet).
+//
+// An online episode (episode.KindOnline) acts with the newest version, once that is at least
+// its named version minus its max staleness (and at least 1); a checkpoint episode acts with
+// exactly its named version. Both wait for it (waitVersion).
 func (w *Worker) ensemble(ctx context.Context, it *api.Item) (*policy.Ensemble, uint64, error) {
 	named, stale := it.PolicyVersion, uint64(it.MaxStaleness)
 	var newest uint64
-	err := retry(ctx, w.cfg.StoreRetry, w.log, "latest parameters", func(ctx context.Context) error {
-		var err error
-		newest, err = w.cfg.Params.Latest(ctx, it.ExperimentID, it.AgentLine)
-		return err
-	})
+	var err error
+	switch it.Kind {
+	case episode.KindOnline:
+		newest, err = w.waitVersion(ctx, it, max(named-min(stale, named), 1))
+		named = newest
+	case episode.KindCheckpoint:
+		newest, err = w.waitVersion(ctx, it, named)
+		newest, stale = named, 0
+	default:
+		err = retry(ctx, w.cfg.StoreRetry, w.log, "latest parameters", func(ctx context.Context) error {
+			var err error
+			newest, err = w.cfg.Params.Latest(ctx, it.ExperimentID, it.AgentLine)
+			return err
+		})
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, 0, fmt.Errorf("%w: line %s has no published version (episode needs %d)", ErrStaleParams, it.AgentLine, named)
@@ -539,8 +564,47 @@ func (w *Worker) ensemble(ctx context.Context, it *api.Item) (*policy.Ensemble, 
 	if err != nil {
 		return nil, 0, fmt.Errorf("parameters of line %s version %d: %w", it.AgentLine, v, err)
 	}
+	if len(w.ens) >= maxCachedEnsembles {
+		// Online episodes act with a new version every episode or two: keep the cache small.
+		clear(w.ens)
+	}
 	w.ens[k] = e
 	return e, v, nil
+}
+
+// maxCachedEnsembles bounds the worker's cache of decoded ensembles.
+const maxCachedEnsembles = 8
+
+// waitVersion waits until the newest published version of the item's agent line is at least
+// need and returns it; it gives up after VersionWait.
+func (w *Worker) waitVersion(ctx context.Context, it *api.Item, need uint64) (uint64, error) {
+	deadline := time.Now().Add(w.cfg.VersionWait)
+	logged := false
+	for {
+		var newest uint64
+		err := retry(ctx, w.cfg.StoreRetry, w.log, "latest parameters", func(ctx context.Context) error {
+			var err error
+			newest, err = w.cfg.Params.Latest(ctx, it.ExperimentID, it.AgentLine)
+			return err
+		})
+		switch {
+		case err == nil && newest >= need:
+			return newest, nil
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return 0, fmt.Errorf("parameters of line %s: %w", it.AgentLine, err)
+		case time.Now().After(deadline):
+			return 0, fmt.Errorf("%w: line %s has not published version %d within %v (newest %d)", ErrStaleParams, it.AgentLine, need, w.cfg.VersionWait, newest)
+		}
+		if !logged {
+			logged = true
+			w.log.Debug("waiting for a parameter version", "item", it.ID, "need", need, "newest", newest)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		case <-time.After(w.cfg.VersionPoll):
+		}
+	}
 }
 
 // fail reports a failed attempt (the coordinator retries it or fails the item for good).

@@ -15,11 +15,12 @@ import (
 //	format byte (recordsFormat)
 //	uvarint     number of records
 //	per record:
-//	  flags byte: flagOK, flagLight, flagTarget, flagEpisode, flagPolicy
+//	  flags byte: flagOK, flagLight, flagTarget, flagEpisode, flagPolicy, flagBehaviour
 //	  T, X, Y, Body, Head: float64 bits, little endian
 //	  flagTarget:  TargetX, TargetY (float64 bits) — else the previous record's (0, 0 at first)
 //	  flagEpisode: uvarint length and the bytes of Episode — else the chunk's Episode
 //	  flagPolicy:  uvarint PolicyVersion — else the chunk's PolicyVersion
+//	  flagBehaviour: BehaviourP (float64 bits) — else 1 for a lit frame, 0 for a dark one
 //	CRC-32C (Castagnoli) of all the bytes before it, little endian
 //
 // The records of a chunk share its episode, policy version and target, which are so written
@@ -33,8 +34,17 @@ const (
 	flagTarget
 	flagEpisode
 	flagPolicy
-	flagsKnown = flagOK | flagLight | flagTarget | flagEpisode | flagPolicy
+	flagBehaviour
+	flagsKnown = flagOK | flagLight | flagTarget | flagEpisode | flagPolicy | flagBehaviour
 )
+
+// certain is the behaviour probability of a frame whose light was decided for sure.
+func certain(light bool) float64 {
+	if light {
+		return 1
+	}
+	return 0
+}
 
 // minRecordSize is the size of a record that shares everything it can.
 const minRecordSize = 1 + 5*8
@@ -66,6 +76,9 @@ func encodeRecords(episode string, policy uint64, records []replay.Record) []byt
 		if r.PolicyVersion != policy {
 			f |= flagPolicy
 		}
+		if math.Float64bits(r.BehaviourP) != math.Float64bits(certain(r.Light)) {
+			f |= flagBehaviour
+		}
 		b = append(b, f)
 		for _, v := range [5]float64{r.T, r.X, r.Y, r.Body, r.Head} {
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
@@ -80,6 +93,9 @@ func encodeRecords(episode string, policy uint64, records []replay.Record) []byt
 		}
 		if f&flagPolicy != 0 {
 			b = binary.AppendUvarint(b, r.PolicyVersion)
+		}
+		if f&flagBehaviour != 0 {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(r.BehaviourP))
 		}
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -152,6 +168,14 @@ func decodeRecords(episode string, policy uint64, b []byte) ([]replay.Record, er
 			}
 			r.PolicyVersion = v
 			p = p[k:]
+		}
+		r.BehaviourP = certain(r.Light)
+		if f&flagBehaviour != 0 {
+			if len(p) < 8 {
+				return bad("record %d: behaviour probability truncated", i)
+			}
+			r.BehaviourP = math.Float64frombits(binary.LittleEndian.Uint64(p))
+			p = p[8:]
 		}
 	}
 	if len(p) != 0 {

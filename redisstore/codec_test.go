@@ -16,6 +16,7 @@ func frames(episode string, policy uint64, n int) []replay.Record {
 	for i := range out {
 		out[i] = replay.Record{T: float64(i) / 3, X: 1000 + 0.1*float64(i), Y: 900 - 0.37*float64(i), Body: 0.01 * float64(i),
 			Head: -0.02 * float64(i), OK: i%7 != 0, Light: i%3 == 0, Episode: episode, PolicyVersion: policy, TargetX: 1200.5, TargetY: 700.25}
+		out[i].BehaviourP = certain(out[i].Light)
 	}
 	return out
 }
@@ -27,6 +28,8 @@ func TestRecordsRoundTrip(t *testing.T) {
 		{T: 0.1, Episode: "another episode", PolicyVersion: math.MaxUint64, TargetX: math.MaxFloat64},
 		{T: 0.2, Episode: "", TargetY: math.Copysign(0, -1)},
 		{T: 0.3, Episode: "e.1", PolicyVersion: 4, OK: true, Light: true},
+		{T: 0.4, Episode: "e.1", PolicyVersion: 4, OK: true, Light: true, BehaviourP: 0.91},
+		{T: 0.5, Episode: "e.1", PolicyVersion: 4, OK: true, BehaviourP: 0.1},
 	}
 	tests := []struct {
 		name    string
@@ -50,7 +53,8 @@ func TestRecordsRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	// Shared episode, version and target are written once: 41 bytes a record.
+	// Shared episode, version and target, and a behaviour probability of 1 or 0 that the light
+	// implies, are written once or not at all: 41 bytes a record.
 	if n := len(encodeRecords("e.12", 3, frames("e.12", 3, 30))); n != 1+1+30*41+16+4 {
 		t.Errorf("30 records in %d bytes", n)
 	}

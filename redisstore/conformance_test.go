@@ -32,9 +32,9 @@ func equalChunk(a, b fleet.Chunk) bool {
 }
 
 func equalRecord(a, b replay.Record) bool {
-	bits := func(r replay.Record) [7]uint64 {
-		return [7]uint64{math.Float64bits(r.T), math.Float64bits(r.X), math.Float64bits(r.Y), math.Float64bits(r.Body),
-			math.Float64bits(r.Head), math.Float64bits(r.TargetX), math.Float64bits(r.TargetY)}
+	bits := func(r replay.Record) [8]uint64 {
+		return [8]uint64{math.Float64bits(r.T), math.Float64bits(r.X), math.Float64bits(r.Y), math.Float64bits(r.Body),
+			math.Float64bits(r.Head), math.Float64bits(r.TargetX), math.Float64bits(r.TargetY), math.Float64bits(r.BehaviourP)}
 	}
 	return bits(a) == bits(b) && a.OK == b.OK && a.Light == b.Light && a.Episode == b.Episode && a.PolicyVersion == b.PolicyVersion
 }

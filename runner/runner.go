@@ -216,6 +216,11 @@ func (r *Runner) Run(ctx context.Context) (*results.Report, error) {
 // learner. Parallel bounds how many episodes run at once.
 func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (roles []func(context.Context) error, err error) {
 	gate := make(chan struct{}, r.cfg.Parallel)
+	if r.cfg.Spec.Online() {
+		// Online episodes wait (leased) for their line's versions, which wait for other online
+		// episodes: a shared bound on running episodes could be held by waiting ones alone.
+		gate = nil
+	}
 	var opened []fleet.Station
 	defer func() {
 		if err != nil {
@@ -256,18 +261,27 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 			})
 		}
 	}
-	lcfg := fleet.DefaultLearnerConfig()
-	lcfg.ID = "learner-0"
-	lcfg.Broker = local
-	lcfg.Replay, lcfg.Params, lcfg.Checkpoints = st.Replay, st.Params, st.Checkpoints
-	lcfg.WorkDir = work
-	lcfg.Logger = r.log
-	lcfg.TracerProvider, lcfg.MeterProvider = r.cfg.TracerProvider, r.cfg.MeterProvider
-	l, err := fleet.NewLearner(lcfg)
-	if err != nil {
-		return nil, err
+	// Offline, one learner trains the lines in turn (each task's members use every core). Online,
+	// every line's task runs while its episodes do, so each line has a learner.
+	learners := 1
+	if r.cfg.Spec.Online() {
+		learners = len(r.cfg.Spec.Lines)
 	}
-	return append(roles, l.Run), nil
+	for i := range learners {
+		lcfg := fleet.DefaultLearnerConfig()
+		lcfg.ID = fmt.Sprintf("learner-%d", i)
+		lcfg.Broker = local
+		lcfg.Replay, lcfg.Params, lcfg.Checkpoints = st.Replay, st.Params, st.Checkpoints
+		lcfg.WorkDir = work
+		lcfg.Logger = r.log
+		lcfg.TracerProvider, lcfg.MeterProvider = r.cfg.TracerProvider, r.cfg.MeterProvider
+		l, err := fleet.NewLearner(lcfg)
+		if err != nil {
+			return nil, err
+		}
+		roles = append(roles, l.Run)
+	}
+	return roles, nil
 }
 
 // wait returns when the experiment has ended (done or failed) or ctx ends, logging each phase.

@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -364,6 +365,11 @@ func (s *Station) Run(ctx context.Context, e Episode) (Result, error) {
 	wep := worker.Episode{ID: e.ID, Seconds: e.Spec.Seconds, TargetCM: e.Spec.TargetCM(), Watch: e.Watch}
 	if e.Spec.Kind.Acts() {
 		wep.Policy, wep.PolicyVersion = e.Policy, e.PolicyVersion
+		if e.Spec.Explore > 0 {
+			// The exploration draws are seeded as a fixed policy's schedule is.
+			wep.Explore, wep.ExploreP = e.Spec.Explore, e.Spec.LightProbability
+			wep.ExploreRand = rand.New(rand.NewPCG(ScheduleSeed(e.Spec.Seed), 0x11647))
+		}
 	} else {
 		wep.Schedule = e.Spec.LightPolicy().Schedule(ScheduleSeed(e.Spec.Seed))
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -74,6 +75,13 @@ type Episode struct {
 	Policy   Policy
 	// PolicyVersion is recorded with every frame the policy decided (0 for schedules).
 	PolicyVersion uint64
+	// Explore is the probability that a frame the policy would decide is instead a random
+	// draw, light on with probability ExploreP (online episodes); the draws come from
+	// ExploreRand, which must be set when Explore > 0. Every record carries the behaviour
+	// probability of its light (replay.Record.BehaviourP).
+	Explore     float64
+	ExploreP    float64
+	ExploreRand *rand.Rand
 	// MinConfidence is the tracking confidence below which a frame counts as lost (default
 	// 0.5 when zero).
 	MinConfidence float64
@@ -246,6 +254,9 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 	if (ep.Schedule == nil) == (ep.Policy == nil) {
 		return res, fmt.Errorf("worker: episode %q needs exactly one of a schedule and a policy", ep.ID)
 	}
+	if ep.Explore != 0 && (ep.Policy == nil || !(ep.Explore > 0 && ep.Explore <= 1) || !(ep.ExploreP >= 0 && ep.ExploreP <= 1) || ep.ExploreRand == nil) {
+		return res, fmt.Errorf("worker: episode %q: exploration %v at P %v needs a policy, both within 0-1, and a random source", ep.ID, ep.Explore, ep.ExploreP)
+	}
 	cal := w.arena.Calibration()
 	if !(ep.Seconds > 0) || math.IsInf(ep.Seconds, 0) {
 		return res, fmt.Errorf("worker: episode %q: seconds %v must be positive", ep.ID, ep.Seconds)
@@ -352,10 +363,11 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 		} else {
 			res.Lost++
 		}
-		on, err := w.decide(ep, ok)
+		on, pOn, err := w.decide(ep, ok)
 		if err != nil {
 			return res, err
 		}
+		rec.BehaviourP = pOn
 		if err := w.arena.SetLight(ctx, arenas.Light{On: on}); err != nil {
 			return res, fmt.Errorf("worker: episode %q: light: %w", ep.ID, err)
 		}
@@ -400,21 +412,39 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 	return res, nil
 }
 
-// decide returns the light for the current step. A schedule advances on every step; a lost
-// frame switches the light off whatever the schedule or the policy says.
-func (w *Worker) decide(ep Episode, ok bool) (on bool, err error) {
+// decide returns the light for the current step and the probability pOn with which it was
+// going to be on (the behaviour probability). A schedule advances on every step; a lost frame
+// switches the light off whatever the schedule or the policy says. With ep.Explore, a frame
+// the policy decides is a random draw with that probability (the policy still runs, so that
+// the step costs the same).
+func (w *Worker) decide(ep Episode, ok bool) (on bool, pOn float64, err error) {
 	if ep.Schedule != nil {
 		on = ep.Schedule.Next()
-		return on && ok, nil
+		if !ok {
+			return false, 0, nil
+		}
+		return on, ep.Schedule.LastP(), nil
 	}
 	if !ok || !w.build.Ready() || !w.build.Observation(w.o) {
-		return false, nil
+		return false, 0, nil
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			on = false
+			on, pOn = false, 0
 			err = fmt.Errorf("worker: episode %q: %w: %v", ep.ID, ErrPolicyPanic, r)
 		}
 	}()
-	return ep.Policy.Act(w.o) == 1, nil
+	greedy := ep.Policy.Act(w.o) == 1
+	pOn = 0
+	if greedy {
+		pOn = 1
+	}
+	if ep.Explore <= 0 {
+		return greedy, pOn, nil
+	}
+	pOn = (1-ep.Explore)*pOn + ep.Explore*ep.ExploreP
+	if ep.ExploreRand.Float64() < ep.Explore {
+		return ep.ExploreRand.Float64() < ep.ExploreP, pOn, nil
+	}
+	return greedy, pOn, nil
 }

@@ -76,6 +76,10 @@ type Config struct {
 	// checkpoint/ folder and curves.jsonl), so that a caller can copy it to shared storage; an
 	// error ends Run with it.
 	Checkpointed func(ctx context.Context) error
+	// BeforeRound, when set, is called before every round with the version the round will
+	// publish (also the first round after a resume), so that a caller can wait for data and add
+	// it to the replay (online training) while no member samples; an error ends Run with it.
+	BeforeRound func(ctx context.Context, version uint64) error
 }
 
 // DefaultConfig returns the reference training schedule; Dir must still be set.
@@ -210,6 +214,11 @@ func (l *Learner) Run(ctx context.Context) error {
 
 	for l.updates < l.cfg.Updates {
 		target := min(l.updates+l.cfg.Round, l.cfg.Updates)
+		if l.cfg.BeforeRound != nil {
+			if err := l.cfg.BeforeRound(ctx, l.version+1); err != nil {
+				return fmt.Errorf("learner: before round %d: %w", l.version+1, err)
+			}
+		}
 		if err := l.round(ctx, target); err != nil {
 			return err
 		}

@@ -32,6 +32,10 @@ import (
 	"github.com/optoloop/optoloop/agentlib/obs"
 )
 
+// BlockFrames is the random-light collection's block: the light is decided every BlockFrames
+// frames, counted from each episode's first frame (episode.BlockFrames).
+const BlockFrames = 3
+
 // ErrEmpty is returned by Sample when the replay holds no sampleable window.
 var ErrEmpty = errors.New("replay: no sampleable window (empty replay or no 16 consecutive tracked frames)")
 
@@ -58,6 +62,12 @@ type Record struct {
 	// collection episodes).
 	TargetX float64 `json:"target_x"`
 	TargetY float64 `json:"target_y"`
+	// BehaviourP is the probability with which the acting policy switched the light on after
+	// this frame (mu(on | what it saw)): 1 or 0 for a frame decided for sure (a greedy
+	// ensemble, no light, a lost frame, a random-light block under way), the block's P at the
+	// start of a random-light block, and (1 - explore) * greedy + explore * P in an online
+	// episode. Records that predate it hold 1 for lit frames and 0 for dark ones.
+	BehaviourP float64 `json:"behaviour_p"`
 }
 
 // Batch is a minibatch of transitions. S and S2 are N x obs.Size row-major.
@@ -70,6 +80,11 @@ type Batch struct {
 	// A2 are the actions recorded at s' (the light chosen after frame t+1): what the policy
 	// that collected the data did next, for critics that estimate that policy's values.
 	A2 []int
+	// P2 is the probability that the random-light collection schedule (Config.CollectionP)
+	// lights frame t+1 given the light at frame t: P at the start of a 3-frame block, else
+	// the block's light (1 or 0), for critics that estimate the collection whatever policy
+	// recorded the data (sac.CollectionBackup). Zero when Config.CollectionP is 0.
+	P2 []float32
 }
 
 // NewBatch returns a batch with room for n transitions. It panics if n < 1.
@@ -77,7 +92,7 @@ func NewBatch(n int) *Batch {
 	if n < 1 {
 		panic("replay: batch size must be positive")
 	}
-	return &Batch{N: n, S: make([]float32, n*obs.Size), A: make([]int, n), R: make([]float32, n), S2: make([]float32, n*obs.Size), A2: make([]int, n)}
+	return &Batch{N: n, S: make([]float32, n*obs.Size), A: make([]int, n), R: make([]float32, n), S2: make([]float32, n*obs.Size), A2: make([]int, n), P2: make([]float32, n)}
 }
 
 // Replay is a store of records that samples transitions. Implementations are safe for
@@ -111,6 +126,9 @@ type Config struct {
 	// target. Default obs.ReachReward (4), the reference's. Under augmentation such steps are
 	// about 0.1 % of the samples but carry almost all of the rewards' variance (runner/SCIENCE.md).
 	ReachReward float64
+	// CollectionP is the light probability of the random-light collection schedule (3-frame
+	// blocks, episode.BlockFrames), used to fill Batch.P2. Default 0 (P2 left zero).
+	CollectionP float64
 }
 
 // DefaultConfig returns the reference augmentation (shifts up to +-900 px and random rotation)
@@ -123,6 +141,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if c.Augment && (!(c.MaxShift >= 0) || math.IsInf(c.MaxShift, 0)) {
 		return fmt.Errorf("replay: max shift %v must be finite and non-negative", c.MaxShift)
+	}
+	if !(c.CollectionP >= 0 && c.CollectionP <= 1) {
+		return fmt.Errorf("replay: collection light probability %v must be within 0-1", c.CollectionP)
 	}
 	if math.IsNaN(c.ReachReward) || math.IsInf(c.ReachReward, 0) {
 		return fmt.Errorf("replay: reach reward %v must be finite", c.ReachReward)
@@ -273,6 +294,17 @@ func (m *Memory) Sample(rng *rand.Rand, dst *Batch) error {
 		}
 		if tr.recs[end-1].Light {
 			dst.A2[k] = 1
+		}
+		if dst.P2 != nil {
+			// Record end-1 is frame t+1 of its episode (every frame is recorded, lost or not).
+			switch {
+			case (end-1)%BlockFrames == 0:
+				dst.P2[k] = float32(m.cfg.CollectionP)
+			case now.Light:
+				dst.P2[k] = 1
+			default:
+				dst.P2[k] = 0
+			}
 		}
 		dst.R[k] = float32(obs.RewardReach(now.X, now.Y, next.X, next.Y, tx, ty, m.cfg.ReachReward))
 	}

@@ -23,6 +23,16 @@
 // Brandfonbrener et al. 2021, NeurIPS). If the replay mixes data of several policies, the
 // critics estimate that mixture. The default, PolicyBackup, is the reference's.
 //
+// With Backup CollectionBackup it is
+//
+//	y       = RewardScale r + gamma * sum_a' beta(a'|s', a) min(Q1t, Q2t)(s', a')
+//
+// with beta the random-light collection schedule (replay.Batch.P2 = beta(on|s', a)): expected
+// SARSA (van Seijen et al. 2009) on a known behaviour, the same target in expectation as
+// BehaviourBackup on data the schedule collected, and still the schedule's values on data that
+// agents collected (online mode), because the next action is averaged under beta instead of
+// read from the data.
+//
 // All three gradients are taken at the parameters before the update, then the actor, critics and
 // temperature each take one Adam step; every TargetEvery updates the target critics move toward
 // the critics by Tau. There are no terminal states (the reference's mask is always 1).
@@ -56,6 +66,11 @@ const (
 	// the policy that collected the data (random light), and the actor is one improvement step
 	// over it.
 	BehaviourBackup Backup = "behaviour"
+	// CollectionBackup bootstraps with the random-light collection schedule's expected value
+	// at s' (replay.Batch.P2: the block's light while a 3-frame block lasts, its probability
+	// at a block start): the critics estimate the collection's values from data recorded by
+	// any policy, which BehaviourBackup does only on the collection's own data.
+	CollectionBackup Backup = "collection"
 )
 
 // Config holds every hyperparameter of the agent. The defaults are the reference study's.
@@ -139,8 +154,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sac: initial log alpha %v out of range", c.InitLogAlpha)
 	case !pos(c.RewardScale):
 		return fmt.Errorf("sac: reward scale %v must be positive", c.RewardScale)
-	case c.Backup != PolicyBackup && c.Backup != BehaviourBackup:
-		return fmt.Errorf("sac: backup %q must be %q or %q", c.Backup, PolicyBackup, BehaviourBackup)
+	case c.Backup != PolicyBackup && c.Backup != BehaviourBackup && c.Backup != CollectionBackup:
+		return fmt.Errorf("sac: backup %q must be %q, %q or %q", c.Backup, PolicyBackup, BehaviourBackup, CollectionBackup)
+	case c.Backup == CollectionBackup && c.Actions != 2:
+		return fmt.Errorf("sac: backup %q needs 2 actions (light off, on), got %d", c.Backup, c.Actions)
 	case c.BatchSize < 1:
 		return fmt.Errorf("sac: batch size %d must be positive", c.BatchSize)
 	}
@@ -261,7 +278,7 @@ func (a *Agent) Update(b *replay.Batch) Stats {
 func (a *Agent) checkBatch(b *replay.Batch) {
 	n := a.cfg.BatchSize
 	if b.N != n || len(b.S) != n*a.cfg.ObsSize || len(b.S2) != n*a.cfg.ObsSize || len(b.A) != n || len(b.R) != n ||
-		(a.cfg.Backup == BehaviourBackup && len(b.A2) != n) {
+		(a.cfg.Backup == BehaviourBackup && len(b.A2) != n) || (a.cfg.Backup == CollectionBackup && len(b.P2) != n) {
 		panic(fmt.Sprintf("sac: batch of %d transitions does not match batch size %d and obs size %d", b.N, n, a.cfg.ObsSize))
 	}
 }
@@ -300,6 +317,17 @@ func (a *Agent) targets(b *replay.Batch, alpha float64) {
 				panic(fmt.Sprintf("sac: next action %d out of range", j))
 			}
 			v := float64(min(qt1[r*na+j], qt2[r*na+j]))
+			a.y[r] = float32(a.cfg.RewardScale*float64(b.R[r]) + a.cfg.Gamma*v)
+		}
+		return
+	}
+	if a.cfg.Backup == CollectionBackup {
+		for r := 0; r < b.N; r++ {
+			p := float64(b.P2[r])
+			if !(p >= 0 && p <= 1) {
+				panic(fmt.Sprintf("sac: next light probability %v out of range", p))
+			}
+			v := (1-p)*float64(min(qt1[r*na], qt2[r*na])) + p*float64(min(qt1[r*na+1], qt2[r*na+1]))
 			a.y[r] = float32(a.cfg.RewardScale*float64(b.R[r]) + a.cfg.Gamma*v)
 		}
 		return

@@ -12,6 +12,13 @@
 //   - train: one training task per line, carrying the experiment's whole train section. It
 //     opens when every collect episode is done or failed. A training task that fails for good
 //     fails the experiment at once: its line has no agents to evaluate;
+//   - online mode (train.mode: online) changes collect and train: collect holds only the
+//     warm-up's random-light episodes (train.warmup_hours), and train opens, with the training
+//     tasks, the online episodes (the rest of collect.hours_per_line, acting with the line's
+//     newest version; online episode i names version i+1, see experiment.Spec.OnlineData) and
+//     the learning curve's checkpoint episodes (experiment.Spec.CheckpointVersions); a line's
+//     training task publishes version v only once the online episodes it trains on are done
+//     or failed (package fleet), and train closes when all of them are;
 //   - evaluate: per line, evaluate.episodes_per_condition agent episodes (acting with the
 //     parameter version the line's training task reported) and as many no-light episodes, the
 //     targets taken in turn. A line's random-light episodes are created when its last agent
@@ -301,6 +308,40 @@ func (p *Plan) evalN(n int, kind episode.Kind, animal, agent string, i int) Item
 	return it
 }
 
+// online makes, in online mode, the train phase's episodes: every line's online episodes
+// (episode-major; online episode i names version i+1 and may act up to max_staleness versions
+// before it, with exploration) and then the learning curve's checkpoint episodes (each acting
+// with exactly the version it names), the targets taken in turn.
+func (p *Plan) online() []Item {
+	s := p.Spec
+	var out []Item
+	for i := range s.OnlineEpisodesPerLine() {
+		for _, line := range s.Lines {
+			it := p.item(TypeEpisode, episode.KindOnline, line)
+			it.Seconds = s.Collect.EpisodeSeconds
+			it.LightProbability = s.Collect.LightProbability
+			it.Explore = s.Train.Explore
+			name, x, y := s.Target(i)
+			it.Target = &episode.Place{Name: name, XCM: x, YCM: y}
+			it.AgentLine = line
+			it.PolicyVersion = s.OnlineVersion(i)
+			it.MaxStaleness = s.Policy.MaxStaleness
+			out = append(out, it)
+		}
+	}
+	for _, v := range s.CheckpointVersions() {
+		for i := range s.Evaluate.CheckpointEpisodes {
+			for _, line := range s.Lines {
+				it := p.eval(episode.KindCheckpoint, line, line, i)
+				it.PolicyVersion = v
+				it.MaxStaleness = 0
+				out = append(out, it)
+			}
+		}
+	}
+	return out
+}
+
 func (p *Plan) open(ph Phase) []Item {
 	p.Phase = ph
 	s := p.Spec
@@ -308,7 +349,11 @@ func (p *Plan) open(ph Phase) []Item {
 	switch ph {
 	case PhaseCollect:
 		// Episode-major: every line's first episode, then every line's second, ...
-		for range s.CollectEpisodesPerLine() {
+		n := s.CollectEpisodesPerLine()
+		if s.Online() {
+			n = s.WarmupEpisodesPerLine()
+		}
+		for range n {
 			for _, line := range s.Lines {
 				it := p.item(TypeEpisode, episode.KindCollect, line)
 				it.Seconds = s.Collect.EpisodeSeconds
@@ -321,7 +366,17 @@ func (p *Plan) open(ph Phase) []Item {
 			it := p.item(TypeTrain, episode.KindTrain, line)
 			train := s.Train
 			it.Train = &train
+			if s.Online() {
+				it.MaxStaleness = s.Policy.MaxStaleness
+			}
+			if train.CriticTarget == experiment.CriticTargetCollection {
+				// The critics' target averages the next light under the collection's schedule.
+				it.LightProbability = s.Collect.LightProbability
+			}
 			out = append(out, it)
+		}
+		if s.Online() {
+			out = append(out, p.online()...)
 		}
 	case PhaseEvaluate:
 		p.AgentOpen = map[string]int{}
@@ -361,7 +416,10 @@ func (p *Plan) open(ph Phase) []Item {
 // so a caller can bound an experiment's size before starting it. spec must be valid.
 func ItemCount(spec experiment.Spec) int64 {
 	lines := int64(len(spec.Lines))
-	n := lines * int64(spec.CollectEpisodesPerLine())          // collect
+	n := lines * int64(spec.CollectEpisodesPerLine()) // collect (online: warm-up and online episodes)
+	if spec.Online() {
+		n += lines * int64(len(spec.CheckpointVersions())) * int64(spec.Evaluate.CheckpointEpisodes) // checkpoints
+	}
 	n += lines                                                 // train
 	n += lines * 3 * int64(spec.Evaluate.EpisodesPerCondition) // evaluate
 	if x := int64(len(spec.CrossLines())); x > 0 {
