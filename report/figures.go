@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"math"
 	"sort"
 	"sync"
@@ -39,6 +40,7 @@ const (
 	KindPolicyMap   = "policy-map"
 	KindCross       = "cross"
 	KindEffectSizes = "effect-sizes"
+	KindAnimalTime  = "animal-time"
 )
 
 // ReferencePxPerCM converts the policy map's reference pixels to cm (DESIGN: 900 px = 1.667 cm).
@@ -153,6 +155,17 @@ func (r *run) plan(cfg Config) []job {
 			Caption: "Mean closest approach (cm) of animals of each line (rows) under agents trained on each line (columns); lower is better. Red frames: the agent's own line."},
 			func(buf *bytes.Buffer) error {
 				f, err := charts.BuildCross("cross-evaluation: mean closest approach", animals, agents, vals, ns)
+				if err != nil {
+					return err
+				}
+				return f.Render(buf, charts.PNG)
+			})
+	}
+	if series := AnimalSeries(r.Report, ""); len(series) > 0 {
+		add(Figure{ID: KindAnimalTime, Kind: KindAnimalTime, Title: "Closest approach against animal time",
+			Caption: "Mean closest approach of each line's agents against the animal hours of the training data they were trained on: the online run's evaluation checkpoints and its final evaluation. Bars: standard error. Compare offline runs with optoloop report curves RUN..."},
+			func(buf *bytes.Buffer) error {
+				f, err := charts.BuildAnimalTime("closest approach against animal time", series)
 				if err != nil {
 					return err
 				}
@@ -406,4 +419,27 @@ func PolicyMapChart(m *policy.Map, title string) charts.PolicyMap {
 		return out
 	}
 	return charts.PolicyMap{Title: title, X: cm(m.XRelPx), Y: cm(m.YRelPx), Body: m.BodyRelDeg, Head: m.HeadRelDeg, P: m.POn}
+}
+
+// AnimalSeries is a report's learning curves against animal time, one series per line with
+// more than one point (online runs), named "LINE" or, with a label, "LINE label". A nil report
+// has none.
+func AnimalSeries(rep *results.Report, label string) []charts.AnimalSeries {
+	if rep == nil {
+		return nil
+	}
+	var out []charts.AnimalSeries
+	for _, l := range rep.Lines {
+		if len(l.Curve) < 2 && label == "" {
+			continue
+		}
+		s := charts.AnimalSeries{Name: strings.TrimSpace(l.Line + " " + label)}
+		for _, p := range l.Curve {
+			s.Points = append(s.Points, charts.AnimalPoint{Hours: p.AnimalHours, Mean: p.MeanClosest, SD: p.SDClosest, N: p.N})
+		}
+		if len(s.Points) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
 }

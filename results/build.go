@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -216,7 +217,53 @@ func lineResult(exp api.Experiment, items []api.Item, l string) (LineResult, err
 		lr.Members, lr.Updates, lr.TransitionsUsed, lr.EpisodesUsed = sum.Members, sum.Updates, sum.Transitions, sum.Episodes
 		lr.PolicyVersion = it.Result.PolicyVersion
 	}
+	lr.AnimalHours = animalSeconds(items, l, math.MaxInt64) / 3600
+	lr.Curve = learningCurve(exp, items, l, agent, lr.AnimalHours)
 	return lr, nil
+}
+
+// animalSeconds sums the lengths of line's done collect episodes and of its done online
+// episodes that name a version up to maxNamed.
+func animalSeconds(items []api.Item, line string, maxNamed int64) float64 {
+	var s float64
+	for i := range items {
+		it := &items[i]
+		if !doneEpisode(it) || it.Line != line || !it.Kind.Collects() || (it.Kind == episode.KindOnline && int64(it.PolicyVersion) > maxNamed) {
+			continue
+		}
+		s += it.Seconds // the episode's length on the arena's clock (its outcome's ends a frame early)
+	}
+	return s
+}
+
+// learningCurve is line's closest approach against animal time: a point per checkpoint version
+// (its animal time: the done collect and online episodes that version trained on, see
+// experiment.Spec.OnlineData) and the final evaluation's agents at the line's whole animal time.
+func learningCurve(exp api.Experiment, items []api.Item, line string, agent Condition, hours float64) []CurvePoint {
+	by := map[uint64][]float64{}
+	for i := range items {
+		it := &items[i]
+		if doneEpisode(it) && it.Kind == episode.KindCheckpoint && it.Line == line {
+			by[it.PolicyVersion] = append(by[it.PolicyVersion], it.Result.Outcome.ClosestCM)
+		}
+	}
+	var out []CurvePoint
+	for _, v := range slices.Sorted(maps.Keys(by)) {
+		m, sd, n := Summarize(by[v])
+		trained := int64(v) - 1 - int64(exp.Spec.Policy.MaxStaleness)
+		out = append(out, CurvePoint{Version: v, AnimalHours: animalSeconds(items, line, trained) / 3600, Kind: episode.KindCheckpoint,
+			MeanClosest: m, SDClosest: sd, N: n})
+	}
+	if agent.N > 0 {
+		var v uint64
+		for i := range items {
+			if it := &items[i]; doneEpisode(it) && it.Kind == episode.KindAgent && it.Line == line {
+				v = it.Result.Outcome.PolicyVersion
+			}
+		}
+		out = append(out, CurvePoint{Version: v, AnimalHours: hours, Kind: episode.KindAgent, MeanClosest: agent.MeanClosest, SDClosest: agent.SDClosest, N: agent.N})
+	}
+	return out
 }
 
 // crossResult is the cross-evaluation matrix over lines (agents x animals, in the file's

@@ -131,6 +131,26 @@ type LineResult struct {
 	EpisodesUsed    int `json:"episodes_used,omitempty"`
 	// PolicyVersion is the final parameter version of the line's ensemble (0: not trained).
 	PolicyVersion uint64 `json:"policy_version,omitempty"`
+	// AnimalHours is the animal time the line's training data took: the lengths of its done
+	// collect and online episodes, in hours (evaluation, checkpoint and cross episodes are not
+	// counted).
+	AnimalHours float64 `json:"animal_hours"`
+	// Curve is the learning curve against animal time: in online mode one point per evaluation
+	// checkpoint (the checkpoint episodes of one version) and the final evaluation's agent
+	// episodes; offline only the final evaluation. Points are in increasing animal time.
+	Curve []CurvePoint `json:"learning_curve,omitempty"`
+}
+
+// CurvePoint is one point of a learning curve: the agents of one parameter version, trained on
+// AnimalHours of animal time, evaluated in N episodes.
+type CurvePoint struct {
+	Version     uint64  `json:"version"`
+	AnimalHours float64 `json:"animal_hours"`
+	// Kind is the episodes' kind: checkpoint, or agent for the final evaluation.
+	Kind        episode.Kind `json:"kind"`
+	MeanClosest float64      `json:"mean_closest_cm"`
+	SDClosest   float64      `json:"sd_closest_cm"`
+	N           int          `json:"n"`
 }
 
 // Condition holds per-episode results of one condition, in episode order, and their summary.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/optoloop/optoloop/agentlib/obs"
@@ -369,5 +370,74 @@ func TestWatchSeesEveryStep(t *testing.T) {
 				t.Fatalf("random:0.5 lit %d of %d ticks", lit, len(ticks))
 			}
 		})
+	}
+}
+
+// TestBehaviourProbabilityIsRecorded: every record carries the probability its light had. A
+// random-light schedule: P at each block's first frame, then the block's light; an exploring
+// policy: (1 - explore) * greedy + explore * P on the frames it decides, and the light is a
+// random draw on about explore of them; frames before the first full observation: 0.
+func TestBehaviourProbabilityIsRecorded(t *testing.T) {
+	a, o := openSim(t, "73", 5, false)
+	w, err := New(DefaultConfig(), a, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.RunEpisode(context.Background(), Episode{ID: "s", Seconds: 120, Schedule: schedule(t, "random:0.3", 5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res.Records {
+		want := 0.0
+		switch {
+		case !r.OK:
+		case i%episode.BlockFrames == 0:
+			want = 0.3
+		case r.Light:
+			want = 1
+		}
+		if r.BehaviourP != want {
+			t.Fatalf("schedule frame %d (light %v, ok %v): behaviour p %v, want %v", i, r.Light, r.OK, r.BehaviourP, want)
+		}
+	}
+
+	a, o = openSim(t, "73", 6, false)
+	w, err = New(DefaultConfig(), a, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	always := policyFunc(func([]float32) int { return 1 })
+	ep := Episode{ID: "x", Seconds: 600, Policy: always, PolicyVersion: 3, Explore: 0.5, ExploreP: 0.2, ExploreRand: rand.New(rand.NewPCG(1, 2))}
+	res, err = w.RunEpisode(context.Background(), ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decided, on := 0, 0
+	tracked := 0
+	for i, r := range res.Records {
+		if r.OK {
+			tracked++
+		}
+		if !r.OK || tracked < obs.Frames {
+			if r.BehaviourP != 0 || r.Light {
+				t.Fatalf("frame %d before a full observation or lost: light %v, behaviour p %v", i, r.Light, r.BehaviourP)
+			}
+			continue
+		}
+		decided++
+		if r.Light {
+			on++
+		}
+		if math.Abs(r.BehaviourP-0.6) > 1e-12 {
+			t.Fatalf("frame %d: behaviour p %v, want 0.6", i, r.BehaviourP)
+		}
+	}
+	// Light on with probability 0.6 per decided frame: 4 standard deviations.
+	if f, sd := float64(on)/float64(decided), math.Sqrt(0.6*0.4/float64(decided)); math.Abs(f-0.6) > 4*sd {
+		t.Fatalf("light on in %d of %d decided frames (%.3f), want about 0.6", on, decided, f)
+	}
+	ep.ExploreRand = nil
+	if _, err := w.RunEpisode(context.Background(), ep); err == nil {
+		t.Fatal("an exploring episode without a random source ran")
 	}
 }

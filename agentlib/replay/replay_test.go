@@ -334,3 +334,46 @@ func TestNextActionIsTheLightRecordedAtTheNextFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectionNextLightProbability: P2 is the collection schedule's P at a 3-frame block's
+// first frame (t+1 a multiple of 3, frames counted from the episode's first record) and the
+// light of frame t inside a block, whatever lit the frames.
+func TestCollectionNextLightProbability(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Augment = false
+	cfg.CollectionP = 0.3
+	m, err := NewMemory(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	light := func(i int) bool { return i%7 == 2 || i%5 == 0 }
+	var recs []Record
+	for i := range 200 {
+		recs = append(recs, Record{T: float64(i), X: 10 * float64(i), OK: true, Light: light(i), Episode: "e"})
+	}
+	if err := m.Append(recs...); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBatch(500)
+	if err := m.Sample(rand.New(rand.NewPCG(2, 2)), b); err != nil {
+		t.Fatal(err)
+	}
+	starts := 0
+	for k := range b.N {
+		i := int(math.Round(float64(b.S[k*obs.Size+4*obs.Frames+obs.Frames-1]) * 900 / 10))
+		want := float32(0)
+		switch {
+		case (i+1)%BlockFrames == 0:
+			want = 0.3
+			starts++
+		case light(i):
+			want = 1
+		}
+		if b.P2[k] != want {
+			t.Fatalf("sample %d at frame %d: P2 %v, want %v", k, i, b.P2[k], want)
+		}
+	}
+	if starts == 0 || starts == b.N {
+		t.Fatalf("%d of %d samples at a block start: the test samples too few of each", starts, b.N)
+	}
+}

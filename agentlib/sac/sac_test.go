@@ -362,3 +362,44 @@ func TestBehaviourBackupBootstrapsWithTheRecordedNextAction(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectionBackupAveragesTheNextLight checks the critics' target under CollectionBackup:
+// y = scale r + gamma ((1 - P2) min(Q1t, Q2t)(s', off) + P2 min(Q1t, Q2t)(s', on)), whatever the
+// actor or the recorded next action say.
+func TestCollectionBackupAveragesTheNextLight(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Backup = CollectionBackup
+	cfg.RewardScale = 3
+	a := newAgent(t, cfg, 12)
+	b := randomBatch(5, cfg.BatchSize, cfg.ObsSize)
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range b.P2 {
+		b.P2[i] = []float32{0, 1, 0.1, 0.5}[rng.IntN(4)]
+		b.A2[i] = rng.IntN(2)
+	}
+	q1 := append([]float32(nil), a.Q1T.Forward(a.Q1T.NewWorkspace(b.N), b.S2)...)
+	q2 := append([]float32(nil), a.Q2T.Forward(a.Q2T.NewWorkspace(b.N), b.S2)...)
+	a.targets(b, a.Alpha())
+	for r := range b.N {
+		p := float64(b.P2[r])
+		want := 3*float64(b.R[r]) + cfg.Gamma*((1-p)*float64(min(q1[r*2], q2[r*2]))+p*float64(min(q1[r*2+1], q2[r*2+1])))
+		if d := math.Abs(float64(a.y[r]) - want); d > 1e-4 {
+			t.Fatalf("row %d: target %v, want %v", r, a.y[r], want)
+		}
+	}
+	y := append([]float32(nil), a.y...)
+	a.Actor.InitXavier(rand.New(rand.NewPCG(98, 98)))
+	for i := range b.A2 {
+		b.A2[i] = 1 - b.A2[i]
+	}
+	a.targets(b, a.Alpha())
+	for r := range y {
+		if a.y[r] != y[r] {
+			t.Fatalf("row %d: the actor or the recorded next action changed the collection target from %v to %v", r, y[r], a.y[r])
+		}
+	}
+	cfg.Actions = 3
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("the collection backup accepted 3 actions")
+	}
+}

@@ -153,14 +153,30 @@ func runExperiment(cmd *cobra.Command, path string, o experimentRunOptions) erro
 // printReportTable prints the per-line comparison and the cross-evaluation.
 func printReportTable(w io.Writer, rep *results.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LINE\tAGENT cm\tNO LIGHT cm\tRANDOM cm\tRANDOM RATE\tp(agent<>none)\tp(agent<>random)\tN")
+	fmt.Fprintln(tw, "LINE\tAGENT cm\tNO LIGHT cm\tRANDOM cm\tRANDOM RATE\tp(agent<>none)\tp(agent<>random)\tN\tANIMAL h")
+	curves := false
 	for _, l := range rep.Lines {
 		a, n, r := l.Conditions[results.Agent], l.Conditions[results.None], l.Conditions[results.Random]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t%d\n", l.Line, meanSD(a), meanSD(n), meanSD(r),
-			l.RandomRate, pval(l.PAgentVsNone), pval(l.PAgentVsRandom), a.N)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t%d\t%.2f\n", l.Line, meanSD(a), meanSD(n), meanSD(r),
+			l.RandomRate, pval(l.PAgentVsNone), pval(l.PAgentVsRandom), a.N, l.AnimalHours)
+		curves = curves || len(l.Curve) > 1
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if curves {
+		fmt.Fprintln(w, "\nlearning curve: mean closest approach (cm) against animal hours (version, episodes)")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, l := range rep.Lines {
+			cells := make([]string, len(l.Curve))
+			for i, p := range l.Curve {
+				cells[i] = fmt.Sprintf("%.2f h: %.2f (v%d, %d)", p.AnimalHours, p.MeanClosest, p.Version, p.N)
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", l.Line, strings.Join(cells, "\t"))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	if len(rep.Failed) > 0 {
 		fmt.Fprintf(w, "\n%d items failed for good (left out of the results):\n", len(rep.Failed))

@@ -18,6 +18,7 @@ func newRootCmd() *cobra.Command {
 		newExperimentCmd(),
 		newEpisodeCmd(),
 		newReportCmd(),
+		newAnimalTimeCmd(),
 		newPolicyMapCmd(),
 		newLightUseCmd(),
 		newRigCmd(),

@@ -17,6 +17,12 @@ func TestItemCountIsWhatThePlanMakes(t *testing.T) {
 		"one line":    func(s *experiment.Spec) { s.Lines = []string{"73"} },
 		"three lines": func(s *experiment.Spec) { s.Lines = []string{"301", "446", "73"}; s.Collect.HoursPerLine = 1.1 },
 		"cross":       withCross([]string{"301", "446"}, 2),
+		"online":      online(0.25, 0.1),
+		"online, no checkpoints": func(s *experiment.Spec) {
+			online(0.25, 0.1)(s)
+			s.Evaluate.CheckpointHours = 0
+		},
+		"online with cross": func(s *experiment.Spec) { online(0.5, 0.2)(s); withCross([]string{"301", "446"}, 2)(s) },
 		"cross of three": func(s *experiment.Spec) {
 			s.Lines = []string{"301", "446", "73"}
 			s.Evaluate.EpisodesPerCondition = 5
