@@ -261,27 +261,22 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 			})
 		}
 	}
-	// Offline, one learner trains the lines in turn (each task's members use every core). Online,
-	// every line's task runs while its episodes do, so each line has a learner.
-	learners := 1
-	if r.cfg.Spec.Online() {
-		learners = len(r.cfg.Spec.Lines)
+	// One learner trains the lines in turn, each task's members on every core: in simulation
+	// that is the fastest (tasks side by side contend for the caches). Online, a line's episodes
+	// wait, leased, until its task trains (fleet.WorkerConfig.VersionWait bounds that); a
+	// cluster on real rigs wants a learner per line instead, so that no animal waits.
+	lcfg := fleet.DefaultLearnerConfig()
+	lcfg.ID = "learner-0"
+	lcfg.Broker = local
+	lcfg.Replay, lcfg.Params, lcfg.Checkpoints = st.Replay, st.Params, st.Checkpoints
+	lcfg.WorkDir = work
+	lcfg.Logger = r.log
+	lcfg.TracerProvider, lcfg.MeterProvider = r.cfg.TracerProvider, r.cfg.MeterProvider
+	l, err := fleet.NewLearner(lcfg)
+	if err != nil {
+		return nil, err
 	}
-	for i := range learners {
-		lcfg := fleet.DefaultLearnerConfig()
-		lcfg.ID = fmt.Sprintf("learner-%d", i)
-		lcfg.Broker = local
-		lcfg.Replay, lcfg.Params, lcfg.Checkpoints = st.Replay, st.Params, st.Checkpoints
-		lcfg.WorkDir = work
-		lcfg.Logger = r.log
-		lcfg.TracerProvider, lcfg.MeterProvider = r.cfg.TracerProvider, r.cfg.MeterProvider
-		l, err := fleet.NewLearner(lcfg)
-		if err != nil {
-			return nil, err
-		}
-		roles = append(roles, l.Run)
-	}
-	return roles, nil
+	return append(roles, l.Run), nil
 }
 
 // wait returns when the experiment has ended (done or failed) or ctx ends, logging each phase.
