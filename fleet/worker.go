@@ -163,6 +163,10 @@ type Worker struct {
 	// ens caches decoded ensembles by line and version (a Worker runs one episode at a time, so
 	// its ensembles are never used concurrently).
 	ens map[ensKey]*policy.Ensemble
+	// slot is whether the worker holds a slot of cfg.Gate: from before it leases to the end of
+	// the episode, except while the episode waits for a parameter version (waitVersion), so
+	// that waiting episodes never keep the others of a shared gate from running.
+	slot bool
 }
 
 type ensKey struct {
@@ -328,7 +332,13 @@ func (w *Worker) step(ctx, leaseCtx context.Context) (bool, error) {
 		case <-ctx.Done():
 			return false, ctx.Err()
 		}
-		defer func() { <-w.cfg.Gate }()
+		w.slot = true
+		defer func() {
+			if w.slot {
+				<-w.cfg.Gate
+				w.slot = false
+			}
+		}()
 	}
 	it, err := w.cfg.Broker.Lease(ctx, api.LeaseRequest{Holder: w.cfg.ID, Type: plan.TypeEpisode, TTLSeconds: w.cfg.LeaseTTL.Seconds()})
 	if err != nil {
@@ -577,11 +587,23 @@ const maxCachedEnsembles = 8
 
 // waitVersion waits until the newest published version of the item's agent line is at least
 // need and returns it; it gives up after VersionWait.
-func (w *Worker) waitVersion(ctx context.Context, it *api.Item, need uint64) (uint64, error) {
+func (w *Worker) waitVersion(ctx context.Context, it *api.Item, need uint64) (newest uint64, err error) {
 	deadline := time.Now().Add(w.cfg.VersionWait)
 	logged := false
+	released := false
+	defer func() {
+		if released && err == nil {
+			// The episode runs: take a slot of the gate again.
+			select {
+			case w.cfg.Gate <- struct{}{}:
+				w.slot = true
+			case <-ctx.Done():
+				newest, err = 0, context.Cause(ctx)
+			}
+		}
+	}()
 	for {
-		var newest uint64
+		newest = 0
 		err := retry(ctx, w.cfg.StoreRetry, w.log, "latest parameters", func(ctx context.Context) error {
 			var err error
 			newest, err = w.cfg.Params.Latest(ctx, it.ExperimentID, it.AgentLine)
@@ -598,6 +620,10 @@ func (w *Worker) waitVersion(ctx context.Context, it *api.Item, need uint64) (ui
 		if !logged {
 			logged = true
 			w.log.Debug("waiting for a parameter version", "item", it.ID, "need", need, "newest", newest)
+		}
+		if w.slot {
+			<-w.cfg.Gate
+			w.slot, released = false, true
 		}
 		select {
 		case <-ctx.Done():

@@ -215,12 +215,8 @@ func (r *Runner) Run(ctx context.Context) (*results.Report, error) {
 // roles builds arenas_per_line workers per line, each on its own simulated station, and one
 // learner. Parallel bounds how many episodes run at once.
 func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (roles []func(context.Context) error, err error) {
+	// An online episode waiting for its version gives its slot back meanwhile (fleet.Worker).
 	gate := make(chan struct{}, r.cfg.Parallel)
-	if r.cfg.Spec.Online() {
-		// Online episodes wait (leased) for their line's versions, which wait for other online
-		// episodes: a shared bound on running episodes could be held by waiting ones alone.
-		gate = nil
-	}
 	var opened []fleet.Station
 	defer func() {
 		if err != nil {
