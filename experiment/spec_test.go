@@ -173,6 +173,7 @@ func TestExampleFiles(t *testing.T) {
 		{"reference.yaml", 7, 15, 3, 20, 100000, 10, 0.99, CriticTargetPolicy},
 		{"demo.yaml", 3, 24, 0, 8, 15000, 10, 0.95, CriticTargetBehaviour},
 		{"science.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour},
+		{"online.yaml", 4, 12, 0, 10, 12000, 20, 0.95, CriticTargetCollection},
 	}
 	for _, c := range cases {
 		s, err := ParseFile(filepath.Join(dir, c.file), Options{})
@@ -183,6 +184,9 @@ func TestExampleFiles(t *testing.T) {
 			s.Train.EnsembleSize != c.ensemble || s.Train.Updates != c.updates || s.Evaluate.EpisodesPerCondition != c.evaluation ||
 			s.Train.Gamma != c.gamma || s.Train.CriticTarget != c.critic {
 			t.Errorf("%s: %+v", c.file, s)
+		}
+		if s.Online() != (c.file == "online.yaml") {
+			t.Errorf("%s: online %v", c.file, s.Online())
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {

@@ -59,6 +59,9 @@ type LearnerConfig struct {
 	// replay snapshot, a checkpoint, a parameter version) before the attempt fails. Default 2
 	// minutes.
 	StoreRetry time.Duration
+	// OnlinePoll is how often an online training task asks the broker whether the episodes
+	// its next round trains on are done. Default 250 ms.
+	OnlinePoll time.Duration
 	// Logger (default: discard).
 	Logger *slog.Logger
 	// TracerProvider traces every attempt at a task: a learner.task span in the task's trace
@@ -82,7 +85,8 @@ const LivePublishTimeout = 2 * time.Second
 
 // DefaultLearnerConfig returns the defaults; the required fields must still be set.
 func DefaultLearnerConfig() LearnerConfig {
-	return LearnerConfig{LeaseTTL: 30 * time.Second, Poll: time.Second, ReportAttempts: 20, ReportBackoff: 100 * time.Millisecond, StoreRetry: 2 * time.Minute}
+	return LearnerConfig{LeaseTTL: 30 * time.Second, Poll: time.Second, ReportAttempts: 20, ReportBackoff: 100 * time.Millisecond, StoreRetry: 2 * time.Minute,
+		OnlinePoll: 250 * time.Millisecond}
 }
 
 // Validate reports the first unusable field.
@@ -100,6 +104,8 @@ func (c LearnerConfig) Validate() error {
 		return fmt.Errorf("fleet: learner poll %v must be positive", c.Poll)
 	case c.ReportAttempts < 1 || c.ReportBackoff <= 0 || c.StoreRetry <= 0:
 		return errors.New("fleet: learner report attempts, backoff and store retry must be positive")
+	case c.OnlinePoll <= 0:
+		return fmt.Errorf("fleet: learner online poll %v must be positive", c.OnlinePoll)
 	}
 	return nil
 }
@@ -409,9 +415,6 @@ type onlineFeed struct {
 	log   *slog.Logger
 }
 
-// onlineFeedPoll is how often an online training task asks whether its data is in.
-const onlineFeedPoll = 250 * time.Millisecond
-
 func (f *onlineFeed) before(ctx context.Context, version uint64) error {
 	limit := int64(version) - 1 - int64(f.it.MaxStaleness)
 	if limit < 1 {
@@ -455,7 +458,7 @@ func (f *onlineFeed) before(ctx context.Context, version uint64) error {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-time.After(min(f.l.cfg.Poll, onlineFeedPoll)):
+		case <-time.After(f.l.cfg.OnlinePoll):
 		}
 	}
 }

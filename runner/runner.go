@@ -75,6 +75,10 @@ type Config struct {
 	Progress func(api.ExperimentView)
 }
 
+// localPoll is how often, in online mode, a waiting episode asks for its version and a
+// training task for its episodes: in one process a question costs a copy, not a round trip.
+const localPoll = 20 * time.Millisecond
+
 // ProgressInterval is the shortest time between two calls of Config.Progress for the same
 // phase: every call copies the experiment's items.
 const ProgressInterval = 100 * time.Millisecond
@@ -247,6 +251,7 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 			wcfg.Replay, wcfg.Params, wcfg.Tracks = st.Replay, st.Params, st.Tracks
 			wcfg.Logger = r.log
 			wcfg.TracerProvider, wcfg.MeterProvider = r.cfg.TracerProvider, r.cfg.MeterProvider
+			wcfg.VersionPoll = localPoll
 			w, err := fleet.NewWorker(wcfg)
 			if err != nil {
 				return nil, err
@@ -266,6 +271,7 @@ func (r *Runner) roles(local *coordinator.Local, st fleet.Stores, work string) (
 	lcfg.Broker = local
 	lcfg.Replay, lcfg.Params, lcfg.Checkpoints = st.Replay, st.Params, st.Checkpoints
 	lcfg.WorkDir = work
+	lcfg.OnlinePoll = localPoll
 	lcfg.Logger = r.log
 	lcfg.TracerProvider, lcfg.MeterProvider = r.cfg.TracerProvider, r.cfg.MeterProvider
 	l, err := fleet.NewLearner(lcfg)
