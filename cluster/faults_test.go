@@ -116,7 +116,7 @@ func TestClusterSurvivesFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%v: experiment %s", time.Since(t0).Round(time.Millisecond), view.Experiment.Status)
-	checkDoneOnce(t, c, view)
+	checkDoneOnce(t, c, view, smallItems)
 	for _, victim := range []api.Item{ep, task} {
 		it := item(view, victim.ID)
 		if it.Attempts < 2 || it.Result == nil || it.Result.Token == victim.Token {
@@ -128,7 +128,7 @@ func TestClusterSurvivesFaults(t *testing.T) {
 	if err := c.Export(ctx, id, run); err != nil {
 		t.Fatal(err)
 	}
-	compareRuns(t, local, run)
+	compareRuns(t, local, run, smallItems-2)
 	if f := c.Failures(); len(f) != 0 {
 		t.Fatalf("failures: %v", f)
 	}

@@ -108,45 +108,56 @@ cross_evaluate: { lines: ["446", "73"], episodes: 1 }
 // evaluation episodes; 4 cross episodes.
 const smallItems = 2*(10+1+3) + 4
 
-var (
-	localOnce sync.Once
-	localDir  string
-	localErr  error
-)
+// localRunOnce is a local run made at most once per test binary.
+type localRunOnce struct {
+	once sync.Once
+	dir  string
+	err  error
+}
 
-// localRun runs smallYAML once per test binary through the local run (package runner: the
-// cluster in this process, memstore) and returns its run folder.
+var localSmall, localOnline localRunOnce
+
+// localRun runs smallYAML once per test binary through the local run and returns its run
+// folder.
 func localRun(t *testing.T) string {
 	t.Helper()
-	localOnce.Do(func() {
-		cat, err := sim.DefaultCatalogue()
-		if err != nil {
-			localErr = err
-			return
-		}
-		spec, err := experiment.Parse([]byte(smallYAML))
-		if err != nil {
-			localErr = err
-			return
-		}
-		dir := filepath.Join(tmpRoot, "local-run")
-		r, err := runner.New(runner.Config{Spec: spec, SpecYAML: []byte(smallYAML), Dir: dir, Catalogue: cat, NoRender: true, Parallel: 2})
-		if err != nil {
-			localErr = err
-			return
-		}
-		t0 := time.Now()
-		if _, err := r.Run(context.Background()); err != nil {
-			localErr = err
-			return
-		}
-		t.Logf("local run of %s: %v", spec.Name, time.Since(t0).Round(time.Millisecond))
-		localDir = dir
+	return localSmall.run(t, "local-run", smallYAML)
+}
+
+// run runs experiment file yaml, the first time it is called, through the local run (package
+// runner: the cluster in this process, memstore) into tmpRoot/name, and returns that run
+// folder.
+func (l *localRunOnce) run(t *testing.T, name, yaml string) string {
+	t.Helper()
+	l.once.Do(func() {
+		l.dir, l.err = runLocal(t, filepath.Join(tmpRoot, name), yaml)
 	})
-	if localErr != nil {
-		t.Fatalf("local run: %v", localErr)
+	if l.err != nil {
+		t.Fatalf("local run: %v", l.err)
 	}
-	return localDir
+	return l.dir
+}
+
+// runLocal runs experiment file yaml through the local run into run folder dir.
+func runLocal(t *testing.T, dir, yaml string) (string, error) {
+	cat, err := sim.DefaultCatalogue()
+	if err != nil {
+		return "", err
+	}
+	spec, err := experiment.Parse([]byte(yaml))
+	if err != nil {
+		return "", err
+	}
+	r, err := runner.New(runner.Config{Spec: spec, SpecYAML: []byte(yaml), Dir: dir, Catalogue: cat, NoRender: true, Parallel: 2})
+	if err != nil {
+		return "", err
+	}
+	t0 := time.Now()
+	if _, err := r.Run(context.Background()); err != nil {
+		return "", err
+	}
+	t.Logf("local run of %s: %v", spec.Name, time.Since(t0).Round(time.Millisecond))
+	return dir, nil
 }
 
 // up starts a cluster for the test (Binary, Dir and Stderr filled in) and closes it when the
@@ -196,9 +207,9 @@ func dumpLogs(t *testing.T, dir string) {
 	}
 }
 
-// compareRuns fails the test unless run folder got holds the same per-episode results,
-// report.json numbers and trained ensembles as want.
-func compareRuns(t *testing.T, want, got string) {
+// compareRuns fails the test unless run folder got holds the same per-episode results (the
+// local run want has episodes of them), report.json numbers and trained ensembles as want.
+func compareRuns(t *testing.T, want, got string, episodes int) {
 	t.Helper()
 	w, err := results.Load(want)
 	if err != nil {
@@ -218,8 +229,8 @@ func compareRuns(t *testing.T, want, got string) {
 		}
 		return out
 	}
-	if n := len(w.Episodes); n != smallItems-2 {
-		t.Fatalf("the local run has %d episodes, want %d", n, smallItems-2)
+	if n := len(w.Episodes); n != episodes {
+		t.Fatalf("the local run has %d episodes, want %d", n, episodes)
 	}
 	if !slices.Equal(ids(w), ids(g)) {
 		t.Fatalf("episodes differ:\nlocal   %v\ncluster %v", ids(w), ids(g))

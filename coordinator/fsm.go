@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/optoloop/optoloop/coordinator/api"
+	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/experiment/plan"
 )
 
@@ -594,7 +595,28 @@ func (f *FSM) retryOrFail(it *api.Item, reason string) {
 		f.terminal(it)
 		return
 	}
+	if it.Kind == episode.KindOnline {
+		f.requeue(it)
+		return
+	}
 	f.enqueue(it)
+}
+
+// requeue returns an item whose attempt failed to its queue at the place it had (its QueueSeq
+// is kept), ahead of every item queued after it; enqueue would put it behind them. An online
+// episode is retried so: the versions that the line's later online and checkpoint episodes
+// wait for (holding their leases) are trained on its data (experiment.Spec.OnlineData), so
+// behind them it could find every arena of its line held by an episode waiting for it. Any
+// other retried item goes to the back of its queue, so that one that fails again and again
+// does not hold up the others.
+func (f *FSM) requeue(it *api.Item) {
+	it.State = api.StatePending
+	k := queueKey(it.Type, it.Line)
+	q, h := f.queues[k], f.heads[k]
+	// q[h:] is sorted by seq: enqueue appends increasing seqs, requeue inserts in order and
+	// reset sorts.
+	i, _ := slices.BinarySearchFunc(q[h:], it.QueueSeq, func(e queued, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	f.queues[k] = slices.Insert(q, h+i, queued{it.ID, it.QueueSeq})
 }
 
 // sweep returns expired leases to pending (or failed), in item id order.

@@ -902,3 +902,49 @@ func TestFSMProgress(t *testing.T) {
 		t.Errorf("line table order: %+v", p.Lines)
 	}
 }
+
+// TestFSMRetriedOnlineEpisodeKeepsItsPlace: an online episode whose attempt failed is leased
+// again before the line's later online episodes, which act with versions trained on its data
+// (after a restore too); another retried item goes to the back of its queue
+// (TestLocalLeaseExpiryByAdvance).
+func TestFSMRetriedOnlineEpisodeKeepsItsPlace(t *testing.T) {
+	h := newFSMHarness(t)
+	spec := "name: on\nlines: [\"301\"]\ncollect: {hours_per_line: 0.2, episode_seconds: 180}\n" +
+		"train: {mode: online, warmup_hours: 0.05, updates: 10, checkpoint_every: 2, critic_target: collection}\n" +
+		"evaluate: {checkpoint_hours: 0}\npolicy: {max_staleness: 0}\n"
+	h.submit(spec)
+	h.worker("a", "301")
+	h.worker("b", "301")
+	warm := h.lease("a", plan.TypeEpisode)
+	if warm.Kind != episode.KindCollect {
+		t.Fatalf("first lease %+v, want the warm-up's collect episode", warm)
+	}
+	h.report("a", warm, lightOutcome(0.1), 0)
+	first, second := h.lease("a", plan.TypeEpisode), h.lease("b", plan.TypeEpisode)
+	if first.Kind != episode.KindOnline || first.PolicyVersion != 1 || second.Kind != episode.KindOnline || second.PolicyVersion != 2 {
+		t.Fatalf("leased %+v and %+v, want online episodes naming versions 1 and 2", first, second)
+	}
+	h.ok(Command{Type: CmdFail, Fail: &api.FailCmd{Holder: "a", ItemID: first.ID, Token: first.Token, Reason: "arena restarted"}})
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	g := &fsmHarness{t: t, f: NewFSM(), index: h.index, now: h.now}
+	if err := g.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*fsmHarness{h, g} {
+		again := x.lease("a", plan.TypeEpisode)
+		if again == nil || again.ID != first.ID || again.Attempts != 2 {
+			t.Fatalf("after its failure the next lease is %+v, want %s's second attempt", again, first.ID)
+		}
+		x.report("a", again, lightOutcome(0.1), 0)
+		if next := x.lease("a", plan.TypeEpisode); next == nil || next.Kind != episode.KindOnline || next.PolicyVersion != 3 {
+			t.Fatalf("then %+v, want the online episode naming version 3", next)
+		}
+	}
+}
