@@ -280,11 +280,11 @@ func (l *Learner) train(ctx context.Context, it *api.Item, progress func(api.Pro
 	if err := ln.Run(ctx); err != nil {
 		return sum, 0, err
 	}
-	log.Info("trained", "members", lc.Members, "updates", ln.Updates(), "version", ln.Version(),
-		"episodes", episodes, "windows", mem.Windows(), "seconds", time.Since(t0).Seconds())
 	if feed != nil {
 		episodes += len(feed.added)
 	}
+	log.Info("trained", "members", lc.Members, "updates", ln.Updates(), "version", ln.Version(),
+		"episodes", episodes, "windows", mem.Windows(), "seconds", time.Since(t0).Seconds())
 	sum = results.TrainingSummary{Members: lc.Members, Updates: int(ln.Updates()), Transitions: mem.Windows(), Episodes: episodes}
 	return sum, ln.Version(), nil
 }
