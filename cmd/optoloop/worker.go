@@ -36,6 +36,7 @@ type workerOptions struct {
 	leaseTTL  time.Duration
 	grace     time.Duration
 	buffer    int
+	verWait   time.Duration
 	parallel  int
 	logLevel  string
 	tel       telemetryOptions
@@ -78,6 +79,7 @@ func newWorkerCmd() *cobra.Command {
 	f.DurationVar(&o.grace, "grace", time.Minute, "on SIGTERM, how long running episodes may take to finish before they are failed")
 	f.IntVar(&o.parallel, "parallel", 0, "simulated arenas running an episode at once in this process (default: the number of CPUs); an arena leases only when it can run")
 	f.IntVar(&o.buffer, "replay-buffer", d.ReplayBuffer, "frames of a running episode that may wait for an unavailable Redis before the episode fails")
+	f.DurationVar(&o.verWait, "version-wait", d.VersionWait, "how long an online or checkpoint episode waits for the parameter version it needs before its attempt fails")
 	f.DurationVar(&o.tileEvery, "tile-every", d.TileEvery, "how often each arena publishes its dashboard tile (thumbnail and numbers) to Redis")
 	f.DurationVar(&o.tileTTL, "tile-ttl", d.TileTTL, "how long a tile lives in Redis unless refreshed (a dashboard shows an arena without one as stale)")
 	f.IntVar(&o.tileWidth, "tile-width", d.TileWidth, "thumbnail width in pixels (64-1024)")
@@ -109,6 +111,8 @@ func (o workerOptions) check() error {
 		return fmt.Errorf("--grace %v must be positive", o.grace)
 	case o.buffer < 1:
 		return fmt.Errorf("--replay-buffer %d must be positive", o.buffer)
+	case o.verWait <= 0:
+		return fmt.Errorf("--version-wait %v must be positive", o.verWait)
 	case o.parallel < 0 || o.parallel > 1024:
 		return fmt.Errorf("--parallel %d must be within 0-1024", o.parallel)
 	}
@@ -182,7 +186,7 @@ func runWorker(cmd *cobra.Command, o workerOptions) (err error) {
 		cfg.Station = a.st
 		cfg.Broker = cl
 		cfg.Replay, cfg.Params, cfg.Tracks = stores.Replay, stores.Params, stores.Tracks
-		cfg.LeaseTTL, cfg.ReplayBuffer, cfg.Gate = o.leaseTTL, o.buffer, gate
+		cfg.LeaseTTL, cfg.ReplayBuffer, cfg.Gate, cfg.VersionWait = o.leaseTTL, o.buffer, gate, o.verWait
 		if !o.noTiles {
 			cfg.Live, cfg.Process = store, prefix
 			cfg.TileEvery, cfg.TileTTL, cfg.TileWidth = o.tileEvery, o.tileTTL, o.tileWidth
