@@ -616,3 +616,28 @@ func TestFormatOf(t *testing.T) {
 		}
 	}
 }
+
+func TestAnimalTimeFigure(t *testing.T) {
+	online := AnimalSeries{Name: "446 online", Points: []AnimalPoint{{Hours: 0.25, Mean: 0.9, SD: 0.4, N: 4}, {Hours: 0.5, Mean: 0.6, SD: 0.3, N: 4}, {Hours: 1, Mean: 0.3, SD: 0.4, N: 20}}}
+	offline := AnimalSeries{Name: "446 offline", Dashed: true, Points: []AnimalPoint{{Hours: 1, Mean: 0.6, SD: 0.6, N: 20}, {Hours: 20, Mean: 0.35, SD: 0.5, N: 20},
+		{Hours: 0, Mean: 1}, {Hours: 2, Mean: math.NaN()}}}
+	f, err := BuildAnimalTime("t", []AnimalSeries{online, offline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Series) != 2 || len(f.Series[1].Points) != 2 {
+		t.Fatalf("series %+v: the point at 0 h and the NaN mean must be dropped", f.Series)
+	}
+	if !(f.X.Min < 0.25 && f.X.Max > 20 && f.Y.Min >= 0 && f.Y.Max > 0.9) {
+		t.Fatalf("axes %+v %+v do not hold the points", f.X, f.Y)
+	}
+	for _, format := range []Format{PNG, SVG} {
+		var buf bytes.Buffer
+		if err := f.Render(&buf, format); err != nil || buf.Len() < 1000 {
+			t.Fatalf("%v: %d bytes, %v", format, buf.Len(), err)
+		}
+	}
+	if _, err := BuildAnimalTime("t", []AnimalSeries{{Name: "x", Points: []AnimalPoint{{Hours: -1, Mean: 1}}}}); err == nil {
+		t.Fatal("a figure without a usable point was built")
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 	"math"
 	"sort"
 	"sync"
@@ -161,9 +160,9 @@ func (r *run) plan(cfg Config) []job {
 				return f.Render(buf, charts.PNG)
 			})
 	}
-	if series := AnimalSeries(r.Report, ""); len(series) > 0 {
+	if series, err := AnimalTimeSeries(append([]string{r.Dir}, cfg.Compare...), nil); err == nil && (len(cfg.Compare) > 0 || online(series)) {
 		add(Figure{ID: KindAnimalTime, Kind: KindAnimalTime, Title: "Closest approach against animal time",
-			Caption: "Mean closest approach of each line's agents against the animal hours of the training data they were trained on: the online run's evaluation checkpoints and its final evaluation. Bars: standard error. Compare offline runs with optoloop report curves RUN..."},
+			Caption: "Mean closest approach of each line's agents against the animal hours of the training data they were trained on: an online run's evaluation checkpoints and final evaluation (solid), offline runs' final evaluations (dashed, one point per run; optoloop report --compare RUN adds runs). Bars: standard error."},
 			func(buf *bytes.Buffer) error {
 				f, err := charts.BuildAnimalTime("closest approach against animal time", series)
 				if err != nil {
@@ -419,27 +418,4 @@ func PolicyMapChart(m *policy.Map, title string) charts.PolicyMap {
 		return out
 	}
 	return charts.PolicyMap{Title: title, X: cm(m.XRelPx), Y: cm(m.YRelPx), Body: m.BodyRelDeg, Head: m.HeadRelDeg, P: m.POn}
-}
-
-// AnimalSeries is a report's learning curves against animal time, one series per line with
-// more than one point (online runs), named "LINE" or, with a label, "LINE label". A nil report
-// has none.
-func AnimalSeries(rep *results.Report, label string) []charts.AnimalSeries {
-	if rep == nil {
-		return nil
-	}
-	var out []charts.AnimalSeries
-	for _, l := range rep.Lines {
-		if len(l.Curve) < 2 && label == "" {
-			continue
-		}
-		s := charts.AnimalSeries{Name: strings.TrimSpace(l.Line + " " + label)}
-		for _, p := range l.Curve {
-			s.Points = append(s.Points, charts.AnimalPoint{Hours: p.AnimalHours, Mean: p.MeanClosest, SD: p.SDClosest, N: p.N})
-		}
-		if len(s.Points) > 0 {
-			out = append(out, s)
-		}
-	}
-	return out
 }

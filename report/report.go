@@ -41,6 +41,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock that stamps the report's generation time. Default time.Now.
 	Now func() time.Time
+	// Compare lists other run folders whose learning curves against animal time the report's
+	// animal-time figure draws with the run's own (offline runs of several hours_per_line
+	// beside an online run).
+	Compare []string
 }
 
 // DefaultConfig returns the defaults documented on Config.

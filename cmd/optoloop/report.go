@@ -12,7 +12,7 @@ import (
 func newReportCmd() *cobra.Command {
 	cfg := report.DefaultConfig()
 	cmd := &cobra.Command{
-		Use:   "report RUN_DIR",
+		Use:   "report RUN_DIR [--compare RUN_DIR,...]",
 		Short: "Write RUN_DIR/report.html: settings, per-line results and every figure of an experiment's run folder",
 		Long: `report reads an experiment's run folder (also one still running, or one that failed) and
 writes RUN_DIR/report.html, one self-contained file with the images embedded: the experiment's
@@ -36,5 +36,6 @@ report's path.`,
 	f.IntVar(&cfg.Resamples, "resamples", cfg.Resamples, "bootstrap resamples of the effect-size intervals")
 	f.IntVar(&cfg.MaxTrajectories, "max-trajectories", cfg.MaxTrajectories, "most episodes drawn as small multiples per line and condition")
 	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "figures rendered in parallel")
+	f.StringSliceVar(&cfg.Compare, "compare", nil, "other run folders whose learning curves against animal time are drawn with this run's (comma separated)")
 	return cmd
 }
