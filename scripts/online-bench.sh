@@ -18,9 +18,11 @@ seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3 4)
 mkdir -p "$out"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-offline() { # FILE HOURS NAME: the online file made offline with HOURS of random light
+offline() { # FILE HOURS NAME: the online file made offline with HOURS of random light, trained as
+	# experiments/science.yaml trains (behaviour target, rounds of 5000 updates, 20 min episodes)
 	sed -e "s/^name: .*/name: $3/" -e 's/^  mode: online/  mode: offline/' -e "s/^  hours_per_line: .*/  hours_per_line: $2/" \
-		-e 's/^  critic_target: collection/  critic_target: behaviour/' -e 's/^  episode_seconds: 300/  episode_seconds: 1200/' "$1"
+		-e 's/^  critic_target: collection/  critic_target: behaviour/' -e 's/^  episode_seconds: 300/  episode_seconds: 1200/' \
+		-e 's/^  checkpoint_every: .*/  checkpoint_every: 5000/' "$1"
 }
 for seed in "${seeds[@]}"; do
 	modes=(online offline20)
@@ -32,6 +34,9 @@ for seed in "${seeds[@]}"; do
 		offline20) offline experiments/online.yaml 20 offline20 | sed -e "s/^seed: .*/seed: $seed/" >"$f" ;;
 		offline1) offline experiments/online.yaml 1 offline1 | sed -e "s/^seed: .*/seed: $seed/" >"$f" ;;
 		esac
+		if [ -f "$out/$mode-s$seed/report.json" ] && [ -f "$out/$mode-s$seed.seconds" ]; then
+			continue # already run (a rerun of the script after an interruption)
+		fi
 		rm -rf "$out/$mode-s$seed"
 		t0=$(date +%s.%N)
 		"$bin" experiment run "$f" --out "$out/$mode-s$seed" --no-render >"$out/$mode-s$seed.log" 2>&1
