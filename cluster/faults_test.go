@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,31 +86,7 @@ func TestClusterSurvivesFaults(t *testing.T) {
 	w.until("an episode done after the redis restart", func(v api.ExperimentView) bool { return w.doneEpisodes(v) > done })
 
 	// 4. A learner killed (-9) in the middle of a training task.
-	var task api.Item
-	w.until("a training task leased with progress past 0", func(v api.ExperimentView) bool {
-		if ph := v.Experiment.Phase; ph != plan.PhaseCollect && ph != plan.PhaseTrain {
-			t.Fatalf("training ended (phase %s) before a task was seen half done: lengthen train.updates", ph)
-		}
-		for _, it := range v.Items {
-			if it.Type == plan.TypeTrain && it.State == api.StateLeased && it.Progress != nil && it.Progress.Done > 0 && it.Progress.Done < it.Progress.Total {
-				task = it
-				return true
-			}
-		}
-		return false
-	})
-	lproc, ok := c.ProcessOf(task.Holder)
-	if !ok {
-		t.Fatalf("no process is learner %s", task.Holder)
-	}
-	if err := c.Kill(lproc); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%v: killed %s training %s at %d/%d updates (lease %d)", time.Since(t0).Round(time.Millisecond), lproc, task.ID, task.Progress.Done, task.Progress.Total, task.Token)
-	w.until(task.ID+"'s lease to end", func(v api.ExperimentView) bool { return leaseEnded(v, task) })
-	if err := c.RestartProcess(ctx, lproc); err != nil {
-		t.Fatal(err)
-	}
+	task := w.killLearnerMidTask(t0, plan.PhaseCollect, plan.PhaseTrain)
 
 	view, err := c.Wait(ctx, id, nil)
 	if err != nil {
@@ -156,19 +133,48 @@ func (w watcher) killWorkerMidEpisode(t0 time.Time) api.Item {
 		}
 		return false
 	})
-	proc, ok := w.c.ProcessOf(ep.Holder)
+	w.killHolder(t0, ep, fmt.Sprintf("holding %s (lease %d)", ep.ID, ep.Token))
+	return ep
+}
+
+// killHolder kills (-9) the process of the holder of the lease it describes (what says what
+// it was doing, for the log), waits until that lease has ended and starts the process again.
+func (w watcher) killHolder(t0 time.Time, it api.Item, what string) {
+	w.t.Helper()
+	proc, ok := w.c.ProcessOf(it.Holder)
 	if !ok {
-		w.t.Fatalf("no process holds worker %s", ep.Holder)
+		w.t.Fatalf("no process is %s", it.Holder)
 	}
 	if err := w.c.Kill(proc); err != nil {
 		w.t.Fatal(err)
 	}
-	w.t.Logf("%v: killed %s holding %s (lease %d)", time.Since(t0).Round(time.Millisecond), proc, ep.ID, ep.Token)
-	w.until(ep.ID+"'s lease to end", func(v api.ExperimentView) bool { return leaseEnded(v, ep) })
+	w.t.Logf("%v: killed %s %s", time.Since(t0).Round(time.Millisecond), proc, what)
+	w.until(it.ID+"'s lease to end", func(v api.ExperimentView) bool { return leaseEnded(v, it) })
 	if err := w.c.RestartProcess(w.ctx, proc); err != nil {
 		w.t.Fatal(err)
 	}
-	return ep
+}
+
+// killLearnerMidTask kills (-9) the learner process holding a training task whose progress is
+// strictly between 0 and its total, while the experiment is in one of phases, waits until that
+// lease has ended and starts the process again; it returns the task as it was leased.
+func (w watcher) killLearnerMidTask(t0 time.Time, phases ...plan.Phase) api.Item {
+	w.t.Helper()
+	var task api.Item
+	w.until("a training task leased with progress strictly between 0 and total", func(v api.ExperimentView) bool {
+		if ph := v.Experiment.Phase; !slices.Contains(phases, ph) {
+			w.t.Fatalf("phase %s before a training task was seen part done: lengthen training", ph)
+		}
+		for _, it := range v.Items {
+			if it.Type == plan.TypeTrain && it.State == api.StateLeased && it.Progress != nil && it.Progress.Done > 0 && it.Progress.Done < it.Progress.Total {
+				task = it
+				return true
+			}
+		}
+		return false
+	})
+	w.killHolder(t0, task, fmt.Sprintf("training %s (line %s) at %d/%d updates (lease %d)", task.ID, task.Line, task.Progress.Done, task.Progress.Total, task.Token))
+	return task
 }
 
 // leaseEnded reports whether the lease victim describes is over: the item is no longer leased

@@ -81,32 +81,7 @@ func TestClusterOnlineSurvivesFaults(t *testing.T) {
 
 	// 2. A learner killed (-9) while its training task is part done (some versions published,
 	// not the last): it waits for online episodes or trains on them.
-	var task api.Item
-	w.until("a training task leased with progress strictly between 0 and total", func(v api.ExperimentView) bool {
-		if ph := v.Experiment.Phase; ph != plan.PhaseTrain {
-			t.Fatalf("phase %s before a training task was seen part done: lengthen the online episodes", ph)
-		}
-		for _, it := range v.Items {
-			if it.Type == plan.TypeTrain && it.State == api.StateLeased && it.Progress != nil && it.Progress.Done > 0 && it.Progress.Done < it.Progress.Total {
-				task = it
-				return true
-			}
-		}
-		return false
-	})
-	lproc, ok := c.ProcessOf(task.Holder)
-	if !ok {
-		t.Fatalf("no process is learner %s", task.Holder)
-	}
-	if err := c.Kill(lproc); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%v: killed %s training %s (line %s) at %d/%d updates (lease %d)", time.Since(t0).Round(time.Millisecond), lproc, task.ID, task.Line,
-		task.Progress.Done, task.Progress.Total, task.Token)
-	w.until(task.ID+"'s lease to end", func(v api.ExperimentView) bool { return leaseEnded(v, task) })
-	if err := c.RestartProcess(ctx, lproc); err != nil {
-		t.Fatal(err)
-	}
+	task := w.killLearnerMidTask(t0, plan.PhaseTrain)
 
 	view, err := c.Wait(ctx, id, nil)
 	if err != nil {
@@ -199,18 +174,7 @@ func (w watcher) killWorkerActingOnline(t0 time.Time, store *redisstore.Store) a
 		}
 		return false
 	})
-	proc, ok := w.c.ProcessOf(ep.Holder)
-	if !ok {
-		w.t.Fatalf("no process holds worker %s", ep.Holder)
-	}
-	if err := w.c.Kill(proc); err != nil {
-		w.t.Fatal(err)
-	}
-	w.t.Logf("%v: killed %s acting in %s (line %s, version %d, lease %d)", time.Since(t0).Round(time.Millisecond), proc, ep.ID, ep.Line, ep.PolicyVersion, ep.Token)
-	w.until(ep.ID+"'s lease to end", func(v api.ExperimentView) bool { return leaseEnded(v, ep) })
-	if err := w.c.RestartProcess(w.ctx, proc); err != nil {
-		w.t.Fatal(err)
-	}
+	w.killHolder(t0, ep, fmt.Sprintf("acting in %s (line %s, version %d, lease %d)", ep.ID, ep.Line, ep.PolicyVersion, ep.Token))
 	return ep
 }
 
