@@ -313,30 +313,39 @@ func (l *Learner) snapshot(ctx context.Context, it *api.Item) (*replay.Memory, i
 	if err != nil {
 		return nil, 0, err
 	}
-	// The task's span links to the attempt span of every episode whose frames it trains on
-	// (the accepted attempt only: never one that was abandoned), in item order.
+	linkEpisodes(ctx, keep, acc)
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		flags := map[string]trace.TraceFlags{}
-		for _, c := range keep {
-			if _, ok := flags[c.Episode]; !ok {
-				if sc, err := telemetry.ParseTraceParent(c.TraceParent); err == nil {
-					flags[c.Episode] = sc.TraceFlags()
-				}
-			}
-		}
-		ids := slices.Collect(maps.Keys(acc))
-		slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(acc[a].n, acc[b].n) })
-		for _, id := range ids {
-			sc := telemetry.Attempt(id, acc[id].token)
-			if f, ok := flags[id]; ok {
-				sc = sc.WithTraceFlags(f)
-			}
-			span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String(telemetry.AttrItem, id),
-				attribute.Int64(telemetry.AttrToken, int64(acc[id].token)), attribute.String("optoloop.link", "worker.episode")}})
-		}
 		span.SetAttributes(attribute.Int("optoloop.episodes", len(acc)), attribute.Int("optoloop.windows", mem.Windows()))
 	}
 	return mem, len(acc), nil
+}
+
+// linkEpisodes links the task's span to the attempt span of every episode of acc whose frames it
+// trains on (the accepted attempt only: never one that was abandoned), in item order; keep are
+// the chunks appended, whose traceparents carry the attempts' sampling flags.
+func linkEpisodes(ctx context.Context, keep []Chunk, acc map[string]accepted) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	flags := map[string]trace.TraceFlags{}
+	for _, c := range keep {
+		if _, ok := flags[c.Episode]; !ok {
+			if sc, err := telemetry.ParseTraceParent(c.TraceParent); err == nil {
+				flags[c.Episode] = sc.TraceFlags()
+			}
+		}
+	}
+	ids := slices.Collect(maps.Keys(acc))
+	slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(acc[a].n, acc[b].n) })
+	for _, id := range ids {
+		sc := telemetry.Attempt(id, acc[id].token)
+		if f, ok := flags[id]; ok {
+			sc = sc.WithTraceFlags(f)
+		}
+		span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String(telemetry.AttrItem, id),
+			attribute.Int64(telemetry.AttrToken, int64(acc[id].token)), attribute.String("optoloop.link", "worker.episode")}})
+	}
 }
 
 // accepted is a done episode's accepted attempt: its item number, token and frame count (-1:
@@ -442,8 +451,13 @@ func (f *onlineFeed) before(ctx context.Context, version uint64) error {
 				}
 			}
 			if open == 0 {
-				if _, err := f.l.appendAccepted(ctx, f.it, f.mem, acc); err != nil {
-					return err
+				if len(acc) > 0 {
+					keep, err := f.l.appendAccepted(ctx, f.it, f.mem, acc)
+					if err != nil {
+						return err
+					}
+					// The task's span links to the online episodes as to the warm-up's.
+					linkEpisodes(ctx, keep, acc)
 				}
 				for id := range acc {
 					f.added[id] = true
