@@ -407,7 +407,7 @@ func TestBehaviourProbabilityIsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	always := policyFunc(func([]float32) int { return 1 })
-	ep := Episode{ID: "x", Seconds: 600, Policy: always, PolicyVersion: 3, Explore: 0.5, ExploreP: 0.2, ExploreRand: rand.New(rand.NewPCG(1, 2))}
+	ep := Episode{ID: "x", Seconds: 240, Policy: always, PolicyVersion: 3, Explore: 0.5, ExploreP: 0.2, ExploreRand: rand.New(rand.NewPCG(1, 2))}
 	res, err = w.RunEpisode(context.Background(), ep)
 	if err != nil {
 		t.Fatal(err)
