@@ -21,9 +21,11 @@ type AnimalPoint struct {
 }
 
 // AnimalSeries is one curve: a line's agents in one run (Name says which, e.g. "446 online").
-// Dashed draws it dashed (e.g. offline runs).
+// Dashed draws it dashed (e.g. offline runs); series of one Group (e.g. the line) share a
+// colour.
 type AnimalSeries struct {
 	Name   string
+	Group  string
 	Points []AnimalPoint
 	Dashed bool
 }
@@ -54,7 +56,7 @@ func BuildAnimalTime(title string, series []AnimalSeries) (AnimalTimeFigure, err
 			}
 		}
 		if len(keep) > 0 {
-			f.Series = append(f.Series, AnimalSeries{Name: s.Name, Points: keep, Dashed: s.Dashed})
+			f.Series = append(f.Series, AnimalSeries{Name: s.Name, Group: s.Group, Points: keep, Dashed: s.Dashed})
 		}
 	}
 	if len(f.Series) == 0 {
@@ -81,8 +83,14 @@ func (f AnimalTimeFigure) plot() *plot.Plot {
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Legend.Top = true
 	p.Legend.TextStyle = textStyle(9)
-	for i, s := range f.Series {
-		col := seriesColour(i)
+	groups, next := map[string]int{}, 0
+	for _, s := range f.Series {
+		g, ok := groups[s.Group]
+		if !ok || s.Group == "" {
+			g, next = next, next+1
+			groups[s.Group] = g
+		}
+		col := seriesColour(g)
 		xy := make(plotter.XYs, len(s.Points))
 		errs := make(plotter.YErrors, len(s.Points))
 		for j, pt := range s.Points {

@@ -16,7 +16,7 @@ import (
 
 // AnimalTimeSeries reads the report.json and experiment.yaml of each run folder and returns
 // the learning curves against animal time of their lines (only those of lines, when given): a
-// solid series per line of each online run ("LINE online NAME"), and per line one dashed series
+// solid series per line of each online run ("LINE online, seed S"), and per line one dashed series
 // joining the final evaluations of every offline run, in order of animal hours ("LINE
 // offline").
 func AnimalTimeSeries(dirs []string, lines []string) ([]charts.AnimalSeries, error) {
@@ -45,7 +45,7 @@ func AnimalTimeSeries(dirs []string, lines []string) ([]charts.AnimalSeries, err
 			}
 			if spec.Online() {
 				if len(pts) > 0 {
-					out = append(out, charts.AnimalSeries{Name: l.Line + " online " + spec.Name, Points: pts})
+					out = append(out, charts.AnimalSeries{Name: fmt.Sprintf("%s online, seed %d", l.Line, spec.Seed), Group: l.Line, Points: pts})
 				}
 				continue
 			}
@@ -56,7 +56,7 @@ func AnimalTimeSeries(dirs []string, lines []string) ([]charts.AnimalSeries, err
 		pts := off[l]
 		slices.SortFunc(pts, func(a, b charts.AnimalPoint) int { return cmp.Compare(a.Hours, b.Hours) })
 		if len(pts) > 0 {
-			out = append(out, charts.AnimalSeries{Name: l + " offline", Points: pts, Dashed: true})
+			out = append(out, charts.AnimalSeries{Name: l + " offline", Group: l, Points: pts, Dashed: true})
 		}
 	}
 	return out, nil
