@@ -97,7 +97,7 @@ type Train struct {
 	// the critics estimate the random-light collection and the actor is one improvement step
 	// over it). On line 446 the value of light depends on which (runner/SCIENCE.md).
 	CriticTarget string `yaml:"critic_target" json:"critic_target"`
-	// Mode is "offline" (default, the reference's protocol: collect.hours_per_line of random
+	// Mode is "offline" (default; "" reads as offline, the reference's protocol: collect.hours_per_line of random
 	// light, then training, then evaluation) or "online": after warmup_hours of random light per
 	// line, the rest of collect.hours_per_line is collected by episodes in which the line's
 	// newest published ensemble acts (with explore), while the line's learner trains on the
@@ -339,11 +339,10 @@ func (s Spec) Validate() error {
 	if t.CriticTarget != CriticTargetPolicy && t.CriticTarget != CriticTargetBehaviour && t.CriticTarget != CriticTargetCollection {
 		return fieldErr("train.critic_target", "%q must be %q, %q or %q", t.CriticTarget, CriticTargetPolicy, CriticTargetBehaviour, CriticTargetCollection)
 	}
-	if t.Mode != ModeOffline && t.Mode != ModeOnline {
+	// An empty mode is offline: specs recorded before there were modes (a coordinator's log
+	// and snapshots) hold none.
+	if t.Mode != "" && t.Mode != ModeOffline && t.Mode != ModeOnline {
 		return fieldErr("train.mode", "%q must be %q or %q", t.Mode, ModeOffline, ModeOnline)
-	}
-	if err := checkFloat("train.warmup_hours", t.WarmupHours, 0, 1000, true); err != nil {
-		return err
 	}
 	if err := checkFloat("train.explore", t.Explore, 0, 1, false); err != nil {
 		return err
@@ -404,6 +403,9 @@ func (s Spec) Validate() error {
 // validateOnline checks what online mode needs beyond each field's own range.
 func (s Spec) validateOnline() error {
 	t := s.Train
+	if err := checkFloat("train.warmup_hours", t.WarmupHours, 0, 1000, true); err != nil {
+		return err
+	}
 	if t.CriticTarget == CriticTargetBehaviour {
 		return fieldErr("train.critic_target", "%q is for offline mode: on data of many policy versions it would value their mixture; use %q (or %q)",
 			t.CriticTarget, CriticTargetCollection, CriticTargetPolicy)

@@ -221,3 +221,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestSpecWithoutOnlineFieldsIsOffline: a spec recorded before there were modes (JSON in a
+// coordinator's log or snapshot: no mode, warm-up or checkpoint fields) still validates, as
+// offline.
+func TestSpecWithoutOnlineFieldsIsOffline(t *testing.T) {
+	s := Default()
+	s.Name, s.Lines = "old", []string{"301"}
+	s.Train.Mode, s.Train.WarmupHours, s.Train.Explore = "", 0, 0
+	s.Evaluate.CheckpointHours, s.Evaluate.CheckpointEpisodes = 0, 0
+	if err := s.Validate(); err != nil || s.Online() {
+		t.Fatalf("validate: %v, online %v", err, s.Online())
+	}
+}
