@@ -97,9 +97,9 @@ type Train struct {
 	// the critics estimate the random-light collection and the actor is one improvement step
 	// over it). On line 446 the value of light depends on which (runner/SCIENCE.md).
 	CriticTarget string `yaml:"critic_target" json:"critic_target"`
-	// Mode is "offline" (default; "" reads as offline, the reference's protocol: collect.hours_per_line of random
-	// light, then training, then evaluation) or "online": after warmup_hours of random light per
-	// line, the rest of collect.hours_per_line is collected by episodes in which the line's
+	// Mode is "offline" (default, and what "" reads as; the reference's protocol:
+	// collect.hours_per_line of random light, then training, then evaluation) or "online":
+	// after warmup_hours of random light per line, the rest of collect.hours_per_line is collected by episodes in which the line's
 	// newest published ensemble acts (with explore), while the line's learner trains on the
 	// growing replay and publishes a version every checkpoint_every updates (the online
 	// protocol: package experiment/plan).
