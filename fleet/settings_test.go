@@ -6,6 +6,7 @@ import (
 	"github.com/optoloop/optoloop/agentlib/learner"
 	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/agentlib/sac"
+	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/experiment"
 )
 
@@ -50,5 +51,24 @@ func TestLearnerConfigFollowsTheTrainSection(t *testing.T) {
 				t.Errorf("learner config %+v does not follow %q", c, tt.yaml)
 			}
 		})
+	}
+}
+
+// TestCollectionSettings: the collection critic target gets the collection's light probability
+// in its replay (and nothing else does), and the replay's block is the schedule's.
+func TestCollectionSettings(t *testing.T) {
+	tr := experiment.Default().Train
+	if c := ReplaySettings(tr, 0.1); c.CollectionP != 0 {
+		t.Fatalf("critic target %q: collection P %v, want 0", tr.CriticTarget, c.CollectionP)
+	}
+	tr.CriticTarget = experiment.CriticTargetCollection
+	if c := ReplaySettings(tr, 0.1); c.CollectionP != 0.1 {
+		t.Fatalf("critic target %q: collection P %v, want 0.1", tr.CriticTarget, c.CollectionP)
+	}
+	if lc := LearnerSettings(tr, t.TempDir()); lc.SAC.Backup != sac.CollectionBackup {
+		t.Fatalf("critic target %q: backup %q", tr.CriticTarget, lc.SAC.Backup)
+	}
+	if replay.BlockFrames != episode.BlockFrames {
+		t.Fatalf("replay's block of %d frames is not the schedule's %d", replay.BlockFrames, episode.BlockFrames)
 	}
 }

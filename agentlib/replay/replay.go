@@ -66,7 +66,8 @@ type Record struct {
 	// this frame (mu(on | what it saw)): 1 or 0 for a frame decided for sure (a greedy
 	// ensemble, no light, a lost frame, a random-light block under way), the block's P at the
 	// start of a random-light block, and (1 - explore) * greedy + explore * P in an online
-	// episode. Records that predate it hold 1 for lit frames and 0 for dark ones.
+	// episode. Records decoded from Redis entries written before it hold 1 for lit frames and
+	// 0 for dark ones; records in JSON written before it hold 0.
 	BehaviourP float64 `json:"behaviour_p"`
 }
 
@@ -82,8 +83,8 @@ type Batch struct {
 	A2 []int
 	// P2 is the probability that the random-light collection schedule (Config.CollectionP)
 	// lights frame t+1 given the light at frame t: P at the start of a 3-frame block, else
-	// the block's light (1 or 0), for critics that estimate the collection whatever policy
-	// recorded the data (sac.CollectionBackup). Zero when Config.CollectionP is 0.
+	// frame t's light (1 or 0: the block goes on), for critics that estimate the collection
+	// whatever policy recorded the data (sac.CollectionBackup).
 	P2 []float32
 }
 
