@@ -91,14 +91,7 @@ func TestClusterOnlineSurvivesFaults(t *testing.T) {
 	}
 	t.Logf("%v: experiment %s", time.Since(t0).Round(time.Millisecond), view.Experiment.Status)
 	checkDoneOnce(t, c, view, items)
-	for _, victim := range []api.Item{ep, task} {
-		it := item(view, victim.ID)
-		if it.Attempts < 2 || it.Result == nil || it.Result.Token == victim.Token {
-			t.Errorf("%s was interrupted under lease %d, yet: %d attempts, accepted %+v", victim.ID, victim.Token, it.Attempts, it.Result)
-			continue
-		}
-		t.Logf("%s: %d attempts, accepted lease %d of %s; failures %q", it.ID, it.Attempts, it.Result.Token, it.Result.By, it.Failures)
-	}
+	checkRerun(t, view, ep, task)
 	run := filepath.Join(t.TempDir(), "run")
 	if err := c.Export(ctx, id, run); err != nil {
 		t.Fatal(err)

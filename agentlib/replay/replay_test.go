@@ -307,28 +307,38 @@ func TestReachReward(t *testing.T) {
 
 // TestNextActionIsTheLightRecordedAtTheNextFrame checks Batch.A2: the light chosen after frame
 // t+1 of the sampled window, beside A, the light chosen after frame t.
-func TestNextActionIsTheLightRecordedAtTheNextFrame(t *testing.T) {
-	cfg := DefaultConfig()
+// patternLight is the irregular light pattern of patternBatch's episode.
+func patternLight(i int) bool { return i%7 == 2 || i%5 == 0 }
+
+// patternBatch samples 500 transitions without augmentation from one episode of 200 tracked
+// frames in which the worm is at x = 10 i on frame i and the light follows patternLight; frame
+// returns the frame t of sample k (from its observation's last x).
+func patternBatch(t *testing.T, cfg Config, seed uint64) (b *Batch, frame func(k int) int) {
+	t.Helper()
 	cfg.Augment = false
 	m, err := NewMemory(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The worm is at x = 10 i on frame i; the light pattern is irregular.
-	light := func(i int) bool { return i%7 == 2 || i%5 == 0 }
 	var recs []Record
 	for i := range 200 {
-		recs = append(recs, Record{T: float64(i), X: 10 * float64(i), OK: true, Light: light(i), Episode: "e"})
+		recs = append(recs, Record{T: float64(i), X: 10 * float64(i), OK: true, Light: patternLight(i), Episode: "e"})
 	}
 	if err := m.Append(recs...); err != nil {
 		t.Fatal(err)
 	}
-	b := NewBatch(500)
-	if err := m.Sample(rand.New(rand.NewPCG(1, 1)), b); err != nil {
+	b = NewBatch(500)
+	if err := m.Sample(rand.New(rand.NewPCG(seed, seed)), b); err != nil {
 		t.Fatal(err)
 	}
+	return b, func(k int) int { return int(math.Round(float64(b.S[k*obs.Size+4*obs.Frames+obs.Frames-1]) * 900 / 10)) }
+}
+
+func TestNextActionIsTheLightRecordedAtTheNextFrame(t *testing.T) {
+	b, frame := patternBatch(t, DefaultConfig(), 1)
+	light := patternLight
 	for k := range b.N {
-		i := int(math.Round(float64(b.S[k*obs.Size+4*obs.Frames+obs.Frames-1]) * 900 / 10))
+		i := frame(k)
 		if b.A[k] != map[bool]int{false: 0, true: 1}[light(i)] || b.A2[k] != map[bool]int{false: 0, true: 1}[light(i+1)] {
 			t.Fatalf("sample %d at frame %d: actions %d, %d, want the lights of frames %d and %d (%v, %v)", k, i, b.A[k], b.A2[k], i, i+1, light(i), light(i+1))
 		}
@@ -340,27 +350,12 @@ func TestNextActionIsTheLightRecordedAtTheNextFrame(t *testing.T) {
 // light of frame t inside a block, whatever lit the frames.
 func TestCollectionNextLightProbability(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Augment = false
 	cfg.CollectionP = 0.3
-	m, err := NewMemory(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	light := func(i int) bool { return i%7 == 2 || i%5 == 0 }
-	var recs []Record
-	for i := range 200 {
-		recs = append(recs, Record{T: float64(i), X: 10 * float64(i), OK: true, Light: light(i), Episode: "e"})
-	}
-	if err := m.Append(recs...); err != nil {
-		t.Fatal(err)
-	}
-	b := NewBatch(500)
-	if err := m.Sample(rand.New(rand.NewPCG(2, 2)), b); err != nil {
-		t.Fatal(err)
-	}
+	b, frame := patternBatch(t, cfg, 2)
+	light := patternLight
 	starts := 0
 	for k := range b.N {
-		i := int(math.Round(float64(b.S[k*obs.Size+4*obs.Frames+obs.Frames-1]) * 900 / 10))
+		i := frame(k)
 		want := float32(0)
 		switch {
 		case (i+1)%BlockFrames == 0:
