@@ -482,16 +482,6 @@ func (s Spec) CheckpointVersions() []uint64 {
 	return out
 }
 
-// AnimalHours is the animal time per line that version v trained on, in hours: the warm-up
-// and the online episodes of OnlineData(v) in online mode, every collect episode offline.
-func (s Spec) AnimalHours(v uint64) float64 {
-	eps := s.CollectEpisodesPerLine()
-	if s.Online() {
-		eps = s.WarmupEpisodesPerLine() + s.OnlineData(v)
-	}
-	return float64(eps) * s.Collect.EpisodeSeconds / 3600
-}
-
 // ValidateLines reports the first line of s (in lines, then cross_evaluate.lines) for which
 // known returns false; the error wraps ErrUnknownLine. A nil known accepts every line.
 func (s Spec) ValidateLines(known func(code string) bool) error {

@@ -250,7 +250,9 @@ func learningCurve(exp api.Experiment, items []api.Item, line string, agent Cond
 	var out []CurvePoint
 	for _, v := range slices.Sorted(maps.Keys(by)) {
 		m, sd, n := Summarize(by[v])
-		trained := int64(v) - 1 - int64(exp.Spec.Policy.MaxStaleness)
+		// Online episode i names version i+1: the OnlineData(v) episodes version v trained on
+		// are those naming up to OnlineData(v).
+		trained := int64(exp.Spec.OnlineData(v))
 		out = append(out, CurvePoint{Version: v, AnimalHours: animalSeconds(items, line, trained) / 3600, Kind: episode.KindCheckpoint,
 			MeanClosest: m, SDClosest: sd, N: n})
 	}

@@ -1,14 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/optoloop/optoloop/charts"
 	"github.com/optoloop/optoloop/report"
+	"github.com/optoloop/optoloop/results"
 )
 
 func newAnimalTimeCmd() *cobra.Command {
@@ -39,21 +40,11 @@ joined in order of hours). FILE ends in .png or .svg. --lines keeps only those l
 			if err != nil {
 				return err
 			}
-			tmp := out + ".tmp"
-			w, err := os.Create(tmp)
-			if err != nil {
+			var buf bytes.Buffer
+			if err := f.Render(&buf, format); err != nil {
 				return err
 			}
-			if err := f.Render(w, format); err != nil {
-				w.Close()
-				os.Remove(tmp)
-				return err
-			}
-			if err := w.Close(); err != nil {
-				os.Remove(tmp)
-				return err
-			}
-			if err := os.Rename(tmp, out); err != nil {
+			if err := results.WriteFileAtomic(out, buf.Bytes()); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), out)

@@ -83,7 +83,7 @@ func TestOnlinePlan(t *testing.T) {
 		if it.PolicyVersion != want[k] || it.MaxStaleness != 0 || it.Explore != 0 || it.Seconds != s.Evaluate.EpisodeSeconds {
 			t.Fatalf("checkpoint episode %d: %+v, want version %d", k, it, want[k])
 		}
-		if got := s.AnimalHours(it.PolicyVersion); got != 0.25+0.25*float64(k/4) {
+		if got := float64(s.WarmupEpisodesPerLine()+s.OnlineData(it.PolicyVersion)) * s.Collect.EpisodeSeconds / 3600; got != 0.25+0.25*float64(k/4) {
 			t.Errorf("checkpoint %d: version %d trains on %v h, want %v", k, it.PolicyVersion, got, 0.25+0.25*float64(k/4))
 		}
 	}
