@@ -97,6 +97,12 @@ type Train struct {
 	// the critics estimate the random-light collection and the actor is one improvement step
 	// over it). On line 446 the value of light depends on which (runner/SCIENCE.md).
 	CriticTarget string `yaml:"critic_target" json:"critic_target"`
+	// LearningRate is the actor's and critics' Adam learning rate. Default (and what 0, in a
+	// spec recorded before there was this field, reads as) the reference's 1e-3. Adam moves
+	// each parameter by about the learning rate per update whatever the loss, so a smaller
+	// rate makes the critics' small light advantages drift less between versions; the online
+	// file trains at 3e-4 (runner/SCIENCE.md, "Online mode").
+	LearningRate float64 `yaml:"learning_rate" json:"learning_rate,omitempty"`
 	// Mode is "offline" (default, and what "" reads as; the reference's protocol:
 	// collect.hours_per_line of random light, then training, then evaluation) or "online":
 	// after warmup_hours of random light per line, the rest of collect.hours_per_line is collected by episodes in which the line's
@@ -111,6 +117,17 @@ type Train struct {
 	// random-light draw at collect.light_probability instead of the ensemble's choice (0-1).
 	// Default 0.1.
 	Explore float64 `yaml:"explore" json:"explore,omitempty"`
+}
+
+// DefaultLearningRate is the reference's Adam learning rate, Train.LearningRate's default.
+const DefaultLearningRate = 1e-3
+
+// LR returns the learning rate to train with: LearningRate, or DefaultLearningRate when it is 0.
+func (t Train) LR() float64 {
+	if t.LearningRate == 0 {
+		return DefaultLearningRate
+	}
+	return t.LearningRate
 }
 
 // The values of Train.Mode.
@@ -128,6 +145,10 @@ const (
 	// collect.light_probability): the critics estimate the random-light collection whatever
 	// policy recorded the data, as "behaviour" does on random-light data only.
 	CriticTargetCollection = "collection"
+	// CriticTargetGreedy bootstraps with each actor's most likely light at the next frame, the
+	// rule the agents act by: the critics estimate the agents' own greedy policy, which in
+	// online mode is also what collects the data.
+	CriticTargetGreedy = "greedy"
 )
 
 // Evaluate configures the comparison of the agent with no light and random light.
@@ -181,7 +202,7 @@ func Default() Spec {
 		Collect:       Collect{HoursPerLine: 5, EpisodeSeconds: 1200, LightProbability: 0.1},
 		Train: Train{EnsembleSize: 20, Updates: 100000, BatchSize: 64, CheckpointEvery: 5000, TargetEvery: 500, TargetEntropyRatio: 0.98,
 			RewardScale: 1, ReachReward: 4, Gamma: 0.99, CriticTarget: CriticTargetPolicy,
-			Mode: ModeOffline, WarmupHours: 0.25, Explore: 0.1},
+			LearningRate: DefaultLearningRate, Mode: ModeOffline, WarmupHours: 0.25, Explore: 0.1},
 		Evaluate: Evaluate{
 			EpisodesPerCondition: 10,
 			EpisodeSeconds:       600,
@@ -336,8 +357,13 @@ func (s Spec) Validate() error {
 	if t.Gamma == 1 {
 		return fieldErr("train.gamma", "1 must be < 1 (there are no terminal states)")
 	}
-	if t.CriticTarget != CriticTargetPolicy && t.CriticTarget != CriticTargetBehaviour && t.CriticTarget != CriticTargetCollection {
-		return fieldErr("train.critic_target", "%q must be %q, %q or %q", t.CriticTarget, CriticTargetPolicy, CriticTargetBehaviour, CriticTargetCollection)
+	if t.CriticTarget != CriticTargetPolicy && t.CriticTarget != CriticTargetBehaviour && t.CriticTarget != CriticTargetCollection && t.CriticTarget != CriticTargetGreedy {
+		return fieldErr("train.critic_target", "%q must be %q, %q, %q or %q", t.CriticTarget, CriticTargetPolicy, CriticTargetBehaviour, CriticTargetCollection, CriticTargetGreedy)
+	}
+	if t.LearningRate != 0 {
+		if err := checkFloat("train.learning_rate", t.LearningRate, 0, 1, true); err != nil {
+			return err
+		}
 	}
 	// An empty mode is offline: specs recorded before there were modes (a coordinator's log
 	// and snapshots) hold none.

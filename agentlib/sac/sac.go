@@ -33,6 +33,14 @@
 // agents collected (online mode), because the next action is averaged under beta instead of
 // read from the data.
 //
+// With Backup GreedyBackup it is
+//
+//	y       = RewardScale r + gamma * min(Q1t, Q2t)(s', argmax_a' pi(a'|s'))
+//
+// the value of the actor's greedy policy, the rule an ensemble acts by (Q-learning through the
+// actor, without the entropy term): in online mode, where that policy collects the data, the
+// critics value the agents' own continuation.
+//
 // All three gradients are taken at the parameters before the update, then the actor, critics and
 // temperature each take one Adam step; every TargetEvery updates the target critics move toward
 // the critics by Tau. There are no terminal states (the reference's mask is always 1).
@@ -71,6 +79,11 @@ const (
 	// at a block start): the critics estimate the collection's values from data recorded by
 	// any policy, which BehaviourBackup does only on the collection's own data.
 	CollectionBackup Backup = "collection"
+	// GreedyBackup bootstraps with the actor's most likely action at s' (ties to the lower
+	// action), the rule an ensemble acts by (policy.Ensemble.Act): the critics estimate the
+	// greedy policy the agents act with, so in online mode, where that policy collects the
+	// data, the actor improves on its own continuation instead of the collection's.
+	GreedyBackup Backup = "greedy"
 )
 
 // Config holds every hyperparameter of the agent. The defaults are the reference study's.
@@ -154,8 +167,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sac: initial log alpha %v out of range", c.InitLogAlpha)
 	case !pos(c.RewardScale):
 		return fmt.Errorf("sac: reward scale %v must be positive", c.RewardScale)
-	case c.Backup != PolicyBackup && c.Backup != BehaviourBackup && c.Backup != CollectionBackup:
-		return fmt.Errorf("sac: backup %q must be %q, %q or %q", c.Backup, PolicyBackup, BehaviourBackup, CollectionBackup)
+	case c.Backup != PolicyBackup && c.Backup != BehaviourBackup && c.Backup != CollectionBackup && c.Backup != GreedyBackup:
+		return fmt.Errorf("sac: backup %q must be %q, %q, %q or %q", c.Backup, PolicyBackup, BehaviourBackup, CollectionBackup, GreedyBackup)
 	case c.Backup == CollectionBackup && c.Actions != 2:
 		return fmt.Errorf("sac: backup %q needs 2 actions (light off, on), got %d", c.Backup, c.Actions)
 	case c.BatchSize < 1:
@@ -333,6 +346,20 @@ func (a *Agent) targets(b *replay.Batch, alpha float64) {
 		return
 	}
 	logits2 := a.Actor.Forward(a.wsA2, b.S2)
+	if a.cfg.Backup == GreedyBackup {
+		for r := 0; r < b.N; r++ {
+			row := logits2[r*na : (r+1)*na]
+			j := 0
+			for k, z := range row {
+				if z > row[j] {
+					j = k
+				}
+			}
+			v := float64(min(qt1[r*na+j], qt2[r*na+j]))
+			a.y[r] = float32(a.cfg.RewardScale*float64(b.R[r]) + a.cfg.Gamma*v)
+		}
+		return
+	}
 	var lp, pp [MaxActions]float64
 	for r := 0; r < b.N; r++ {
 		logSoftmax(logits2[r*na:(r+1)*na], na, lp[:na], pp[:na])

@@ -403,3 +403,52 @@ func TestCollectionBackupAveragesTheNextLight(t *testing.T) {
 		t.Fatal("the collection backup accepted 3 actions")
 	}
 }
+
+// TestGreedyBackupBootstrapsWithTheActorsLikeliestLight checks the critics' target under
+// GreedyBackup: y = scale r + gamma min(Q1t, Q2t)(s', argmax_a pi(a|s')), the action the actor
+// prefers whatever the recorded next action, and no entropy term.
+func TestGreedyBackupBootstrapsWithTheActorsLikeliestLight(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Backup = GreedyBackup
+	cfg.RewardScale = 3
+	a := newAgent(t, cfg, 13)
+	b := randomBatch(6, cfg.BatchSize, cfg.ObsSize)
+	q1 := append([]float32(nil), a.Q1T.Forward(a.Q1T.NewWorkspace(b.N), b.S2)...)
+	q2 := append([]float32(nil), a.Q2T.Forward(a.Q2T.NewWorkspace(b.N), b.S2)...)
+	logits := append([]float32(nil), a.Actor.Forward(a.Actor.NewWorkspace(b.N), b.S2)...)
+	a.targets(b, a.Alpha())
+	on := 0
+	for r := range b.N {
+		j := 0
+		if logits[r*2+1] > logits[r*2] {
+			j, on = 1, on+1
+		}
+		want := 3*float64(b.R[r]) + cfg.Gamma*float64(min(q1[r*2+j], q2[r*2+j]))
+		if d := math.Abs(float64(a.y[r]) - want); d > 1e-4 {
+			t.Fatalf("row %d: target %v, want %v", r, a.y[r], want)
+		}
+	}
+	if on == 0 || on == b.N {
+		t.Fatalf("the actor preferred light in %d of %d rows: the check needs both", on, b.N)
+	}
+	// The recorded next action does not enter; another actor changes the target.
+	y := append([]float32(nil), a.y...)
+	for i := range b.A2 {
+		b.A2[i] = 1 - b.A2[i]
+	}
+	a.targets(b, a.Alpha())
+	for r := range y {
+		if a.y[r] != y[r] {
+			t.Fatalf("row %d: the recorded next action changed the greedy target", r)
+		}
+	}
+	a.Actor.InitXavier(rand.New(rand.NewPCG(97, 97)))
+	a.targets(b, a.Alpha())
+	changed := false
+	for r := range y {
+		changed = changed || a.y[r] != y[r]
+	}
+	if !changed {
+		t.Fatal("another actor left every greedy target unchanged")
+	}
+}
