@@ -77,7 +77,9 @@ func TestParseRejects(t *testing.T) {
 		{"reach reward", minimal + "train: {reach_reward: .inf}\n", "train.reach_reward: +Inf must be a finite number"},
 		{"gamma one", minimal + "train: {gamma: 1}\n", "train.gamma: 1 must be < 1"},
 		{"gamma negative", minimal + "train: {gamma: -0.5}\n", "train.gamma: -0.5 must be >= 0"},
-		{"critic target", minimal + "train: {critic_target: sarsa}\n", `train.critic_target: "sarsa" must be "policy", "behaviour" or "collection"`},
+		{"critic target", minimal + "train: {critic_target: sarsa}\n", `train.critic_target: "sarsa" must be "policy", "behaviour", "collection" or "greedy"`},
+		{"learning rate negative", minimal + "train: {learning_rate: -0.001}\n", "train.learning_rate: -0.001 must be > 0"},
+		{"learning rate", minimal + "train: {learning_rate: 2}\n", "train.learning_rate: 2 must be <= 1"},
 		{"negative seed", minimal + "seed: -1\n", "seed: \"-1\" is not a valid uint64"},
 		{"target", minimal + "evaluate: {targets: [up, north]}\n", "evaluate.targets[1]: \"north\" must be one of"},
 		{"distance", minimal + "evaluate: {target_distance_cm: 3}\n", "evaluate.target_distance_cm: 3 must be <= 2"},
@@ -169,11 +171,12 @@ func TestExampleFiles(t *testing.T) {
 		evaluation int
 		gamma      float64
 		critic     string
+		lr         float64
 	}{
-		{"reference.yaml", 7, 15, 3, 20, 100000, 10, 0.99, CriticTargetPolicy},
-		{"demo.yaml", 3, 24, 0, 8, 15000, 10, 0.95, CriticTargetBehaviour},
-		{"science.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour},
-		{"online.yaml", 4, 12, 0, 10, 20000, 20, 0.95, CriticTargetCollection},
+		{"reference.yaml", 7, 15, 3, 20, 100000, 10, 0.99, CriticTargetPolicy, 1e-3},
+		{"demo.yaml", 3, 24, 0, 8, 15000, 10, 0.95, CriticTargetBehaviour, 1e-3},
+		{"science.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
+		{"online.yaml", 4, 12, 0, 10, 20000, 20, 0.95, CriticTargetCollection, 3e-4},
 	}
 	for _, c := range cases {
 		s, err := ParseFile(filepath.Join(dir, c.file), Options{})
@@ -182,7 +185,7 @@ func TestExampleFiles(t *testing.T) {
 		}
 		if len(s.Lines) != c.lines || s.CollectEpisodesPerLine() != c.collect || len(s.CrossLines()) != c.cross ||
 			s.Train.EnsembleSize != c.ensemble || s.Train.Updates != c.updates || s.Evaluate.EpisodesPerCondition != c.evaluation ||
-			s.Train.Gamma != c.gamma || s.Train.CriticTarget != c.critic {
+			s.Train.Gamma != c.gamma || s.Train.CriticTarget != c.critic || s.Train.LR() != c.lr {
 			t.Errorf("%s: %+v", c.file, s)
 		}
 		if s.Online() != (c.file == "online.yaml") {
@@ -230,7 +233,11 @@ func TestSpecWithoutOnlineFieldsIsOffline(t *testing.T) {
 	s.Name, s.Lines = "old", []string{"301"}
 	s.Train.Mode, s.Train.WarmupHours, s.Train.Explore = "", 0, 0
 	s.Evaluate.CheckpointHours, s.Evaluate.CheckpointEpisodes = 0, 0
+	s.Train.LearningRate = 0
 	if err := s.Validate(); err != nil || s.Online() {
 		t.Fatalf("validate: %v, online %v", err, s.Online())
+	}
+	if lr := s.Train.LR(); lr != DefaultLearningRate {
+		t.Fatalf("a spec without a learning rate trains at %v, want the reference's %v", lr, DefaultLearningRate)
 	}
 }

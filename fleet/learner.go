@@ -755,6 +755,7 @@ func LearnerSettings(t experiment.Train, dir string) learner.Config {
 	lc.SAC.RewardScale = t.RewardScale
 	lc.SAC.Backup = sac.Backup(t.CriticTarget)
 	lc.SAC.Gamma = t.Gamma
+	lc.SAC.ActorLR, lc.SAC.CriticLR = t.LR(), t.LR()
 	return lc
 }
 

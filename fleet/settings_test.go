@@ -72,3 +72,24 @@ func TestCollectionSettings(t *testing.T) {
 		t.Fatalf("replay's block of %d frames is not the schedule's %d", replay.BlockFrames, episode.BlockFrames)
 	}
 }
+
+// TestLearnerSettingsTrainAtTheSpecsLearningRate: the actors and critics train at
+// train.learning_rate (0, as in a spec recorded before the field, at the reference's 1e-3);
+// the temperature keeps the reference's rate. Every critic target maps to a backup sac accepts.
+func TestLearnerSettingsTrainAtTheSpecsLearningRate(t *testing.T) {
+	tr := experiment.Default().Train
+	for _, c := range []struct{ set, want float64 }{{0, 1e-3}, {3e-4, 3e-4}} {
+		tr.LearningRate = c.set
+		lc := LearnerSettings(tr, t.TempDir())
+		if lc.SAC.ActorLR != c.want || lc.SAC.CriticLR != c.want || lc.SAC.AlphaLR != sac.DefaultConfig().AlphaLR {
+			t.Fatalf("learning_rate %v: actor %v, critics %v, temperature %v; want %v, %v, %v",
+				c.set, lc.SAC.ActorLR, lc.SAC.CriticLR, lc.SAC.AlphaLR, c.want, c.want, sac.DefaultConfig().AlphaLR)
+		}
+	}
+	for _, target := range []string{experiment.CriticTargetPolicy, experiment.CriticTargetBehaviour, experiment.CriticTargetCollection, experiment.CriticTargetGreedy} {
+		tr.CriticTarget = target
+		if err := LearnerSettings(tr, t.TempDir()).SAC.Validate(); err != nil {
+			t.Fatalf("critic target %q: %v", target, err)
+		}
+	}
+}
