@@ -206,7 +206,7 @@ func line(seed uint64, k int, fam Family) (Entry, error) {
 	lagU, weakU, weakV, habU, tauV, floorV := r.Float64(), r.Float64(), r.Float64(), r.Float64(), r.Float64(), r.Float64()
 	lagV := r.Float64()
 	if fam != Control {
-		resp.OnsetLagS = round(0.1*math.Pow(10, lagU), 2)   // 0.1-1 s, log-uniform
+		resp.OnsetLagS = round(0.1*math.Pow(10, lagU), 2)    // 0.1-1 s, log-uniform
 		resp.OffsetLagS = round(0.2*math.Pow(12.5, lagV), 2) // 0.2-2.5 s
 		if weakU < 0.3 {
 			resp.WeakFraction = round(0.3+0.3*weakV, 2)
@@ -351,4 +351,3 @@ func FamilyOf(l sim.Line) (Family, bool) {
 	}
 	return Family(f), true
 }
-
