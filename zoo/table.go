@@ -1,6 +1,7 @@
 package zoo
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -128,4 +129,30 @@ func Compare(rep *results.Report, bounds []Bound, z *Zoo) (Table, error) {
 	h := float64(c.HandLines)
 	c.Met = c.HandLines > 0 && float64(c.BeatBoth) >= BeatBothShare*h && float64(c.Reach) >= ReachShare*h && c.ControlsDriven == 0
 	return t, nil
+}
+
+// num is a float64 that is null in JSON when it is not finite (a line without agent episodes,
+// a gain share without a hand improvement), as report.json writes such numbers.
+type num float64
+
+func (f num) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(v)
+}
+
+// MarshalJSON writes the row's non-finite numbers as null.
+func (r Row) MarshalJSON() ([]byte, error) {
+	type fields Row
+	return json.Marshal(struct {
+		fields
+		AgentCM        num `json:"agent_cm"`
+		NoneCM         num `json:"none_cm"`
+		RandomCM       num `json:"random_cm"`
+		PAgentVsNone   num `json:"p_agent_vs_none"`
+		PAgentVsRandom num `json:"p_agent_vs_random"`
+		AgentGainShare num `json:"agent_gain_share"`
+	}{fields(r), num(r.AgentCM), num(r.NoneCM), num(r.RandomCM), num(r.PAgentVsNone), num(r.PAgentVsRandom), num(r.AgentGainShare)})
 }

@@ -30,6 +30,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(),
 		newTrackCmd(),
 		newTraceCmd(),
+		newZooCmd(),
 	)
 	return root
 }
