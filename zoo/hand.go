@@ -3,6 +3,7 @@ package zoo
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/optoloop/optoloop/agentlib/obs"
 )
@@ -26,6 +27,14 @@ const (
 	HeadTargetSide Trigger = "head-target-side"
 	// HeadOtherSide holds while the head is swung to the side away from the target.
 	HeadOtherSide Trigger = "head-other-side"
+	// SwingTargetSide holds while the head swings toward the target's side (the phase proxy's
+	// change over the last frame beyond the threshold, radians, in that direction): a quarter
+	// of an undulation ahead of HeadTargetSide, which makes up for the delay between the head's
+	// measured direction, the light and its effect (the head angle follows the tip's track,
+	// the light acts on the next frame, through the line's onset lag).
+	SwingTargetSide Trigger = "swing-target-side"
+	// SwingOtherSide holds while the head swings toward the side away from the target.
+	SwingOtherSide Trigger = "swing-other-side"
 )
 
 // SwingFrames is the window, in frames, of the head-swing phase proxy's mean (3 s at 3 Hz,
@@ -46,11 +55,12 @@ type HandPolicy struct {
 	Refractory int `json:"refractory_frames,omitempty"`
 }
 
-// HandFamily returns the fixed family of hand policies the bounds are taken over (20 policies):
+// HandFamily returns the fixed family of hand policies the bounds are taken over (22 policies):
 // light while facing away or toward the target (three thresholds each); 1 s and 2 s pulses
 // (3 s apart at least) when facing away or toward (two thresholds each); light while the head
-// is swung to the target's side or to the other side (two thresholds each); and 1 s pulses at
-// most once per undulation timed to either side of the swing.
+// is swung to the target's side or to the other side; light while it swings toward either
+// side (two thresholds each); and 1 s pulses, at most about once per undulation, timed to the
+// swing toward either side.
 func HandFamily() []HandPolicy {
 	var out []HandPolicy
 	hold := func(t Trigger, th float64) {
@@ -74,10 +84,12 @@ func HandFamily() []HandPolicy {
 		}
 	}
 	for _, t := range []Trigger{HeadTargetSide, HeadOtherSide} {
-		for _, th := range []float64{0, 0.1} {
-			hold(t, th)
-		}
-		pulse(t, 0.1, 3, 3)
+		hold(t, 0)
+	}
+	for _, t := range []Trigger{SwingTargetSide, SwingOtherSide} {
+		hold(t, 0)
+		hold(t, 0.05)
+		pulse(t, 0.05, 3, 3)
 	}
 	return out
 }
@@ -87,7 +99,7 @@ func (h HandPolicy) Validate() error {
 	switch {
 	case h.Name == "":
 		return fmt.Errorf("hand policy: no name")
-	case h.Trigger != FacingAway && h.Trigger != FacingToward && h.Trigger != HeadTargetSide && h.Trigger != HeadOtherSide:
+	case !slices.Contains([]Trigger{FacingAway, FacingToward, HeadTargetSide, HeadOtherSide, SwingTargetSide, SwingOtherSide}, h.Trigger):
 		return fmt.Errorf("hand policy %s: trigger %q is unknown", h.Name, h.Trigger)
 	case math.IsNaN(h.Threshold) || math.IsInf(h.Threshold, 0):
 		return fmt.Errorf("hand policy %s: threshold must be finite", h.Name)
@@ -151,6 +163,10 @@ func Holds(t Trigger, th float64, o []float32) bool {
 		return f.Swing*f.TargetSide > th
 	case HeadOtherSide:
 		return -f.Swing*f.TargetSide > th
+	case SwingTargetSide:
+		return f.SwingRate*f.TargetSide > th
+	case SwingOtherSide:
+		return -f.SwingRate*f.TargetSide > th
 	}
 	return false
 }
@@ -165,6 +181,8 @@ type Observed struct {
 	// Swing is the head-swing phase proxy, radians: the head angle relative to the body now
 	// minus its mean over the last SwingFrames frames.
 	Swing float64
+	// SwingRate is the change of Swing since the frame before, radians per frame.
+	SwingRate float64
 }
 
 // Features reads an observation (obs.Size numbers, see package agentlib/obs).
@@ -182,11 +200,14 @@ func Features(o []float32) Observed {
 	headRel := func(i int) float64 {
 		return math.Remainder(math.Atan2(at(2, i), at(3, i))-math.Atan2(at(0, i), at(1, i)), 2*math.Pi)
 	}
-	var mean float64
-	for i := n - SwingFrames; i < n; i++ {
-		mean += headRel(i)
+	swing := func(k int) float64 { // the proxy at frame k, from the SwingFrames frames up to it
+		var mean float64
+		for i := k - SwingFrames + 1; i <= k; i++ {
+			mean += headRel(i)
+		}
+		return headRel(k) - mean/SwingFrames
 	}
-	mean /= SwingFrames
-	f.Swing = headRel(last) - mean
+	f.Swing = swing(last)
+	f.SwingRate = f.Swing - swing(last-1)
 	return f
 }

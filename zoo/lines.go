@@ -32,7 +32,7 @@ const (
 	SpeedDown     Family = "speed-down"     // speed_factor 0.05-0.5
 	Pausing       Family = "pausing"        // pause_rate_factor 8-25
 	HeadSwing     Family = "head-swing"     // head_swing_factor 0.2-0.5 or 1.5-2
-	SteerToward   Family = "steer-head"     // steering_deg_s 30-90: toward the swung head's side
+	SteerToward   Family = "steer-head"     // steering_deg_s 30-90: toward the swung head's side (lags <= 0.4 and 0.5 s)
 	SteerAway     Family = "steer-counter"  // steering_deg_s -90..-30: away from it
 	BiasReset     Family = "bias-reset"     // bias_reset_per_s 2-20
 	Pirouette     Family = "pirouette"      // reversals, omega share and onset reversals up
@@ -208,6 +208,13 @@ func line(seed uint64, k int, fam Family) (Entry, error) {
 	if fam != Control {
 		resp.OnsetLagS = round(0.1*math.Pow(10, lagU), 2)    // 0.1-1 s, log-uniform
 		resp.OffsetLagS = round(0.2*math.Pow(12.5, lagV), 2) // 0.2-2.5 s
+		if resp.SteeringDegS != 0 {
+			// Light timed to the head swing steers only when the effect follows the light
+			// well within a quarter of the undulation period (~0.7 s): with lags of a second
+			// the effect lags the swing by about 90 deg and its steering averages out.
+			resp.OnsetLagS = round(0.1*math.Pow(4, lagU), 2)  // 0.1-0.4 s
+			resp.OffsetLagS = round(0.1*math.Pow(5, lagV), 2) // 0.1-0.5 s
+		}
 		if weakU < 0.3 {
 			resp.WeakFraction = round(0.3+0.3*weakV, 2)
 			e.Modifiers = append(e.Modifiers, "weak responders")
