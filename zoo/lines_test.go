@@ -243,8 +243,8 @@ func TestZooLinesRespond(t *testing.T) {
 	checks := map[Family]check{
 		ReversalUp: {"always", rev, true}, ReversalDown: {"always", rev, false},
 		OnsetReversal: {"pulsed", rev, true}, OffsetRebound: {"pulsed", rev, true},
-		OmegaUp: {"always", func(m measure) float64 { return m.omega }, true},
-		SpeedUp: {"always", func(m measure) float64 { return m.odo }, true},
+		OmegaUp:   {"always", func(m measure) float64 { return m.omega }, true},
+		SpeedUp:   {"always", func(m measure) float64 { return m.odo }, true},
 		SpeedDown: {"always", func(m measure) float64 { return m.odo }, false},
 		Pausing:   {"always", func(m measure) float64 { return m.odo }, false},
 		BiasReset: {"always", func(m measure) float64 { return m.curve }, false},
