@@ -82,6 +82,8 @@ type Score struct {
 	MeanCM float64 `json:"mean_cm"`
 	// LightFraction is the mean share of frames with the light on.
 	LightFraction float64 `json:"light_fraction"`
+	// ClosestCM holds the selection episodes' closest approaches, in episode order.
+	ClosestCM []float64 `json:"closest_cm"`
 }
 
 // Sample is one condition's closest approaches (cm) on the evaluation episodes.
@@ -195,7 +197,7 @@ func Bounds(ctx context.Context, cfg BoundsConfig) ([]Bound, error) {
 			}
 			m, _, _ := results.Summarize(c)
 			lf, _, _ := results.Summarize(f)
-			b.Selection = append(b.Selection, Score{Policy: pols[p].Name, MeanCM: m, LightFraction: lf})
+			b.Selection = append(b.Selection, Score{Policy: pols[p].Name, MeanCM: m, LightFraction: lf, ClosestCM: c})
 			if best < 0 || m < b.Selection[best].MeanCM {
 				best = p
 			}
