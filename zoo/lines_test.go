@@ -178,14 +178,14 @@ func TestZooCatalogueRoundTrip(t *testing.T) {
 // TestZooLinesRespond checks that the generated magnitudes are visible in the simulator: for
 // one line of each response family (the training split of a 40-line zoo), the family's own
 // measure moves in its direction by at least 25 % between no light and the family's light
-// schedule, summed over the same 8 seeded animals of 120 s (head swing: its proxy by 15 %;
+// schedule, summed over the same 6 seeded animals of 100 s (head swing: its proxy by 15 %;
 // steering: light timed to the swing rotates the worm by 2 rad/min or more, in the direction of
 // steering_deg_s); controls do not change at all. The
 // shallow-turn family is exempt from the size: turns of 20-60 deg barely change the heading
 // against the baseline's looping (about 1.4 rad per 3 s), in this check's measures as in the
 // worm's track.
 func TestZooLinesRespond(t *testing.T) {
-	const animals, secs = 8, 120
+	const animals, secs = 6, 100
 	z := mustGenerate(t, 40, 1)
 	beh := sim.DefaultBehaviour()
 	type measure struct{ rev, omega, odo, swing, curve, rot float64 }
