@@ -20,11 +20,13 @@
 // line's notes record its family and split: SplitOf, FamilyOf), so settings can be chosen on one
 // half and judged on the other over the same families.
 //
-// Hand policies. HandFamily is a fixed family of 20 policies acting on the agent's observation
+// Hand policies. HandFamily is a fixed family of 22 policies acting on the agent's observation
 // (package agentlib/obs) alone: light while facing away from or toward the target, 1 s and 2 s
-// pulses when facing away or toward, and light or pulses timed to the head-swing phase on the
-// target's side or the other side, each with a few thresholds. An Acting policy satisfies
-// worker.Policy, so it runs in the very episode loop an agent's ensemble runs in.
+// pulses when facing away or toward, and light or pulses timed to the head-swing phase (the head
+// on, or swinging toward, the target's side or the other side), each with a few thresholds. An
+// Acting policy satisfies worker.Policy, so it runs in the very episode loop an agent's ensemble
+// runs in: the worker builds the observation, calls Act only once 15 frames are tracked and
+// switches the light off on a lost frame, exactly as for the agents.
 //
 // Bounds. Bounds runs, per line, every policy of the family on the same selection episodes,
 // picks the one with the lowest mean closest approach, and then measures it, no light and random
