@@ -26,6 +26,10 @@ func TestZooBadInput(t *testing.T) {
 	if err := os.WriteFile(badLines, []byte("lines:\n  - code: \"9\"\n    name: x\n    opsin: ChR2\n    sign: excitatory\n    neurons: [AIY]\n    wavelength_nm: 467\n    response: {speed_factor: 2}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte("name: x\nlines: [\"446\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	used := filepath.Join(dir, "used")
 	if err := os.MkdirAll(used, 0o755); err != nil {
 		t.Fatal(err)
@@ -58,7 +62,7 @@ func TestZooBadInput(t *testing.T) {
 		{"run: empty split", []string{"zoo", "run", "--lines", "1", "--split", "heldout", "--out", out}, "holds no lines"},
 		{"run: missing experiment", []string{"zoo", "run", filepath.Join(dir, "nope.yaml"), "--out", out}, "experiment file"},
 		{"run: bad experiment", []string{"zoo", "run", exp, "--out", out}, "evaluate.episodes_per_condition"},
-		{"run: folder used", []string{"zoo", "run", exp, "--out", used}, "evaluate.episodes_per_condition"},
+		{"run: folder used", []string{"zoo", "run", good, "--out", used}, "already holds zoo.json"},
 		{"run: two files", []string{"zoo", "run", exp, exp, "--out", out}, "accepts at most 1 arg"},
 	}
 	for _, tt := range tests {
