@@ -436,8 +436,8 @@ func printZooTable(w io.Writer, t zoo.Table) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LINE\tFAMILY\tAGENT cm\tBEST HAND cm\tHAND POLICY\tNO LIGHT cm\tRANDOM cm\tp(agent<>none)\tp(agent<>random)\tp(hand<>none)\tAGENT/HAND GAIN")
 	for _, r := range t.Rows {
-		gain := "-"
-		if !math.IsNaN(r.AgentGainShare) {
+		gain := "-" // shown where the hand policy drives the line: elsewhere its improvement is noise
+		if r.HandDrives && !math.IsNaN(r.AgentGainShare) {
 			gain = fmt.Sprintf("%.2f", r.AgentGainShare)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Line, r.Family, cm(r.AgentCM), r.HandCM, r.Hand, cm(r.NoneCM), cm(r.RandomCM),
