@@ -100,8 +100,8 @@ type Train struct {
 	// LearningRate is the actor's and critics' Adam learning rate. Default (and what 0, in a
 	// spec recorded before there was this field, reads as) the reference's 1e-3. Adam moves
 	// each parameter by about the learning rate per update whatever the loss, so a smaller
-	// rate makes the critics' small light advantages drift less between versions; the online
-	// file trains at 3e-4 (runner/SCIENCE.md, "Online mode").
+	// rate makes the critics' small light advantages drift less between versions (tried online:
+	// runner/SCIENCE.md, "Online mode").
 	LearningRate float64 `yaml:"learning_rate" json:"learning_rate,omitempty"`
 	// Mode is "offline" (default, and what "" reads as; the reference's protocol:
 	// collect.hours_per_line of random light, then training, then evaluation) or "online":

@@ -176,7 +176,7 @@ func TestExampleFiles(t *testing.T) {
 		{"reference.yaml", 7, 15, 3, 20, 100000, 10, 0.99, CriticTargetPolicy, 1e-3},
 		{"demo.yaml", 3, 24, 0, 8, 15000, 10, 0.95, CriticTargetBehaviour, 1e-3},
 		{"science.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
-		{"online.yaml", 4, 12, 0, 10, 20000, 20, 0.95, CriticTargetCollection, 3e-4},
+		{"online.yaml", 4, 12, 0, 10, 20000, 20, 0.95, CriticTargetCollection, 1e-3},
 	}
 	for _, c := range cases {
 		s, err := ParseFile(filepath.Join(dir, c.file), Options{})
