@@ -287,7 +287,9 @@ func TestAppendRetriedAfterLostReply(t *testing.T) {
 			defer wg.Done()
 			for i := range chunks {
 				c := storetest.Chunk("e", "301", fmt.Sprintf("e.%d", a%2), 1, i, float64(i)) // two appenders per episode
-				for d := 20 * time.Microsecond; ; d *= 2 {
+				// The deadline doubles up to 1 s, below the store's own 5 s network timeout, so
+				// that on a loaded machine a slow answer is a retry, not an i/o error.
+				for d := 20 * time.Microsecond; ; d = min(2*d, time.Second) {
 					ctx, cancel := context.WithTimeout(context.Background(), d)
 					err := s.Append(ctx, c)
 					cancel()
