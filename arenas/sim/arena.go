@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +48,9 @@ type Config struct {
 	// to 0.3 mm of random offset. StartHeading is the initial heading; nil means random.
 	StartPX      *[2]float64
 	StartHeading *float64
+	// Environment is the episode's food lawn and debris (nil: a bare plate, exactly as
+	// before); the camera draws it (render.Scene). See Environment.
+	Environment *Environment
 	// Logger receives debug messages (default: discard).
 	Logger *slog.Logger
 }
@@ -82,6 +86,9 @@ func (c Config) Validate() error {
 		if c.Camera.DarkField != c.DarkField {
 			return fmt.Errorf("sim: DarkField %v but the camera's DarkField %v", c.DarkField, c.Camera.DarkField)
 		}
+	}
+	if err := c.Environment.Validate(c.Calibration.PlateRadius / (c.Calibration.PxPerCM / 10)); err != nil {
+		return err
 	}
 	if p := c.StartPX; p != nil {
 		d := math.Hypot(p[0]-c.Calibration.CenterX, p[1]-c.Calibration.CenterY)
@@ -176,6 +183,7 @@ func New(cfg Config) (*Arena, error) {
 		return nil, err
 	}
 	a.model = m
+	m.SetEnvironment(cfg.Environment)
 	if !cfg.NoRender {
 		cc := render.DefaultConfig(cal)
 		if cfg.DarkField {
@@ -184,6 +192,19 @@ func New(cfg Config) (*Arena, error) {
 		cc.Seed = cfg.Seed
 		if cfg.Camera != nil {
 			cc = *cfg.Camera
+		}
+		if env := cfg.Environment; env != nil {
+			px := func(x, y, r float64) render.Disc {
+				return render.Disc{X: cal.CenterX + x*a.pxmm, Y: cal.CenterY + y*a.pxmm, R: r * a.pxmm}
+			}
+			sc := render.Scene{Lawns: slices.Clone(cc.Scene.Lawns), Obstacles: slices.Clone(cc.Scene.Obstacles)}
+			if f := env.Food; f != nil {
+				sc.Lawns = append(sc.Lawns, px(f.XMM, f.YMM, f.RadiusMM))
+			}
+			for _, o := range env.Obstacles {
+				sc.Obstacles = append(sc.Obstacles, px(o.XMM, o.YMM, o.RadiusMM))
+			}
+			cc.Scene = sc
 		}
 		cam, err := render.New(cc)
 		if err != nil {

@@ -236,6 +236,11 @@ type Model struct {
 	omegas    int
 	odometer  float64 // mm travelled by the leading tip
 
+	env      *Environment // nil: a bare plate (SetEnvironment)
+	touching bool         // the leading tip touches an obstacle
+	touchNew bool         // it has just begun to
+	contacts int          // obstacle contacts this episode
+
 	aOn, aOff  float64 // per-step filter coefficients of the light effect
 	biasA      float64 // per-step OU decay of the turning bias
 	sqrtStep   float64
@@ -336,6 +341,7 @@ func (m *Model) resetEpisode(x, y, heading float64) {
 	m.turnRate, m.turnLeft, m.omegaRate = 0, 0, 0
 	m.effect, m.responding, m.habit = 0, false, 1
 	m.t, m.reversals, m.edgeRevs, m.omegas, m.odometer = 0, 0, 0, 0, 0
+	m.touching, m.touchNew, m.contacts = false, false, 0
 	m.updateFatigue()
 	// Let the body take its undulating shape before the first frame, keeping the heading: no
 	// turning bias or heading noise while it does.
@@ -440,6 +446,15 @@ func (m *Model) step(dt float64, level float64) {
 		hRev := m.an.revRate*m.factor(r.ReversalRateFactor, e) + edge
 		hTurn := m.an.turnRate * m.factor(r.TurnRateFactor, e)
 		hPause := m.an.pauseRate * m.factor(r.PauseRateFactor, e)
+		if m.env != nil && m.env.Food != nil {
+			fr, extra, ft, fp, fs := m.foodRates()
+			// The lawn's edge counts with the plate's (both are edges the worm turns back at).
+			hRev = hRev*fr + extra
+			edge += extra
+			hTurn *= ft
+			hPause *= fp
+			speedF *= fs
+		}
 		if u := m.rng.Float64(); u < (hRev+hTurn+hPause)*dt {
 			u /= dt
 			switch {
@@ -458,6 +473,14 @@ func (m *Model) step(dt float64, level float64) {
 		}
 		steer := r.SteeringDegS * math.Pi / 180 * e
 		m.moveForward(dt, m.an.speed*speedF, swing, steer)
+		if m.touchNew {
+			// Gentle touch to the nose: a reversal at most contacts (Chalfie et al. 1985 J
+			// Neurosci; Kaplan and Horvitz 1993 PNAS).
+			m.touchNew = false
+			if m.rng.Float64() < touchReversal {
+				m.startReversal()
+			}
+		}
 	case Reversal:
 		m.left -= dt
 		if m.left <= 0 {
@@ -555,9 +578,15 @@ func (m *Model) moveForward(dt, speed, swing, steer float64) {
 	m.theta += m.bias*d + m.an.headingSD*math.Sqrt(d)*m.rng.NormFloat64()
 	hx, hy := m.bd.head()
 	m.theta += m.edgeSteer(hx, hy, m.theta, d)
+	if m.env != nil && m.env.Food != nil {
+		m.theta += m.weathervane(d)
+	}
 	dir := m.theta + swing*s
 	dx, dy := d*math.Cos(dir), d*math.Sin(dir)
 	dx, dy = m.keepInside(hx, hy, dx, dy)
+	if m.env != nil && len(m.env.Obstacles) > 0 {
+		dx, dy = m.obstacles(hx, hy, dx, dy)
+	}
 	m.bd.moveHead(dx, dy)
 	m.odometer += d
 }
@@ -578,8 +607,26 @@ func (m *Model) moveBackward(dt, speed, swing float64) {
 	dir := m.theta + swing*math.Sin(m.phase)
 	dx, dy := d*math.Cos(dir), d*math.Sin(dir)
 	dx, dy = m.keepInside(tx, ty, dx, dy)
+	if m.env != nil && len(m.env.Obstacles) > 0 {
+		dx, dy = m.obstacles(tx, ty, dx, dy)
+	}
 	m.bd.moveTail(dx, dy)
 	m.odometer += d
+}
+
+// touchReversal is the probability that the nose's contact with debris starts a reversal.
+const touchReversal = 0.5
+
+// obstacles keeps the leading tip's step out of the debris and counts new contacts (a touch
+// during a forward run may start a reversal, see step).
+func (m *Model) obstacles(x, y, dx, dy float64) (float64, float64) {
+	dx, dy, hit := m.collide(x, y, dx, dy)
+	if hit && !m.touching {
+		m.contacts++
+		m.touchNew = m.st == Forward
+	}
+	m.touching = hit
+	return dx, dy
 }
 
 // edgeSteer turns a tip at (x, y) moving along theta away from the plate edge.

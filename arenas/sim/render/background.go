@@ -88,6 +88,7 @@ func background(cfg Config, lut *edgeLUT) []float32 {
 		}
 	}
 	addDebris(cfg, lut, sigma, bg)
+	addScene(cfg, lut, sigma, bg)
 	return bg
 }
 

@@ -46,6 +46,10 @@ type Config struct {
 	Meniscus      float64
 	MeniscusWidth float64
 
+	// Scene is what an episode puts on the plate (a food lawn, debris the worm cannot cross),
+	// drawn into the static background; empty by default.
+	Scene Scene
+
 	// DebrisCount is the number of debris specks on the usable plate area.
 	DebrisCount int
 	// DebrisRadius is the median radius in pixels of a small speck (radii are log-normal with
@@ -200,6 +204,9 @@ func (c Config) Validate() error {
 	}
 	if c.DarkField && c.AgarLevel > darkFieldMaxAgar {
 		return fmt.Errorf("render: AgarLevel %v too bright for DarkField (at most %v: the worm must be brighter than the agar)", c.AgarLevel, darkFieldMaxAgar)
+	}
+	if err := c.Scene.validate(); err != nil {
+		return err
 	}
 	if c.WormCore == 0 {
 		return fmt.Errorf("render: WormCore must be above 0")
