@@ -264,7 +264,7 @@ func (f *FSM) Progress(id string) (api.ExperimentProgress, bool) {
 			}
 		}
 	}
-	for _, ph := range []plan.Phase{plan.PhaseCollect, plan.PhaseTrain, plan.PhaseEvaluate, plan.PhaseCrossEvaluate} {
+	for _, ph := range []plan.Phase{plan.PhaseCollect, plan.PhaseTrain, plan.PhaseEvaluate, plan.PhaseCrossEvaluate, plan.PhaseTransfer} {
 		if pp := phases[ph]; pp != nil {
 			p.Phases = append(p.Phases, *pp)
 		}

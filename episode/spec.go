@@ -24,13 +24,20 @@ const (
 	// KindCheckpoint evaluates, in online mode, the version trained on the data recorded so
 	// far (a point of the learning curve); it acts with exactly the version it names.
 	KindCheckpoint Kind = "checkpoint"
-	KindTrain      Kind = "train" // a training task (not an episode)
+	// KindTransfer runs the line's own ensemble, unchanged, in a transfer environment
+	// (Spec.Environment: food, obstacles); KindTransferNone is its no-light control.
+	KindTransfer     Kind = "transfer"
+	KindTransferNone Kind = "transfer_none"
+	KindTrain        Kind = "train" // a training task (not an episode)
 )
 
 // Acts reports whether episodes of kind k act with a learnt ensemble.
 func (k Kind) Acts() bool {
-	return k == KindAgent || k == KindCross || k == KindOnline || k == KindCheckpoint
+	return k == KindAgent || k == KindCross || k == KindOnline || k == KindCheckpoint || k == KindTransfer
 }
+
+// Transfers reports whether episodes of kind k run in a transfer environment.
+func (k Kind) Transfers() bool { return k == KindTransfer || k == KindTransferNone }
 
 // Collects reports whether episodes of kind k record training data (random-light collection
 // and online episodes); the others are evaluation.
@@ -39,7 +46,7 @@ func (k Kind) Collects() bool { return k == KindCollect || k == KindOnline }
 // Valid reports whether k is one of the episode kinds (KindTrain excluded).
 func (k Kind) Valid() bool {
 	switch k {
-	case KindCollect, KindAgent, KindNone, KindRandom, KindCross, KindOnline, KindCheckpoint:
+	case KindCollect, KindAgent, KindNone, KindRandom, KindCross, KindOnline, KindCheckpoint, KindTransfer, KindTransferNone:
 		return true
 	}
 	return false
@@ -77,6 +84,40 @@ type Spec struct {
 	// Explore is, for KindOnline, the probability that a frame's light is a random draw at
 	// LightProbability instead of the ensemble's choice.
 	Explore float64 `json:"explore,omitempty"`
+	// Environment is, for KindTransfer and KindTransferNone (and only them), what is on the
+	// plate besides agar.
+	Environment *Environment `json:"environment,omitempty"`
+}
+
+// Environment is a transfer episode's plate: a food lawn, debris, or both. A simulated station
+// builds it into the simulator (the debris seeded from the episode's seed, between the start
+// and the target); a rig's plate must be prepared so.
+type Environment struct {
+	// Name names the environment in the report ("obstacles", "food_5mm").
+	Name string `json:"name"`
+	// Food is the lawn's centre (nil: no lawn) and FoodRadiusCM its radius.
+	Food         *Place  `json:"food,omitempty"`
+	FoodRadiusCM float64 `json:"food_radius_cm,omitempty"`
+	// Obstacles is the number of pieces of debris, of median radius ObstacleRadiusCM.
+	Obstacles        int     `json:"obstacles,omitempty"`
+	ObstacleRadiusCM float64 `json:"obstacle_radius_cm,omitempty"`
+}
+
+// Validate reports the first unusable field of an environment.
+func (e Environment) Validate() error {
+	switch {
+	case e.Name == "":
+		return errors.New("episode: environment has no name")
+	case e.Food == nil && e.Obstacles == 0:
+		return fmt.Errorf("episode: environment %q has neither food nor obstacles", e.Name)
+	case e.Food != nil && (!finite(e.Food.XCM) || !finite(e.Food.YCM) || !(e.FoodRadiusCM > 0) || e.FoodRadiusCM > 1):
+		return fmt.Errorf("episode: environment %q: food must be finite with a radius within (0, 1] cm", e.Name)
+	case e.Obstacles < 0 || e.Obstacles > 200:
+		return fmt.Errorf("episode: environment %q: %d obstacles must be within 0-200", e.Name, e.Obstacles)
+	case e.Obstacles > 0 && !(e.ObstacleRadiusCM > 0 && e.ObstacleRadiusCM <= 0.3):
+		return fmt.Errorf("episode: environment %q: obstacle radius %v cm must be within (0, 0.3]", e.Name, e.ObstacleRadiusCM)
+	}
+	return nil
 }
 
 // Validate reports the first unusable field of an episode spec (not a training task).
@@ -100,6 +141,15 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("episode: a %s episode does not explore (explore %v)", s.Kind, s.Explore)
 	case s.MaxStaleness < 0:
 		return fmt.Errorf("episode: max staleness %d must be >= 0", s.MaxStaleness)
+	case s.Kind.Transfers() && s.Environment == nil:
+		return fmt.Errorf("episode: a %s episode needs an environment", s.Kind)
+	case !s.Kind.Transfers() && s.Environment != nil:
+		return fmt.Errorf("episode: a %s episode has no environment (got %q)", s.Kind, s.Environment.Name)
+	}
+	if s.Environment != nil {
+		if err := s.Environment.Validate(); err != nil {
+			return err
+		}
 	}
 	if s.Target != nil && (!finite(s.Target.XCM) || !finite(s.Target.YCM)) {
 		return errors.New("episode: target must be finite")
@@ -146,6 +196,9 @@ type Outcome struct {
 	Frames int `json:"frames"`
 	// PolicyVersion is the parameter version the ensemble acted with (0: a fixed schedule).
 	PolicyVersion uint64 `json:"policy_version,omitempty"`
+	// TimeToFoodS is, in an environment with food, the time until the tracked centre first
+	// lay on the lawn (nil: never, or no food).
+	TimeToFoodS *float64 `json:"time_to_food_s,omitempty"`
 }
 
 // Validate reports whether the outcome's numbers are usable (finite, shares within 0-1).
@@ -157,6 +210,9 @@ func (o Outcome) Validate() error {
 	}
 	if o.TimeTo05cmS != nil && (!finite(*o.TimeTo05cmS) || *o.TimeTo05cmS < 0) {
 		return errors.New("episode: outcome time to 0.5 cm must be finite and >= 0")
+	}
+	if o.TimeToFoodS != nil && (!finite(*o.TimeToFoodS) || *o.TimeToFoodS < 0) {
+		return errors.New("episode: outcome time to food must be finite and >= 0")
 	}
 	if o.LightFraction > 1 || o.LostFraction > 1 {
 		return errors.New("episode: outcome shares must be within 0-1")

@@ -23,7 +23,8 @@ type Options struct {
 }
 
 // Parse reads an experiment file: YAML, one document. Omitted fields take the values of
-// Default (and cross_evaluate.episodes DefaultCrossEpisodes); unknown fields, wrong types and
+// Default (and cross_evaluate.episodes DefaultCrossEpisodes, a transfer section's fields
+// DefaultTransfer); unknown fields, wrong types and
 // bad values are refused with the field's path named. The returned Spec has passed Validate.
 func Parse(data []byte) (Spec, error) { return ParseWith(data, Options{}) }
 
@@ -108,6 +109,9 @@ func decode(n *yaml.Node, v reflect.Value, path string) error {
 			nv := reflect.New(v.Type().Elem())
 			if v.Type().Elem() == reflect.TypeFor[CrossEvaluate]() {
 				nv.Elem().Set(reflect.ValueOf(CrossEvaluate{Episodes: DefaultCrossEpisodes}))
+			}
+			if v.Type().Elem() == reflect.TypeFor[Transfer]() {
+				nv.Elem().Set(reflect.ValueOf(DefaultTransfer()))
 			}
 			v.Set(nv)
 		}

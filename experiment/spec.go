@@ -39,6 +39,9 @@ type Spec struct {
 	// CrossEvaluate, when present, runs the agents of each of its lines on animals of each of
 	// its lines. Optional.
 	CrossEvaluate *CrossEvaluate `yaml:"cross_evaluate,omitempty" json:"cross_evaluate,omitempty"`
+	// Transfer, when present, runs trained agents unchanged in new environments (food
+	// search, obstacles) against no-light controls. Optional.
+	Transfer *Transfer `yaml:"transfer,omitempty" json:"transfer,omitempty"`
 	// Policy bounds how stale the parameters a worker acts on may be.
 	Policy Policy `yaml:"policy" json:"policy"`
 }
@@ -420,6 +423,11 @@ func (s Spec) Validate() error {
 	if err := checkInt("policy.max_staleness", s.Policy.MaxStaleness, 0, 1000); err != nil {
 		return err
 	}
+	if s.Transfer != nil {
+		if err := s.validateTransfer(); err != nil {
+			return err
+		}
+	}
 	if s.Online() {
 		return s.validateOnline()
 	}
@@ -523,6 +531,13 @@ func (s Spec) ValidateLines(known func(code string) bool) error {
 		for i, l := range s.CrossEvaluate.Lines {
 			if !known(l) {
 				return &FieldError{Path: fmt.Sprintf("cross_evaluate.lines[%d]", i), Msg: fmt.Sprintf("%q is not in the lines catalogue", l), Err: ErrUnknownLine}
+			}
+		}
+	}
+	if s.Transfer != nil {
+		for i, l := range s.Transfer.Lines {
+			if !known(l) {
+				return &FieldError{Path: fmt.Sprintf("transfer.lines[%d]", i), Msg: fmt.Sprintf("%q is not in the lines catalogue", l), Err: ErrUnknownLine}
 			}
 		}
 	}

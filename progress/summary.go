@@ -111,6 +111,9 @@ func phases(e api.Experiment) []plan.Phase {
 	if e.Spec.CrossEvaluate != nil {
 		ps = append(ps, plan.PhaseCrossEvaluate)
 	}
+	if e.Spec.Transfer != nil {
+		ps = append(ps, plan.PhaseTransfer)
+	}
 	return ps
 }
 

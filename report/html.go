@@ -244,9 +244,31 @@ type page struct {
 	YAML            string
 	Rows            []row
 	LightUse        []lightUseRow
+	Transfer        []transferRow
 	Overall         []figView
 	Lines           []lineView
 	NFigures        int
+}
+
+// transferRow is one line and environment of the transfer phase, formatted.
+type transferRow struct {
+	Line, Env, Success, Agent, None, P, AgentFood, NoneFood, PFood string
+}
+
+func transferRows(ts []results.TransferResult) []transferRow {
+	num := func(format string, v float64) string {
+		if math.IsNaN(v) {
+			return "–"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	var out []transferRow
+	for _, t := range ts {
+		frac := func(c results.TransferCondition) string { return fmt.Sprintf("%d / %d", c.Successes, c.N) }
+		out = append(out, transferRow{Line: t.Line, Env: t.Environment, Success: t.Success, Agent: frac(t.Agent), None: frac(t.None),
+			P: num("%.3g", t.PSuccess), AgentFood: num("%.0f", t.Agent.MedianTimeToFoodS), NoneFood: num("%.0f", t.None.MedianTimeToFoodS), PFood: num("%.3g", t.PTimeToFood)})
+	}
+	return out
 }
 
 // failedRow is one item that failed for good.
@@ -328,6 +350,9 @@ func (r *run) writeHTML(w io.Writer, figs []Figure, now time.Time) error {
 	}
 	p.Rows = r.rows()
 	p.LightUse = r.lightUse()
+	if r.Report != nil {
+		p.Transfer = transferRows(r.Report.Transfer)
+	}
 	byLine := map[string][]figView{}
 	for _, f := range figs {
 		v := figView{Figure: f}
@@ -412,6 +437,12 @@ pre { background: #f7f7f7; padding: 0.7em; overflow-x: auto; }
 <tr><th class="k" rowspan="2">animals</th><th class="k" rowspan="2">agents</th><th class="k" rowspan="2">condition</th><th rowspan="2">episodes</th><th rowspan="2">P(on)</th><th rowspan="2">share still</th><th colspan="4">moving: facing away … facing the target</th><th colspan="4">still: facing away … facing the target</th></tr>
 <tr><th>−1..−0.5</th><th>−0.5..0</th><th>0..0.5</th><th>0.5..1</th><th>−1..−0.5</th><th>−0.5..0</th><th>0..0.5</th><th>0.5..1</th></tr>
 {{range .LightUse}}<tr><td class="k">{{.Line}}</td><td class="k">{{.Agent}}</td><td class="k">{{.Condition}}</td><td>{{.Episodes}}</td><td>{{.All}}</td><td>{{.Still}}</td>{{range .Moving}}<td>{{.}}</td>{{end}}{{range .StillP}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</table></div>{{end}}
+{{if .Transfer}}<h3 id="transfer">Transfer: the agents unchanged in new environments</h3>
+<p>Each line's trained agents against no light on the same animals (one seed per pair). Success: within 0.5 cm of the target during the episode (obstacles), the tracked centre on the lawn (food); p: two-sided Fisher exact test. Time to food: median seconds, an episode that never reached the lawn counted as its length; p: Mann-Whitney U.</p>
+<div class="wide"><table id="transfer-table">
+<tr><th class="k">line</th><th class="k">environment</th><th class="k">success</th><th>agent</th><th>no light</th><th>p (Fisher)</th><th>agent: time to food, s</th><th>no light: time to food, s</th><th>p (time)</th></tr>
+{{range .Transfer}}<tr><td class="k">{{.Line}}</td><td class="k">{{.Env}}</td><td class="k">{{.Success}}</td><td>{{.Agent}}</td><td>{{.None}}</td><td>{{.P}}</td><td>{{.AgentFood}}</td><td>{{.NoneFood}}</td><td>{{.PFood}}</td></tr>
 {{end}}</table></div>{{end}}
 {{range .Overall}}{{template "fig" .}}{{end}}
 {{range .Lines}}<section id="line-{{.Line}}">

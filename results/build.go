@@ -154,6 +154,7 @@ func buildReport(exp api.Experiment, items []api.Item) (*Report, error) {
 		rep.Lines = append(rep.Lines, lr)
 	}
 	rep.Cross = crossResult(spec.CrossLines(), items)
+	rep.Transfer = transferResults(spec, items)
 	return rep, nil
 }
 
@@ -309,6 +310,10 @@ func writeEpisode(ctx context.Context, dir string, it *api.Item, src Source) err
 	e.ID, e.Condition, e.Line, e.AgentLine, e.Seed, e.LightProbability = it.ID, it.Kind, it.Line, it.AgentLine, it.Seed, it.LightProbability
 	e.Seconds, e.ClosestCM, e.TimeTo05cmS, e.LightFraction, e.LostFraction, e.FinalDistanceCM =
 		o.Seconds, o.ClosestCM, copyTime(o.TimeTo05cmS), o.LightFraction, o.LostFraction, o.FinalDistanceCM
+	e.Environment, e.TimeToFoodS = "", copyTime(o.TimeToFoodS)
+	if it.Environment != nil {
+		e.Environment = it.Environment.Name
+	}
 	if err := WriteEpisode(dir, &e); err != nil {
 		return fmt.Errorf("results: build: %w", err)
 	}

@@ -133,3 +133,55 @@ func (c *CrossResult) UnmarshalJSON(b []byte) error {
 	}
 	return nil
 }
+
+type transferJSON struct {
+	transferFields
+	FoodDistanceCM number `json:"food_distance_cm"`
+	PSuccess       number `json:"p_success"`
+	PTimeToFood    number `json:"p_time_to_food"`
+}
+
+type transferFields TransferResult
+
+// MarshalJSON writes the numbers that are not known (NaN) as null.
+func (r TransferResult) MarshalJSON() ([]byte, error) {
+	return json.Marshal(transferJSON{transferFields(r), number(r.FoodDistanceCM), number(r.PSuccess), number(r.PTimeToFood)})
+}
+
+// UnmarshalJSON reads null numbers as NaN; numbers absent from the JSON are NaN too.
+func (r *TransferResult) UnmarshalJSON(b []byte) error {
+	nan := number(math.NaN())
+	w := transferJSON{FoodDistanceCM: nan, PSuccess: nan, PTimeToFood: nan}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*r = TransferResult(w.transferFields)
+	r.FoodDistanceCM, r.PSuccess, r.PTimeToFood = float64(w.FoodDistanceCM), float64(w.PSuccess), float64(w.PTimeToFood)
+	return nil
+}
+
+type transferConditionJSON struct {
+	transferConditionFields
+	SuccessRate       number `json:"success_rate"`
+	MedianTimeToFoodS number `json:"median_time_to_food_s"`
+	MeanClosestCM     number `json:"mean_closest_cm"`
+}
+
+type transferConditionFields TransferCondition
+
+// MarshalJSON writes the numbers that are not known (NaN) as null.
+func (c TransferCondition) MarshalJSON() ([]byte, error) {
+	return json.Marshal(transferConditionJSON{transferConditionFields(c), number(c.SuccessRate), number(c.MedianTimeToFoodS), number(c.MeanClosestCM)})
+}
+
+// UnmarshalJSON reads null numbers as NaN; numbers absent from the JSON are NaN too.
+func (c *TransferCondition) UnmarshalJSON(b []byte) error {
+	nan := number(math.NaN())
+	w := transferConditionJSON{SuccessRate: nan, MedianTimeToFoodS: nan, MeanClosestCM: nan}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*c = TransferCondition(w.transferConditionFields)
+	c.SuccessRate, c.MedianTimeToFoodS, c.MeanClosestCM = float64(w.SuccessRate), float64(w.MedianTimeToFoodS), float64(w.MeanClosestCM)
+	return nil
+}

@@ -78,6 +78,9 @@ type Report struct {
 	// Cross is the cross-evaluation, nil when the experiment has none (or none of its
 	// episodes is done yet).
 	Cross *CrossResult `json:"cross,omitempty"`
+	// Transfer holds, per transfer line and environment (in plan order), the agent against no
+	// light; nil when the experiment has no transfer section.
+	Transfer []TransferResult `json:"transfer,omitempty"`
 	// Failed names the items that failed for good, in item order, with the reason of every
 	// failed attempt as the coordinator recorded it (naming the holder and lease of the
 	// attempt, which depend on the scheduling as timestamps do).
@@ -208,7 +211,11 @@ type Episode struct {
 	LightFraction   float64  `json:"light_fraction"`
 	LostFraction    float64  `json:"lost_fraction"`
 	FinalDistanceCM float64  `json:"final_distance_cm"`
-	Frames          []Frame  `json:"frames,omitempty"`
+	// Environment names a transfer episode's environment ("obstacles", "food_5mm"; "" for the
+	// others) and TimeToFoodS is the time until the worm first lay on its lawn (nil: never).
+	Environment string   `json:"environment,omitempty"`
+	TimeToFoodS *float64 `json:"time_to_food_s,omitempty"`
+	Frames      []Frame  `json:"frames,omitempty"`
 }
 
 // Run is what Load found in a run folder. Missing names the parts that are absent, so that a

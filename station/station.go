@@ -323,7 +323,7 @@ func (s *Station) Run(ctx context.Context, e Episode) (Result, error) {
 	if s.rig != nil {
 		arena, obs, arrival = s.rig, s.obs, s.rigArrival
 	} else {
-		a, o, st, err := s.openSim(e.Spec.Seed)
+		a, o, st, err := s.openSim(e.Spec)
 		if err != nil {
 			endSpan(prep, err)
 			return Result{}, err
@@ -387,6 +387,11 @@ func (s *Station) Run(ctx context.Context, e Episode) (Result, error) {
 	if lp := e.Spec.LightPolicy(); !e.Spec.Kind.Acts() && lp.Kind == episode.Random {
 		out.Track.LightProbability = lp.P
 	}
+	if env := e.Spec.Environment; env != nil {
+		out.Outcome.TimeToFoodS = TimeToFood(res.Records, s.cal, env)
+		out.Track.Environment = env.Name
+		out.Track.TimeToFoodS = out.Outcome.TimeToFoodS
+	}
 	res.Fill(&out.Track, s.cal, e.KeepFrames)
 	if simA != nil {
 		m := simA.Model()
@@ -429,10 +434,17 @@ func (s *Station) check(e Episode) error {
 
 // openSim opens a new animal's arena and tracker (which reads the arena through a wrapper
 // that stamps each frame's arrival).
-func (s *Station) openSim(seed uint64) (*sim.Arena, *track.Observer, arrivals, error) {
+func (s *Station) openSim(sp episode.Spec) (*sim.Arena, *track.Observer, arrivals, error) {
 	cfg := sim.DefaultConfig(s.line)
 	cfg.Calibration = s.cal
-	cfg.Seed = seed
+	cfg.Seed = sp.Seed
+	if sp.Environment != nil {
+		env, err := SimEnvironment(sp, s.cal)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("station %s: %w", s.id, err)
+		}
+		cfg.Environment = env
+	}
 	cfg.NoRender = s.cfg.NoRender
 	cfg.Realtime, cfg.Speed = s.cfg.Realtime, s.cfg.Speed
 	cfg.Logger = s.log

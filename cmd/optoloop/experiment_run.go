@@ -188,6 +188,9 @@ func printReportTable(w io.Writer, rep *results.Report) error {
 			fmt.Fprintf(w, "  %s (%s, line %s, %d attempts): %s\n", f.ID, f.Kind, f.Line, f.Attempts, last)
 		}
 	}
+	if err := printTransfer(w, rep.Transfer); err != nil {
+		return err
+	}
 	if rep.Cross == nil {
 		return nil
 	}
@@ -200,6 +203,30 @@ func printReportTable(w io.Writer, rep *results.Report) error {
 			cells[j] = fmt.Sprintf("%.2f", v)
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", animal, strings.Join(cells, "\t"))
+	}
+	return tw.Flush()
+}
+
+// printTransfer prints the transfer phase: per line and environment, the successes of the
+// agent and of no light, Fisher's exact p, and the median time to food.
+func printTransfer(w io.Writer, ts []results.TransferResult) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\ntransfer: successes (obstacles: within 0.5 cm of the target; food: on the lawn), two-sided Fisher p;")
+	fmt.Fprintln(w, "median time to food (s), an episode that never reached it counted as its length")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LINE\tENVIRONMENT\tAGENT\tNO LIGHT\tp(Fisher)\tAGENT FOOD s\tNO LIGHT FOOD s\tp(time)")
+	for _, r := range ts {
+		frac := func(c results.TransferCondition) string { return fmt.Sprintf("%d/%d", c.Successes, c.N) }
+		sec := func(v float64) string {
+			if math.IsNaN(v) {
+				return "-"
+			}
+			return fmt.Sprintf("%.0f", v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Line, r.Environment, frac(r.Agent), frac(r.None), pval(r.PSuccess),
+			sec(r.Agent.MedianTimeToFoodS), sec(r.None.MedianTimeToFoodS), pval(r.PTimeToFood))
 	}
 	return tw.Flush()
 }

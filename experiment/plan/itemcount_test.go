@@ -23,6 +23,11 @@ func TestItemCountIsWhatThePlanMakes(t *testing.T) {
 			s.Evaluate.CheckpointHours = 0
 		},
 		"online with cross": func(s *experiment.Spec) { online(0.5, 0.2)(s); withCross([]string{"301", "446"}, 2)(s) },
+		"transfer":          withTransfer([]string{"301"}, 3, 12, 0, 0.5),
+		"cross and transfer of two": func(s *experiment.Spec) {
+			withCross([]string{"301", "446"}, 2)(s)
+			withTransfer([]string{"446", "301"}, 2, 0, 1, 0)(s)
+		},
 		"cross of three": func(s *experiment.Spec) {
 			s.Lines = []string{"301", "446", "73"}
 			s.Evaluate.EpisodesPerCondition = 5

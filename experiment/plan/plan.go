@@ -26,6 +26,12 @@
 //     light probability when none is done);
 //   - cross_evaluate (when the file has one): for every agent line A and animal line B of
 //     cross_evaluate.lines, cross_evaluate.episodes cross episodes;
+//   - transfer (when the file has one): for every line of transfer.lines, every environment
+//     (experiment.Transfer.Environments: obstacles, then the food distances) and i below
+//     transfer.episodes, a transfer episode (the line's ensemble acts, with the version its
+//     training task reported) and its no-light control, numbered one after the other and
+//     sharing one seed (the same animal, the same debris), the targets taken in turn and the
+//     lawn placed by experiment.Spec.FoodPlace;
 //   - done.
 //
 // Items are numbered from 0 in creation order, except a line's random-light episodes, whose
@@ -58,6 +64,7 @@ const (
 	PhaseTrain         Phase = "train"
 	PhaseEvaluate      Phase = "evaluate"
 	PhaseCrossEvaluate Phase = "cross_evaluate"
+	PhaseTransfer      Phase = "transfer"
 	PhaseDone          Phase = "done"
 )
 
@@ -259,12 +266,21 @@ func (p *Plan) advance() []Item {
 		case PhaseTrain:
 			out = append(out, p.open(PhaseEvaluate)...)
 		case PhaseEvaluate:
-			if s.CrossEvaluate != nil {
+			switch {
+			case s.CrossEvaluate != nil:
 				out = append(out, p.open(PhaseCrossEvaluate)...)
-			} else {
+			case s.Transfer != nil:
+				out = append(out, p.open(PhaseTransfer)...)
+			default:
 				p.open(PhaseDone)
 			}
 		case PhaseCrossEvaluate:
+			if s.Transfer != nil {
+				out = append(out, p.open(PhaseTransfer)...)
+			} else {
+				p.open(PhaseDone)
+			}
+		case PhaseTransfer:
 			p.open(PhaseDone)
 		default:
 			return out
@@ -403,16 +419,49 @@ func (p *Plan) open(ph Phase) []Item {
 				}
 			}
 		}
+	case PhaseTransfer:
+		out = p.transfer()
 	case PhaseDone:
 		p.Status = StatusDone
 	}
 	return out
 }
 
+// transfer makes the transfer phase's episodes: per line, environment and episode, the agent's
+// episode and then its no-light control on the same seed.
+func (p *Plan) transfer() []Item {
+	s := p.Spec
+	t := s.Transfer
+	var out []Item
+	for _, line := range t.Lines {
+		for k, env := range t.Environments() {
+			for i := range t.Episodes {
+				agent := p.eval(episode.KindTransfer, line, line, i)
+				none := p.eval(episode.KindTransferNone, line, "", i)
+				for _, it := range []*Item{&agent, &none} {
+					it.Seconds = t.EpisodeSeconds
+					e := &episode.Environment{Name: env}
+					if env == experiment.EnvObstacles {
+						e.Obstacles, e.ObstacleRadiusCM = t.Obstacles, t.ObstacleRadiusCM
+					} else {
+						d := t.FoodDistancesCM[k-min(t.Obstacles, 1)]
+						x, y := s.FoodPlace(i, d)
+						e.Food, e.FoodRadiusCM = &episode.Place{Name: env, XCM: x, YCM: y}, t.FoodRadiusCM
+					}
+					it.Environment = e
+				}
+				none.Seed = agent.Seed
+				out = append(out, agent, none)
+			}
+		}
+	}
+	return out
+}
+
 // ItemCount is the number of items the experiment of spec makes over its whole life, counted
 // from the spec without making them: per line the collect episodes, one training task and
-// three evaluation conditions (agent, no light, random light), and every cross pair's
-// episodes. It is what open makes for every phase (and the reserved random-light numbers),
+// three evaluation conditions (agent, no light, random light), every cross pair's episodes
+// and, per transfer line and environment, the agent's and the no-light episodes. It is what open makes for every phase (and the reserved random-light numbers),
 // so a caller can bound an experiment's size before starting it. spec must be valid.
 func ItemCount(spec experiment.Spec) int64 {
 	lines := int64(len(spec.Lines))
@@ -424,6 +473,9 @@ func ItemCount(spec experiment.Spec) int64 {
 	n += lines * 3 * int64(spec.Evaluate.EpisodesPerCondition) // evaluate
 	if x := int64(len(spec.CrossLines())); x > 0 {
 		n += x * x * int64(spec.CrossEvaluate.Episodes) // cross_evaluate
+	}
+	if t := spec.Transfer; t != nil {
+		n += int64(len(t.Lines)) * int64(len(t.Environments())) * 2 * int64(t.Episodes) // transfer
 	}
 	return n
 }
