@@ -1,12 +1,8 @@
 package runner
 
 import (
-	"context"
-	"os"
-	"strings"
+	"slices"
 	"testing"
-
-	"github.com/optoloop/optoloop/report"
 
 	"github.com/optoloop/optoloop/episode"
 	"github.com/optoloop/optoloop/results"
@@ -21,10 +17,10 @@ name: tiny-transfer
 seed: 5
 lines: ["281"]
 arenas_per_line: 2
-collect: { hours_per_line: 0.1, episode_seconds: 180, light_probability: 0.1 }
-train: { ensemble_size: 1, updates: 40, checkpoint_every: 20 }
-evaluate: { episodes_per_condition: 1, episode_seconds: 60 }
-transfer: { lines: ["281"], episodes: 3, episode_seconds: 240, food_distances_cm: [0, 1.5], obstacles: 12 }
+collect: { hours_per_line: 0.05, episode_seconds: 180, light_probability: 0.1 }
+train: { ensemble_size: 1, updates: 20, checkpoint_every: 10 }
+evaluate: { episodes_per_condition: 1, episode_seconds: 30 }
+transfer: { lines: ["281"], episodes: 2, episode_seconds: 180, food_distances_cm: [0, 1.5], obstacles: 12 }
 `
 	cfg := tinyConfig(t, yaml)
 	rep := run(t, cfg)
@@ -33,7 +29,7 @@ transfer: { lines: ["281"], episodes: 3, episode_seconds: 240, food_distances_cm
 	}
 	for i, env := range []string{"obstacles", "food_0mm", "food_15mm"} {
 		r := rep.Transfer[i]
-		if r.Line != "281" || r.Environment != env || r.Agent.N != 3 || r.None.N != 3 {
+		if r.Line != "281" || r.Environment != env || r.Agent.N != 2 || r.None.N != 2 {
 			t.Errorf("result %d: %s %s, %d agent and %d no-light episodes", i, r.Line, r.Environment, r.Agent.N, r.None.N)
 		}
 		if !(r.PSuccess > 0 && r.PSuccess <= 1) {
@@ -41,18 +37,6 @@ transfer: { lines: ["281"], episodes: 3, episode_seconds: 240, food_distances_cm
 		}
 		t.Logf("%s: agent %d/%d (median food %.0f s), none %d/%d (%.0f s), p %.3f", env, r.Agent.Successes, r.Agent.N, r.Agent.MedianTimeToFoodS,
 			r.None.Successes, r.None.N, r.None.MedianTimeToFoodS, r.PSuccess)
-	}
-	// The HTML report has the transfer table.
-	html, err := report.Write(context.Background(), cfg.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, err := os.ReadFile(html)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(page), `id="transfer-table"`) || !strings.Contains(string(page), "food_15mm") {
-		t.Error("report.html has no transfer table")
 	}
 	run, err := results.Load(cfg.Dir)
 	if err != nil {
@@ -71,7 +55,7 @@ transfer: { lines: ["281"], episodes: 3, episode_seconds: 240, food_distances_cm
 			seeds[e.Environment] = map[episode.Kind][]uint64{}
 		}
 		seeds[e.Environment][e.Condition] = append(seeds[e.Environment][e.Condition], e.Seed)
-		if e.Seconds < 239 || len(e.Frames) == 0 {
+		if e.Seconds < 179 || len(e.Frames) == 0 {
 			t.Errorf("%s: %v s, %d frames", e.ID, e.Seconds, len(e.Frames))
 		}
 		if e.TimeToFoodS != nil {
@@ -85,17 +69,17 @@ transfer: { lines: ["281"], episodes: 3, episode_seconds: 240, food_distances_cm
 		}
 	}
 	for env, by := range seeds {
-		a, n := by[episode.KindTransfer], by[episode.KindTransferNone]
-		if len(a) != 3 || len(n) != 3 {
+		a, n := slices.Sorted(slices.Values(by[episode.KindTransfer])), slices.Sorted(slices.Values(by[episode.KindTransferNone]))
+		if len(a) != 2 || len(n) != 2 {
 			t.Fatalf("%s: %d agent and %d control episode files", env, len(a), len(n))
 		}
 		for i := range a {
 			if a[i] != n[i] {
-				t.Errorf("%s: agent episode %d on seed %d, its control on %d", env, i, a[i], n[i])
+				t.Errorf("%s: agents on seeds %v, controls on %v", env, a, n)
 			}
 		}
 	}
-	// With the lawn on the target and worms started 1.5 cm away, some reach it in 4 minutes.
+	// With the lawn on the target and worms started 1.5 cm away, some reach it in 3 minutes.
 	if reached == 0 {
 		t.Error("no worm reached a lawn")
 	}
