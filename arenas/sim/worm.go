@@ -448,8 +448,9 @@ func (m *Model) step(dt float64, level float64) {
 		hPause := m.an.pauseRate * m.factor(r.PauseRateFactor, e)
 		if m.env != nil && m.env.Food != nil {
 			fr, extra, ft, fp, fs := m.foodRates()
-			// The lawn's edge counts with the plate's (both are edges the worm turns back at).
-			hRev = hRev*fr + extra
+			// The gradient scales the spontaneous reversals; the lawn's edge counts with the
+			// plate's (both are edges the worm turns back at).
+			hRev = (hRev-edge)*fr + edge + extra
 			edge += extra
 			hTurn *= ft
 			hPause *= fp
