@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -190,6 +191,10 @@ func TestNothingOutlivesTheSupervisor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -214,6 +219,8 @@ func TestNothingOutlivesTheSupervisor(t *testing.T) {
 				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
+			} else if _, err := io.WriteString(in, "crash\n"); err != nil { // only now may it panic
+				t.Fatal(err)
 			}
 			err = cmd.Wait()
 			t.Logf("supervisor ended: %v", err)

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -318,9 +319,9 @@ func sortedKeys[V any](ms ...map[string]V) []string {
 }
 
 // superviseAndDie is the test binary re-executed as a supervisor: it starts a small cluster in
-// dir, says so on stdout and then crashes with a panic in a goroutine of its own (no deferred
-// call or cleanup runs, as when `go test -timeout` ends a test binary), unless the parent kills
-// it first.
+// dir, says so on stdout and, once the parent has seen its processes run and says so on stdin,
+// crashes with a panic in a goroutine of its own (no deferred call or cleanup runs, as when
+// `go test -timeout` ends a test binary), unless the parent kills it first.
 func superviseAndDie(dir string) {
 	cfg := cluster.Config{Binary: os.Getenv(supervisorBinEnv), Dir: dir, Lines: []string{"73"}, ArenasPerLine: 1, Learners: 1, NoRender: true}
 	c, err := cluster.Up(context.Background(), cfg)
@@ -330,6 +331,7 @@ func superviseAndDie(dir string) {
 	}
 	fmt.Println("up", len(c.Processes()))
 	if os.Getenv(supervisorDirEnv+"_PANIC") != "" {
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 		go panic("supervisor crashes")
 	}
 	select {}
