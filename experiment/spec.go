@@ -120,7 +120,23 @@ type Train struct {
 	// random-light draw at collect.light_probability instead of the ensemble's choice (0-1).
 	// Default 0.1.
 	Explore float64 `yaml:"explore" json:"explore,omitempty"`
+	// Observation is what the agents see: "reference" (default, and what "" reads as; the
+	// reference's 90 numbers, the worm's pose over the last 15 frames relative to the target)
+	// or "light" (those and the light under which each of the 15 frames was captured, 105
+	// numbers: package agentlib/obs). The reference's agents do not see their own light; an
+	// opsin's effect outlasts it by up to seconds and a response at light offset follows it,
+	// so on such lines the pose alone does not say what the light is doing.
+	Observation string `yaml:"observation" json:"observation,omitempty"`
 }
+
+// The values of Train.Observation.
+const (
+	ObservationReference = "reference"
+	ObservationLight     = "light"
+)
+
+// LightObservation reports whether the agents see the light (Observation "light").
+func (t Train) LightObservation() bool { return t.Observation == ObservationLight }
 
 // DefaultLearningRate is the reference's Adam learning rate, Train.LearningRate's default.
 const DefaultLearningRate = 1e-3
@@ -359,6 +375,9 @@ func (s Spec) Validate() error {
 	}
 	if t.Gamma == 1 {
 		return fieldErr("train.gamma", "1 must be < 1 (there are no terminal states)")
+	}
+	if t.Observation != "" && t.Observation != ObservationReference && t.Observation != ObservationLight {
+		return fieldErr("train.observation", "%q must be %q or %q", t.Observation, ObservationReference, ObservationLight)
 	}
 	if t.CriticTarget != CriticTargetPolicy && t.CriticTarget != CriticTargetBehaviour && t.CriticTarget != CriticTargetCollection && t.CriticTarget != CriticTargetGreedy {
 		return fieldErr("train.critic_target", "%q must be %q, %q, %q or %q", t.CriticTarget, CriticTargetPolicy, CriticTargetBehaviour, CriticTargetCollection, CriticTargetGreedy)

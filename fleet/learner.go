@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/optoloop/optoloop/agentlib/learner"
+	"github.com/optoloop/optoloop/agentlib/policy"
 	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/agentlib/sac"
 	"github.com/optoloop/optoloop/coordinator/api"
@@ -756,6 +757,10 @@ func LearnerSettings(t experiment.Train, dir string) learner.Config {
 	lc.SAC.Backup = sac.Backup(t.CriticTarget)
 	lc.SAC.Gamma = t.Gamma
 	lc.SAC.ActorLR, lc.SAC.CriticLR = t.LR(), t.LR()
+	if t.LightObservation() {
+		lc.Spec = policy.LightSpec()
+		lc.SAC.ObsSize = lc.Spec.Size()
+	}
 	return lc
 }
 

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/optoloop/optoloop/agentlib/learner"
+	"github.com/optoloop/optoloop/agentlib/obs"
+	"github.com/optoloop/optoloop/agentlib/policy"
 	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/agentlib/sac"
 	"github.com/optoloop/optoloop/episode"
@@ -25,7 +27,14 @@ func TestLearnerConfigFollowsTheTrainSection(t *testing.T) {
 				c.SAC.TargetEvery == 500 && c.SAC.Gamma == ref.SAC.Gamma &&
 				c.SAC.TargetEntropyRatio == ref.SAC.TargetEntropyRatio && c.SAC.TargetEntropyRatio == 0.98 &&
 				c.SAC.RewardScale == 1 && r.ReachReward == replay.DefaultConfig().ReachReward && r.ReachReward == 4 &&
-				c.SAC.Backup == ref.SAC.Backup && c.SAC.Backup == sac.PolicyBackup && c.SAC.Gamma == 0.99
+				c.SAC.Backup == ref.SAC.Backup && c.SAC.Backup == sac.PolicyBackup && c.SAC.Gamma == 0.99 &&
+				c.Spec == policy.ReferenceSpec() && c.SAC.ObsSize == obs.Size
+		}},
+		{"the light observation", "train: {observation: light}\n", func(c learner.Config, r replay.Config) bool {
+			return c.Spec == policy.LightSpec() && c.SAC.ObsSize == obs.LightSize
+		}},
+		{"the reference observation named", "train: {observation: reference}\n", func(c learner.Config, r replay.Config) bool {
+			return c.Spec == policy.ReferenceSpec() && c.SAC.ObsSize == obs.Size
 		}},
 		{"explicit fields", "train: {ensemble_size: 3, updates: 4000, batch_size: 32, checkpoint_every: 1000, target_every: 1, target_entropy_ratio: 0.3, reward_scale: 100, reach_reward: 0, critic_target: behaviour, gamma: 0.95}\n",
 			func(c learner.Config, r replay.Config) bool {

@@ -77,8 +77,9 @@ type WorkerConfig struct {
 	// MaxArenaFailures is how many episodes in a row the station may fail before the worker
 	// stops with ErrArenaFailing (its arena is broken). Default 3.
 	MaxArenaFailures int
-	// Arch is the architecture the ensembles must have. Default policy.ReferenceArch().
-	Arch policy.Arch
+	// Archs are the architectures the ensembles may have (each ensemble's own says which
+	// observation the worker builds for it). Default policy.KnownArchs().
+	Archs []policy.Arch
 	// Logger (default: discard).
 	Logger *slog.Logger
 	// TracerProvider traces every attempt: a worker.episode span in the item's trace (see
@@ -118,7 +119,7 @@ type WorkerConfig struct {
 // DefaultWorkerConfig returns the defaults; the required fields must still be set.
 func DefaultWorkerConfig() WorkerConfig {
 	return WorkerConfig{LeaseTTL: 30 * time.Second, Poll: time.Second, ReportAttempts: 20, ReportBackoff: 100 * time.Millisecond,
-		ReplayBuffer: 1800, StoreRetry: 2 * time.Minute, MaxArenaFailures: 3, Arch: policy.ReferenceArch(),
+		ReplayBuffer: 1800, StoreRetry: 2 * time.Minute, MaxArenaFailures: 3, Archs: policy.KnownArchs(),
 		TileEvery: 500 * time.Millisecond, TileTTL: 5 * time.Second, TileWidth: 320,
 		VersionWait: 30 * time.Minute, VersionPoll: 250 * time.Millisecond}
 }
@@ -147,7 +148,15 @@ func (c WorkerConfig) Validate() error {
 	case c.Live != nil && (c.TileWidth < 64 || c.TileWidth > 1024):
 		return fmt.Errorf("fleet: worker tile width %d must be within 64-1024", c.TileWidth)
 	}
-	return c.Arch.Validate()
+	if len(c.Archs) == 0 {
+		return errors.New("fleet: worker accepts no ensemble architecture")
+	}
+	for _, a := range c.Archs {
+		if err := a.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Worker is one arena's role: it leases episodes of its station's line and runs them, one at a
@@ -570,7 +579,7 @@ func (w *Worker) ensemble(ctx context.Context, it *api.Item) (*policy.Ensemble, 
 	if e, ok := w.ens[k]; ok {
 		return e, v, nil
 	}
-	e, err := policy.UnmarshalEnsemble(blob, w.cfg.Arch)
+	e, err := policy.UnmarshalEnsembleOf(blob, w.cfg.Archs)
 	if err != nil {
 		return nil, 0, fmt.Errorf("parameters of line %s version %d: %w", it.AgentLine, v, err)
 	}

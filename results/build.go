@@ -49,9 +49,14 @@ type TrainingSummary struct {
 	Episodes    int `json:"episodes"`
 }
 
-// EnsembleArch is the architecture of the ensembles Build reads: the experiment file sets no
-// architecture, so every learner trains the reference actor.
-func EnsembleArch() policy.Arch { return policy.ReferenceArch() }
+// EnsembleArch is the architecture of the ensembles Build reads for a training item of train
+// section t: the reference actor on the observation t names (train.observation).
+func EnsembleArch(t experiment.Train) policy.Arch {
+	if t.LightObservation() {
+		return policy.ArchOn(policy.LightSpec())
+	}
+	return policy.ReferenceArch()
+}
 
 // Build writes the run folder of an experiment in dir from what its broker holds (view: the
 // experiment and its items) and what its roles stored (src), and returns the report, so that
@@ -337,7 +342,11 @@ func writeTraining(ctx context.Context, dir string, it *api.Item, src Source) er
 			// An earlier Build wrote this version and its map: the map takes seconds to
 			// compute, and an experiment is exported again as it advances.
 		default:
-			ens, err := policy.UnmarshalEnsemble(blob, EnsembleArch())
+			var t experiment.Train
+			if it.Train != nil {
+				t = *it.Train
+			}
+			ens, err := policy.UnmarshalEnsemble(blob, EnsembleArch(t))
 			if err != nil {
 				return fmt.Errorf("results: build: ensemble of line %s version %d: %w", it.Line, v, err)
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/optoloop/optoloop/coordinator"
 	"github.com/optoloop/optoloop/coordinator/api"
 	"github.com/optoloop/optoloop/episode"
+	"github.com/optoloop/optoloop/experiment"
 	"github.com/optoloop/optoloop/experiment/plan"
 	"github.com/optoloop/optoloop/results"
 )
@@ -146,7 +147,7 @@ func track(it api.Item) results.Episode {
 
 func testEnsemble(t *testing.T, seed uint64) []byte {
 	t.Helper()
-	a := results.EnsembleArch()
+	a := results.EnsembleArch(experiment.Train{})
 	m := nn.New(a.Sizes...)
 	m.InitXavier(rand.New(rand.NewPCG(seed, 1)))
 	e, err := policy.NewEnsemble(a, m)
@@ -483,7 +484,7 @@ func TestBuild(t *testing.T) {
 	}
 	for _, l := range []string{"301", "446"} {
 		ld := results.LineDir(dir, l)
-		e, err := policy.LoadDir(filepath.Join(ld, results.EnsembleDir), results.EnsembleArch())
+		e, err := policy.LoadDir(filepath.Join(ld, results.EnsembleDir), results.EnsembleArch(experiment.Train{}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -51,9 +51,16 @@ type Observer interface {
 }
 
 // Policy chooses the light from an observation (policy.Ensemble). Act returns 1 for light on,
-// 0 for off.
+// 0 for off. A policy that acts on another observation than the reference's (obs.Size numbers)
+// says so with ObservationSize (an ObservationSizer); the worker builds observations of that
+// size (obs.Size or obs.LightSize, see package agentlib/obs).
 type Policy interface {
 	Act(o []float32) int
+}
+
+// ObservationSizer is a Policy that names the length of the observations it acts on.
+type ObservationSizer interface {
+	ObservationSize() int
 }
 
 // Sink receives the per-frame records of episodes (the replay).
@@ -245,7 +252,7 @@ func New(cfg Config, a arenas.Arena, o Observer, sink Sink) (*Worker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, arena: a, obs: o, sink: sink, log: log, build: obs.NewBuilder(0, 0), o: make([]float32, obs.Size)}, nil
+	return &Worker{cfg: cfg, arena: a, obs: o, sink: sink, log: log, build: obs.NewBuilder(0, 0), o: make([]float32, obs.LightSize)}, nil
 }
 
 // RunEpisode runs one episode to its end and returns what it measured. On error the light is
@@ -278,6 +285,17 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 	if ep.Policy != nil {
 		res.PolicyVersion = ep.PolicyVersion
 	}
+	size := obs.Size
+	if p, ok := ep.Policy.(ObservationSizer); ok {
+		size = p.ObservationSize()
+	}
+	if size != obs.Size && size != obs.LightSize {
+		return res, fmt.Errorf("worker: episode %q: the policy acts on %d-number observations, the worker builds %d or %d", ep.ID, size, obs.Size, obs.LightSize)
+	}
+	if cap(w.o) < size {
+		w.o = make([]float32, size)
+	}
+	w.o = w.o[:size]
 	toRef := ReferencePxPerCM / cal.PxPerCM
 	w.build.Reset(tx*toRef, ty*toRef)
 	acc, err := episode.NewAccumulator(cal.PxPerCM)
@@ -368,6 +386,7 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 			return res, err
 		}
 		rec.BehaviourP = pOn
+		w.build.Decided(on)
 		if err := w.arena.SetLight(ctx, arenas.Light{On: on}); err != nil {
 			return res, fmt.Errorf("worker: episode %q: light: %w", ep.ID, err)
 		}

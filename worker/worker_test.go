@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/optoloop/optoloop/agentlib/obs"
@@ -440,4 +441,116 @@ func TestBehaviourProbabilityIsRecorded(t *testing.T) {
 	if _, err := w.RunEpisode(context.Background(), ep); err == nil {
 		t.Fatal("an exploring episode without a random source ran")
 	}
+}
+
+// lightPolicy is a policy that acts on the light observation (obs.LightSize numbers).
+type lightPolicy func(o []float32) int
+
+func (f lightPolicy) Act(o []float32) int { return f(o) }
+func (lightPolicy) ObservationSize() int  { return obs.LightSize }
+
+// A policy that acts on the light observation sees, for each frame of its window, the light under
+// which that frame was captured (the light chosen after the frame before), never the light it is
+// choosing; and the window is the replay's for the same records.
+func TestLightObservationShowsTheLightBeforeEachFrame(t *testing.T) {
+	a, o := openSim(t, "301", 5, false)
+	w, err := New(DefaultConfig(), a, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen [][]float32
+	calls := 0
+	pol := lightPolicy(func(ob []float32) int {
+		if len(ob) != obs.LightSize {
+			t.Fatalf("observation of %d numbers, want %d", len(ob), obs.LightSize)
+		}
+		seen = append(seen, append([]float32(nil), ob...))
+		calls++
+		// Pulses of two frames every five: the light's history is not a function of the pose.
+		if calls%5 < 2 {
+			return 1
+		}
+		return 0
+	})
+	res, err := w.RunEpisode(context.Background(), Episode{ID: "l", Seconds: 40, TargetCM: [2]float64{1, 0}, Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Lost != 0 {
+		t.Fatalf("%d lost frames on an unrendered arena", res.Lost)
+	}
+	recs := res.Records
+	// The policy decides on frames obs.Frames-1 .. len-1; its k-th observation is of frames
+	// t-14..t with t = obs.Frames-1+k.
+	if len(seen) != len(recs)-(obs.Frames-1) {
+		t.Fatalf("%d observations for %d frames", len(seen), len(recs))
+	}
+	lit := 0
+	for k, ob := range seen {
+		t0 := k // the window's oldest frame
+		poses := make([]obs.Pose, obs.Frames)
+		for i := range poses {
+			r := recs[t0+i]
+			poses[i] = obs.Pose{X: r.X, Y: r.Y, Body: r.Body, Head: r.Head, Light: t0+i > 0 && recs[t0+i-1].Light}
+		}
+		want := make([]float32, obs.LightSize)
+		obs.Encode(want, poses, recs[0].TargetX, recs[0].TargetY, 0)
+		for i, v := range want {
+			if math.Abs(float64(v-ob[i])) > 1e-6 {
+				t.Fatalf("observation %d number %d = %v, want %v (the light chosen after the frame before each frame)", k, i, ob[i], v)
+			}
+		}
+		if ob[obs.Features*obs.Frames+obs.Frames-1] == 1 {
+			lit++
+		}
+	}
+	if lit == 0 || lit == len(seen) {
+		t.Fatalf("newest frame lit in %d of %d observations: the pattern did not show", lit, len(seen))
+	}
+	// The replay encodes the same windows: sampled without augmentation, every transition's s
+	// and s' are observations the policy saw (its windows start at frames 0..len-15, the
+	// replay's s at 0..len-16 and s' one frame on).
+	m, err := replay.NewMemory(replay.Config{ReachReward: obs.ReachReward})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Append(recs...); err != nil {
+		t.Fatal(err)
+	}
+	b := replay.NewBatchOf(64, obs.LightSize)
+	if err := m.Sample(rand.New(rand.NewPCG(1, 2)), b); err != nil {
+		t.Fatal(err)
+	}
+	saw := func(x []float32) bool {
+		return slices.ContainsFunc(seen, func(ob []float32) bool { return slicesAlmostEqual(ob, x) })
+	}
+	for k := range b.N {
+		s := b.S[k*obs.LightSize : (k+1)*obs.LightSize]
+		s2 := b.S2[k*obs.LightSize : (k+1)*obs.LightSize]
+		if !saw(s) || !saw(s2) {
+			t.Fatalf("replay transition %d: s (seen %v) or s' (seen %v) is not an observation the policy saw", k, saw(s), saw(s2))
+		}
+		// s' is s one frame on: its light row is s's shifted, ending with the action.
+		light, light2 := s[obs.Features*obs.Frames:], s2[obs.Features*obs.Frames:]
+		for i := 0; i+1 < obs.Frames; i++ {
+			if light2[i] != light[i+1] {
+				t.Fatalf("transition %d: light row of s' %v is not that of s %v shifted", k, light2, light)
+			}
+		}
+		if light2[obs.Frames-1] != float32(b.A[k]) {
+			t.Fatalf("transition %d: s' newest frame captured under light %v, the action was %d", k, light2[obs.Frames-1], b.A[k])
+		}
+	}
+}
+
+func slicesAlmostEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Abs(float64(a[i]-b[i])) > 1e-5 {
+			return false
+		}
+	}
+	return true
 }

@@ -166,7 +166,7 @@ func New(cfg Config, rep Sampler, pub Publisher, log *slog.Logger, rng *rand.Ran
 		if err != nil {
 			return nil, err
 		}
-		l.members = append(l.members, &member{agent: a, pcg: pcg, rng: r, batch: replay.NewBatch(cfg.SAC.BatchSize)})
+		l.members = append(l.members, &member{agent: a, pcg: pcg, rng: r, batch: replay.NewBatchOf(cfg.SAC.BatchSize, cfg.Spec.Size())})
 	}
 	return l, nil
 }

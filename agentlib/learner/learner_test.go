@@ -228,3 +228,46 @@ func TestEmptyReplayAndBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// A learner configured for the light observation samples 105-number observations, trains
+// actors on them and publishes an ensemble of that architecture.
+func TestLearnerTrainsOnTheLightObservation(t *testing.T) {
+	mem, _ := replay.NewMemory(replay.DefaultConfig())
+	rng := rand.New(rand.NewPCG(5, 6))
+	x, h := 1000.0, 0.0
+	for i := range 200 {
+		on := rng.Float64() < 0.3
+		if err := mem.Append(replay.Record{T: float64(i) / 3, X: x, Y: 900, Body: h, Head: h, OK: true, Light: on, Episode: "e"}); err != nil {
+			t.Fatal(err)
+		}
+		if on {
+			h += 0.3
+		}
+		x += 5 * math.Cos(h)
+	}
+	cfg := smallConfig(t.TempDir())
+	cfg.Updates, cfg.Round = 100, 100
+	cfg.Spec = policy.LightSpec()
+	cfg.SAC.ObsSize = cfg.Spec.Size()
+	pub := &recorder{}
+	l, err := New(cfg, mem, pub, quiet(), rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := policy.Arch{Spec: policy.LightSpec(), Sizes: []int{105, 16, 16, 2}}
+	e, err := policy.UnmarshalEnsemble(pub.blobs[l.Version()], want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ObservationSize() != 105 {
+		t.Fatalf("ensemble acts on %d numbers", e.ObservationSize())
+	}
+	// A light spec with the reference's input size is refused.
+	cfg.SAC.ObsSize = 90
+	if _, err := New(cfg, mem, nil, quiet(), rand.New(rand.NewPCG(1, 1))); err == nil {
+		t.Fatal("light spec with 90 inputs accepted")
+	}
+}

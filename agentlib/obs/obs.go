@@ -15,6 +15,17 @@
 //
 // with i = 0 the oldest frame. Both the worker's Builder and replay sampling produce observations
 // through Encode, so the two agree by construction.
+//
+// The light observation (LightSize = 105 numbers, LightFeatures = 7 per frame) adds a seventh
+// feature, the light under which each frame was captured:
+//
+//	obs[6*15+i] = 1 if the light chosen after frame i-1 (which acted until frame i) was on, else 0
+//
+// (for the episode's first frame: 0, the light is off before an episode's first decision). It
+// never holds the action being chosen, only the ones before it. The reference observation does
+// not show the agent its own light; an opsin's effect outlasts the light by up to seconds and a
+// response at light offset follows the light's history, so on lines whose light acts that way
+// the pose alone does not say what the light is doing (runner/SCIENCE.md).
 package obs
 
 import (
@@ -29,6 +40,11 @@ const (
 	Features = 6
 	// Size is the length of one observation (Frames x Features = 90).
 	Size = Frames * Features
+	// LightFeatures is the number of numbers per frame of the light observation: Features and
+	// the light under which the frame was captured.
+	LightFeatures = Features + 1
+	// LightSize is the length of one light observation (Frames x LightFeatures = 105).
+	LightSize = Frames * LightFeatures
 	// PosScale is the position scale in reference pixels: positions relative to the target
 	// are divided by it (900 px = 1.667 cm).
 	PosScale = 900.0
@@ -41,10 +57,12 @@ const (
 	ProgressGain = 2.0
 )
 
-// Pose is one tracked frame: the worm's centre in reference pixels and its body and head angles.
+// Pose is one tracked frame: the worm's centre in reference pixels and its body and head angles,
+// and whether the light was on while it was captured (the light chosen after the frame before).
 type Pose struct {
 	X, Y       float64
 	Body, Head float64
+	Light      bool
 }
 
 // Reward is the reward of the step from position (x0, y0) to (x1, y1) toward the target
@@ -66,27 +84,43 @@ func RewardReach(x0, y0, x1, y1, tx, ty, reach float64) float64 {
 }
 
 // Trig is a frame with the sines and cosines of its angles already computed: the form in which
-// the replay keeps frames, so that sampling does not recompute them.
+// the replay keeps frames, so that sampling does not recompute them. Light is 1 if the light was
+// on while the frame was captured, else 0.
 type Trig struct {
 	X, Y       float64
 	SinB, CosB float64
 	SinH, CosH float64
+	Light      float32
 }
 
 // TrigOf returns the Trig form of p.
 func TrigOf(p Pose) Trig {
 	sb, cb := math.Sincos(p.Body)
 	sh, ch := math.Sincos(p.Head)
-	return Trig{X: p.X, Y: p.Y, SinB: sb, CosB: cb, SinH: sh, CosH: ch}
+	t := Trig{X: p.X, Y: p.Y, SinB: sb, CosB: cb, SinH: sh, CosH: ch}
+	if p.Light {
+		t.Light = 1
+	}
+	return t
+}
+
+// SizeOf returns the length of an observation of the given number of features per frame, or
+// an error unless it is Features (the reference observation) or LightFeatures.
+func SizeOf(features int) (int, error) {
+	if features != Features && features != LightFeatures {
+		return 0, fmt.Errorf("obs: %d features per frame, want %d (reference) or %d (with the light)", features, Features, LightFeatures)
+	}
+	return Frames * features, nil
 }
 
 // Encode writes the observation of the Frames poses p (oldest first) relative to the target
 // (tx, ty) into dst, after rotating the scene by theta radians about the target: positions
 // relative to the target are rotated by theta and theta is added to every angle. theta = 0 is
-// the plain observation. It panics unless len(p) == Frames and len(dst) == Size.
+// the plain observation. The length of dst chooses the observation: Size (the reference's) or
+// LightSize (with the light). It panics unless len(p) == Frames and len(dst) is one of them.
 func Encode(dst []float32, p []Pose, tx, ty, theta float64) {
-	if len(p) != Frames || len(dst) != Size {
-		panic(fmt.Sprintf("obs: Encode needs %d poses and %d outputs, got %d and %d", Frames, Size, len(p), len(dst)))
+	if len(p) != Frames || (len(dst) != Size && len(dst) != LightSize) {
+		panic(fmt.Sprintf("obs: Encode needs %d poses and %d or %d outputs, got %d and %d", Frames, Size, LightSize, len(p), len(dst)))
 	}
 	var t [Frames]Trig
 	for i, q := range p {
@@ -98,13 +132,18 @@ func Encode(dst []float32, p []Pose, tx, ty, theta float64) {
 
 // EncodeTrig is Encode on frames in Trig form, with the rotation given by its sine and cosine.
 // Encode and the replay's sampling both go through it. It panics unless len(p) == Frames and
-// len(dst) == Size.
+// len(dst) is Size or LightSize.
 func EncodeTrig(dst []float32, p []Trig, tx, ty, sinTheta, cosTheta float64) {
-	if len(p) != Frames || len(dst) != Size {
-		panic(fmt.Sprintf("obs: Encode needs %d frames and %d outputs, got %d and %d", Frames, Size, len(p), len(dst)))
+	if len(p) != Frames || (len(dst) != Size && len(dst) != LightSize) {
+		panic(fmt.Sprintf("obs: Encode needs %d frames and %d or %d outputs, got %d and %d", Frames, Size, LightSize, len(p), len(dst)))
 	}
 	s, c := sinTheta, cosTheta
 	const inv = 1 / PosScale
+	if len(dst) == LightSize {
+		for i, q := range p {
+			dst[Features*Frames+i] = q.Light
+		}
+	}
 	dst = dst[:Size]
 	for i, q := range p {
 		dx, dy := q.X-tx, q.Y-ty
@@ -130,6 +169,7 @@ type Builder struct {
 	n      int // tracked frames seen this episode
 	next   int // ring index of the next write
 	win    [Frames]Pose
+	light  bool // the light chosen last (Decided)
 }
 
 // NewBuilder returns a builder for an episode with target (tx, ty) in reference pixels.
@@ -147,16 +187,21 @@ func (b *Builder) Reset(tx, ty float64) {
 // Target returns the episode's target.
 func (b *Builder) Target() (x, y float64) { return b.tx, b.ty }
 
-// Push adds one frame. A frame with ok == false (tracking lost) is ignored, so the observation
-// holds.
+// Push adds one frame, captured under the light last given to Decided (p.Light is ignored). A
+// frame with ok == false (tracking lost) is ignored, so the observation holds.
 func (b *Builder) Push(p Pose, ok bool) {
 	if !ok {
 		return
 	}
+	p.Light = b.light
 	b.ring[b.next] = p
 	b.next = (b.next + 1) % Frames
 	b.n++
 }
+
+// Decided records the light chosen after the newest frame, lost or not: the light the next
+// frame is captured under. Before the first call of an episode the light counts as off.
+func (b *Builder) Decided(on bool) { b.light = on }
 
 // Tracked returns the number of tracked frames pushed since the last Reset.
 func (b *Builder) Tracked() int { return b.n }
@@ -165,8 +210,9 @@ func (b *Builder) Tracked() int { return b.n }
 // holds no padding.
 func (b *Builder) Ready() bool { return b.n >= Frames }
 
-// Observation writes the current observation into dst (length Size) and reports whether there
-// was any tracked frame to build it from; with none, dst is left unchanged. It allocates nothing.
+// Observation writes the current observation into dst (length Size, or LightSize for the light
+// observation) and reports whether there was any tracked frame to build it from; with none, dst
+// is left unchanged. It allocates nothing.
 func (b *Builder) Observation(dst []float32) bool {
 	if b.n == 0 {
 		return false

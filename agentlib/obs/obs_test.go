@@ -113,3 +113,62 @@ func TestBuilderWindowPaddingAndLostFrames(t *testing.T) {
 		t.Fatal("Reset kept frames")
 	}
 }
+
+// The light observation is the reference's 90 numbers followed by the light row; rotation leaves
+// the light alone; the Builder gives each frame the light decided after the frame before it.
+func TestLightObservationLayoutAndBuilder(t *testing.T) {
+	p := make([]Pose, Frames)
+	for i := range p {
+		p[i] = Pose{X: 1000 + 3*float64(i), Y: 500, Body: 0.1 * float64(i), Head: 0.2, Light: i%4 == 1}
+	}
+	ref, lit := make([]float32, Size), make([]float32, LightSize)
+	Encode(ref, p, 100, 200, 0.7)
+	Encode(lit, p, 100, 200, 0.7)
+	for i := range ref {
+		if ref[i] != lit[i] {
+			t.Fatalf("number %d: %v in the light observation, %v in the reference's", i, lit[i], ref[i])
+		}
+	}
+	for i := range Frames {
+		if want := float32(map[bool]int{true: 1}[p[i].Light]); lit[Size+i] != want {
+			t.Fatalf("light of frame %d: %v, want %v", i, lit[Size+i], want)
+		}
+	}
+	if _, err := SizeOf(Features); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := SizeOf(LightFeatures); err != nil || n != 105 {
+		t.Fatalf("SizeOf(%d) = %d, %v", LightFeatures, n, err)
+	}
+	if _, err := SizeOf(8); err == nil {
+		t.Fatal("8 features accepted")
+	}
+
+	b := NewBuilder(0, 0)
+	var decided []bool
+	for i := range Frames + 5 {
+		b.Push(Pose{X: float64(i), Light: true}, true) // Pose.Light is ignored: Decided rules
+		on := i%3 == 0
+		b.Decided(on)
+		decided = append(decided, on)
+	}
+	b.Push(Pose{X: 99}, false) // lost: ignored, but its decision counts
+	b.Decided(true)
+	decided = append(decided, true)
+	b.Push(Pose{X: 100}, true)
+	o := make([]float32, LightSize)
+	if !b.Observation(o) {
+		t.Fatal("no observation")
+	}
+	// The window holds the tracked frames 6..19 and 100 (after the lost one); frame k was
+	// captured under decision k-1; frame 100 under the lost frame's decision.
+	for i := range Frames - 1 {
+		k := 6 + i
+		if want := float32(map[bool]int{true: 1}[decided[k-1]]); o[Size+i] != want {
+			t.Fatalf("window frame %d (x=%d): light %v, want %v", i, k, o[Size+i], want)
+		}
+	}
+	if o[Size+Frames-1] != 1 {
+		t.Fatalf("newest frame captured after the lost frame's light-on: light %v", o[Size+Frames-1])
+	}
+}

@@ -31,6 +31,16 @@ func ReferenceSpec() ObsSpec {
 	return ObsSpec{Frames: obs.Frames, Features: obs.Features, PosScale: obs.PosScale}
 }
 
+// LightSpec is package obs's light observation: the reference's with a seventh feature per
+// frame, the light under which the frame was captured (15 x 7 = 105 numbers).
+func LightSpec() ObsSpec {
+	return ObsSpec{Frames: obs.Frames, Features: obs.LightFeatures, PosScale: obs.PosScale}
+}
+
+// KnownArchs returns the architectures workers build observations for: the reference actor on
+// the reference observation and on the light observation (ArchOn).
+func KnownArchs() []Arch { return []Arch{ReferenceArch(), ArchOn(LightSpec())} }
+
 // Size returns Frames * Features.
 func (s ObsSpec) Size() int { return s.Frames * s.Features }
 
@@ -42,7 +52,11 @@ type Arch struct {
 }
 
 // ReferenceArch is the reference actor: 90 -> 64 -> 64 -> 2 on the reference observation.
-func ReferenceArch() Arch { return Arch{Spec: ReferenceSpec(), Sizes: []int{obs.Size, 64, 64, 2}} }
+func ReferenceArch() Arch { return ArchOn(ReferenceSpec()) }
+
+// ArchOn is the reference actor's layers (two hidden layers of 64, two actions) on observation
+// spec.
+func ArchOn(spec ObsSpec) Arch { return Arch{Spec: spec, Sizes: []int{spec.Size(), 64, 64, 2}} }
 
 // Validate reports whether the architecture is usable.
 func (a Arch) Validate() error {
@@ -237,6 +251,10 @@ func softmaxAdd(logits []float32, dst []float64) {
 		dst[a] += math.Exp(float64(z)-mx) / s
 	}
 }
+
+// ObservationSize returns the length of the observations the ensemble acts on (the worker
+// builds observations of this size).
+func (e *Ensemble) ObservationSize() int { return e.arch.Sizes[0] }
 
 // Act returns the most likely action under the mean probabilities (the evaluation rule of the
 // reference; ties go to the lower action). It allocates nothing.

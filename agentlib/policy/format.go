@@ -143,6 +143,68 @@ func (e *Ensemble) MarshalBinary() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// UnmarshalEnsembleOf decodes a blob written by Ensemble.MarshalBinary whose members must all
+// have one of the architectures in accept (the first member's says which).
+func UnmarshalEnsembleOf(data []byte, accept []Arch) (*Ensemble, error) {
+	if len(accept) == 0 {
+		return nil, errors.New("policy: no architecture to accept")
+	}
+	got, err := blobArch(data)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range accept {
+		if got.Equal(a) {
+			return UnmarshalEnsemble(data, a)
+		}
+	}
+	// Name the difference from the closest known architecture: the one of the same features.
+	want := accept[0]
+	for _, a := range accept {
+		if a.Spec.Features == got.Spec.Features {
+			want = a
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", ErrFormat, got.diff(want))
+}
+
+// blobArch reads the architecture of an ensemble blob's first member.
+func blobArch(data []byte) (Arch, error) {
+	r, err := checkFrame(data, ensembleMagic, "an ensemble blob")
+	if err != nil {
+		return Arch{}, err
+	}
+	var k, n uint32
+	rd := func(v any) error { return binary.Read(r, binary.LittleEndian, v) }
+	if err := rd(&k); err != nil || k == 0 || k > maxMembers {
+		return Arch{}, fmt.Errorf("%w: member count %d out of range", ErrFormat, k)
+	}
+	if err := rd(&n); err != nil || int(n) > r.Len() || n > maxParamsBytes {
+		return Arch{}, fmt.Errorf("%w: member 0 truncated", ErrFormat)
+	}
+	b := make([]byte, n)
+	_, _ = r.Read(b)
+	m, err := checkFrame(b, memberMagic, "a policy member file")
+	if err != nil {
+		return Arch{}, fmt.Errorf("member 0: %w", err)
+	}
+	var frames, features, nl uint32
+	var scale float32
+	rm := func(v any) error { return binary.Read(m, binary.LittleEndian, v) }
+	if err := errors.Join(rm(&frames), rm(&features), rm(&scale), rm(&nl)); err != nil || nl > 64 {
+		return Arch{}, fmt.Errorf("%w: member 0: short header", ErrFormat)
+	}
+	sizes := make([]uint32, nl)
+	if err := rm(sizes); err != nil {
+		return Arch{}, fmt.Errorf("%w: member 0: short header", ErrFormat)
+	}
+	a := Arch{Spec: ObsSpec{Frames: int(frames), Features: int(features), PosScale: float64(scale)}}
+	for _, s := range sizes {
+		a.Sizes = append(a.Sizes, int(s))
+	}
+	return a, nil
+}
+
 // UnmarshalEnsemble decodes a blob written by Ensemble.MarshalBinary whose members must all have
 // the architecture want.
 func UnmarshalEnsemble(data []byte, want Arch) (*Ensemble, error) {

@@ -36,7 +36,8 @@ func (c MapConfig) Validate() error {
 
 // Map is a policy map: the ensemble's mean probability of light on for a worm at a grid of
 // positions around the target, with a grid of body and head angles, each observation being one
-// frame repeated Frames times.
+// frame repeated Frames times (with the light observation: every frame captured in the dark, the
+// light off for the whole window).
 type Map struct {
 	// BodyRelDeg are the body angles relative to the direction from the worm to the target
 	// (0: the body points at the target), in degrees.
@@ -61,8 +62,8 @@ func ComputeMap(e *Ensemble, cfg MapConfig) (*Map, error) {
 		return nil, err
 	}
 	spec := e.arch.Spec
-	if spec.Features != obs.Features {
-		return nil, fmt.Errorf("policy: maps need the %d-feature observation, ensemble has %d", obs.Features, spec.Features)
+	if spec.Features != obs.Features && spec.Features != obs.LightFeatures {
+		return nil, fmt.Errorf("policy: maps need the %d- or %d-feature observation, ensemble has %d", obs.Features, obs.LightFeatures, spec.Features)
 	}
 	m := &Map{Members: e.Len()}
 	for i := range cfg.AngleBins {

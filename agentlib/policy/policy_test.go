@@ -264,3 +264,51 @@ func BenchmarkEnsemble20Act(b *testing.B) {
 	}
 	stop()
 }
+
+// UnmarshalEnsembleOf takes an ensemble of any accepted architecture, as it is (the light
+// observation's 105 inputs included), and refuses one of another, naming the difference.
+func TestUnmarshalEnsembleOfKnownArchitectures(t *testing.T) {
+	light := ArchOn(LightSpec())
+	if light.Sizes[0] != 105 || ReferenceArch().Sizes[0] != 90 {
+		t.Fatalf("architectures %v and %v", light.Sizes, ReferenceArch().Sizes)
+	}
+	for _, a := range KnownArchs() {
+		e, err := NewEnsemble(a, members(3, 7, a.Sizes...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blob, err := e.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := UnmarshalEnsembleOf(blob, KnownArchs())
+		if err != nil {
+			t.Fatalf("%v: %v", a.Spec, err)
+		}
+		if !got.Arch().Equal(a) || got.ObservationSize() != a.Sizes[0] {
+			t.Fatalf("decoded %+v, want %+v", got.Arch(), a)
+		}
+		o := make([]float32, a.Sizes[0])
+		for i := range o {
+			o[i] = float32(i%7) / 7
+		}
+		p1, p2 := make([]float64, 2), make([]float64, 2)
+		e.Probs(o, p1)
+		got.Probs(o, p2)
+		if p1[1] != p2[1] {
+			t.Fatalf("decoded ensemble gives P(on) %v, the original %v", p2[1], p1[1])
+		}
+		if _, err := ComputeMap(got, MapConfig{AngleBins: 4, PosBins: 3, PosRange: 1}); err != nil {
+			t.Fatalf("map of %v: %v", a.Spec, err)
+		}
+	}
+	// Accepting only the reference, a light ensemble is refused with the difference named.
+	e, _ := NewEnsemble(light, members(2, 7, light.Sizes...)...)
+	blob, _ := e.MarshalBinary()
+	if _, err := UnmarshalEnsembleOf(blob, []Arch{ReferenceArch()}); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "observation features 7, want 6") {
+		t.Fatalf("light ensemble accepted as reference only: %v", err)
+	}
+	if _, err := UnmarshalEnsembleOf([]byte("not an ensemble at all, just bytes"), KnownArchs()); !errors.Is(err, ErrFormat) {
+		t.Fatalf("garbage: %v", err)
+	}
+}

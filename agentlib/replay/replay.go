@@ -71,7 +71,8 @@ type Record struct {
 	BehaviourP float64 `json:"behaviour_p"`
 }
 
-// Batch is a minibatch of transitions. S and S2 are N x obs.Size row-major.
+// Batch is a minibatch of transitions. S and S2 are N x Size row-major, Size being obs.Size (the
+// reference observation) or obs.LightSize (with the light).
 type Batch struct {
 	N  int
 	S  []float32 // observations s
@@ -88,13 +89,24 @@ type Batch struct {
 	P2 []float32
 }
 
-// NewBatch returns a batch with room for n transitions. It panics if n < 1.
-func NewBatch(n int) *Batch {
+// NewBatch returns a batch with room for n transitions of the reference observation. It panics
+// if n < 1.
+func NewBatch(n int) *Batch { return NewBatchOf(n, obs.Size) }
+
+// NewBatchOf returns a batch with room for n transitions of observations of size numbers
+// (obs.Size or obs.LightSize). It panics if n < 1 or size is neither.
+func NewBatchOf(n, size int) *Batch {
 	if n < 1 {
 		panic("replay: batch size must be positive")
 	}
-	return &Batch{N: n, S: make([]float32, n*obs.Size), A: make([]int, n), R: make([]float32, n), S2: make([]float32, n*obs.Size), A2: make([]int, n), P2: make([]float32, n)}
+	if size != obs.Size && size != obs.LightSize {
+		panic(fmt.Sprintf("replay: observation size %d, want %d or %d", size, obs.Size, obs.LightSize))
+	}
+	return &Batch{N: n, S: make([]float32, n*size), A: make([]int, n), R: make([]float32, n), S2: make([]float32, n*size), A2: make([]int, n), P2: make([]float32, n)}
 }
+
+// Size returns the length of one of the batch's observations.
+func (b *Batch) Size() int { return len(b.S) / b.N }
 
 // Replay is a store of records that samples transitions. Implementations are safe for
 // concurrent use. The in-process implementation is Memory; a Redis-backed one lives with the
@@ -227,6 +239,9 @@ func (m *Memory) Append(recs ...Record) error {
 		if r.OK {
 			tg = obs.TrigOf(obs.Pose{X: r.X, Y: r.Y, Body: r.Body, Head: r.Head})
 		}
+		if n := len(tr.recs); n >= 2 && tr.recs[n-2].Light {
+			tg.Light = 1 // captured under the light chosen after the frame before
+		}
 		tr.trig = append(tr.trig, tg)
 		if r.OK {
 			tr.run++
@@ -269,6 +284,10 @@ func (m *Memory) Sample(rng *rand.Rand, dst *Batch) error {
 	if len(m.windows) == 0 {
 		return ErrEmpty
 	}
+	size := dst.Size()
+	if size != obs.Size && size != obs.LightSize {
+		return fmt.Errorf("replay: batch of %d-number observations, want %d or %d", size, obs.Size, obs.LightSize)
+	}
 	for k := 0; k < dst.N; k++ {
 		w := m.windows[rng.IntN(len(m.windows))]
 		tr := m.tracks[w.track]
@@ -287,8 +306,8 @@ func (m *Memory) Sample(rng *rand.Rand, dst *Batch) error {
 			tx = now.X - (cos*sx + sin*sy)
 			ty = now.Y - (-sin*sx + cos*sy)
 		}
-		obs.EncodeTrig(dst.S[k*obs.Size:(k+1)*obs.Size], frames[:obs.Frames], tx, ty, sin, cos)
-		obs.EncodeTrig(dst.S2[k*obs.Size:(k+1)*obs.Size], frames[1:], tx, ty, sin, cos)
+		obs.EncodeTrig(dst.S[k*size:(k+1)*size], frames[:obs.Frames], tx, ty, sin, cos)
+		obs.EncodeTrig(dst.S2[k*size:(k+1)*size], frames[1:], tx, ty, sin, cos)
 		dst.A[k], dst.A2[k] = 0, 0
 		if now.Light {
 			dst.A[k] = 1

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 
 	"github.com/optoloop/optoloop/agentlib/policy"
 	"github.com/optoloop/optoloop/arenas/rig"
@@ -98,8 +99,8 @@ func runEpisodeCmd(cmd *cobra.Command, o episodeOptions) (err error) {
 		if err != nil {
 			return fmt.Errorf("episode: --ensemble: %w", err)
 		}
-		if got, want := ens.Arch().Spec, policy.ReferenceSpec(); got != want {
-			return fmt.Errorf("episode: --ensemble %s observes %+v; the worker builds %+v", o.ensemble, got, want)
+		if got := ens.Arch(); !slices.ContainsFunc(policy.KnownArchs(), got.Equal) {
+			return fmt.Errorf("episode: --ensemble %s observes %+v; the worker builds %+v or %+v", o.ensemble, got.Spec, policy.ReferenceSpec(), policy.LightSpec())
 		}
 		ep.Policy = ens
 		ep.Spec.Kind, ep.Spec.AgentLine = episode.KindAgent, line
