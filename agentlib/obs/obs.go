@@ -104,15 +104,6 @@ func TrigOf(p Pose) Trig {
 	return t
 }
 
-// SizeOf returns the length of an observation of the given number of features per frame, or
-// an error unless it is Features (the reference observation) or LightFeatures.
-func SizeOf(features int) (int, error) {
-	if features != Features && features != LightFeatures {
-		return 0, fmt.Errorf("obs: %d features per frame, want %d (reference) or %d (with the light)", features, Features, LightFeatures)
-	}
-	return Frames * features, nil
-}
-
 // Encode writes the observation of the Frames poses p (oldest first) relative to the target
 // (tx, ty) into dst, after rotating the scene by theta radians about the target: positions
 // relative to the target are rotated by theta and theta is added to every angle. theta = 0 is

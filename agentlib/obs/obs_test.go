@@ -134,15 +134,6 @@ func TestLightObservationLayoutAndBuilder(t *testing.T) {
 			t.Fatalf("light of frame %d: %v, want %v", i, lit[Size+i], want)
 		}
 	}
-	if _, err := SizeOf(Features); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := SizeOf(LightFeatures); err != nil || n != 105 {
-		t.Fatalf("SizeOf(%d) = %d, %v", LightFeatures, n, err)
-	}
-	if _, err := SizeOf(8); err == nil {
-		t.Fatal("8 features accepted")
-	}
 
 	b := NewBuilder(0, 0)
 	var decided []bool
