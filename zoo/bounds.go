@@ -15,6 +15,7 @@ import (
 	"github.com/optoloop/optoloop/experiment/plan"
 	"github.com/optoloop/optoloop/results"
 	"github.com/optoloop/optoloop/station"
+	"github.com/optoloop/optoloop/worker"
 )
 
 // BoundsConfig configures the hand-policy bounds of some lines.
@@ -138,13 +139,21 @@ func lineRoot(seed uint64, code string) uint64 {
 	return plan.Seed(seed^h.Sum64(), 0)
 }
 
-// job is one episode of the bounds.
+// job is one episode of the bounds (or of an agent selection, select.go).
 type job struct {
-	line   string
-	set    int
-	i      int
-	policy *HandPolicy // nil: a fixed light (none, or random at rate)
-	rate   float64
+	line string
+	set  int
+	i    int
+	// act returns a fresh policy for the episode, named name; nil: a fixed light (none, or
+	// random at rate).
+	act  func() worker.Policy
+	name string
+	rate float64
+}
+
+// handJob is an episode in which hand policy p acts.
+func handJob(line string, set, i int, p HandPolicy) job {
+	return job{line: line, set: set, i: i, act: func() worker.Policy { return p.New() }, name: p.Name}
 }
 
 type jobResult struct {
@@ -175,7 +184,7 @@ func Bounds(ctx context.Context, cfg BoundsConfig) ([]Bound, error) {
 	for _, l := range cfg.Lines {
 		for p := range pols {
 			for i := range n {
-				sel = append(sel, job{line: l, set: setSelect, i: i, policy: &pols[p]})
+				sel = append(sel, handJob(l, setSelect, i, pols[p]))
 			}
 		}
 	}
@@ -205,7 +214,7 @@ func Bounds(ctx context.Context, cfg BoundsConfig) ([]Bound, error) {
 		b.Best = pols[best]
 		out[li] = b
 		for i := range n {
-			eval = append(eval, job{line: l, set: setHand, i: i, policy: &pols[best]}, job{line: l, set: setNone, i: i})
+			eval = append(eval, handJob(l, setHand, i, pols[best]), job{line: l, set: setNone, i: i})
 		}
 	}
 	log.Info("bounds: evaluation", "episodes", len(eval))
@@ -302,8 +311,8 @@ feed:
 	return out, nil
 }
 
-// runJob runs one episode on a station of its own: an agent episode whose policy is the hand
-// policy, or a fixed-light episode.
+// runJob runs one episode on a station of its own: an agent episode whose policy is the job's
+// (a hand policy or a trained ensemble), or a fixed-light episode.
 func runJob(ctx context.Context, cfg BoundsConfig, j job) (jobResult, error) {
 	ev := cfg.Evaluate
 	n := ev.EpisodesPerCondition
@@ -324,10 +333,10 @@ func runJob(ctx context.Context, cfg BoundsConfig, j job) (jobResult, error) {
 	defer st.Close()
 	e := station.Episode{ID: fmt.Sprintf("bounds-%s-%d-%d", j.line, j.set, j.i)}
 	switch {
-	case j.policy != nil:
+	case j.act != nil:
 		sp.Kind, sp.AgentLine = episode.KindAgent, j.line
-		e.Policy = j.policy.New()
-		e.ID += "-" + j.policy.Name
+		e.Policy = j.act()
+		e.ID += "-" + j.name
 	case j.set == setRandom:
 		sp.Kind, sp.LightProbability = episode.KindRandom, j.rate
 	default:

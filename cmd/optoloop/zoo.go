@@ -37,7 +37,7 @@ func newZooCmd() *cobra.Command {
 			"best of a fixed family of simple hand policies on lines; zoo run runs an experiment on a zoo's split,\n" +
 			"bounds its lines and prints the zoo table (agent, best hand policy, no light, random light).",
 	}
-	cmd.AddCommand(newZooLinesCmd(), newZooBoundsCmd(), newZooRunCmd())
+	cmd.AddCommand(newZooLinesCmd(), newZooBoundsCmd(), newZooRunCmd(), newZooSelectCmd())
 	return cmd
 }
 

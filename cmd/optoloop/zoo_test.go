@@ -185,4 +185,62 @@ cross_evaluate: {lines: ["73", "446"]}
 			t.Error(err)
 		}
 	}
+
+	// A second run with agents that see the light, then zoo select between the two.
+	exp2 := filepath.Join(dir, "exp2.yaml")
+	if err := os.WriteFile(exp2, []byte(strings.Replace(spec, "checkpoint_every: 10}", "checkpoint_every: 10, observation: light}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out2 := filepath.Join(dir, "zoo-light")
+	if _, err := runCmd(t, "zoo", "run", "--lines", "2", "--seed", "6", "--split", "heldout", exp2, "--out", out2); err != nil {
+		t.Fatal(err)
+	}
+	sel := filepath.Join(dir, "sel")
+	for _, bad := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--seed", "7", out, out2}, "made on another zoo"},
+		{[]string{"--seed", "6", "--split", "train", out, out2}, "not the train split's"},
+		{[]string{"--seed", "6", out, filepath.Join(dir, "nope")}, "nope"},
+		{[]string{"--seed", "6", out, out}, "two runs are named zoo"},
+	} {
+		args := append([]string{"zoo", "select", "--lines", "2", "--split", "heldout", "--out", sel}, bad.args...)
+		if _, err := runCmd(t, args...); err == nil || !strings.Contains(err.Error(), bad.wantErr) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("zoo select %v: error %v, want one line containing %q", bad.args, err, bad.wantErr)
+		}
+		if _, err := os.Stat(sel); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("bad input wrote %s", sel)
+		}
+	}
+	stdout, err = runCmd(t, "zoo", "select", "--lines", "2", "--seed", "6", "--split", "heldout", out, out2, "--out", sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CHOSEN", "zoo-light cm (selection)", "Z6-1", "criteria: "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("zoo select output lacks %q:\n%s", want, stdout)
+		}
+	}
+	var selected struct {
+		Runs     []string `json:"runs"`
+		Selected []struct {
+			Chosen string `json:"chosen"`
+		} `json:"selected"`
+		Table struct {
+			Rows []struct {
+				Line string `json:"line"`
+			} `json:"rows"`
+		} `json:"table"`
+	}
+	if b, err = os.ReadFile(filepath.Join(sel, "select.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &selected); err != nil {
+		t.Fatal(err)
+	}
+	if len(selected.Selected) != 1 || (selected.Selected[0].Chosen != "zoo" && selected.Selected[0].Chosen != "zoo-light") ||
+		len(selected.Table.Rows) != 1 || selected.Table.Rows[0].Line != "Z6-1" {
+		t.Fatalf("select.json: %s", b)
+	}
 }
