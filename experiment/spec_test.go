@@ -178,6 +178,8 @@ func TestExampleFiles(t *testing.T) {
 		{"demo.yaml", 3, 24, 0, 8, 15000, 10, 0.95, CriticTargetBehaviour, 1e-3},
 		{"science.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
 		{"online.yaml", 4, 12, 0, 10, 20000, 20, 0.95, CriticTargetCollection, 1e-3},
+		{"zoo-light.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
+		{"zoo-light-long.yaml", 5, 60, 3, 10, 20000, 20, 0.99, CriticTargetBehaviour, 1e-3},
 	}
 	for _, c := range cases {
 		s, err := ParseFile(filepath.Join(dir, c.file), Options{})
@@ -188,6 +190,9 @@ func TestExampleFiles(t *testing.T) {
 			s.Train.EnsembleSize != c.ensemble || s.Train.Updates != c.updates || s.Evaluate.EpisodesPerCondition != c.evaluation ||
 			s.Train.Gamma != c.gamma || s.Train.CriticTarget != c.critic || s.Train.LR() != c.lr {
 			t.Errorf("%s: %+v", c.file, s)
+		}
+		if s.Train.LightObservation() != strings.HasPrefix(c.file, "zoo-light") {
+			t.Errorf("%s: observation %q", c.file, s.Train.Observation)
 		}
 		if s.Online() != (c.file == "online.yaml") {
 			t.Errorf("%s: online %v", c.file, s.Online())
