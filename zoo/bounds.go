@@ -194,7 +194,7 @@ func Bounds(ctx context.Context, cfg BoundsConfig) ([]Bound, error) {
 		return nil, err
 	}
 	out := make([]Bound, len(cfg.Lines))
-	var eval []job
+	var chosen []func(i int) job
 	for li, l := range cfg.Lines {
 		b := Bound{Line: l}
 		best := -1
@@ -213,29 +213,56 @@ func Bounds(ctx context.Context, cfg BoundsConfig) ([]Bound, error) {
 		}
 		b.Best = pols[best]
 		out[li] = b
+		chosen = append(chosen, func(i int) job { return handJob(l, setHand, i, pols[best]) })
+	}
+	ms, err := measure(ctx, cfg, chosen, setNone, setRandom)
+	if err != nil {
+		return nil, err
+	}
+	for li := range out {
+		b, m := &out[li], ms[li]
+		b.Hand, b.None, b.Random, b.RandomRate, b.PHandVsNone, b.PHandVsRandom = m.chosen, m.none, m.random, m.rate, m.pNone, m.pRandom
+		log.Info("bounds: line", "line", b.Line, "best", b.Best.Name, "hand_cm", b.Hand.Mean, "none_cm", b.None.Mean, "random_cm", b.Random.Mean, "p", b.PHandVsNone)
+	}
+	return out, nil
+}
+
+// measured is one line's chosen policy measured on fresh episodes (measure).
+type measured struct {
+	chosen, none, random  Sample
+	rate, pNone, pRandom float64
+}
+
+// measure runs, for every line of cfg.Lines, EpisodesPerCondition episodes of the line's chosen
+// policy (chosen[line index](i) is its episode i) and of no light (episode set none), then as
+// many of random light (set random) at the chosen policy's measured on-rate, as the protocol's
+// random condition runs at the agent's (experiment/plan); it returns the three samples with the
+// two-sided Mann-Whitney p values of the chosen policy against each (results.MannWhitneyU).
+func measure(ctx context.Context, cfg BoundsConfig, chosen []func(i int) job, none, random int) ([]measured, error) {
+	n := cfg.Evaluate.EpisodesPerCondition
+	var eval []job
+	for li, l := range cfg.Lines {
 		for i := range n {
-			eval = append(eval, handJob(l, setHand, i, pols[best]), job{line: l, set: setNone, i: i})
+			eval = append(eval, chosen[li](i), job{line: l, set: none, i: i})
 		}
 	}
-	log.Info("bounds: evaluation", "episodes", len(eval))
 	evRes, err := runJobs(ctx, cfg, eval)
 	if err != nil {
 		return nil, err
 	}
+	out := make([]measured, len(cfg.Lines))
 	var rnd []job
-	for li := range out {
-		b := &out[li]
+	for li, l := range cfg.Lines {
+		m := &out[li]
 		for i := range n {
-			h, no := evRes[(li*n+i)*2], evRes[(li*n+i)*2+1]
-			b.Hand.ClosestCM = append(b.Hand.ClosestCM, h.closest)
-			b.Hand.LightFraction += h.light / float64(n)
-			b.None.ClosestCM = append(b.None.ClosestCM, no.closest)
+			c, no := evRes[(li*n+i)*2], evRes[(li*n+i)*2+1]
+			m.chosen.ClosestCM = append(m.chosen.ClosestCM, c.closest)
+			m.chosen.LightFraction += c.light / float64(n)
+			m.none.ClosestCM = append(m.none.ClosestCM, no.closest)
 		}
-		// Random light runs at the chosen policy's measured on-rate, as the protocol's random
-		// condition runs at the agent's (experiment/plan).
-		b.RandomRate = min(max(b.Hand.LightFraction, 0), 1)
+		m.rate = min(max(m.chosen.LightFraction, 0), 1)
 		for i := range n {
-			rnd = append(rnd, job{line: b.Line, set: setRandom, i: i, rate: b.RandomRate})
+			rnd = append(rnd, job{line: l, set: random, i: i, rate: m.rate})
 		}
 	}
 	rndRes, err := runJobs(ctx, cfg, rnd)
@@ -243,22 +270,21 @@ func Bounds(ctx context.Context, cfg BoundsConfig) ([]Bound, error) {
 		return nil, err
 	}
 	for li := range out {
-		b := &out[li]
+		m := &out[li]
 		for i := range n {
 			r := rndRes[li*n+i]
-			b.Random.ClosestCM = append(b.Random.ClosestCM, r.closest)
-			b.Random.LightFraction += r.light / float64(n)
+			m.random.ClosestCM = append(m.random.ClosestCM, r.closest)
+			m.random.LightFraction += r.light / float64(n)
 		}
-		for _, s := range []*Sample{&b.Hand, &b.None, &b.Random} {
+		for _, s := range []*Sample{&m.chosen, &m.none, &m.random} {
 			s.Mean, s.SD, s.N = results.Summarize(s.ClosestCM)
 		}
-		if _, p, err := results.MannWhitneyU(b.Hand.ClosestCM, b.None.ClosestCM); err == nil {
-			b.PHandVsNone = p
+		if _, p, err := results.MannWhitneyU(m.chosen.ClosestCM, m.none.ClosestCM); err == nil {
+			m.pNone = p
 		}
-		if _, p, err := results.MannWhitneyU(b.Hand.ClosestCM, b.Random.ClosestCM); err == nil {
-			b.PHandVsRandom = p
+		if _, p, err := results.MannWhitneyU(m.chosen.ClosestCM, m.random.ClosestCM); err == nil {
+			m.pRandom = p
 		}
-		log.Info("bounds: line", "line", b.Line, "best", b.Best.Name, "hand_cm", b.Hand.Mean, "none_cm", b.None.Mean, "random_cm", b.Random.Mean, "p", b.PHandVsNone)
 	}
 	return out, nil
 }

@@ -116,7 +116,7 @@ func Select(ctx context.Context, cfg SelectConfig) ([]Selected, error) {
 		return nil, err
 	}
 	out := make([]Selected, len(cfg.Lines))
-	var eval []job
+	var chosen []func(i int) job
 	k := 0
 	for li, l := range cfg.Lines {
 		s := Selected{Line: l}
@@ -134,52 +134,19 @@ func Select(ctx context.Context, cfg SelectConfig) ([]Selected, error) {
 				best = ci
 			}
 		}
-		chosen := cfg.Candidates[l][best]
-		s.Chosen = chosen.Name
+		pick := cfg.Candidates[l][best]
+		s.Chosen = pick.Name
 		out[li] = s
-		for i := range n {
-			eval = append(eval, agentJob(l, setAgent, i, chosen), job{line: l, set: setAgentNone, i: i})
-		}
+		chosen = append(chosen, func(i int) job { return agentJob(l, setAgent, i, pick) })
 	}
-	log.Info("select: evaluation", "episodes", len(eval))
-	evRes, err := runJobs(ctx, cfg.BoundsConfig, eval)
-	if err != nil {
-		return nil, err
-	}
-	var rnd []job
-	for li := range out {
-		s := &out[li]
-		for i := range n {
-			a, no := evRes[(li*n+i)*2], evRes[(li*n+i)*2+1]
-			s.Agent.ClosestCM = append(s.Agent.ClosestCM, a.closest)
-			s.Agent.LightFraction += a.light / float64(n)
-			s.None.ClosestCM = append(s.None.ClosestCM, no.closest)
-		}
-		s.RandomRate = min(max(s.Agent.LightFraction, 0), 1)
-		for i := range n {
-			rnd = append(rnd, job{line: s.Line, set: setAgentRandom, i: i, rate: s.RandomRate})
-		}
-	}
-	rndRes, err := runJobs(ctx, cfg.BoundsConfig, rnd)
+	log.Info("select: evaluation", "lines", len(cfg.Lines))
+	ms, err := measure(ctx, cfg.BoundsConfig, chosen, setAgentNone, setAgentRandom)
 	if err != nil {
 		return nil, err
 	}
 	for li := range out {
-		s := &out[li]
-		for i := range n {
-			r := rndRes[li*n+i]
-			s.Random.ClosestCM = append(s.Random.ClosestCM, r.closest)
-			s.Random.LightFraction += r.light / float64(n)
-		}
-		for _, x := range []*Sample{&s.Agent, &s.None, &s.Random} {
-			x.Mean, x.SD, x.N = results.Summarize(x.ClosestCM)
-		}
-		if _, p, err := results.MannWhitneyU(s.Agent.ClosestCM, s.None.ClosestCM); err == nil {
-			s.PAgentVsNone = p
-		}
-		if _, p, err := results.MannWhitneyU(s.Agent.ClosestCM, s.Random.ClosestCM); err == nil {
-			s.PAgentVsRandom = p
-		}
+		s, m := &out[li], ms[li]
+		s.Agent, s.None, s.Random, s.RandomRate, s.PAgentVsNone, s.PAgentVsRandom = m.chosen, m.none, m.random, m.rate, m.pNone, m.pRandom
 		log.Info("select: line", "line", s.Line, "chosen", s.Chosen, "agent_cm", s.Agent.Mean, "none_cm", s.None.Mean, "random_cm", s.Random.Mean)
 	}
 	return out, nil

@@ -41,6 +41,27 @@ func newZooCmd() *cobra.Command {
 	return cmd
 }
 
+// zooSplit generates the zoo of n lines and seed and returns it with the split named and the
+// codes of its lines (at least one).
+func zooSplit(n int, seed uint64, name string) (*zoo.Zoo, zoo.Split, []string, error) {
+	if err := checkZooSize(n); err != nil {
+		return nil, "", nil, err
+	}
+	split, err := zoo.ParseSplit(name)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("--split: %w", err)
+	}
+	z, err := zoo.Generate(n, seed)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	codes := z.Codes(split)
+	if len(codes) == 0 {
+		return nil, "", nil, fmt.Errorf("--split %s of a %d-line zoo holds no lines", split, n)
+	}
+	return z, split, codes, nil
+}
+
 func checkZooSize(n int) error {
 	if n < 1 || n > zoo.MaxLines {
 		return fmt.Errorf("--lines %d must be within 1-%d", n, zoo.MaxLines)
@@ -331,20 +352,9 @@ func runZoo(cmd *cobra.Command, file string, o zooRunOptions) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	if err := checkZooSize(o.n); err != nil {
-		return err
-	}
-	split, err := zoo.ParseSplit(o.split)
-	if err != nil {
-		return fmt.Errorf("--split: %w", err)
-	}
-	z, err := zoo.Generate(o.n, o.seed)
+	z, split, codes, err := zooSplit(o.n, o.seed, o.split)
 	if err != nil {
 		return err
-	}
-	codes := z.Codes(split)
-	if len(codes) == 0 {
-		return fmt.Errorf("--split %s of a %d-line zoo holds no lines", split, o.n)
 	}
 	cat, err := sim.DefaultCatalogue()
 	if err != nil {

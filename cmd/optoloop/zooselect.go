@@ -96,20 +96,9 @@ func runZooSelect(cmd *cobra.Command, runs []string, o zooSelectOptions) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	if err := checkZooSize(o.n); err != nil {
-		return err
-	}
-	split, err := zoo.ParseSplit(o.split)
-	if err != nil {
-		return fmt.Errorf("--split: %w", err)
-	}
-	z, err := zoo.Generate(o.n, o.seed)
+	z, split, codes, err := zooSplit(o.n, o.seed, o.split)
 	if err != nil {
 		return err
-	}
-	codes := z.Codes(split)
-	if len(codes) == 0 {
-		return fmt.Errorf("--split %s of a %d-line zoo holds no lines", split, o.n)
 	}
 	var zr []zooRun
 	names := map[string]bool{}
