@@ -229,7 +229,7 @@ func Bounds(ctx context.Context, cfg BoundsConfig) ([]Bound, error) {
 
 // measured is one line's chosen policy measured on fresh episodes (measure).
 type measured struct {
-	chosen, none, random  Sample
+	chosen, none, random Sample
 	rate, pNone, pRandom float64
 }
 
