@@ -92,20 +92,11 @@ func UnmarshalMember(data []byte, want Arch) (*nn.MLP, error) {
 	if err != nil {
 		return nil, err
 	}
-	var frames, features, nl uint32
-	var scale float32
+	got, err := readMemberHeader(r)
+	if err != nil {
+		return nil, err
+	}
 	rd := func(v any) error { return binary.Read(r, binary.LittleEndian, v) }
-	if err := errors.Join(rd(&frames), rd(&features), rd(&scale), rd(&nl)); err != nil || nl > 64 {
-		return nil, fmt.Errorf("%w: short header", ErrFormat)
-	}
-	sizes32 := make([]uint32, nl)
-	if err := rd(sizes32); err != nil {
-		return nil, fmt.Errorf("%w: short header", ErrFormat)
-	}
-	got := Arch{Spec: ObsSpec{Frames: int(frames), Features: int(features), PosScale: float64(scale)}}
-	for _, s := range sizes32 {
-		got.Sizes = append(got.Sizes, int(s))
-	}
 	if d := got.diff(want); d != "" {
 		return nil, fmt.Errorf("%w: %s", ErrFormat, d)
 	}
@@ -188,15 +179,25 @@ func blobArch(data []byte) (Arch, error) {
 	if err != nil {
 		return Arch{}, fmt.Errorf("member 0: %w", err)
 	}
+	a, err := readMemberHeader(m)
+	if err != nil {
+		return Arch{}, fmt.Errorf("member 0: %w", err)
+	}
+	return a, nil
+}
+
+// readMemberHeader reads a member file's architecture (after its magic and version): frames,
+// features, position scale and layer sizes.
+func readMemberHeader(r *bytes.Reader) (Arch, error) {
 	var frames, features, nl uint32
 	var scale float32
-	rm := func(v any) error { return binary.Read(m, binary.LittleEndian, v) }
-	if err := errors.Join(rm(&frames), rm(&features), rm(&scale), rm(&nl)); err != nil || nl > 64 {
-		return Arch{}, fmt.Errorf("%w: member 0: short header", ErrFormat)
+	rd := func(v any) error { return binary.Read(r, binary.LittleEndian, v) }
+	if err := errors.Join(rd(&frames), rd(&features), rd(&scale), rd(&nl)); err != nil || nl > 64 {
+		return Arch{}, fmt.Errorf("%w: short header", ErrFormat)
 	}
 	sizes := make([]uint32, nl)
-	if err := rm(sizes); err != nil {
-		return Arch{}, fmt.Errorf("%w: member 0: short header", ErrFormat)
+	if err := rd(sizes); err != nil {
+		return Arch{}, fmt.Errorf("%w: short header", ErrFormat)
 	}
 	a := Arch{Spec: ObsSpec{Frames: int(frames), Features: int(features), PosScale: float64(scale)}}
 	for _, s := range sizes {
