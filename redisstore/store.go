@@ -279,8 +279,8 @@ func (s *Store) fail(ctx context.Context, what string, err error) error {
 	passing := transient(ctx, err)
 	var op *net.OpError
 	switch {
-	case ctx.Err() != nil:
-		err = fmt.Errorf("redis %s: %s%w", s.addr, what, ctx.Err())
+	case callerDone(ctx) != nil:
+		err = fmt.Errorf("redis %s: %s%w", s.addr, what, callerDone(ctx))
 	case redis.IsAuthError(err):
 		who := "wrong password"
 		if s.rdb.Options().Username != "" {
@@ -320,7 +320,7 @@ func (u unavailable) Unwrap() []error { return []error{u.error, fleet.ErrUnavail
 // server is away (a refused or broken connection, no answer in time) or not ready (loading its
 // append-only file after a restart, a script still running, a replica that is read-only).
 func transient(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || err == nil || redis.IsAuthError(err) || errors.Is(err, redis.ErrClosed) {
+	if callerDone(ctx) != nil || err == nil || redis.IsAuthError(err) || errors.Is(err, redis.ErrClosed) {
 		return false
 	}
 	var op *net.OpError
@@ -336,6 +336,20 @@ func transient(ctx context.Context, err error) bool {
 		}
 	}
 	return false
+}
+
+// callerDone is ctx's error, or context.DeadlineExceeded once ctx's deadline has passed even
+// if its timer has not fired yet: go-redis gives the connection ctx's deadline, and the
+// network deadline can fire first, so a read that timed out on the caller's deadline is the
+// caller's timeout, not a server that does not answer.
+func callerDone(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // isTimeout reports whether err is a network timeout (a read or write deadline).

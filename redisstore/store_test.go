@@ -324,6 +324,32 @@ func TestAppendRetriedAfterLostReply(t *testing.T) {
 	}
 }
 
+// pastDeadline is a context whose deadline has passed but whose timer has not fired yet: what
+// a caller's context looks like in the instant after go-redis's network deadline (the same
+// time) fired first.
+type pastDeadline struct{ context.Context }
+
+func (pastDeadline) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+// TestTimeoutOnTheCallersDeadline: a read that timed out on the caller's own deadline is the
+// caller's context.DeadlineExceeded, not a retry-worthy server that gave no answer, even
+// before the context's timer has marked it done.
+func TestTimeoutOnTheCallersDeadline(t *testing.T) {
+	s := openStore(t, startServer(t, redisserver.Config{}), "")
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	ctx := pastDeadline{context.Background()}
+	err := s.fail(ctx, "append", timeout)
+	if !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "no answer") || transient(ctx, timeout) {
+		t.Errorf("caller's deadline passed: got %v (transient %v), want the caller's deadline", err, transient(ctx, timeout))
+	}
+	// The same read timeout with the caller's deadline still ahead is the store's own.
+	ahead, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	if err := s.fail(ahead, "append", timeout); !strings.Contains(err.Error(), "no answer within") || !transient(ahead, timeout) {
+		t.Errorf("caller's deadline ahead: got %v (transient %v), want the store's timeout, transient", err, transient(ahead, timeout))
+	}
+}
+
 func TestCorruptEntries(t *testing.T) {
 	ctx := context.Background()
 	srv := startServer(t, redisserver.Config{})
