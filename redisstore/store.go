@@ -277,10 +277,11 @@ func (s *Store) fail(ctx context.Context, what string, err error) error {
 		what += ": "
 	}
 	passing := transient(ctx, err)
+	done := callerDone(ctx)
 	var op *net.OpError
 	switch {
-	case callerDone(ctx) != nil:
-		err = fmt.Errorf("redis %s: %s%w", s.addr, what, callerDone(ctx))
+	case done != nil:
+		err = fmt.Errorf("redis %s: %s%w", s.addr, what, done)
 	case redis.IsAuthError(err):
 		who := "wrong password"
 		if s.rdb.Options().Username != "" {
