@@ -182,3 +182,25 @@ func TestCompute(t *testing.T) {
 		t.Fatal("zero scale accepted")
 	}
 }
+
+func TestSpecDecisionFrames(t *testing.T) {
+	agent := Spec{Kind: KindAgent, Line: "301", AgentLine: "301", Seconds: 60, Seed: 1}
+	for _, n := range []int{0, 1, BlockFrames, MaxDecisionFrames} {
+		s := agent
+		s.DecisionFrames = n
+		if err := s.Validate(); err != nil {
+			t.Errorf("decision frames %d: %v", n, err)
+		}
+	}
+	for _, n := range []int{-1, MaxDecisionFrames + 1} {
+		s := agent
+		s.DecisionFrames = n
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "decision frames") {
+			t.Errorf("decision frames %d: %v, want refused", n, err)
+		}
+	}
+	none := Spec{Kind: KindNone, Line: "301", Seconds: 60, Seed: 1, DecisionFrames: BlockFrames}
+	if err := none.Validate(); err == nil || !strings.Contains(err.Error(), "fixed light policy") {
+		t.Errorf("a no-light episode with decision frames: %v, want refused", err)
+	}
+}

@@ -24,6 +24,9 @@ const (
 // BlockFrames is the length in frames of one random-light decision (reference: 3 frames, 1 s).
 const BlockFrames = 3
 
+// MaxDecisionFrames bounds Spec.DecisionFrames (10 s at the reference's 3 Hz).
+const MaxDecisionFrames = 30
+
 // Policy is a fixed light policy: none, always or random:P.
 type Policy struct {
 	Kind PolicyKind

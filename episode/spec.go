@@ -84,6 +84,11 @@ type Spec struct {
 	// Explore is, for KindOnline, the probability that a frame's light is a random draw at
 	// LightProbability instead of the ensemble's choice.
 	Explore float64 `json:"explore,omitempty"`
+	// DecisionFrames is, for an episode an ensemble acts in, how often it decides: at every
+	// DecisionFrames-th frame, counted from the episode's first, the light it chooses holding
+	// until the next decision (0 or 1: every frame; BlockFrames: once per block of the
+	// random-light collection, the only light changes its data hold).
+	DecisionFrames int `json:"decision_frames,omitempty"`
 	// Environment is, for KindTransfer and KindTransferNone (and only them), what is on the
 	// plate besides agar.
 	Environment *Environment `json:"environment,omitempty"`
@@ -141,6 +146,10 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("episode: a %s episode does not explore (explore %v)", s.Kind, s.Explore)
 	case s.MaxStaleness < 0:
 		return fmt.Errorf("episode: max staleness %d must be >= 0", s.MaxStaleness)
+	case s.DecisionFrames < 0 || s.DecisionFrames > MaxDecisionFrames:
+		return fmt.Errorf("episode: decision frames %d must be within 0-%d", s.DecisionFrames, MaxDecisionFrames)
+	case s.DecisionFrames > 1 && !s.Kind.Acts():
+		return fmt.Errorf("episode: a %s episode follows a fixed light policy, it makes no decisions (decision frames %d)", s.Kind, s.DecisionFrames)
 	case s.Kind.Transfers() && s.Environment == nil:
 		return fmt.Errorf("episode: a %s episode needs an environment", s.Kind)
 	case !s.Kind.Transfers() && s.Environment != nil:

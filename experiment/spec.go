@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+
+	"github.com/optoloop/optoloop/episode"
 )
 
 // Spec is one experiment. Every field maps to the YAML key in its tag.
@@ -127,6 +129,12 @@ type Train struct {
 	// opsin's effect outlasts it by up to seconds and a response at light offset follows it,
 	// so on such lines the pose alone does not say what the light is doing.
 	Observation string `yaml:"observation" json:"observation,omitempty"`
+	// DecisionFrames is how often the agents decide: at every DecisionFrames-th frame of an
+	// episode, the light holding until the next decision (episode.Spec.DecisionFrames). 0 or 1
+	// (the default): every frame, as the reference. 3, the collection's block: the agents
+	// decide only where the random-light data hold a choice, so the critics never extrapolate
+	// to a pulse ended early or begun mid-block (runner/SCIENCE.md, "Line zoo").
+	DecisionFrames int `yaml:"decision_frames" json:"decision_frames,omitempty"`
 }
 
 // The values of Train.Observation.
@@ -393,6 +401,9 @@ func (s Spec) Validate() error {
 		return fieldErr("train.mode", "%q must be %q or %q", t.Mode, ModeOffline, ModeOnline)
 	}
 	if err := checkFloat("train.explore", t.Explore, 0, 1, false); err != nil {
+		return err
+	}
+	if err := checkInt("train.decision_frames", t.DecisionFrames, 0, episode.MaxDecisionFrames); err != nil {
 		return err
 	}
 	e := s.Evaluate

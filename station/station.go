@@ -364,7 +364,7 @@ func (s *Station) Run(ctx context.Context, e Episode) (Result, error) {
 	prep.End()
 	wep := worker.Episode{ID: e.ID, Seconds: e.Spec.Seconds, TargetCM: e.Spec.TargetCM(), Watch: e.Watch}
 	if e.Spec.Kind.Acts() {
-		wep.Policy, wep.PolicyVersion = e.Policy, e.PolicyVersion
+		wep.Policy, wep.PolicyVersion, wep.DecisionFrames = e.Policy, e.PolicyVersion, e.Spec.DecisionFrames
 		if e.Spec.Explore > 0 {
 			// The exploration draws are seeded as a fixed policy's schedule is.
 			wep.Explore, wep.ExploreP = e.Spec.Explore, e.Spec.LightProbability

@@ -89,6 +89,10 @@ type Episode struct {
 	Explore     float64
 	ExploreP    float64
 	ExploreRand *rand.Rand
+	// DecisionFrames > 1 lets Policy decide only at every DecisionFrames-th step, counted from
+	// the episode's first (episode.Spec.DecisionFrames); on the steps between, the light holds
+	// its last decision (off on a lost frame, as ever). 0 or 1: every step.
+	DecisionFrames int
 	// MinConfidence is the tracking confidence below which a frame counts as lost (default
 	// 0.5 when zero).
 	MinConfidence float64
@@ -352,6 +356,7 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 		return nil
 	}
 	var t0 time.Time
+	held := false // the light of the policy's last decision (Episode.DecisionFrames)
 	for i := 0; i < steps; i++ {
 		frame, pose, err := w.obs.NextPose(ctx)
 		if err != nil {
@@ -381,7 +386,7 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 		} else {
 			res.Lost++
 		}
-		on, pOn, err := w.decide(ep, ok)
+		on, pOn, err := w.decide(ep, ok, i, &held)
 		if err != nil {
 			return res, err
 		}
@@ -435,14 +440,24 @@ func (w *Worker) RunEpisode(ctx context.Context, ep Episode) (res Result, err er
 // going to be on (the behaviour probability). A schedule advances on every step; a lost frame
 // switches the light off whatever the schedule or the policy says. With ep.Explore, a frame
 // the policy decides is a random draw with that probability (the policy still runs, so that
-// the step costs the same).
-func (w *Worker) decide(ep Episode, ok bool) (on bool, pOn float64, err error) {
+// the step costs the same). With ep.DecisionFrames > 1 the policy decides only at step i a
+// multiple of it; on the steps between, the light holds that decision (*held), pOn 1 or 0.
+func (w *Worker) decide(ep Episode, ok bool, i int, held *bool) (on bool, pOn float64, err error) {
 	if ep.Schedule != nil {
 		on = ep.Schedule.Next()
 		if !ok {
 			return false, 0, nil
 		}
 		return on, ep.Schedule.LastP(), nil
+	}
+	if n := ep.DecisionFrames; n > 1 {
+		if i%n != 0 {
+			if !ok || !*held {
+				return false, 0, nil
+			}
+			return true, 1, nil
+		}
+		defer func() { *held = on }()
 	}
 	if !ok || !w.build.Ready() || !w.build.Observation(w.o) {
 		return false, 0, nil

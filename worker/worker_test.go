@@ -554,3 +554,55 @@ func slicesAlmostEqual(a, b []float32) bool {
 	}
 	return true
 }
+
+// TestDecisionFramesHoldTheLight: with Episode.DecisionFrames 3 the policy is consulted only at
+// every third step (counted from the episode's first) and the light holds its decision on the
+// two steps after it, behaviour probability 1 or 0; a lost frame is dark whatever the decision,
+// and a block whose first frame was lost (or came before the first full observation) stays dark.
+func TestDecisionFramesHoldTheLight(t *testing.T) {
+	a, o := openSim(t, "446", 9, false)
+	lo := &lossy{Observer: o, from: 31, to: 40}
+	w, err := New(DefaultConfig(), a, lo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	pol := policyFunc(func([]float32) int {
+		calls++
+		return calls % 2 // on, off, on, ...
+	})
+	res, err := w.RunEpisode(context.Background(), Episode{ID: "d", Seconds: 40, Policy: pol, DecisionFrames: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracked, decisions, lit := 0, 0, 0
+	block := false // the light the block's first frame decided
+	for i, r := range res.Records {
+		if r.OK {
+			tracked++
+		}
+		if i%3 == 0 {
+			block = false
+			if r.OK && tracked >= obs.Frames {
+				decisions++
+				block = decisions%2 == 1
+			}
+		}
+		want := r.OK && block
+		if r.Light != want {
+			t.Fatalf("frame %d (ok %v, decision %d): light %v, want %v", i, r.OK, decisions, r.Light, want)
+		}
+		if wantP := map[bool]float64{true: 1, false: 0}[want]; r.BehaviourP != wantP {
+			t.Fatalf("frame %d: behaviour p %v, want %v", i, r.BehaviourP, wantP)
+		}
+		if r.Light {
+			lit++
+		}
+	}
+	if calls != decisions || decisions < 20 {
+		t.Fatalf("policy consulted %d times, want %d (the tracked block starts after the first full observation)", calls, decisions)
+	}
+	if lit < 20 {
+		t.Fatalf("light on in %d frames: the test did not see the held light", lit)
+	}
+}

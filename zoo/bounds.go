@@ -149,6 +149,8 @@ type job struct {
 	act  func() worker.Policy
 	name string
 	rate float64
+	// decision is the policy's episode.Spec.DecisionFrames (0: every frame).
+	decision int
 }
 
 // handJob is an episode in which hand policy p acts.
@@ -360,7 +362,7 @@ func runJob(ctx context.Context, cfg BoundsConfig, j job) (jobResult, error) {
 	e := station.Episode{ID: fmt.Sprintf("bounds-%s-%d-%d", j.line, j.set, j.i)}
 	switch {
 	case j.act != nil:
-		sp.Kind, sp.AgentLine = episode.KindAgent, j.line
+		sp.Kind, sp.AgentLine, sp.DecisionFrames = episode.KindAgent, j.line, j.decision
 		e.Policy = j.act()
 		e.ID += "-" + j.name
 	case j.set == setRandom:

@@ -30,6 +30,9 @@ const (
 type Candidate struct {
 	Name     string
 	Ensemble *policy.Ensemble
+	// DecisionFrames is how often the ensemble decides (train.decision_frames of the run that
+	// trained it; episode.Spec.DecisionFrames).
+	DecisionFrames int
 }
 
 // SelectConfig configures an agent selection: the bounds' protocol (BoundsConfig: catalogue,
@@ -100,7 +103,7 @@ func Select(ctx context.Context, cfg SelectConfig) ([]Selected, error) {
 	}
 	n := cfg.Evaluate.EpisodesPerCondition
 	agentJob := func(line string, set, i int, c Candidate) job {
-		return job{line: line, set: set, i: i, act: func() worker.Policy { return c.Ensemble.Clone() }, name: c.Name}
+		return job{line: line, set: set, i: i, act: func() worker.Policy { return c.Ensemble.Clone() }, name: c.Name, decision: c.DecisionFrames}
 	}
 	var sel []job
 	for _, l := range cfg.Lines {

@@ -25,6 +25,7 @@ type episodeOptions struct {
 	policy    string
 	ensemble  string
 	agentLine string
+	decision  int
 	seconds   float64
 	target    string
 	out       string
@@ -55,6 +56,7 @@ func newEpisodeCmd() *cobra.Command {
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the episode: the simulated animal (with --line) and the random light schedule")
 	f.StringVar(&o.policy, "policy", "", "fixed light policy: none|always|random:P")
 	f.StringVar(&o.ensemble, "ensemble", "", "folder of a trained ensemble that decides the light")
+	f.IntVar(&o.decision, "decision-frames", 0, "with --ensemble: decide at every N-th frame, the light holding between (the train.decision_frames it was trained with; 0: every frame)")
 	f.StringVar(&o.agentLine, "agent-line", "", "the line the --ensemble was trained on (default: the animals' line; another line makes a cross episode)")
 	f.Float64Var(&o.seconds, "seconds", 600, "episode length in seconds")
 	f.StringVar(&o.target, "target", "up", "target: up|down|left|right (1.5 cm from the plate centre) or x,y in cm from the plate centre (image axes)")
@@ -73,6 +75,12 @@ func runEpisodeCmd(cmd *cobra.Command, o episodeOptions) (err error) {
 	}
 	if o.agentLine != "" && o.ensemble == "" {
 		return errors.New("episode: --agent-line names the line of an --ensemble")
+	}
+	if o.decision != 0 && o.ensemble == "" {
+		return errors.New("episode: --decision-frames is how often an --ensemble decides")
+	}
+	if o.decision < 0 || o.decision > episode.MaxDecisionFrames {
+		return fmt.Errorf("episode: --decision-frames %d must be within 0-%d", o.decision, episode.MaxDecisionFrames)
 	}
 	if !(o.seconds > 0) || o.seconds > 86400 {
 		return fmt.Errorf("episode: --seconds %v must be in (0, 86400]", o.seconds)
@@ -103,7 +111,7 @@ func runEpisodeCmd(cmd *cobra.Command, o episodeOptions) (err error) {
 			return fmt.Errorf("episode: --ensemble %s observes %+v; the worker builds %+v or %+v", o.ensemble, got.Spec, policy.ReferenceSpec(), policy.LightSpec())
 		}
 		ep.Policy = ens
-		ep.Spec.Kind, ep.Spec.AgentLine = episode.KindAgent, line
+		ep.Spec.Kind, ep.Spec.AgentLine, ep.Spec.DecisionFrames = episode.KindAgent, line, o.decision
 		if o.agentLine != "" && o.agentLine != line {
 			ep.Spec.Kind, ep.Spec.AgentLine = episode.KindCross, o.agentLine
 		}

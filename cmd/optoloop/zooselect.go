@@ -132,7 +132,7 @@ func runZooSelect(cmd *cobra.Command, runs []string, o zooSelectOptions) error {
 			if err != nil {
 				return fmt.Errorf("run %s line %s: %w", r.dir, l, err)
 			}
-			cands[l] = append(cands[l], zoo.Candidate{Name: filepath.Base(filepath.Clean(r.dir)), Ensemble: e})
+			cands[l] = append(cands[l], zoo.Candidate{Name: filepath.Base(filepath.Clean(r.dir)), Ensemble: e, DecisionFrames: r.spec.Train.DecisionFrames})
 		}
 	}
 	dir := o.out

@@ -320,6 +320,7 @@ func (p *Plan) evalN(n int, kind episode.Kind, animal, agent string, i int) Item
 		it.AgentLine = agent
 		it.PolicyVersion = p.PolicyVersions[agent]
 		it.MaxStaleness = s.Policy.MaxStaleness
+		it.DecisionFrames = s.Train.DecisionFrames
 	}
 	return it
 }
@@ -342,6 +343,7 @@ func (p *Plan) online() []Item {
 			it.AgentLine = line
 			it.PolicyVersion = s.OnlineVersion(i)
 			it.MaxStaleness = s.Policy.MaxStaleness
+			it.DecisionFrames = s.Train.DecisionFrames
 			out = append(out, it)
 		}
 	}
