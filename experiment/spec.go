@@ -91,6 +91,12 @@ type Train struct {
 	// about 0.1 % of the samples but carry almost all of the rewards' variance
 	// (runner/SCIENCE.md).
 	ReachReward float64 `yaml:"reach_reward" json:"reach_reward"`
+	// LightCostCM is what a frame of light costs the agents, in cm of approach to the target
+	// (0-1): the reward of every step with the light on is reduced by the reward of that much
+	// approach, so the agents light only where the light buys more. Default 0, the reference's.
+	// The light's effect on the critics' values is about 0.01 cm per decision (runner/SCIENCE.md);
+	// without a cost, the near-uniform actors' argmax lights wherever estimation noise favours it.
+	LightCostCM float64 `yaml:"light_cost_cm" json:"light_cost_cm,omitempty"`
 	// Gamma is the discount factor (0 <= gamma < 1). Default 0.99, the reference's: a horizon
 	// of about 100 frames (33 s), over which the reward of a worm moving in a random direction
 	// relative to a (virtual) target varies far more than the light changes it; the light acts
@@ -376,6 +382,9 @@ func (s Spec) Validate() error {
 		return err
 	}
 	if err := checkFloat("train.reach_reward", t.ReachReward, -1000, 1000, false); err != nil {
+		return err
+	}
+	if err := checkFloat("train.light_cost_cm", t.LightCostCM, 0, 1, false); err != nil {
 		return err
 	}
 	if err := checkFloat("train.gamma", t.Gamma, 0, 1, false); err != nil {

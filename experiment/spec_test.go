@@ -79,6 +79,7 @@ func TestParseRejects(t *testing.T) {
 		{"gamma negative", minimal + "train: {gamma: -0.5}\n", "train.gamma: -0.5 must be >= 0"},
 		{"critic target", minimal + "train: {critic_target: sarsa}\n", `train.critic_target: "sarsa" must be "policy", "behaviour", "collection" or "greedy"`},
 		{"observation", minimal + "train: {observation: pixels}\n", `train.observation: "pixels" must be "reference" or "light"`},
+		{"light cost", minimal + "train: {light_cost_cm: -0.001}\n", "train.light_cost_cm: -0.001 must be >= 0"},
 		{"decision frames", minimal + "train: {decision_frames: 31}\n", "train.decision_frames: 31 must be <= 30"},
 		{"decision frames negative", minimal + "train: {decision_frames: -3}\n", "train.decision_frames: -3 must be >= 0"},
 		{"learning rate negative", minimal + "train: {learning_rate: -0.001}\n", "train.learning_rate: -0.001 must be > 0"},

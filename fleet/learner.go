@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/optoloop/optoloop/agentlib/learner"
+	"github.com/optoloop/optoloop/agentlib/obs"
 	"github.com/optoloop/optoloop/agentlib/policy"
 	"github.com/optoloop/optoloop/agentlib/replay"
 	"github.com/optoloop/optoloop/agentlib/sac"
@@ -35,6 +36,7 @@ import (
 	"github.com/optoloop/optoloop/live"
 	"github.com/optoloop/optoloop/results"
 	"github.com/optoloop/optoloop/telemetry"
+	"github.com/optoloop/optoloop/worker"
 )
 
 // LearnerConfig configures a Learner.
@@ -765,10 +767,11 @@ func LearnerSettings(t experiment.Train, dir string) learner.Config {
 }
 
 // ReplaySettings is the reference sampling (replay.DefaultConfig) with the experiment's reward
-// and, for the collection critic target, the collection's light probability p.
+// (its light cost in the reward's units), and, for the collection critic target, the collection's light probability p.
 func ReplaySettings(t experiment.Train, p float64) replay.Config {
 	c := replay.DefaultConfig()
 	c.ReachReward = t.ReachReward
+	c.LightCost = obs.ProgressGain * t.LightCostCM * worker.ReferencePxPerCM / obs.PosScale
 	if t.CriticTarget == experiment.CriticTargetCollection {
 		c.CollectionP = p
 	}

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"math"
 	"testing"
 
 	"github.com/optoloop/optoloop/agentlib/learner"
@@ -28,7 +29,11 @@ func TestLearnerConfigFollowsTheTrainSection(t *testing.T) {
 				c.SAC.TargetEntropyRatio == ref.SAC.TargetEntropyRatio && c.SAC.TargetEntropyRatio == 0.98 &&
 				c.SAC.RewardScale == 1 && r.ReachReward == replay.DefaultConfig().ReachReward && r.ReachReward == 4 &&
 				c.SAC.Backup == ref.SAC.Backup && c.SAC.Backup == sac.PolicyBackup && c.SAC.Gamma == 0.99 &&
-				c.Spec == policy.ReferenceSpec() && c.SAC.ObsSize == obs.Size
+				c.Spec == policy.ReferenceSpec() && c.SAC.ObsSize == obs.Size && r.LightCost == 0
+		}},
+		{"a light cost is the reward of that much approach", "train: {light_cost_cm: 0.5}\n", func(c learner.Config, r replay.Config) bool {
+			// Half a cm of approach, 270 reference pixels: the reward of that step.
+			return math.Abs(r.LightCost-obs.Reward(270, 0, 0, 0, -1000, 0)) < 1e-12
 		}},
 		{"the light observation", "train: {observation: light}\n", func(c learner.Config, r replay.Config) bool {
 			return c.Spec == policy.LightSpec() && c.SAC.ObsSize == obs.LightSize

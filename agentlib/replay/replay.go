@@ -142,6 +142,9 @@ type Config struct {
 	// CollectionP is the light probability of the random-light collection schedule (3-frame
 	// blocks, episode.BlockFrames), used to fill Batch.P2. Default 0 (P2 left zero).
 	CollectionP float64
+	// LightCost is subtracted from the reward of every step whose action is light on (reward
+	// units: obs.ProgressGain / obs.PosScale per reference pixel of approach). Default 0.
+	LightCost float64
 }
 
 // DefaultConfig returns the reference augmentation (shifts up to +-900 px and random rotation)
@@ -160,6 +163,9 @@ func (c Config) Validate() error {
 	}
 	if math.IsNaN(c.ReachReward) || math.IsInf(c.ReachReward, 0) {
 		return fmt.Errorf("replay: reach reward %v must be finite", c.ReachReward)
+	}
+	if !(c.LightCost >= 0) || math.IsInf(c.LightCost, 0) {
+		return fmt.Errorf("replay: light cost %v must be finite and non-negative", c.LightCost)
 	}
 	return nil
 }
@@ -326,7 +332,11 @@ func (m *Memory) Sample(rng *rand.Rand, dst *Batch) error {
 				dst.P2[k] = 0
 			}
 		}
-		dst.R[k] = float32(obs.RewardReach(now.X, now.Y, next.X, next.Y, tx, ty, m.cfg.ReachReward))
+		r := obs.RewardReach(now.X, now.Y, next.X, next.Y, tx, ty, m.cfg.ReachReward)
+		if now.Light {
+			r -= m.cfg.LightCost
+		}
+		dst.R[k] = float32(r)
 	}
 	return nil
 }

@@ -372,3 +372,31 @@ func TestCollectionNextLightProbability(t *testing.T) {
 		t.Fatalf("%d of %d samples at a block start: the test samples too few of each", starts, b.N)
 	}
 }
+
+// TestLightCost: Config.LightCost is taken from the reward of every step whose action (the
+// light chosen after frame t) is on, and from no other.
+func TestLightCost(t *testing.T) {
+	const cost = 0.25
+	cfg := DefaultConfig()
+	cfg.LightCost = cost
+	b, frame := patternBatch(t, cfg, 3)
+	lit := 0
+	for k := range b.N {
+		// The worm moves 10 px per frame, the target at x = 0 behind it: progress -10 px.
+		want := -obs.ProgressGain * 10 / obs.PosScale
+		if patternLight(frame(k)) {
+			want -= cost
+			lit++
+		}
+		if math.Abs(float64(b.R[k])-want) > 1e-6 {
+			t.Fatalf("sample %d at frame %d (light %v): reward %v, want %v", k, frame(k), patternLight(frame(k)), b.R[k], want)
+		}
+	}
+	if lit == 0 || lit == b.N {
+		t.Fatalf("%d of %d samples lit: the test samples too few of each", lit, b.N)
+	}
+	cfg.LightCost = -1
+	if _, err := NewMemory(cfg); err == nil {
+		t.Fatal("a negative light cost was accepted")
+	}
+}
