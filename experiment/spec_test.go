@@ -183,6 +183,7 @@ func TestExampleFiles(t *testing.T) {
 		{"online.yaml", 4, 12, 0, 10, 20000, 20, 0.95, CriticTargetCollection, 1e-3},
 		{"zoo-light.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
 		{"zoo-light-long.yaml", 5, 60, 3, 10, 20000, 20, 0.99, CriticTargetBehaviour, 1e-3},
+		{"zoo-light-cost.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
 	}
 	for _, c := range cases {
 		s, err := ParseFile(filepath.Join(dir, c.file), Options{})
@@ -196,6 +197,9 @@ func TestExampleFiles(t *testing.T) {
 		}
 		if s.Train.LightObservation() != strings.HasPrefix(c.file, "zoo-light") {
 			t.Errorf("%s: observation %q", c.file, s.Train.Observation)
+		}
+		if want := map[bool]float64{true: 0.002}[c.file == "zoo-light-cost.yaml"]; s.Train.LightCostCM != want {
+			t.Errorf("%s: light cost %v cm, want %v", c.file, s.Train.LightCostCM, want)
 		}
 		if s.Online() != (c.file == "online.yaml") {
 			t.Errorf("%s: online %v", c.file, s.Online())
