@@ -767,7 +767,8 @@ func LearnerSettings(t experiment.Train, dir string) learner.Config {
 }
 
 // ReplaySettings is the reference sampling (replay.DefaultConfig) with the experiment's reward
-// (its light cost in the reward's units), and, for the collection critic target, the collection's light probability p.
+// (its light cost in the reward's units) and, for the collection critic target, the
+// collection's light probability p.
 func ReplaySettings(t experiment.Train, p float64) replay.Config {
 	c := replay.DefaultConfig()
 	c.ReachReward = t.ReachReward
