@@ -74,7 +74,7 @@
 //	    tracked), [data-confidence], [data-latency-ms], [data-light="on|off"],
 //	    button.drain[data-worker]
 //	#experiments [data-experiment="ID"][data-status][data-phase]
-//	    [data-phase="collect|train|evaluate|cross_evaluate"] .bar.items[data-done][data-total]
+//	    [data-phase="collect|train|evaluate|cross_evaluate|transfer"] .bar.items[data-done][data-total]
 //	    (episodes; tasks in train) and .bar.updates[data-done][data-total] (train),
 //	    ul.failures li[data-item], table.lines tbody tr[data-line][data-kind],
 //	    a.report-link (done), a.partial-report (running, failed),

@@ -22,11 +22,11 @@
 //     [data-confidence], [data-latency-ms], [data-light="on|off"]
 //     button.drain[data-worker]  drain / resume (operators only)
 //   #experiments [data-experiment="ID"]   attributes data-status, data-phase
-//     [data-phase="collect|train|evaluate|cross_evaluate"] .bar.items[data-done][data-total]
+//     [data-phase="collect|train|evaluate|cross_evaluate|transfer"] .bar.items[data-done][data-total]
 //                         episodes (train: tasks) done of total; .bar.updates[data-done]
 //                         [data-total] the training updates (train only)
 //     ul.failures li[data-item]          failed attempts
-//     table.lines tbody tr[data-line][data-kind]   the per-line table
+//     table.lines tbody tr[data-line][data-kind]   the per-line table (evaluation phases)
 //     a.report-link       the report, once the experiment is done
 //     a.partial-report    a report of what exists, while running or after a failure
 //     button.cancel       opens .cancel-form: input.cancel-reason, button.cancel-confirm
