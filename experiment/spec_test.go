@@ -184,6 +184,7 @@ func TestExampleFiles(t *testing.T) {
 		{"zoo-light.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
 		{"zoo-light-long.yaml", 5, 60, 3, 10, 20000, 20, 0.99, CriticTargetBehaviour, 1e-3},
 		{"zoo-light-cost.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
+		{"zoo-light-100k.yaml", 5, 60, 3, 10, 100000, 20, 0.95, CriticTargetBehaviour, 1e-3},
 	}
 	for _, c := range cases {
 		s, err := ParseFile(filepath.Join(dir, c.file), Options{})
