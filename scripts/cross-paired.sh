@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A paired cross-evaluation of a run's agents: every agent line's ensemble acts on the same
-# simulated animals (the same seeds and targets, --no-render) of every animal line, so the
-# animals' own variation cancels out of the comparison. The run's cross_evaluate draws other
-# animals for every pair; this shows whether one line's agents really do better than another's on
-# an animal line, or whether a cross-evaluation column was won by chance (issue 15).
+# simulated animals (seeds 900001 to 900000+EPISODES, the four targets in turn, --no-render) of
+# every animal line, so the animals' own variation cancels out of the comparison. The run's
+# cross_evaluate draws other animals for every pair; this shows whether one line's agents really
+# do better than another's on an animal line, or whether a cross-evaluation column was won by
+# chance (issue 15).
 # Prints, per animal line, each agent line's mean closest approach and its share within 0.5 cm,
 # and each agent line's mean paired difference from the animal line's own agents with its
 # standard error.
