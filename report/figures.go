@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/optoloop/optoloop/agentlib/learner"
@@ -150,8 +151,16 @@ func (r *run) plan(cfg Config) []job {
 		}
 	}
 	if animals, agents, vals, ns, ok := r.cross(); ok {
-		add(Figure{ID: KindCross, Kind: KindCross, Title: "Cross-evaluation",
-			Caption: "Mean closest approach (cm) of animals of each line (rows) under agents trained on each line (columns); lower is better. Red frames: the agent's own line."},
+		caption := "Mean closest approach (cm) of animals of each line (rows) under agents trained on each line (columns); lower is better. Red frames: the agent's own line."
+		if r.Report != nil && r.Report.Cross != nil && len(r.Report.Cross.Columns) > 0 {
+			c := r.Report.Cross
+			cols := make([]string, len(c.Columns))
+			for i, col := range c.Columns {
+				cols[i] = fmt.Sprintf("%s's agents %s (against %s's animals, p %.2g)", col.Agent, map[bool]string{true: "best on their own line", false: "not best on their own line"}[col.OwnBest], col.Rival, col.P)
+			}
+			caption += fmt.Sprintf(" Own line best in %d of %d columns; two-sided Mann-Whitney of the own line's episodes against the closest other line's: %s.", c.OwnBest(), len(c.Columns), strings.Join(cols, "; "))
+		}
+		add(Figure{ID: KindCross, Kind: KindCross, Title: "Cross-evaluation", Caption: caption},
 			func(buf *bytes.Buffer) error {
 				f, err := charts.BuildCross("cross-evaluation: mean closest approach", animals, agents, vals, ns)
 				if err != nil {

@@ -102,6 +102,7 @@ func TestFullRunHasEveryFigure(t *testing.T) {
 		`id="line-table"`, `<td class="k">301</td>`, `<td class="k">446</td>`, "report.json</td>",
 		`id="light-use-table"`, `<td class="k">301</td><td class="k">–</td><td class="k">agent</td>`,
 		"optoloop experiment synth", "finished 2026-11-26T21:30:00Z",
+		"Own line best in 2 of 2 columns; two-sided Mann-Whitney of the own line&#39;s episodes against the closest other line&#39;s: 301&#39;s agents best on their own line (against 446&#39;s animals, p 0.012)",
 	} {
 		if !strings.Contains(h, sub) {
 			t.Errorf("report lacks %q", sub)

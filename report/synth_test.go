@@ -229,6 +229,7 @@ func (s synth) write(t testing.TB, dir string) {
 			}
 			cr.ClosestCM = append(cr.ClosestCM, row)
 			cr.N = append(cr.N, n)
+			cr.Columns = append(cr.Columns, results.CrossColumn{Agent: s.cross[i], OwnBest: true, Rival: s.cross[(i+1)%len(s.cross)], P: 0.0123})
 		}
 		rep.Cross = cr
 	}

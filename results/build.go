@@ -282,10 +282,13 @@ func crossResult(lines []string, items []api.Item) *CrossResult {
 	}
 	cr := &CrossResult{Agents: lines, Animals: lines}
 	some := false
-	for _, animal := range lines {
+	cells := make([][]Condition, len(lines)) // [animal][agent]
+	for i, animal := range lines {
 		row, nrow := make([]float64, len(lines)), make([]int, len(lines))
+		cells[i] = make([]Condition, len(lines))
 		for j, agent := range lines {
 			c := condition(items, Cross, animal, agent)
+			cells[i][j] = c
 			row[j], nrow[j] = c.MeanClosest, c.N
 			some = some || c.N > 0
 		}
@@ -294,7 +297,32 @@ func crossResult(lines []string, items []api.Item) *CrossResult {
 	if !some {
 		return nil
 	}
+	for j, agent := range lines {
+		if col, ok := crossColumn(agent, j, lines, cells); ok {
+			cr.Columns = append(cr.Columns, col)
+		}
+	}
 	return cr
+}
+
+// crossColumn is the verdict of agent line lines[j]'s column (the animals lines, the agent
+// line's own the j-th), false when its own cell or every other cell has no episodes.
+func crossColumn(agent string, j int, lines []string, cells [][]Condition) (CrossColumn, bool) {
+	own := cells[j][j]
+	rival := -1
+	for i := range lines {
+		if i != j && cells[i][j].N > 0 && (rival < 0 || cells[i][j].MeanClosest < cells[rival][j].MeanClosest) {
+			rival = i
+		}
+	}
+	if own.N == 0 || rival < 0 {
+		return CrossColumn{}, false
+	}
+	col := CrossColumn{Agent: agent, OwnBest: own.MeanClosest < cells[rival][j].MeanClosest, Rival: lines[rival], P: math.NaN()}
+	if _, p, err := MannWhitneyU(own.ClosestCM, cells[rival][j].ClosestCM); err == nil {
+		col.P = p
+	}
+	return col, true
 }
 
 // writeEpisode writes the episode file of a done episode whose track src holds.

@@ -430,6 +430,11 @@ func TestBuild(t *testing.T) {
 			}
 		}
 	}
+	// Each line's agents come closer on their own animals (one episode per cell: p 1).
+	wantCols := []results.CrossColumn{{Agent: "301", OwnBest: true, Rival: "446", P: 1}, {Agent: "446", OwnBest: true, Rival: "301", P: 1}}
+	if !slices.Equal(cr.Columns, wantCols) || cr.OwnBest() != 2 {
+		t.Errorf("cross columns %+v (own best %d), want %+v", cr.Columns, cr.OwnBest(), wantCols)
+	}
 
 	// The folder.
 	if b, err := os.ReadFile(filepath.Join(dir, results.ExperimentFile)); err != nil || string(b) != tinySpec {

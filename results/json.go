@@ -185,3 +185,27 @@ func (c *TransferCondition) UnmarshalJSON(b []byte) error {
 	c.SuccessRate, c.MedianTimeToFoodS, c.MeanClosestCM = float64(w.SuccessRate), float64(w.MedianTimeToFoodS), float64(w.MeanClosestCM)
 	return nil
 }
+
+// columnFields has CrossColumn's fields without its methods.
+type columnFields CrossColumn
+
+type columnJSON struct {
+	columnFields
+	P number `json:"p_own_vs_rival"`
+}
+
+// MarshalJSON writes an unknown p (NaN) as null.
+func (c CrossColumn) MarshalJSON() ([]byte, error) {
+	return json.Marshal(columnJSON{columnFields(c), number(c.P)})
+}
+
+// UnmarshalJSON reads a null or absent p as NaN.
+func (c *CrossColumn) UnmarshalJSON(b []byte) error {
+	w := columnJSON{P: number(math.NaN())}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*c = CrossColumn(w.columnFields)
+	c.P = float64(w.P)
+	return nil
+}

@@ -176,6 +176,35 @@ type CrossResult struct {
 	Animals   []string    `json:"animals"`
 	ClosestCM [][]float64 `json:"closest_cm"`
 	N         [][]int     `json:"n"`
+	// Columns is the verdict of each agent line's column, in Agents' order (empty for an
+	// agent line that is not also an animal line or has no episodes).
+	Columns []CrossColumn `json:"columns,omitempty"`
+}
+
+// CrossColumn is one agent line's column of the cross-evaluation: whether its agents came
+// closest on their own line's animals, and how sure that is. A column's cells are different
+// animals of different lines, so a cell's mean carries its animals' variation (a 20-episode
+// cell's standard error is about 0.1 cm).
+type CrossColumn struct {
+	Agent string `json:"agent"`
+	// OwnBest: the own line's mean is the lowest of the column.
+	OwnBest bool `json:"own_best"`
+	// Rival is the other animal line with the lowest mean in the column.
+	Rival string `json:"rival"`
+	// P is the two-sided Mann-Whitney p of the own line's episodes against Rival's (NaN, null
+	// in report.json, when either has none).
+	P float64 `json:"p_own_vs_rival"`
+}
+
+// OwnBest is the number of columns whose own line's mean is the lowest.
+func (c *CrossResult) OwnBest() int {
+	n := 0
+	for _, col := range c.Columns {
+		if col.OwnBest {
+			n++
+		}
+	}
+	return n
 }
 
 // Frame is one frame of an episode's track.

@@ -204,7 +204,20 @@ func printReportTable(w io.Writer, rep *results.Report) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", animal, strings.Join(cells, "\t"))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(rep.Cross.Columns) == 0 {
+		return nil
+	}
+	cols := make([]string, len(rep.Cross.Columns))
+	for i, c := range rep.Cross.Columns {
+		verdict := map[bool]string{true: "own best", false: "not own best"}[c.OwnBest]
+		cols[i] = fmt.Sprintf("%s %s (against %s's animals, p %s)", c.Agent, verdict, c.Rival, pval(c.P))
+	}
+	_, err := fmt.Fprintf(w, "own line best in %d of %d columns, two-sided Mann-Whitney of the own line against the closest other: %s\n",
+		rep.Cross.OwnBest(), len(rep.Cross.Columns), strings.Join(cols, "; "))
+	return err
 }
 
 // printTransfer prints the transfer phase: per line and environment, the successes of the

@@ -41,3 +41,20 @@ func TestPrintTransfer(t *testing.T) {
 		t.Errorf("transfer printed without transfer results (err %v):\n%s", err, b.String())
 	}
 }
+
+// The run's printout gives the cross-evaluation's matrix and each column's verdict: how many
+// columns the own line wins, and per column the closest other line and the p against it.
+func TestPrintCrossColumns(t *testing.T) {
+	rep := &results.Report{Cross: &results.CrossResult{Agents: []string{"281", "301"}, Animals: []string{"281", "301"},
+		ClosestCM: [][]float64{{0.12, 1.22}, {1.16, 1.3}}, N: [][]int{{80, 80}, {80, 80}},
+		Columns: []results.CrossColumn{{Agent: "281", OwnBest: true, Rival: "301", P: 2e-20}, {Agent: "301", Rival: "281", P: 0.25}}}}
+	var b bytes.Buffer
+	if err := printReportTable(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	want := "own line best in 1 of 2 columns, two-sided Mann-Whitney of the own line against the closest other: " +
+		"281 own best (against 301's animals, p 2.0e-20); 301 not own best (against 281's animals, p 0.250)\n"
+	if out := b.String(); !strings.Contains(out, "281           0.12  1.22\n") || !strings.HasSuffix(out, want) {
+		t.Errorf("printout\n%s\nwant the matrix and a last line\n%s", out, want)
+	}
+}
