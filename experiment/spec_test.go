@@ -170,6 +170,7 @@ func TestExampleFiles(t *testing.T) {
 		lines      int
 		collect    int
 		cross      int
+		crossEps   int
 		ensemble   int
 		updates    int
 		evaluation int
@@ -177,21 +178,21 @@ func TestExampleFiles(t *testing.T) {
 		critic     string
 		lr         float64
 	}{
-		{"reference.yaml", 7, 15, 3, 20, 100000, 10, 0.99, CriticTargetPolicy, 1e-3},
-		{"demo.yaml", 3, 24, 0, 8, 15000, 10, 0.95, CriticTargetBehaviour, 1e-3},
-		{"science.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
-		{"online.yaml", 4, 12, 0, 10, 20000, 20, 0.95, CriticTargetCollection, 1e-3},
-		{"zoo-light.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
-		{"zoo-light-long.yaml", 5, 60, 3, 10, 20000, 20, 0.99, CriticTargetBehaviour, 1e-3},
-		{"zoo-light-cost.yaml", 5, 60, 3, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
-		{"zoo-light-100k.yaml", 5, 60, 3, 10, 100000, 20, 0.95, CriticTargetBehaviour, 1e-3},
+		{"reference.yaml", 7, 15, 3, 10, 20, 100000, 10, 0.99, CriticTargetPolicy, 1e-3},
+		{"demo.yaml", 3, 24, 0, 0, 8, 15000, 10, 0.95, CriticTargetBehaviour, 1e-3},
+		{"science.yaml", 5, 60, 3, 80, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
+		{"online.yaml", 4, 12, 0, 0, 10, 20000, 20, 0.95, CriticTargetCollection, 1e-3},
+		{"zoo-light.yaml", 5, 60, 3, 80, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
+		{"zoo-light-long.yaml", 5, 60, 3, 80, 10, 20000, 20, 0.99, CriticTargetBehaviour, 1e-3},
+		{"zoo-light-cost.yaml", 5, 60, 3, 80, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
+		{"zoo-light-100k.yaml", 5, 60, 3, 80, 10, 100000, 20, 0.95, CriticTargetBehaviour, 1e-3},
 	}
 	for _, c := range cases {
 		s, err := ParseFile(filepath.Join(dir, c.file), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(s.Lines) != c.lines || s.CollectEpisodesPerLine() != c.collect || len(s.CrossLines()) != c.cross ||
+		if len(s.Lines) != c.lines || s.CollectEpisodesPerLine() != c.collect || len(s.CrossLines()) != c.cross || crossEpisodes(s) != c.crossEps ||
 			s.Train.EnsembleSize != c.ensemble || s.Train.Updates != c.updates || s.Evaluate.EpisodesPerCondition != c.evaluation ||
 			s.Train.Gamma != c.gamma || s.Train.CriticTarget != c.critic || s.Train.LR() != c.lr {
 			t.Errorf("%s: %+v", c.file, s)
@@ -209,6 +210,14 @@ func TestExampleFiles(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
 		t.Errorf("experiments/README.md: %v", err)
 	}
+}
+
+// crossEpisodes is the spec's episodes per cross-evaluation pair, 0 without a cross-evaluation.
+func crossEpisodes(s Spec) int {
+	if s.CrossEvaluate == nil {
+		return 0
+	}
+	return s.CrossEvaluate.Episodes
 }
 
 func FuzzParse(f *testing.F) {
