@@ -23,6 +23,9 @@ func TestMannWhitneyU(t *testing.T) {
 		// z = (|4.5-12.5|-0.5)/sigma = 1.59598, p = 2*(1-Phi(z)).
 		{"ties, normal", []float64{1, 2, 2, 3, 4}, []float64{2, 3, 5, 6, 6}, 4.5, 0.110492, 1e-5},
 		{"all equal", []float64{1, 1, 1}, []float64{1, 1}, 3, 1, 1e-12},
+		// Normal approximation far in the tail (80 and 80, separated): z = (3200-0.5)/sigma,
+		// sigma = sqrt(6400/12*161), p = erfc(z/sqrt 2) = 9.386e-28, not 0.
+		{"normal, far tail", seq(0, 80), seq(80, 80), 0, 9.3858e-28, 1e-31},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,7 +37,7 @@ func TestMannWhitneyU(t *testing.T) {
 				t.Errorf("U = %v, want %v", u, tt.wantU)
 			}
 			if math.Abs(p-tt.wantP) > tt.tol {
-				t.Errorf("p = %.12f, want %.12f", p, tt.wantP)
+				t.Errorf("p = %.6g, want %.6g", p, tt.wantP)
 			}
 		})
 	}
@@ -79,4 +82,13 @@ func TestSummarize(t *testing.T) {
 	if m, _, n := Summarize(nil); !math.IsNaN(m) || n != 0 {
 		t.Errorf("Summarize empty = %v, %v", m, n)
 	}
+}
+
+// seq is n consecutive whole numbers from first.
+func seq(first, n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = float64(first + i)
+	}
+	return out
 }
