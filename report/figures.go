@@ -156,7 +156,11 @@ func (r *run) plan(cfg Config) []job {
 			c := r.Report.Cross
 			cols := make([]string, len(c.Columns))
 			for i, col := range c.Columns {
-				cols[i] = fmt.Sprintf("%s's agents %s (against %s's animals, p %.2g)", col.Agent, map[bool]string{true: "best on their own line", false: "not best on their own line"}[col.OwnBest], col.Rival, col.P)
+				p := "p unknown"
+				if !math.IsNaN(col.P) {
+					p = fmt.Sprintf("p %.2g", col.P)
+				}
+				cols[i] = fmt.Sprintf("%s's agents %s (against %s's animals, %s)", col.Agent, map[bool]string{true: "best on their own line", false: "not best on their own line"}[col.OwnBest], col.Rival, p)
 			}
 			caption += fmt.Sprintf(" Own line best in %d of %d columns; two-sided Mann-Whitney of the own line's episodes against the closest other line's: %s.", c.OwnBest(), len(c.Columns), strings.Join(cols, "; "))
 		}

@@ -305,8 +305,9 @@ func crossResult(lines []string, items []api.Item) *CrossResult {
 	return cr
 }
 
-// crossColumn is the verdict of agent line lines[j]'s column (the animals lines, the agent
-// line's own the j-th), false when its own cell or every other cell has no episodes.
+// crossColumn is the verdict of the column of agent line lines[j] (cells[i][j]: its agents on
+// animals of lines[i], its own animals at i = j), false when its own cell or every other cell
+// has no episodes.
 func crossColumn(agent string, j int, lines []string, cells [][]Condition) (CrossColumn, bool) {
 	own := cells[j][j]
 	rival := -1
