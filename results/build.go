@@ -297,8 +297,8 @@ func crossResult(lines []string, items []api.Item) *CrossResult {
 	if !some {
 		return nil
 	}
-	for j, agent := range lines {
-		if col, ok := crossColumn(agent, j, lines, cells); ok {
+	for j := range lines {
+		if col, ok := crossColumn(j, lines, cells); ok {
 			cr.Columns = append(cr.Columns, col)
 		}
 	}
@@ -308,7 +308,7 @@ func crossResult(lines []string, items []api.Item) *CrossResult {
 // crossColumn is the verdict of the column of agent line lines[j] (cells[i][j]: its agents on
 // animals of lines[i], its own animals at i = j), false when its own cell or every other cell
 // has no episodes.
-func crossColumn(agent string, j int, lines []string, cells [][]Condition) (CrossColumn, bool) {
+func crossColumn(j int, lines []string, cells [][]Condition) (CrossColumn, bool) {
 	own := cells[j][j]
 	rival := -1
 	for i := range lines {
@@ -319,7 +319,7 @@ func crossColumn(agent string, j int, lines []string, cells [][]Condition) (Cros
 	if own.N == 0 || rival < 0 {
 		return CrossColumn{}, false
 	}
-	col := CrossColumn{Agent: agent, OwnBest: own.MeanClosest < cells[rival][j].MeanClosest, Rival: lines[rival], P: math.NaN()}
+	col := CrossColumn{Agent: lines[j], OwnBest: own.MeanClosest < cells[rival][j].MeanClosest, Rival: lines[rival], P: math.NaN()}
 	if _, p, err := MannWhitneyU(own.ClosestCM, cells[rival][j].ClosestCM); err == nil {
 		col.P = p
 	}

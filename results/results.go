@@ -176,8 +176,8 @@ type CrossResult struct {
 	Animals   []string    `json:"animals"`
 	ClosestCM [][]float64 `json:"closest_cm"`
 	N         [][]int     `json:"n"`
-	// Columns is the verdict of each agent line's column, in Agents' order (empty for an
-	// agent line that is not also an animal line or has no episodes).
+	// Columns is the verdict of each agent line's column, in Agents' order; a column whose own
+	// cell or every other cell has no episodes yet is left out.
 	Columns []CrossColumn `json:"columns,omitempty"`
 }
 
