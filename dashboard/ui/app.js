@@ -54,6 +54,10 @@
     learners: new Map(),
     stats: { snapshots: 0, lastMS: 0, maxMS: 0, totalMS: 0 },
     lastAt: 0,
+    // Thumbnail fetches run under this signal; signing out aborts them and starts no more, so
+    // no request of the ended session is answered 401 (a console error) while the page leaves.
+    fetches: new AbortController(),
+    signedOut: false,
   };
 
   // --- small DOM helpers -------------------------------------------------------------
@@ -275,11 +279,15 @@
   // wins). A missing thumbnail is 204 with ?soft=1, so the console stays clean.
   function thumb(r, seq) {
     r.want = seq;
-    if (r.busy) return;
+    if (r.busy || ui.signedOut) return;
     r.busy = true;
-    fetch('/ui/thumb/' + encodeURIComponent(r.id) + '?soft=1&seq=' + seq, { cache: 'no-store' })
-      .then((res) => (res.status === 200 ? res.blob() : null))
+    fetch('/ui/thumb/' + encodeURIComponent(r.id) + '?soft=1&seq=' + seq, { cache: 'no-store', signal: ui.fetches.signal })
+      .then((res) => {
+        if (res.status === 401) signedOut();
+        return res.status === 200 ? res.blob() : null;
+      })
       .then((blob) => {
+        if (ui.signedOut) return;
         r.seq = seq;
         if (!blob || blob.size === 0) {
           if (!r.url) {
@@ -296,7 +304,7 @@
       .catch(() => {})
       .finally(() => {
         r.busy = false;
-        if (r.want !== r.seq && r.node.isConnected) thumb(r, r.want);
+        if (r.want !== r.seq && r.node.isConnected && !ui.signedOut) thumb(r, r.want);
       });
   }
 
@@ -749,7 +757,7 @@
       r = await fetch('/ui/api/session', { cache: 'no-store' });
     } catch (e) {
       setConnection('reconnecting', 'dashboard unreachable, retrying…');
-      setTimeout(start, 3000);
+      if (!ui.stopped) setTimeout(start, 3000);
       return;
     }
     if (r.status === 401) {
@@ -757,7 +765,7 @@
       return;
     }
     if (!r.ok) {
-      setTimeout(start, 3000);
+      if (!ui.stopped) setTimeout(start, 3000);
       return;
     }
     const s = await r.json();
@@ -769,13 +777,26 @@
     connect();
   }
 
+  // signedOut ends the page's use of its session: the event stream closes, the thumbnail
+  // fetches in flight are aborted and none starts after, and no reconnection is tried.
+  function signedOut() {
+    if (ui.signedOut) return;
+    ui.signedOut = true;
+    ui.stopped = true;
+    if (ui.source) ui.source.close();
+    ui.source = null;
+    ui.fetches.abort();
+  }
+
+  // logout stops everything that uses the session before ending it, so that nothing the page
+  // sends is refused after the session ends (each refusal would be a console error).
   async function logout() {
+    signedOut();
     try {
       await fetch('/ui/logout', { method: 'POST', headers: { 'X-CSRF-Token': ui.csrf }, cache: 'no-store' });
     } catch (e) {
       // The login form says whether the dashboard is reachable.
     }
-    if (ui.source) ui.source.close();
     location.href = '/ui/login';
   }
 
