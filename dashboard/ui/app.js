@@ -283,7 +283,12 @@
     r.busy = true;
     fetch('/ui/thumb/' + encodeURIComponent(r.id) + '?soft=1&seq=' + seq, { cache: 'no-store', signal: ui.fetches.signal })
       .then((res) => {
-        if (res.status === 401) signedOut();
+        if (res.status === 401) {
+          // The session ended elsewhere (expired, or signed out in another tab): the form.
+          signedOut();
+          location.href = '/ui/login';
+          return null;
+        }
         return res.status === 200 ? res.blob() : null;
       })
       .then((blob) => {
