@@ -787,9 +787,7 @@
   function signedOut() {
     if (ui.signedOut) return;
     ui.signedOut = true;
-    ui.stopped = true;
-    if (ui.source) ui.source.close();
-    ui.source = null;
+    stop();
     ui.fetches.abort();
   }
 
