@@ -181,7 +181,7 @@ func TestExampleFiles(t *testing.T) {
 		{"reference.yaml", 7, 15, 3, 10, 20, 100000, 10, 0.99, CriticTargetPolicy, 1e-3},
 		{"demo.yaml", 3, 24, 0, 0, 8, 15000, 10, 0.95, CriticTargetBehaviour, 1e-3},
 		{"science.yaml", 5, 60, 3, 80, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
-		{"online.yaml", 4, 12, 0, 0, 10, 20000, 20, 0.95, CriticTargetCollection, 1e-3},
+		{"online.yaml", 4, 12, 0, 0, 10, 20000, 100, 0.95, CriticTargetCollection, 1e-3},
 		{"zoo-light.yaml", 5, 60, 3, 80, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
 		{"zoo-light-long.yaml", 5, 60, 3, 80, 10, 20000, 20, 0.99, CriticTargetBehaviour, 1e-3},
 		{"zoo-light-cost.yaml", 5, 60, 3, 80, 10, 20000, 20, 0.95, CriticTargetBehaviour, 1e-3},
