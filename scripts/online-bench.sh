@@ -7,7 +7,8 @@
 # line the agent's closest approach, the baselines, the p values, the animal hours and the wall
 # time of each run, whether the online agent meets the criterion (within 0.1 cm of the offline
 # 20 h agent and beating both baselines with p < 0.05; for the wild type read "not driven": p
-# against no light stays above 0.05), and writes docs/online-animal-time.png from the first
+# against no light stays above 0.05) with the difference from the offline 20 h agent and its
+# standard error (the criterion's 0.1 cm against the measurement's precision), and writes docs/online-animal-time.png from the first
 # seed's runs (the first seed alone also runs offline with 1 h).
 #   scripts/online-bench.sh BIN OUT [SEED...]
 set -euo pipefail
@@ -44,7 +45,7 @@ for seed in "${seeds[@]}"; do
 	done
 done
 python3 - "$out" "${seeds[@]}" <<'PY'
-import json, sys
+import json, math, statistics, sys
 out, seeds = sys.argv[1], sys.argv[2:]
 def lines(run):
     r = json.load(open(f"{out}/{run}/report.json"))
@@ -52,7 +53,11 @@ def lines(run):
 def mean(l, c):
     c = l["conditions"].get(c)
     return c["mean"] if c else float("nan")
-print("seed line  mode       animal_h  agent  none   random  p_none   p_random  wall_s  online_meets")
+def diff(a, b):  # online minus offline 20 h agent's mean closest approach, and its standard error
+    a, b = a["conditions"]["agent"]["closest_cm"], b["conditions"]["agent"]["closest_cm"]
+    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    return f"{statistics.fmean(a) - statistics.fmean(b):+.2f} ({se:.2f})"
+print("seed line  mode       animal_h  agent  none   random  p_none   p_random  wall_s  online-offline20 (se)  online_meets")
 met = {}
 for s in seeds:
     modes = ("online", "offline20", "offline1") if s == seeds[0] else ("online", "offline20")
@@ -62,12 +67,13 @@ for s in seeds:
         for m in modes:
             l = runs[m][line]
             wall = open(f"{out}/{m}-s{s}.seconds").read().strip()
-            ok = ""
+            ok, d = "", ""
             if m == "online":
+                d = diff(l, runs["offline20"][line])
                 a = mean(l, "agent")
                 ok = "yes" if a <= off + 0.1 and l["p_agent_vs_none"] < 0.05 and l["p_agent_vs_random"] < 0.05 and a < mean(l, "none") and a < mean(l, "random") else "no"
                 met.setdefault(line, []).append(ok == "yes")
-            print(f"{s:>4} {line:<5} {m:<10} {l['animal_hours']:8.2f}  {mean(l,'agent'):.2f}  {mean(l,'none'):.2f}  {mean(l,'random'):.2f}    {l['p_agent_vs_none']:.1e}  {l['p_agent_vs_random']:.1e}   {wall:>6}  {ok}")
+            print(f"{s:>4} {line:<5} {m:<10} {l['animal_hours']:8.2f}  {mean(l,'agent'):.2f}  {mean(l,'none'):.2f}  {mean(l,'random'):.2f}    {l['p_agent_vs_none']:.1e}  {l['p_agent_vs_random']:.1e}   {wall:>6}  {d:>21}  {ok}")
 print("online meets the criterion on:", {k: f"{sum(v)} of {len(v)} seeds" for k, v in met.items()})
 PY
 first=${seeds[0]}
