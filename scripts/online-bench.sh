@@ -8,8 +8,9 @@
 # time of each run, whether the online agent meets the criterion (within 0.1 cm of the offline
 # 20 h agent and beating both baselines with p < 0.05; for the wild type read "not driven": p
 # against no light stays above 0.05) with the difference from the offline 20 h agent and its
-# standard error (the criterion's 0.1 cm against the measurement's precision), and writes docs/online-animal-time.png from the first
-# seed's runs (the first seed alone also runs offline with 1 h).
+# standard error (the criterion's 0.1 cm against the measurement's precision), and writes
+# docs/online-animal-time.png from the first seed's runs (the first seed alone also runs offline
+# with 1 h).
 #   scripts/online-bench.sh BIN OUT [SEED...]
 set -euo pipefail
 bin=${1:-bin/optoloop}
