@@ -148,6 +148,21 @@ func EncodeTrig(dst []float32, p []Trig, tx, ty, sinTheta, cosTheta float64) {
 	}
 }
 
+// Mirror reflects the observation o (Size or LightSize numbers, as Encode writes them) in place
+// across the line through the target along the x axis: the sines of the body and head angles
+// and every y relative to the target change sign; cosines, x and the light are unchanged. It
+// panics unless len(o) is Size or LightSize.
+func Mirror(o []float32) {
+	if len(o) != Size && len(o) != LightSize {
+		panic(fmt.Sprintf("obs: Mirror needs %d or %d numbers, got %d", Size, LightSize, len(o)))
+	}
+	for _, f := range [...]int{0, 2, 5} {
+		for i := f * Frames; i < (f+1)*Frames; i++ {
+			o[i] = -o[i]
+		}
+	}
+}
+
 // Builder turns the frames of one episode, fed one by one, into observations. The worker owns
 // one per arena; it is not safe for concurrent use.
 //

@@ -49,6 +49,31 @@ func TestEncodeRotationIsRotationAboutTarget(t *testing.T) {
 	}
 }
 
+// TestMirrorIsReflectionOfTheScene: Mirror of an observation is the observation of the scene
+// reflected across the horizontal line through the target (y - ty and every angle negated),
+// with and without the light.
+func TestMirrorIsReflectionOfTheScene(t *testing.T) {
+	p := make([]Pose, Frames)
+	q := make([]Pose, Frames)
+	tx, ty := 300.0, -40.0
+	for i := range p {
+		p[i] = Pose{X: 50 * float64(i), Y: 30 - 7*float64(i), Body: 0.3 * float64(i), Head: 2 - 0.1*float64(i), Light: i%3 == 0}
+		q[i] = Pose{X: p[i].X, Y: 2*ty - p[i].Y, Body: -p[i].Body, Head: -p[i].Head, Light: p[i].Light}
+	}
+	for _, size := range []int{Size, LightSize} {
+		a := make([]float32, size)
+		b := make([]float32, size)
+		Encode(a, p, tx, ty, 0.7)
+		Mirror(a)
+		Encode(b, q, tx, ty, -0.7)
+		for i := range a {
+			if !near(float64(a[i]), float64(b[i]), 1e-5) {
+				t.Fatalf("size %d, index %d: mirrored %v, encode of the reflected scene %v", size, i, a[i], b[i])
+			}
+		}
+	}
+}
+
 func TestReward(t *testing.T) {
 	cases := []struct {
 		name                   string

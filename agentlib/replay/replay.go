@@ -20,6 +20,13 @@
 // Equivalently, the virtual target in the recorded coordinates is B - R(-theta) (sx, sy), and
 // the reward (obs.Reward) is computed from the recorded positions and that target; rotation does
 // not change distances.
+//
+// With Mirror as well, half the samples (drawn per sample) are then reflected, worm and target
+// together, across the observation's x axis (obs.Mirror): every position's y relative to the
+// target and every body and head angle change sign (the light, distances and so the reward are unchanged). A
+// worm crawls on its left or its right side, so its turns to one side in the image are as
+// likely as to the other across a line's animals; a reflected track is then a track of an
+// animal lying on its other side, and a line's few animals count as twice as many.
 package replay
 
 import (
@@ -135,6 +142,9 @@ type Config struct {
 	// Rotate rotates each sampled window by a uniform random angle. Default true. Used when
 	// Augment.
 	Rotate bool
+	// Mirror reflects half the sampled windows (see the package documentation). Default false,
+	// as the reference. Used when Augment.
+	Mirror bool
 	// ReachReward is the reward of a step that ends within obs.ReachRadius (30 px) of the
 	// target. Default obs.ReachReward (4), the reference's. Under augmentation such steps are
 	// about 0.1 % of the samples but carry almost all of the rewards' variance (runner/SCIENCE.md).
@@ -314,6 +324,10 @@ func (m *Memory) Sample(rng *rand.Rand, dst *Batch) error {
 		}
 		obs.EncodeTrig(dst.S[k*size:(k+1)*size], frames[:obs.Frames], tx, ty, sin, cos)
 		obs.EncodeTrig(dst.S2[k*size:(k+1)*size], frames[1:], tx, ty, sin, cos)
+		if m.cfg.Augment && m.cfg.Mirror && rng.IntN(2) == 0 {
+			obs.Mirror(dst.S[k*size : (k+1)*size])
+			obs.Mirror(dst.S2[k*size : (k+1)*size])
+		}
 		dst.A[k], dst.A2[k] = 0, 0
 		if now.Light {
 			dst.A[k] = 1

@@ -179,6 +179,54 @@ func TestAugmentationRecomputesRewardAndRotates(t *testing.T) {
 	}
 }
 
+// TestMirrorReflectsHalfTheSamples: with Mirror, a worm always turning left (counter-clockwise
+// in the image) is seen turning right in about half the samples, each sample with the reward
+// of its own observation; without it, never.
+func TestMirrorReflectsHalfTheSamples(t *testing.T) {
+	// A worm on a circle of radius 1000 px, 1/100 rad per frame, heading along the tangent.
+	var recs []Record
+	for i := range 200 {
+		a := float64(i) / 100
+		recs = append(recs, Record{T: float64(i) / 3, X: 1000 * math.Cos(a), Y: 1000 * math.Sin(a),
+			Body: a + math.Pi/2, Head: a + math.Pi/2, OK: true, Episode: "e"})
+	}
+	for _, mirror := range []bool{false, true} {
+		cfg := DefaultConfig()
+		cfg.Mirror = mirror
+		m, _ := NewMemory(cfg)
+		if err := m.Append(recs...); err != nil {
+			t.Fatal(err)
+		}
+		b := NewBatch(4000)
+		if err := m.Sample(rand.New(rand.NewPCG(5, 6)), b); err != nil {
+			t.Fatal(err)
+		}
+		right := 0
+		for k := range b.N {
+			s, s2 := b.S[k*obs.Size:], b.S2[k*obs.Size:]
+			last := obs.Frames - 1
+			// The turn is the sign of the body angle's change from s's last frame to s2's.
+			b0 := math.Atan2(float64(s[last]), float64(s[obs.Frames+last]))
+			b1 := math.Atan2(float64(s2[last]), float64(s2[obs.Frames+last]))
+			if math.Remainder(b1-b0, 2*math.Pi) < 0 {
+				right++
+			}
+			dx0, dy0 := float64(s[4*obs.Frames+last])*900, float64(s[5*obs.Frames+last])*900
+			dx1, dy1 := float64(s2[4*obs.Frames+last])*900, float64(s2[5*obs.Frames+last])*900
+			if want := obs.Reward(dx0, dy0, dx1, dy1, 0, 0); math.Abs(float64(b.R[k])-want) > 1e-4 {
+				t.Fatalf("mirror %v, sample %d: reward %v, recomputed from the observation %v", mirror, k, b.R[k], want)
+			}
+		}
+		share := float64(right) / float64(b.N)
+		if !mirror && right != 0 {
+			t.Fatalf("without mirror %d of %d samples turn right", right, b.N)
+		}
+		if mirror && math.Abs(share-0.5) > 0.05 {
+			t.Fatalf("with mirror %.3f of the samples turn right, want about half", share)
+		}
+	}
+}
+
 func BenchmarkSample64(b *testing.B) {
 	m, _ := NewMemory(DefaultConfig())
 	for e := range 20 {
