@@ -114,6 +114,15 @@ type Train struct {
 	// rate makes the critics' small light advantages drift less between versions (tried online:
 	// runner/SCIENCE.md, "Online mode").
 	LearningRate float64 `yaml:"learning_rate" json:"learning_rate,omitempty"`
+	// WeightDecay is the L2 weight decay of the actors' and critics' Adam (added to the
+	// gradient, torch style; the temperature has none). Default 0, as the reference trained.
+	// It pulls every weight toward 0 by WeightDecay times itself per update, so critics trained
+	// on little data fit its noise less (tried online: runner/SCIENCE.md, "Online mode").
+	WeightDecay float64 `yaml:"weight_decay" json:"weight_decay,omitempty"`
+	// Mirror also reflects half the training samples (package agentlib/replay): a worm lies on
+	// its left or right side, so a line's tracks reflected are as likely as the tracks
+	// themselves. Default false, as the reference.
+	Mirror bool `yaml:"mirror" json:"mirror,omitempty"`
 	// Mode is "offline" (default, and what "" reads as; the reference's protocol:
 	// collect.hours_per_line of random light, then training, then evaluation) or "online":
 	// after warmup_hours of random light per line, the rest of collect.hours_per_line is collected by episodes in which the line's
@@ -403,6 +412,9 @@ func (s Spec) Validate() error {
 		if err := checkFloat("train.learning_rate", t.LearningRate, 0, 1, true); err != nil {
 			return err
 		}
+	}
+	if err := checkFloat("train.weight_decay", t.WeightDecay, 0, 1, false); err != nil {
+		return err
 	}
 	// An empty mode is offline: specs recorded before there were modes (a coordinator's log
 	// and snapshots) hold none.

@@ -84,6 +84,8 @@ func TestParseRejects(t *testing.T) {
 		{"decision frames negative", minimal + "train: {decision_frames: -3}\n", "train.decision_frames: -3 must be >= 0"},
 		{"learning rate negative", minimal + "train: {learning_rate: -0.001}\n", "train.learning_rate: -0.001 must be > 0"},
 		{"learning rate", minimal + "train: {learning_rate: 2}\n", "train.learning_rate: 2 must be <= 1"},
+		{"weight decay negative", minimal + "train: {weight_decay: -0.0001}\n", "train.weight_decay: -0.0001 must be >= 0"},
+		{"weight decay", minimal + "train: {weight_decay: 1.5}\n", "train.weight_decay: 1.5 must be <= 1"},
 		{"negative seed", minimal + "seed: -1\n", "seed: \"-1\" is not a valid uint64"},
 		{"target", minimal + "evaluate: {targets: [up, north]}\n", "evaluate.targets[1]: \"north\" must be one of"},
 		{"distance", minimal + "evaluate: {target_distance_cm: 3}\n", "evaluate.target_distance_cm: 3 must be <= 2"},

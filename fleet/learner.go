@@ -759,6 +759,7 @@ func LearnerSettings(t experiment.Train, dir string) learner.Config {
 	lc.SAC.Backup = sac.Backup(t.CriticTarget)
 	lc.SAC.Gamma = t.Gamma
 	lc.SAC.ActorLR, lc.SAC.CriticLR = t.LR(), t.LR()
+	lc.SAC.WeightDecay = t.WeightDecay
 	if t.LightObservation() {
 		lc.Spec = policy.LightSpec()
 		lc.SAC.ObsSize = lc.Spec.Size()
@@ -772,6 +773,7 @@ func LearnerSettings(t experiment.Train, dir string) learner.Config {
 func ReplaySettings(t experiment.Train, p float64) replay.Config {
 	c := replay.DefaultConfig()
 	c.ReachReward = t.ReachReward
+	c.Mirror = t.Mirror
 	c.LightCost = obs.ProgressGain * t.LightCostCM * worker.ReferencePxPerCM / obs.PosScale
 	if t.CriticTarget == experiment.CriticTargetCollection {
 		c.CollectionP = p

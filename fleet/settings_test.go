@@ -69,7 +69,8 @@ func TestLearnerConfigFollowsTheTrainSection(t *testing.T) {
 }
 
 // TestCollectionSettings: the collection critic target gets the collection's light probability
-// in its replay (and nothing else does), and the replay's block is the schedule's.
+// in its replay (and nothing else does), train.mirror reaches the replay, and the replay's block
+// is the schedule's.
 func TestCollectionSettings(t *testing.T) {
 	tr := experiment.Default().Train
 	if c := ReplaySettings(tr, 0.1); c.CollectionP != 0 {
@@ -82,6 +83,13 @@ func TestCollectionSettings(t *testing.T) {
 	if lc := LearnerSettings(tr, t.TempDir()); lc.SAC.Backup != sac.CollectionBackup {
 		t.Fatalf("critic target %q: backup %q", tr.CriticTarget, lc.SAC.Backup)
 	}
+	if c := ReplaySettings(tr, 0.1); c.Mirror {
+		t.Fatal("train.mirror unset, but the replay mirrors")
+	}
+	tr.Mirror = true
+	if c := ReplaySettings(tr, 0.1); !c.Mirror || !c.Augment {
+		t.Fatalf("train.mirror set: replay mirror %v, augment %v", c.Mirror, c.Augment)
+	}
 	if replay.BlockFrames != episode.BlockFrames {
 		t.Fatalf("replay's block of %d frames is not the schedule's %d", replay.BlockFrames, episode.BlockFrames)
 	}
@@ -89,7 +97,8 @@ func TestCollectionSettings(t *testing.T) {
 
 // TestLearnerSettingsTrainAtTheSpecsLearningRate: the actors and critics train at
 // train.learning_rate (0, as in a spec recorded before the field, at the reference's 1e-3);
-// the temperature keeps the reference's rate. Every critic target maps to a backup sac accepts.
+// the temperature keeps the reference's rate; train.weight_decay reaches the actors' and critics'
+// Adam. Every critic target maps to a backup sac accepts.
 func TestLearnerSettingsTrainAtTheSpecsLearningRate(t *testing.T) {
 	tr := experiment.Default().Train
 	for _, c := range []struct{ set, want float64 }{{0, 1e-3}, {3e-4, 3e-4}} {
@@ -99,6 +108,10 @@ func TestLearnerSettingsTrainAtTheSpecsLearningRate(t *testing.T) {
 			t.Fatalf("learning_rate %v: actor %v, critics %v, temperature %v; want %v, %v, %v",
 				c.set, lc.SAC.ActorLR, lc.SAC.CriticLR, lc.SAC.AlphaLR, c.want, c.want, sac.DefaultConfig().AlphaLR)
 		}
+	}
+	tr.WeightDecay = 1e-4
+	if lc := LearnerSettings(tr, t.TempDir()); lc.SAC.WeightDecay != 1e-4 {
+		t.Fatalf("weight_decay 1e-4: sac trains with %v", lc.SAC.WeightDecay)
 	}
 	for _, target := range []string{experiment.CriticTargetPolicy, experiment.CriticTargetBehaviour, experiment.CriticTargetCollection, experiment.CriticTargetGreedy} {
 		tr.CriticTarget = target
