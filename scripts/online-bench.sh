@@ -2,7 +2,7 @@
 # Issue 17's comparison, side by side in one sitting: for each seed given (default 1 2 3 4), the
 # online file experiments/online.yaml (1 h of animal time per line) and the same lines, settings
 # and seed offline with 20 h and with 1 h of random-light data (experiments/online.yaml with
-# train.mode offline, critic_target behaviour and the reference's learning rate, as
+# train.mode offline, critic_target behaviour, the reference's learning rate and batch size, as
 # experiments/science.yaml trains), each with --no-render on the one engine. Prints per seed and
 # line the agent's closest approach, the baselines, the p values, the animal hours and the wall
 # time of each run, whether the online agent meets the criterion (within 0.1 cm of the offline
@@ -21,10 +21,11 @@ seeds=("$@")
 mkdir -p "$out"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 offline() { # FILE HOURS NAME: the online file made offline with HOURS of random light, trained as
-	# experiments/science.yaml trains (behaviour target, rounds of 5000 updates, 20 min episodes)
+	# experiments/science.yaml trains (behaviour target, rounds of 5000 updates, batches of 64,
+	# 20 min episodes)
 	sed -e "s/^name: .*/name: $3/" -e 's/^  mode: online/  mode: offline/' -e "s/^  hours_per_line: .*/  hours_per_line: $2/" \
 		-e 's/^  critic_target: collection/  critic_target: behaviour/' -e 's/^  episode_seconds: 300/  episode_seconds: 1200/' \
-		-e 's/^  checkpoint_every: .*/  checkpoint_every: 5000/' -e '/^  learning_rate: /d' "$1"
+		-e 's/^  checkpoint_every: .*/  checkpoint_every: 5000/' -e 's/^  batch_size: .*/  batch_size: 64/' -e '/^  learning_rate: /d' "$1"
 }
 for seed in "${seeds[@]}"; do
 	modes=(online offline20)
