@@ -23,10 +23,10 @@
 //
 // With Mirror as well, half the samples (drawn per sample) are then reflected, worm and target
 // together, across the observation's x axis (obs.Mirror): every position's y relative to the
-// target and every body and head angle change sign (the light, distances and so the reward are unchanged). A
-// worm crawls on its left or its right side, so its turns to one side in the image are as
-// likely as to the other across a line's animals; a reflected track is then a track of an
-// animal lying on its other side, and a line's few animals count as twice as many.
+// target and every body and head angle change sign; the light, distances and so the reward are
+// unchanged. A worm crawls on its left or its right side, so its turns to one side in the image
+// are as likely as to the other across a line's animals; a reflected track is then a track of
+// an animal lying on its other side, and a line's few animals count as twice as many.
 package replay
 
 import (
