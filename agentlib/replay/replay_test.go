@@ -147,9 +147,8 @@ func TestAugmentationRecomputesRewardAndRotates(t *testing.T) {
 	for k := range b.N {
 		s := b.S[k*obs.Size:]
 		s2 := b.S2[k*obs.Size:]
-		last := obs.Frames - 1
-		dx0, dy0 := float64(s[4*obs.Frames+last])*900, float64(s[5*obs.Frames+last])*900
-		dx1, dy1 := float64(s2[4*obs.Frames+last])*900, float64(s2[5*obs.Frames+last])*900
+		dx0, dy0 := lastOffset(s)
+		dx1, dy1 := lastOffset(s2)
 		want := obs.Reward(dx0, dy0, dx1, dy1, 0, 0)
 		if math.Abs(float64(b.R[k])-want) > 1e-4 {
 			t.Fatalf("sample %d: reward %v, recomputed from the observation %v", k, b.R[k], want)
@@ -162,6 +161,7 @@ func TestAugmentationRecomputesRewardAndRotates(t *testing.T) {
 		}
 		// The body angle is rotated like the positions: the step direction (s' minus s of the
 		// last frame) must still point along the body angle.
+		last := obs.Frames - 1
 		body := math.Atan2(float64(s[last]), float64(s[obs.Frames+last]))
 		step := math.Atan2(dy1-dy0, dx1-dx0)
 		if d := math.Remainder(body-step, 2*math.Pi); math.Abs(d) > 1e-3 {
@@ -211,8 +211,8 @@ func TestMirrorReflectsHalfTheSamples(t *testing.T) {
 			if math.Remainder(b1-b0, 2*math.Pi) < 0 {
 				right++
 			}
-			dx0, dy0 := float64(s[4*obs.Frames+last])*900, float64(s[5*obs.Frames+last])*900
-			dx1, dy1 := float64(s2[4*obs.Frames+last])*900, float64(s2[5*obs.Frames+last])*900
+			dx0, dy0 := lastOffset(s)
+			dx1, dy1 := lastOffset(s2)
 			if want := obs.Reward(dx0, dy0, dx1, dy1, 0, 0); math.Abs(float64(b.R[k])-want) > 1e-4 {
 				t.Fatalf("mirror %v, sample %d: reward %v, recomputed from the observation %v", mirror, k, b.R[k], want)
 			}
@@ -225,6 +225,13 @@ func TestMirrorReflectsHalfTheSamples(t *testing.T) {
 			t.Fatalf("with mirror %.3f of the samples turn right, want about half", share)
 		}
 	}
+}
+
+// lastOffset is the worm's offset from the target, in reference pixels, at the newest frame of
+// the observation s (as obs.EncodeTrig writes it).
+func lastOffset(s []float32) (dx, dy float64) {
+	last := obs.Frames - 1
+	return float64(s[4*obs.Frames+last]) * obs.PosScale, float64(s[5*obs.Frames+last]) * obs.PosScale
 }
 
 func BenchmarkSample64(b *testing.B) {
